@@ -1,0 +1,1 @@
+"""The `placer` command: composition root (click, files, exit codes, logging)."""

@@ -1,0 +1,86 @@
+"""`placer`: entry point, shared context, and the one place errors become exit codes."""
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from dataclasses import dataclass
+
+import click
+
+from topology import BackendError, InventoryError, PlacerError, RequestError
+
+from .exitcodes import Exit
+
+
+@dataclass
+class Context:
+    verbose: int = 0
+
+
+pass_ctx = click.make_pass_decorator(Context, ensure=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("-v", "--verbose", count=True, help="More log lines on stderr (-vv for debug).")
+@click.version_option(package_name="gpu-placer", prog_name="placer")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int) -> None:
+    """Topology-aware GPU job placement for Slurm.
+
+    Exit codes: 0 ok, 1 internal error (a bug: please report), 2 bad input, 3 Slurm/backend failure.
+    """
+    logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
+                        format="placer: %(levelname)s: %(message)s", stream=sys.stderr)
+    ctx.obj = Context(verbose=verbose)
+
+
+def _register() -> None:
+    from .topology_cmds import topology
+
+    cli.add_command(topology)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; user mistakes print a clear message and an exit code, never a traceback."""
+    try:
+        cli.main(args=argv, prog_name="placer", standalone_mode=False)
+        return Exit.OK
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:  # usage errors
+        exc.show()
+        return Exit.BAD_INPUT
+    except click.exceptions.Abort:
+        click.echo("placer: aborted", err=True)
+        return Exit.BAD_INPUT
+    except InventoryError as exc:
+        click.echo(exc.render(), err=True)
+        n = sum(1 for p in exc.problems if p.severity == "error")
+        click.echo(f"placer: {n} error(s){' in ' + exc.source if exc.source else ''}; nothing written", err=True)
+        return Exit.BAD_INPUT
+    except RequestError as exc:
+        click.echo(f"placer: error: {exc}", err=True)
+        return Exit.BAD_INPUT
+    except BackendError as exc:
+        click.echo(f"placer: backend error: {exc}", err=True)
+        return Exit.BACKEND
+    except PlacerError as exc:
+        click.echo(f"placer: error: {exc}", err=True)
+        return Exit.BAD_INPUT
+    except BrokenPipeError:  # `placer ... | head`
+        return Exit.OK
+    except KeyboardInterrupt:
+        click.echo("placer: interrupted", err=True)
+        return 130
+    except Exception:  # a bug: show it, distinctly from user errors
+        traceback.print_exc()
+        click.echo("placer: internal error (a bug in placer; please report it with the traceback above)", err=True)
+        return Exit.INTERNAL
+
+
+def entry() -> None:
+    sys.exit(main())

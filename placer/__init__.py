@@ -1,0 +1,1 @@
+"""Pure planning: (Fabric, ClusterState, jobs) -> placements. Not built yet (issue 3)."""

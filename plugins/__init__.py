@@ -1,0 +1,1 @@
+"""The Slurm side: backends, the hook daemon, the apply loop. Not built yet (issue 4)."""

@@ -1,0 +1,369 @@
+"""Slurm's own files as input: topology.conf (tree) and the node lines of slurm.conf.
+
+Pure functions over text. Real-world sloppiness is reported with file and line: errors stop the
+import, warnings say what was repaired (redundant spines merged, a child listed as parent dropped).
+"""
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+
+from .fabric import Fabric, build_fabric
+from .hostlists import HostlistError, compress, expand
+from .problems import InventoryError, Problem, errors_in
+from .spec import FabricSpec, NodeSpec, NodeType, SwitchSpec
+
+SLURM_STATES = {"down": "down", "drain": "drain", "fail": "drain", "failing": "drain", "future": "down",
+                "draining": "drain", "drained": "drain"}
+
+
+@dataclass
+class ConfLine:
+    line: int  # first physical line
+    pairs: list[tuple[str, str]]  # (key lower-cased, value) in order
+
+
+def logical_lines(text: str, problems: list[Problem], source: str) -> list[ConfLine]:
+    """Join `\\` continuations, drop comments, split key=value pairs (quotes allowed)."""
+    out: list[ConfLine] = []
+    buf, start = "", 0
+    for no, raw in enumerate(text.splitlines(), start=1):
+        # '#' starts a comment unless escaped as '\#'
+        line = re.sub(r"(?<!\\)#.*", "", raw).replace("\\#", "#")
+        if not buf:
+            start = no
+        if line.rstrip().endswith("\\"):
+            buf += line.rstrip()[:-1] + " "
+            continue
+        buf += line
+        if buf.strip():
+            try:
+                tokens = shlex.split(buf, comments=False, posix=True)
+            except ValueError as exc:
+                problems.append(Problem("", f"cannot split line: {exc}", line=start))
+                buf = ""
+                continue
+            pairs = []
+            for tok in tokens:
+                if "=" not in tok:
+                    problems.append(Problem("", f"expected Key=Value, got {tok!r}", line=start))
+                    continue
+                k, v = tok.split("=", 1)
+                pairs.append((k.strip().lower(), v.strip()))
+            if pairs:
+                out.append(ConfLine(start, pairs))
+        buf = ""
+    if buf.strip():
+        problems.append(Problem("", "file ends inside a line continuation ('\\')", line=start))
+    return out
+
+
+# --- slurm.conf -----------------------------------------------------------------------------------
+@dataclass
+class SlurmNode:
+    name: str
+    line: int
+    gpus: int
+    gpu_model: str
+    features: tuple[str, ...]
+    state: str = "up"
+    reason: str = ""
+
+
+@dataclass
+class SlurmConf:
+    nodes: list[SlurmNode] = field(default_factory=list)
+
+
+_GPU_GRES = re.compile(r"^gpu(?::([A-Za-z0-9_.\-]+))?(?::(\d+))?(?:\(.*\))?$", re.IGNORECASE)
+
+
+def parse_gres_gpus(gres: str) -> tuple[int, str | None]:
+    """`gpu:h100:8,nic:2` -> (8, 'h100'); `gpu:4` -> (4, None); no GPUs -> (0, None)."""
+    total, model = 0, None
+    for item in re.split(r",(?![^(]*\))", gres):
+        item = item.strip()
+        m = _GPU_GRES.match(item)
+        if not m:
+            continue
+        typ, cnt = m.group(1), m.group(2)
+        if cnt is None and typ is not None and typ.isdigit():  # gpu:8
+            typ, cnt = None, typ
+        total += int(cnt) if cnt is not None else 1
+        model = model or (typ.lower() if typ else None)
+    return total, model
+
+
+def parse_slurm_conf(text: str, source: str, problems: list[Problem]) -> SlurmConf:
+    conf = SlurmConf()
+    defaults: dict[str, str] = {}
+    index: dict[str, int] = {}
+    for cl in logical_lines(text, problems, source):
+        key0, val0 = cl.pairs[0]
+        attrs = {k: v for k, v in cl.pairs[1:]}
+        if key0 == "nodename":
+            if val0.upper() == "DEFAULT":
+                defaults.update(attrs)
+                continue
+            merged = {**defaults, **attrs}
+            try:
+                names = expand(val0)
+            except HostlistError as exc:
+                problems.append(Problem("NodeName", str(exc), line=cl.line))
+                continue
+            gpus, model = parse_gres_gpus(merged.get("gres", ""))
+            feats = merged.get("features", merged.get("feature", ""))
+            features = tuple(f for f in feats.split(",") if f)
+            state = SLURM_STATES.get(merged.get("state", "").lower().split("+")[0], "up")
+            reason = merged.get("reason", "") if state != "up" else ""
+            for name in names:
+                if name in index:
+                    problems.append(Problem(f"NodeName={name}", f"node {name!r} defined again (first at line "
+                                                                f"{conf.nodes[index[name]].line})", line=cl.line))
+                    continue
+                index[name] = len(conf.nodes)
+                conf.nodes.append(SlurmNode(name, cl.line, gpus, model or "gpu", features, state, reason))
+        elif key0 == "downnodes":
+            try:
+                names = expand(val0)
+            except HostlistError as exc:
+                problems.append(Problem("DownNodes", str(exc), line=cl.line))
+                continue
+            state = SLURM_STATES.get(attrs.get("state", "down").lower(), "down")
+            for name in names:
+                if name not in index:
+                    problems.append(Problem("DownNodes", f"names unknown node {name!r}", line=cl.line))
+                    continue
+                n = conf.nodes[index[name]]
+                n.state, n.reason = state, attrs.get("reason", "")
+        # every other slurm.conf line (PartitionName, SlurmctldHost, ...) is not ours to read
+    return conf
+
+
+# --- topology.conf --------------------------------------------------------------------------------
+@dataclass
+class TopoSwitch:
+    name: str
+    line: int
+    nodes: list[str] = field(default_factory=list)
+    children: list[str] = field(default_factory=list)
+    link_speed: int | None = None
+
+
+def parse_topology_conf(text: str, source: str, problems: list[Problem]) -> list[TopoSwitch]:
+    switches: list[TopoSwitch] = []
+    seen: dict[str, int] = {}
+    for cl in logical_lines(text, problems, source):
+        key0, val0 = cl.pairs[0]
+        if key0 in ("blockname", "blocksizes"):
+            problems.append(Problem("BlockName", "topology/block lines are not a tree; import a tree topology.conf",
+                                    line=cl.line))
+            continue
+        if key0 != "switchname":
+            problems.append(Problem(cl.pairs[0][0], f"unknown topology.conf line starting {key0}=", line=cl.line))
+            continue
+        if val0 in seen:
+            problems.append(Problem(f"SwitchName={val0}", f"duplicate switch (first at line {seen[val0]})", line=cl.line))
+            continue
+        sw = TopoSwitch(val0, cl.line)
+        for k, v in cl.pairs[1:]:
+            try:
+                if k == "nodes":
+                    sw.nodes = expand(v)
+                elif k == "switches":
+                    sw.children = expand(v)
+                elif k == "linkspeed":
+                    sw.link_speed = int(v)
+                else:
+                    problems.append(Problem(f"SwitchName={val0}", f"unknown key {k!r} ignored", "warning", cl.line))
+            except HostlistError as exc:
+                problems.append(Problem(f"SwitchName={val0}", f"{k}: {exc}", line=cl.line))
+            except ValueError:
+                problems.append(Problem(f"SwitchName={val0}", f"LinkSpeed must be a whole number, got {v!r}",
+                                        line=cl.line))
+        seen[val0] = cl.line
+        switches.append(sw)
+    return switches
+
+
+def tree_to_switch_specs(topo: list[TopoSwitch], problems: list[Problem], add_root: str | None = None
+                         ) -> list[SwitchSpec]:
+    """Turn Slurm's child lists into single-parent logical switches, reporting every repair."""
+    by_name = {s.name: s for s in topo}
+    order = {s.name: i for i, s in enumerate(topo)}
+    for s in topo:
+        for c in s.children:
+            if c not in by_name:
+                problems.append(Problem(f"SwitchName={s.name}", f"names unknown switch {c!r}", line=s.line))
+        if s.nodes and s.children:
+            problems.append(Problem(f"SwitchName={s.name}", "has both Nodes= and Switches=; a leaf holds nodes only",
+                                    line=s.line))
+    # distance up from the leaves; a "child" that is higher than its parent closes a cycle
+    dist: dict[str, int] = {s.name: 0 for s in topo if s.nodes}
+    frontier = list(dist)
+    parents_of: dict[str, list[str]] = {}
+    for s in topo:
+        for c in s.children:
+            parents_of.setdefault(c, []).append(s.name)
+    while frontier:
+        nxt = []
+        for c in frontier:
+            for p in parents_of.get(c, []):
+                if p not in dist:
+                    dist[p] = dist[c] + 1
+                    nxt.append(p)
+        frontier = nxt
+    edges: dict[str, list[str]] = {}  # child -> parents kept
+    for s in topo:
+        if s.name not in dist:
+            problems.append(Problem(f"SwitchName={s.name}", "has no nodes below it; ignored", "warning", s.line))
+            continue
+        for c in s.children:
+            if c not in by_name or c not in dist:
+                continue
+            if dist[c] >= dist[s.name]:
+                problems.append(Problem(f"SwitchName={s.name}",
+                                        f"lists {c!r} as a child, but {c!r} is above it (a cycle: {s.name} -> {c} -> "
+                                        f"... -> {s.name}); taken as an uplink and dropped", "warning", s.line))
+                continue
+            edges.setdefault(c, []).append(s.name)
+    # co-parents of one child are one logical switch (a fat-tree's redundant spines)
+    names = [s.name for s in topo if s.name in dist]
+    idx = {n: i for i, n in enumerate(names)}
+    root = list(range(len(names)))
+
+    def find(x: int) -> int:
+        while root[x] != x:
+            root[x] = root[root[x]]
+            x = root[x]
+        return x
+
+    def union(a: int, b: int) -> bool:
+        ra, rb = find(a), find(b)
+        if ra == rb:
+            return False
+        root[max(ra, rb)] = min(ra, rb)
+        return True
+
+    changed = True
+    while changed:
+        changed = False
+        classes: dict[int, list[str]] = {}
+        for n in names:
+            classes.setdefault(find(idx[n]), []).append(n)
+        for members in classes.values():
+            ps = [p for m in members for p in edges.get(m, [])]
+            for p in ps[1:]:
+                changed |= union(idx[ps[0]], idx[p])
+    classes = {}
+    for n in names:
+        classes.setdefault(find(idx[n]), []).append(n)
+    specs: list[SwitchSpec] = []
+    class_name: dict[int, str] = {}
+    for cls, members in sorted(classes.items(), key=lambda kv: order[kv[1][0]]):
+        members.sort(key=order.get)
+        head = by_name[members[0]]
+        class_name[cls] = head.name
+        if len(members) > 1:
+            problems.append(Problem(f"SwitchName={head.name}",
+                                    f"switches {', '.join(members)} serve the same children (redundant fat-tree "
+                                    f"switches); merged into one logical switch {head.name!r}", "warning", head.line))
+        nodes = [n for m in members for n in by_name[m].nodes]
+        speeds = {by_name[m].link_speed for m in members} - {None}
+        specs.append(SwitchSpec(name=head.name, path=f"SwitchName={head.name}", nodes=nodes,
+                                members=members if len(members) > 1 else [],
+                                link_speed=min(speeds) if speeds else None, line=head.line))
+    for sp in specs:
+        ps = {class_name[find(idx[p])] for m in (sp.members or [sp.name]) for p in edges.get(m, [])}
+        sp.parent = next(iter(ps)) if ps else None
+    roots = [s for s in specs if s.parent is None]
+    if len(roots) > 1 and add_root:
+        problems.append(Problem("", f"{len(roots)} top switches joined under added root {add_root!r}", "warning"))
+        for s in roots:
+            s.parent = add_root
+        specs.append(SwitchSpec(name=add_root, path=f"--add-root {add_root}"))
+    elif len(roots) > 1:
+        problems.append(Problem("", f"leaves with no path to the others: {len(roots)} separate trees under "
+                                    f"{', '.join(repr(r.name) for r in roots[:8])}; Slurm never spans them. "
+                                    f"Join them (or pass --add-root NAME)"))
+    return specs
+
+
+def import_slurm(topology_text: str, slurm_text: str | None, *, topology_source: str = "topology.conf",
+                 slurm_source: str = "slurm.conf", gpus_per_node: int | None = None, gpu_model: str = "gpu",
+                 name: str = "slurm", add_root: str | None = None) -> tuple[Fabric, list[Problem]]:
+    """Build a Fabric from topology.conf (+ slurm.conf node lines). Raises InventoryError on errors."""
+    tproblems: list[Problem] = []
+    sproblems: list[Problem] = []
+    topo = parse_topology_conf(topology_text, topology_source, tproblems)
+    conf = parse_slurm_conf(slurm_text, slurm_source, sproblems) if slurm_text is not None else None
+    # a node under two leaves
+    leaf_of: dict[str, TopoSwitch] = {}
+    for s in topo:
+        for n in s.nodes:
+            if n in leaf_of and leaf_of[n] is not s:
+                tproblems.append(Problem(f"SwitchName={s.name}", f"node {n!r} is also under {leaf_of[n].name!r} "
+                                         f"(line {leaf_of[n].line}): Slurm's tree takes one leaf per node", line=s.line))
+            else:
+                leaf_of.setdefault(n, s)
+    specs = tree_to_switch_specs(topo, tproblems, add_root)
+    fspec = FabricSpec(name=name, switches=specs)
+    type_key: dict[tuple, str] = {}
+
+    def type_for(gpus: int, model: str, feats: tuple[str, ...]) -> str:
+        key = (gpus, model, feats)
+        if key not in type_key:
+            base = f"{model}x{gpus}"
+            nm = base if base not in type_key.values() else f"{base}-{len(type_key) + 1}"
+            type_key[key] = nm
+            fspec.node_types[nm] = NodeType(nm, gpus, model, feats)
+        return type_key[key]
+
+    topo_nodes = list(leaf_of)
+    if conf is None:
+        if gpus_per_node is None:
+            tproblems.append(Problem("", "no slurm.conf given: GPU counts are unknown; give slurm.conf or "
+                                         "--gpus-per-node"))
+        else:
+            tproblems.append(Problem("", f"no slurm.conf given: every node assumed to have {gpus_per_node} "
+                                         f"{gpu_model} GPUs", "warning"))
+            t = type_for(gpus_per_node, gpu_model, ())
+            fspec.nodes = [NodeSpec(n, f"SwitchName={leaf_of[n].name}", t, line=leaf_of[n].line) for n in topo_nodes]
+    else:
+        in_conf = {n.name for n in conf.nodes}
+        gpuless = [n.name for n in conf.nodes if n.gpus < 1]
+        if gpuless:
+            sproblems.append(Problem("NodeName", f"{len(gpuless)} node(s) without GPUs (no Gres=gpu) left out of "
+                                                 f"the fabric: {compress(gpuless)}", "warning"))
+        missing = [n for n in topo_nodes if n not in in_conf]
+        by_switch: dict[str, list[str]] = {}
+        for n in missing:
+            by_switch.setdefault(leaf_of[n].name, []).append(n)
+        for sw, ns in by_switch.items():
+            tproblems.append(Problem(f"SwitchName={sw}", f"nodes {compress(ns)} are in topology.conf but not in "
+                                                         f"slurm.conf", line=next(s.line for s in topo if s.name == sw)))
+        unplaced = [n for n in conf.nodes if n.gpus >= 1 and n.name not in leaf_of]
+        for n in unplaced:
+            sproblems.append(Problem(f"NodeName={n.name}", "GPU node is in slurm.conf but under no switch in "
+                                                           "topology.conf", line=n.line))
+        keep = set(gpuless)
+        for sp in specs:
+            sp.nodes = [n for n in sp.nodes if n not in keep]
+        fspec.nodes = [NodeSpec(n.name, f"NodeName={n.name}", type_for(n.gpus, n.gpu_model, n.features), n.state,
+                                n.reason, n.line) for n in conf.nodes if n.gpus >= 1]
+    # report both files' problems at once, each under its own file name
+    all_problems = [_tag(p, topology_source) for p in tproblems] + [_tag(p, slurm_source) for p in sproblems]
+    if errors_in(all_problems):
+        raise InventoryError(all_problems)
+    try:
+        fabric, warnings = build_fabric(fspec, topology_source)
+    except InventoryError as exc:
+        raise InventoryError(all_problems + [_tag(p, topology_source) for p in exc.problems]) from None
+    return fabric, all_problems + [_tag(p, topology_source) for p in warnings]
+
+
+def _tag(p: Problem, source: str) -> Problem:
+    """Prefix the file name so one list can mix problems of both files."""
+    return Problem(f"{source}{':' + str(p.line) if p.line else ''}" + (f" {p.path}" if p.path else ""),
+                   p.message, p.severity, None)

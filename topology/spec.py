@@ -1,0 +1,64 @@
+"""FabricSpec: the plain, name-based description every importer produces and the builder checks."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class NodeType:
+    """What a node is made of. `nvlink_islands` partitions GPU indices; one island = all-to-all."""
+
+    name: str
+    gpus: int
+    gpu_model: str = "gpu"
+    features: tuple[str, ...] = ()
+    nvlink_islands: tuple[tuple[int, ...], ...] = ()
+
+    def islands(self) -> tuple[tuple[int, ...], ...]:
+        return self.nvlink_islands or (tuple(range(self.gpus)),)
+
+
+@dataclass
+class SwitchSpec:
+    """A logical switch: one inventory entry; `members` are the physical switches it stands for."""
+
+    name: str
+    path: str
+    parent: str | None = None
+    rail: int | None = None
+    nodes: list[str] = field(default_factory=list)
+    members: list[str] = field(default_factory=list)
+    link_speed: int | None = None
+    su: str | None = None
+    line: int | None = None
+
+
+@dataclass
+class NodeSpec:
+    name: str
+    path: str
+    type: str
+    state: str = "up"  # up | drain | down
+    reason: str = ""
+    line: int | None = None
+
+
+@dataclass
+class DomainSpec:
+    """A multi-node NVLink domain (e.g. a GB200 NVL72 rack): a level below the leaf."""
+
+    name: str
+    path: str
+    nodes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FabricSpec:
+    name: str
+    node_types: dict[str, NodeType] = field(default_factory=dict)
+    switches: list[SwitchSpec] = field(default_factory=list)
+    nodes: list[NodeSpec] = field(default_factory=list)
+    domains: list[DomainSpec] = field(default_factory=list)
+
+
+NODE_STATES = ("up", "drain", "down")

@@ -1,0 +1,121 @@
+"""ClusterState: the mutable free/allocated/down picture of a Fabric, with per-group counts kept current.
+
+Every allocate/release touches one node and walks its leaf's ancestor chain (a handful of groups), so
+a decision never loops over all nodes; bulk rebuilds use numpy.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+
+from .fabric import Fabric, NodeState
+from .problems import RequestError
+
+MAX_GPUS_PER_NODE = 64  # GPU sets are bitmasks in a uint64
+
+
+class ClusterState:
+    def __init__(self, fabric: Fabric) -> None:
+        if fabric.n_nodes and int(fabric.node_gpus.max()) > MAX_GPUS_PER_NODE:
+            raise RequestError(f"nodes with more than {MAX_GPUS_PER_NODE} GPUs are not supported")
+        self.fabric = fabric
+        full = (np.left_shift(np.uint64(1), fabric.node_gpus.astype(np.uint64)) - np.uint64(1)).astype(np.uint64)
+        self.full_mask = full
+        self.free_mask = full.copy()
+        self.free_gpus = fabric.node_gpus.astype(np.int16).copy()
+        self.usable = fabric.node_state == NodeState.UP
+        # chain[l] = leaf l, its parent, ... padded with -1: the groups an update to a node touches
+        depth = max(fabric.depth, 1)
+        chain = np.full((fabric.n_leaves, depth), -1, dtype=np.int32)
+        for leaf in range(fabric.n_leaves):
+            anc = fabric.group_ancestors(leaf)
+            chain[leaf, : len(anc)] = anc
+        self.chain = chain
+        self.group_free_nodes = np.zeros(fabric.n_groups, dtype=np.int32)
+        self.group_free_gpus = np.zeros(fabric.n_groups, dtype=np.int32)
+        self.group_usable_nodes = np.zeros(fabric.n_groups, dtype=np.int32)
+        self.recompute()
+
+    # -- bulk --------------------------------------------------------------------------------------
+    def whole_free(self) -> np.ndarray:
+        """Per node: usable and every GPU free."""
+        return self.usable & (self.free_mask == self.full_mask)
+
+    def recompute(self) -> None:
+        """Rebuild all group counts from the node arrays (arrays only, no per-node Python loop)."""
+        f = self.fabric
+        usable_gpus = np.where(self.usable, self.free_gpus, 0)
+        for target, per_node in ((self.group_free_nodes, self.whole_free()),
+                                 (self.group_free_gpus, usable_gpus),
+                                 (self.group_usable_nodes, self.usable)):
+            target[:] = 0
+            target[: f.n_leaves] = np.bincount(f.node_leaf, weights=per_node, minlength=f.n_leaves).astype(np.int32)
+            # ascending levels: a group's children all sit at lower levels (level = 1 + max child level),
+            # so each group is complete before it is added to its parent, unbalanced trees included
+            for level in range(0, f.depth - 1):
+                kids = np.nonzero(f.group_level == level)[0]
+                kids = kids[f.group_parent[kids] >= 0]
+                np.add.at(target, f.group_parent[kids], target[kids])
+
+    # -- one node at a time ------------------------------------------------------------------------
+    def _apply(self, node: int, d_free_nodes: int, d_gpus: int, d_usable: int) -> None:
+        groups = self.chain[int(self.fabric.node_leaf[node])]
+        groups = groups[groups >= 0]
+        if d_free_nodes:
+            self.group_free_nodes[groups] += d_free_nodes
+        if d_gpus:
+            self.group_free_gpus[groups] += d_gpus
+        if d_usable:
+            self.group_usable_nodes[groups] += d_usable
+
+    def _mask(self, node: int, gpus: Iterable[int]) -> np.uint64:
+        m = 0
+        n = int(self.fabric.node_gpus[node])
+        for g in gpus:
+            if not 0 <= g < n:
+                raise RequestError(f"node {self.fabric.node_names[node]} has no GPU index {g}")
+            m |= 1 << g
+        return np.uint64(m)
+
+    def allocate(self, node: int, gpus: Iterable[int]) -> None:
+        gpus = list(gpus)
+        m = self._mask(node, gpus)
+        if int(self.free_mask[node]) & int(m) != int(m):
+            raise RequestError(f"GPUs {gpus} of {self.fabric.node_names[node]} are not all free")
+        was_whole = bool(self.usable[node] and self.free_mask[node] == self.full_mask[node])
+        self.free_mask[node] = np.uint64(int(self.free_mask[node]) & ~int(m))
+        self.free_gpus[node] -= len(gpus)
+        if self.usable[node]:
+            self._apply(node, -1 if was_whole else 0, -len(gpus), 0)
+
+    def release(self, node: int, gpus: Iterable[int]) -> None:
+        gpus = list(gpus)
+        m = self._mask(node, gpus)
+        if int(self.free_mask[node]) & int(m):
+            raise RequestError(f"GPUs {gpus} of {self.fabric.node_names[node]} are not all allocated")
+        self.free_mask[node] = np.uint64(int(self.free_mask[node]) | int(m))
+        self.free_gpus[node] += len(gpus)
+        if self.usable[node]:
+            now_whole = bool(self.free_mask[node] == self.full_mask[node])
+            self._apply(node, 1 if now_whole else 0, len(gpus), 0)
+
+    def set_usable(self, node: int, usable: bool) -> None:
+        """Mark a node down/drained (False) or back in service (True) for planning."""
+        if bool(self.usable[node]) == usable:
+            return
+        whole = bool(self.free_mask[node] == self.full_mask[node])
+        sign = 1 if usable else -1
+        self.usable[node] = usable
+        self._apply(node, sign * int(whole), sign * int(self.free_gpus[node]), sign)
+
+    def free_gpu_ids(self, node: int) -> list[int]:
+        m = int(self.free_mask[node])
+        return [g for g in range(int(self.fabric.node_gpus[node])) if m >> g & 1]
+
+    def copy(self) -> "ClusterState":
+        new = object.__new__(ClusterState)
+        new.__dict__.update(self.__dict__)
+        for k in ("free_mask", "free_gpus", "usable", "group_free_nodes", "group_free_gpus", "group_usable_nodes"):
+            setattr(new, k, getattr(self, k).copy())
+        return new
