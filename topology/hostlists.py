@@ -21,8 +21,8 @@ def expand(expr: str) -> list[str]:
     if not text:
         return []
     try:
-        # sort=False keeps the order written, which Slurm's node index order follows.
-        return _hl.expand_hostlist(text, sort=False)
+        # sort=False keeps the order written (Slurm's node order); duplicates are kept so they can be reported
+        return _hl.expand_hostlist(text, allow_duplicates=True, sort=False)
     except _hl.BadHostlist as exc:
         raise HostlistError(f"malformed hostlist {expr!r}: {exc}") from None
 

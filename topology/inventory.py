@@ -144,12 +144,13 @@ def spec_from_document(doc: Any, problems: list[Problem]) -> FabricSpec:
     # switches
     for i, s in enumerate(_list_of_maps(doc, "switches", problems)):
         path = f"switches[{i}]"
-        _unknown_keys(s, _SWITCH_KEYS, path, problems)
         name = _str(s, "name", path, problems)
         if not name:
+            _unknown_keys(s, _SWITCH_KEYS, path, problems)
             problems.append(Problem(f"{path}.name", "a switch needs a name"))
             continue
         path = f"switches[{i}]({name})"
+        _unknown_keys(s, _SWITCH_KEYS, path, problems)
         nodes = expand_into(s.get("nodes") or "", f"{path}.nodes", problems)
         members = expand_into(s.get("members") or "", f"{path}.members", problems)
         spec.switches.append(SwitchSpec(

@@ -178,7 +178,7 @@ def parse_topology_conf(text: str, source: str, problems: list[Problem]) -> list
                 else:
                     problems.append(Problem(f"SwitchName={val0}", f"unknown key {k!r} ignored", "warning", cl.line))
             except HostlistError as exc:
-                problems.append(Problem(f"SwitchName={val0}", f"{k}: {exc}", line=cl.line))
+                problems.append(Problem(f"SwitchName={val0}", f"{k.capitalize()}: {exc}", line=cl.line))
             except ValueError:
                 problems.append(Problem(f"SwitchName={val0}", f"LinkSpeed must be a whole number, got {v!r}",
                                         line=cl.line))
