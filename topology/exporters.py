@@ -95,7 +95,7 @@ def export_slurm_block(fabric: Fabric, block_size: int | None = None) -> str:
     lines = [f"# topology.conf (TopologyPlugin=topology/block, Slurm 23.11+), {GENERATED.format(name=fabric.name)}"]
     covered = sum(len(b[1]) for b in blocks)
     if covered < fabric.n_nodes:
-        lines.append(f"# {fabric.n_nodes - covered} node(s) are in no full block and are not listed")
+        lines.append(f"# {fabric.n_nodes - covered} node(s) are in no block and are not listed")
     lines += [f"BlockName={name} Nodes={compress(nodes)}" for name, nodes in blocks]
     lines.append("BlockSizes=" + ",".join(map(str, sizes)))
     return "\n".join(lines) + "\n"
@@ -143,6 +143,43 @@ def export_gres(fabric: Fabric) -> str:
     return "\n".join(lines) + "\n"
 
 
+def export_slurm_nodes(fabric: Fabric) -> str:
+    """slurm.conf node lines (NodeName with Gres and Feature, DownNodes with reasons), in node order."""
+    lines = [f"# slurm.conf node lines, {GENERATED.format(name=fabric.name)}",
+             "# add CPUs=, RealMemory= etc. for your hardware; Slurm's own node order follows these lines"]
+    run: list[str] = []
+    run_type = -1
+
+    def flush() -> None:
+        if not run:
+            return
+        t = fabric.node_types[run_type]
+        gres = f"gpu:{t.gpu_model}:{t.gpus}" if t.gpu_model and t.gpu_model != "gpu" else f"gpu:{t.gpus}"
+        feat = f" Feature={','.join(t.features)}" if t.features else ""
+        lines.append(f"NodeName={_ordered_hostlist(run)} Gres={gres}{feat}")
+
+    for i, name in enumerate(fabric.node_names):
+        ti = int(fabric.node_type[i])
+        if ti != run_type:
+            flush()
+            run, run_type = [], ti
+        run.append(name)
+    flush()
+    for i, s in enumerate(fabric.node_state.tolist()):
+        if s != NodeState.UP:
+            reason = fabric.node_reason.get(i, "placer inventory").replace('"', "'")
+            lines.append(f'DownNodes={fabric.node_names[i]} State={NodeState(s).name} Reason="{reason}"')
+    return "\n".join(lines) + "\n"
+
+
+def _ordered_hostlist(names: list[str]) -> str:
+    """A hostlist that expands back in this order (Slurm's node order), compressed where it can be."""
+    from .hostlists import expand
+
+    text = compress(names)
+    return text if expand(text) == names else ",".join(names)
+
+
 def export_dot(fabric: Fabric) -> str:
     """Graphviz of the placement tree; leaves show their node and GPU counts (nodes are not drawn)."""
     kids = fabric.group_children()
@@ -181,6 +218,7 @@ EXPORTERS: dict[str, Callable[..., str]] = {
     "slurm-tree": export_slurm_tree,
     "slurm-block": export_slurm_block,
     "slurm-yaml": export_slurm_yaml,
+    "slurm-nodes": export_slurm_nodes,
     "gres": export_gres,
     "dot": export_dot,
     "json": export_json,

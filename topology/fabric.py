@@ -478,6 +478,14 @@ def _build(spec: FabricSpec, problems: list[Problem]) -> Fabric | None:  # noqa:
     for g in range(ng):
         if group_parent[g] < 0:
             level_of(g)
+    # order inner groups by level (spines before cores), keeping file order within a level
+    perm = sorted(range(ng), key=lambda g: (int(group_level[g]), g))
+    new_pos = np.empty(ng, dtype=np.int32)
+    new_pos[perm] = np.arange(ng, dtype=np.int32)
+    group_names = [group_names[g] for g in perm]
+    group_switches = [group_switches[g] for g in perm]
+    group_level = group_level[perm]
+    group_parent = np.where(group_parent[perm] >= 0, new_pos[np.maximum(group_parent[perm], 0)], -1).astype(np.int32)
     # Roots that hold no nodes (a dangling switch) are ignored for placement but kept as switches.
     group_roots = [g for g in range(ng) if group_parent[g] < 0]
     if len(group_roots) > 1 and len(roots) <= 1:

@@ -1,0 +1,136 @@
+"""The model itself: scalable units from rails, the placement tree, immutability, ClusterState counts.
+
+Rail fixture (2 rails; nodes a[1-2] share their rail leaves, so they form one SU; b1 forms another):
+
+                top
+             /       \\
+          sp1         sp2
+         /    \\          \\
+      x-r0   x-r1      y-r0  y-r1     <- rail leaves
+       a[1-2] a[1-2]    b1    b1
+"""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from topology import ClusterState, NodeState, RequestError, build_fabric, load_inventory_text
+from topology.generate import design_for, generate
+
+from .conftest import dedent
+from .helpers import random_spec
+
+RAILS = dedent("""
+    version: 1
+    node_types: {g: {gpus: 8}}
+    defaults: {type: g}
+    switches:
+      - {name: top}
+      - {name: sp1, parent: top}
+      - {name: sp2, parent: top}
+      - {name: x-r0, parent: sp1, rail: 0, nodes: "a[1-2]"}
+      - {name: x-r1, parent: sp1, rail: 1, nodes: "a[1-2]"}
+      - {name: y-r0, parent: sp2, rail: 0, nodes: b1}
+      - {name: y-r1, parent: sp2, rail: 1, nodes: b1}
+    """)
+
+
+def test_rail_leaves_form_scalable_units() -> None:
+    f, _ = load_inventory_text(RAILS)
+    assert f.n_leaves == 2 and f.group_names == ("x", "y", "sp1", "sp2", "top")
+    assert f.rails == 2
+    assert [f.node_leaf[f.node_index[n]] for n in ("a1", "a2", "b1")] == [0, 0, 1]
+    assert f.group_switches[0] == (f.switch_index["x-r0"], f.switch_index["x-r1"])
+    assert list(f.group_level) == [0, 0, 1, 1, 2]
+    assert f.leaf_hops(0, 1) == 4 and f.leaf_hops(0, 0) == 0
+
+
+def test_per_rail_spines_merge_into_one_pod_group() -> None:
+    """Rail-optimised planes: rail r leaves go to rail r spines; the two spines of a pod are one group."""
+    f, _ = load_inventory_text(dedent("""
+        version: 1
+        node_types: {g: {gpus: 8}}
+        defaults: {type: g}
+        switches:
+          - {name: core}
+          - {name: pod-r0, parent: core}
+          - {name: pod-r1, parent: core}
+          - {name: su1-r0, parent: pod-r0, rail: 0, nodes: "n[1-2]"}
+          - {name: su1-r1, parent: pod-r1, rail: 1, nodes: "n[1-2]"}
+          - {name: su2-r0, parent: pod-r0, rail: 0, nodes: "n[3-4]"}
+          - {name: su2-r1, parent: pod-r1, rail: 1, nodes: "n[3-4]"}
+        """))
+    assert f.group_names == ("su1", "su2", "pod-r0", "core")
+    pod = f.group_names.index("pod-r0")
+    assert f.group_switches[pod] == (f.switch_index["pod-r0"], f.switch_index["pod-r1"])
+    assert f.group_parent.tolist() == [pod, pod, f.group_names.index("core"), -1]
+
+
+def test_fabric_arrays_are_read_only() -> None:
+    f, _ = load_inventory_text(RAILS)
+    for arr in (f.node_gpus, f.node_leaf, f.group_parent, f.leaf_nodes):
+        with pytest.raises(ValueError):
+            arr[0] = 1
+
+
+def test_leaf_csr_lists_every_node_once() -> None:
+    f = generate(design_for("campus-16k"))
+    assert sorted(f.leaf_nodes.tolist()) == list(range(f.n_nodes))
+    for leaf in (0, 17, f.n_leaves - 1):
+        assert set(f.node_leaf[f.nodes_of_leaf(leaf)].tolist()) == {leaf}
+
+
+def _fresh_counts(state: ClusterState) -> tuple[np.ndarray, ...]:
+    fresh = state.copy()
+    fresh.recompute()
+    return fresh.group_free_nodes, fresh.group_free_gpus, fresh.group_usable_nodes
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_incremental_counts_match_a_full_recompute(seed: int) -> None:
+    fabric, _ = build_fabric(random_spec(seed))
+    state = ClusterState(fabric)
+    rng = random.Random(seed)
+    held: list[tuple[int, list[int]]] = []
+    for _ in range(200):
+        node = rng.randrange(fabric.n_nodes)
+        op = rng.random()
+        if op < 0.5 and state.free_gpu_ids(node):
+            free = state.free_gpu_ids(node)
+            take = rng.sample(free, rng.randint(1, len(free)))
+            state.allocate(node, take)
+            held.append((node, take))
+        elif op < 0.8 and held:
+            n, g = held.pop(rng.randrange(len(held)))
+            state.release(n, g)
+        else:
+            state.set_usable(node, rng.random() < 0.5)
+    for got, want in zip((state.group_free_nodes, state.group_free_gpus, state.group_usable_nodes),
+                         _fresh_counts(state)):
+        assert got.tolist() == want.tolist()
+    # the root holds the whole cluster's totals
+    root = int(np.nonzero(fabric.group_parent < 0)[0][0])
+    assert state.group_free_gpus[root] == int(np.where(state.usable, state.free_gpus, 0).sum())
+
+
+def test_down_nodes_start_unusable() -> None:
+    f, _ = load_inventory_text(RAILS + "nodes:\n  - {names: a1, state: drain, reason: fan}\n  - {names: 'a2,b1'}\n")
+    s = ClusterState(f)
+    assert f.node_state[0] == NodeState.DRAIN
+    assert s.group_free_nodes[0] == 1 and s.group_usable_nodes.tolist()[:2] == [1, 1]
+
+
+def test_double_allocation_and_bad_index_are_refused() -> None:
+    f, _ = load_inventory_text(RAILS)
+    s = ClusterState(f)
+    s.allocate(0, [0, 1])
+    with pytest.raises(RequestError, match="not all free"):
+        s.allocate(0, [1])
+    with pytest.raises(RequestError, match="no GPU index 8"):
+        s.allocate(0, [8])
+    with pytest.raises(RequestError, match="not all allocated"):
+        s.release(0, [2])
+    s.release(0, [0, 1])
+    assert s.group_free_nodes[0] == 2
