@@ -111,7 +111,7 @@ def export_(inventory: str, fmt: str, block_size: int | None, output: str | None
     write_output(output, export(fabric, fmt, block_size))
 
 
-@topology.command()
+@topology.command("generate")
 @click.option("--preset", type=click.Choice(list(PRESETS)), help="; ".join(f"{k}: {v}" for k, v in PRESET_HELP.items()))
 @click.option("--pods", type=int, help="Pods under the core (1 = no core tier).")
 @click.option("--sus-per-pod", type=int, help="Scalable units per pod.")
@@ -132,5 +132,3 @@ def generate_(preset: str | None, output: str | None, **sizes: int | str | None)
     if output not in (None, "-"):
         click.echo(f"wrote {output}: {fabric.n_nodes:,} nodes, {fabric.total_gpus:,} GPUs", err=True)
 
-
-generate_.name = "generate"

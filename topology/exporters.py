@@ -8,7 +8,7 @@ import numpy as np
 import yaml
 
 from .fabric import Fabric, NodeState
-from .hostlists import compress
+from .hostlists import compress, compress_ordered
 from .inventory import fabric_to_document
 from .problems import RequestError
 
@@ -156,7 +156,7 @@ def export_slurm_nodes(fabric: Fabric) -> str:
         t = fabric.node_types[run_type]
         gres = f"gpu:{t.gpu_model}:{t.gpus}" if t.gpu_model and t.gpu_model != "gpu" else f"gpu:{t.gpus}"
         feat = f" Feature={','.join(t.features)}" if t.features else ""
-        lines.append(f"NodeName={_ordered_hostlist(run)} Gres={gres}{feat}")
+        lines.append(f"NodeName={compress_ordered(run)} Gres={gres}{feat}")
 
     for i, name in enumerate(fabric.node_names):
         ti = int(fabric.node_type[i])
@@ -170,14 +170,6 @@ def export_slurm_nodes(fabric: Fabric) -> str:
             reason = fabric.node_reason.get(i, "placer inventory").replace('"', "'")
             lines.append(f'DownNodes={fabric.node_names[i]} State={NodeState(s).name} Reason="{reason}"')
     return "\n".join(lines) + "\n"
-
-
-def _ordered_hostlist(names: list[str]) -> str:
-    """A hostlist that expands back in this order (Slurm's node order), compressed where it can be."""
-    from .hostlists import expand
-
-    text = compress(names)
-    return text if expand(text) == names else ",".join(names)
 
 
 def export_dot(fabric: Fabric) -> str:

@@ -370,18 +370,12 @@ def _build(spec: FabricSpec, problems: list[Problem]) -> Fabric | None:  # noqa:
             tier[x] = 1 + max(tier[c] for c in children[x])
 
     # -- placement leaves: scalable units = nodes whose leaf switches coincide ------------------------
-    su_key_index: dict[tuple[int, ...], int] = {}
-    su_keys: list[tuple[int, ...]] = []
-    node_leaf = np.empty(len(names), dtype=np.int32)
-    node_switches: list[tuple[int, ...]] = []
-    for ni, att in enumerate(node_leaves):
-        key = tuple(att[r] for r in sorted(att, key=lambda r: -1 if r is None else r))
-        node_switches.append(key)
-        li = su_key_index.get(key)
-        if li is None:
-            li = su_key_index[key] = len(su_keys)
-            su_keys.append(key)
-        node_leaf[ni] = li
+    node_switches: list[tuple[int, ...]] = [
+        tuple(att[r] for r in sorted(att, key=lambda r: -1 if r is None else r)) for att in node_leaves]
+    # units in the order their first leaf switch appears in the inventory (Slurm's switch-table order)
+    su_keys: list[tuple[int, ...]] = sorted(set(node_switches), key=lambda k: (min(k), k))
+    su_key_index = {k: i for i, k in enumerate(su_keys)}
+    node_leaf = np.fromiter((su_key_index[k] for k in node_switches), dtype=np.int32, count=len(node_switches))
     # leaf switches split between units (a miswired rail) are worth a warning
     leaf_units: dict[int, set[int]] = {}
     for li, key in enumerate(su_keys):

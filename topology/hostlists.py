@@ -58,3 +58,24 @@ def compress(names: Iterable[str]) -> str:
         m = _TRAILING_DIGITS.match(n)
         groups.setdefault(m.group(1) if m and m.group(2) else n, []).append(n)
     return ",".join(_hl.collect_hostlist(g) for _, g in sorted(groups.items()))
+
+
+def compress_ordered(names: Sequence[str]) -> str:
+    """A hostlist that expands back to exactly these names *in this order* (Slurm's node order).
+
+    Runs of one prefix with rising numbers of one width compress (`n[07-09],n[01-06]`); the
+    result is checked by expanding it again, and falls back to plain names if that ever differs.
+    """
+    names = list(names)
+    segments: list[list[str]] = []
+    last: tuple[str, int, int] | None = None
+    for n in names:
+        m = _TRAILING_DIGITS.match(n)
+        key = (m.group(1), len(m.group(2)), int(m.group(2))) if m and m.group(2) else None
+        if (key is None or last is None or key[:2] != last[:2] or key[2] <= last[2]) or not segments:
+            segments.append([n])
+        else:
+            segments[-1].append(n)
+        last = key
+    text = ",".join(compress(seg) for seg in segments)
+    return text if expand(text) == names else ",".join(names)

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from .fabric import Fabric, NodeState, build_fabric
-from .hostlists import compress, expand, expand_into
+from .hostlists import compress_ordered, expand_into
 from .problems import InventoryError, Problem
 from .spec import NODE_STATES, DomainSpec, FabricSpec, NodeSpec, NodeType, SwitchSpec
 
@@ -211,12 +211,9 @@ def load_inventory(path: str | Path) -> tuple[Fabric, list[Problem]]:
 
 
 # ------------------------------------------------------------------------------------------------
-def _hostlist_or_list(names: list[str]) -> str | list[str]:
-    """A compact hostlist when it expands back to exactly these names in this order, else a list."""
-    if not names:
-        return ""
-    text = compress(names)
-    return text if expand(text) == names else list(names)
+def _hostlist_or_list(names: list[str]) -> str:
+    """A compact hostlist that expands back to exactly these names in this order."""
+    return compress_ordered(names) if names else ""
 
 
 def fabric_to_document(fabric: Fabric) -> dict[str, Any]:
