@@ -63,7 +63,7 @@ def test_validate_good_and_bad(capsys, tmp_path: Path) -> None:
 
 def test_validate_strict_turns_warnings_into_errors(capsys, tmp_path: Path) -> None:
     inv = tmp_path / "inv.yaml"
-    inv.write_text(Path(EXAMPLE).read_text().replace("\nnvlink_domains:", "  - {name: unused, parent: core}\nnvlink_domains:"))
+    inv.write_text(Path(EXAMPLE).read_text().replace("\nnvlink_domains:", "\n  - {name: unused, parent: core}\nnvlink_domains:"))
     assert run(capsys, "topology", "validate", str(inv))[0] == 0
     code, _, err = run(capsys, "topology", "validate", "--strict", str(inv))
     assert code == 2 and "neither nodes nor child switches" in err
