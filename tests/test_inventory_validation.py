@@ -102,6 +102,21 @@ CASES = [
     ("switches-not-a-list", HEAD + "switches: {a: 1}\n", [("switches", "expected a list")]),
     ("switch-without-name", VALID + "  - {parent: top}\n", [("switches[3].name", "a switch needs a name")]),
     ("node-entry-without-names", VALID + "nodes:\n  - {type: g8}\n", [("nodes[0]", "needs `names`")]),
+    ("node-types-not-a-mapping", VALID.replace("  g8: {gpus: 8, gpu_model: h100}\n", "  - g8\n").replace("defaults: {type: g8}\n", ""),
+     [("node_types", "expected a mapping of type name to attributes")]),
+    ("node-type-not-a-mapping", VALID.replace("g8: {gpus: 8, gpu_model: h100}", "g8: 8"), [("node_types.g8", "expected a mapping, got 8")]),
+    ("features-not-a-list", VALID.replace("gpu_model: h100}", "gpu_model: h100, features: {a: 1}}"),
+     [("node_types.g8.features", "expected a list of feature names")]),
+    ("name-not-a-string", VALID.replace("{name: top}", "{name: [top]}"), [("switches[0].name", "expected a string, got ['top']")]),
+    ("defaults-not-a-mapping", VALID.replace("defaults: {type: g8}", "defaults: g8"), [("defaults", "expected a mapping")]),
+    ("list-item-not-a-mapping", VALID + "nvlink_domains:\n  - just-a-name\n", [("nvlink_domains[0]", "expected a mapping, got 'just-a-name'")]),
+    ("nested-rail-planes", HEAD + dedent("""
+        switches:
+          - {name: x}
+          - {name: y, parent: x}
+          - {name: a-r0, parent: x, rail: 0, nodes: "n1"}
+          - {name: a-r1, parent: y, rail: 1, nodes: "n1"}
+        """), [("switches", "hang from switches ['x', 'y'] of which one is above another")]),
 ]
 
 
@@ -151,3 +166,19 @@ def test_dangling_switch_is_a_warning() -> None:
     assert [w.severity for w in warnings] == ["warning"]
     assert "neither nodes nor child switches" in warnings[0].message
     assert fabric.n_leaves == 2
+
+
+def test_miswired_rail_is_a_warning() -> None:
+    """n2's rail-1 cable goes to the other SU's leaf: two units share leaf b-r1, and that is said."""
+    fabric, warnings = load_inventory_text(HEAD + dedent("""
+        switches:
+          - {name: top}
+          - {name: a-r0, parent: top, rail: 0, nodes: "n[1-2]"}
+          - {name: a-r1, parent: top, rail: 1, nodes: "n1"}
+          - {name: b-r0, parent: top, rail: 0, nodes: "n[3-4]"}
+          - {name: b-r1, parent: top, rail: 1, nodes: "n[2-4]"}
+        """))
+    assert fabric.n_leaves == 3
+    msgs = [w.message for w in warnings]
+    assert any("leaf 'a-r0' serves nodes of 2 scalable units" in m for m in msgs)
+    assert any("leaf 'b-r1' serves nodes of 2 scalable units" in m for m in msgs)

@@ -161,3 +161,12 @@ def test_without_slurm_conf_needs_gpu_count() -> None:
     assert any("give slurm.conf or --gpus-per-node" in e for e in errors(info.value))
     fabric, warnings = import_slurm(TOPO, None, gpus_per_node=4, gpu_model="l40s")
     assert fabric.total_gpus == 32 and any("assumed to have 4 l40s GPUs" in w.message for w in warnings)
+
+
+def test_unknown_keys_and_empty_switches_are_warned() -> None:
+    topo = TOPO.replace("LinkSpeed=100", "LinkSpeed=100 Colour=red") + "SwitchName=spare\n"
+    fabric, warnings = import_slurm(topo, SLURM)
+    msgs = [(w.path, w.message) for w in warnings]
+    assert any("SwitchName=s1" in p and "unknown key 'colour' ignored" in m for p, m in msgs)
+    assert any("SwitchName=spare" in p and "has no nodes below it; ignored" in m for p, m in msgs)
+    assert "spare" not in fabric.switch_index

@@ -390,12 +390,10 @@ def _build(spec: FabricSpec, problems: list[Problem]) -> Fabric | None:  # noqa:
     # -- inner groups: merge logical switches that are parents of one unit's leaves -------------------
     uf = _UnionFind(nsw)
     for key in su_keys:
+        # (every leaf has a parent here: a parentless leaf would be a second root, reported above)
         ps = [parent[s] for s in key if parent[s] >= 0]
         for p in ps[1:]:
             uf.union(ps[0], p)
-        if ps and len(ps) != len(key):
-            problems.append(Problem("switches", f"leaves {[spec.switches[s].name for s in key]} of one unit reach "
-                                                f"different tops; some have no parent", severity="warning"))
     changed = True
     while changed:  # fixed point: a merged class's members' parents merge too
         changed = False
@@ -449,7 +447,9 @@ def _build(spec: FabricSpec, problems: list[Problem]) -> Fabric | None:  # noqa:
         x = g
         while x >= 0:
             if x in seen_g:
-                err(Problem("switches", f"merging redundant switches makes a loop through group {group_names[x]!r}"))
+                names_in = [spec.switches[s].name for s in group_switches[x]]
+                err(Problem("switches", f"the rail leaves of one unit hang from switches {names_in} of which one "
+                                        f"is above another; rail planes must not nest"))
                 return None
             seen_g.add(x)
             x = int(group_parent[x])
@@ -480,11 +480,6 @@ def _build(spec: FabricSpec, problems: list[Problem]) -> Fabric | None:  # noqa:
     group_switches = [group_switches[g] for g in perm]
     group_level = group_level[perm]
     group_parent = np.where(group_parent[perm] >= 0, new_pos[np.maximum(group_parent[perm], 0)], -1).astype(np.int32)
-    # Roots that hold no nodes (a dangling switch) are ignored for placement but kept as switches.
-    group_roots = [g for g in range(ng) if group_parent[g] < 0]
-    if len(group_roots) > 1 and len(roots) <= 1:
-        err(Problem("switches", f"leaves with no path to the others: groups {[group_names[g] for g in group_roots]}"))
-        return None
 
     # NVLink domains must sit below one leaf
     for di, dname in enumerate(dom_names):
