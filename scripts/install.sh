@@ -7,11 +7,14 @@ cd "$(dirname "$0")/.."
 quiet() { local out rc=0; out=$("$@" 2>&1) || rc=$?; printf '%s\n' "$out" | grep -v '^WARNING: Location' | grep -v '^$' >&2 || true; return $rc; }
 
 need_apt=()
-command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
-# Debian splits venv/ensurepip into python3-venv: try making a venv to know
-probe=$(mktemp -d)
-if command -v python3 >/dev/null 2>&1 && ! python3 -m venv "$probe/v" >/dev/null 2>&1; then need_apt+=(python3-venv); fi
-rm -rf "$probe"
+if ! command -v python3 >/dev/null 2>&1; then
+  need_apt+=(python3 python3-venv)
+else
+  # Debian splits venv/ensurepip into python3-venv: try making a venv to know
+  probe=$(mktemp -d)
+  python3 -m venv "$probe/v" >/dev/null 2>&1 || need_apt+=(python3-venv)
+  rm -rf "$probe"
+fi
 if ((${#need_apt[@]})); then
   SUDO=""
   if [ "$(id -u)" != 0 ]; then
@@ -28,7 +31,8 @@ import sys
 sys.exit(0 if sys.version_info >= (3, 11) else 1)
 PY
 
-[ -x .venv/bin/python ] || python3 -m venv .venv
+# (re)create the venv unless a working one is there (a failed earlier attempt leaves one without pip)
+if ! .venv/bin/python -m pip --version >/dev/null 2>&1; then python3 -m venv --clear .venv; fi
 quiet .venv/bin/python -m pip install -q --upgrade pip
 # editable: the checkout is what runs, so an edit needs no reinstall
 quiet .venv/bin/python -m pip install -q -e '.[test]'
