@@ -1,0 +1,302 @@
+"""Choosing where one job goes, given the current state.
+
+Algorithm:
+  phase 1  eligibility: the nodes the job may use now (arrays), and the per-leaf counts of them;
+  phase 2  bounds: the fewest leaves (and level-1 groups) the eligible nodes could hold the job in;
+  phase 3  single node, or single leaf: an exact scan of every candidate with the full cost (numpy);
+  phase 4  several leaves: the lowest subtree that holds the job at the leaf bound; a greedy answer
+           there (largest leaves, then best fit for the rest); then CP-SAT over that subtree with the
+           greedy answer as hint, unless the greedy answer already meets every lower bound.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from topology import ClusterState
+
+from .cpsat_model import solve_leaf_choice
+from .eligibility import Eligibility, best_island_free
+from .index import FabricIndex
+from .jobs import JobRequest
+from .types import PlannerConfig
+
+
+@dataclass
+class Choice:
+    nodes: list[int]  # node indices, rank order
+    gpu_ids: dict[int, list[int]]
+    cost: int
+    terms: dict[str, int]
+    leaves: int
+    groups_by_level: list[int]  # G_t for t = 0..depth-1
+    solver: str
+    alternatives: list[dict[str, Any]] = field(default_factory=list)
+    model_proto: str | None = None
+
+
+@dataclass
+class Bounds:
+    leaf: int | None  # fewest leaves (None: does not fit now)
+    pod: int | None  # fewest level-1 groups
+    counts: np.ndarray  # eligible nodes per leaf
+
+
+def leaf_counts(ix: FabricIndex, state: ClusterState, el: Eligibility) -> np.ndarray:
+    return np.bincount(ix.fabric.node_leaf[el.now], minlength=ix.fabric.n_leaves).astype(np.int64)
+
+
+def fewest(counts: np.ndarray, need: int) -> int | None:
+    """Fewest of these bins whose counts add up to `need`."""
+    if need <= 0:
+        return 0
+    s = np.sort(counts[counts > 0])[::-1]
+    if not s.size or s.sum() < need:
+        return None
+    return int(np.searchsorted(np.cumsum(s), need) + 1)
+
+
+def bounds(ix: FabricIndex, counts: np.ndarray, need: int) -> Bounds:
+    leaf = fewest(counts, need)
+    pod = None
+    if ix.depth > 1:
+        a = ix.anc[1]
+        ok = a >= 0
+        pod = fewest(np.bincount(a[ok], weights=counts[ok], minlength=ix.fabric.n_groups).astype(np.int64), need)
+    elif leaf is not None:
+        pod = 1
+    return Bounds(leaf, pod, counts)
+
+
+def rank_order(ix: FabricIndex, nodes: list[int]) -> list[int]:
+    """Ranks follow the tree: depth-first leaf order, then node index; a ring leaves each leaf once."""
+    f = ix.fabric
+    return sorted(nodes, key=lambda n: (int(ix.leaf_pos[f.node_leaf[n]]), n))
+
+
+def _whole_free_groups(ix: FabricIndex, state: ClusterState) -> np.ndarray:
+    return state.group_free_nodes == ix.group_nodes
+
+
+# -- single node --------------------------------------------------------------------------------------
+def choose_single(ix: FabricIndex, state: ClusterState, job: JobRequest, el: Eligibility) -> Choice | None:
+    """Exact: every eligible node scored with the full cost; the cheapest wins (lowest index on ties)."""
+    f = ix.fabric
+    cand = np.nonzero(el.now)[0]
+    if not cand.size:
+        return None
+    g = job.gpus
+    island_free = best_island_free(ix, state, g)[cand]
+    wf = _whole_free_groups(ix, state)
+    leaf = f.node_leaf[cand]
+    node_whole = state.free_mask[cand] == state.full_mask[cand]
+    takes_node = node_whole & (f.node_gpus[cand] == g)
+    broken_node = (node_whole & ~takes_node).astype(np.int64)
+    leaf_nodes = ix.group_nodes[leaf]
+    leaf_taken = takes_node & (leaf_nodes == 1)
+    broken_leaf = (wf[leaf] & ~leaf_taken).astype(np.int64)
+    broken_groups = np.zeros(cand.size, dtype=np.int64)
+    for t in range(1, ix.depth):
+        a = ix.anc[t][leaf]
+        ok = a >= 0
+        gw = np.where(ok, wf[np.maximum(a, 0)], False)
+        broken_groups += (gw & ~(leaf_taken & (ix.group_nodes[np.maximum(a, 0)] == 1))).astype(np.int64)
+    leftover = state.free_gpus[cand].astype(np.int64) - g
+    partial = (leftover > 0).astype(np.int64)
+    frag = 2 * broken_node + 2 * broken_leaf + 4 * broken_groups + partial
+    cost = ix.CF * frag + leftover
+    # tie-break toward the tightest island, then the lowest node index
+    order = np.lexsort((cand, island_free, cost))
+    best = int(order[0])
+    node = int(cand[best])
+    gpu_ids = _pick_gpus(ix, state, node, g)
+    terms = {"leaves": 1, "tier_groups": 0, "broken_nodes": int(broken_node[best]),
+             "broken_leaves": int(broken_leaf[best]), "broken_groups": int(broken_groups[best]),
+             "partial": int(partial[best]), "leftover": int(leftover[best])}
+    alts = [{"node": f.node_names[int(cand[i])], "cost": int(cost[i])} for i in order[1:4]]
+    return Choice([node], {node: gpu_ids}, int(cost[best]), terms, 1, [1] * ix.depth,
+                  "exact scan (single node)", alts)
+
+
+def _pick_gpus(ix: FabricIndex, state: ClusterState, node: int, g: int) -> list[int]:
+    """GPUs from the tightest NVLink island that holds g, lowest indices first."""
+    f = ix.fabric
+    free = int(state.free_mask[node])
+    best: list[int] | None = None
+    masks = ix.type_islands[int(f.node_type[node])]
+    if max(bin(m).count("1") for m in masks) < g:  # larger than any island: anywhere on the node
+        masks = (sum(masks),)
+    for m in masks:
+        ids = [i for i in range(int(f.node_gpus[node])) if (free & m) >> i & 1]
+        if len(ids) >= g and (best is None or len(ids) < len(best)):
+            best = ids
+    assert best is not None
+    return best[:g]
+
+
+# -- whole nodes ---------------------------------------------------------------------------------------
+def multi_cost(ix: FabricIndex, state: ClusterState, take: dict[int, int]) -> tuple[int, dict[str, int], list[int]]:
+    """Cost of taking take[leaf] whole nodes from each leaf (see README "Objective")."""
+    wf = _whole_free_groups(ix, state)
+    leaves = [l for l, x in take.items() if x > 0]
+    n = sum(take.values())
+    groups = [len(leaves)]
+    tier = 0
+    broken_groups = 0
+    for t in range(1, ix.depth):
+        per: dict[int, int] = {}
+        for l in leaves:
+            a = int(ix.anc[t][l])
+            if a >= 0:
+                per[a] = per.get(a, 0) + take[l]
+        groups.append(len(per))
+        tier += t * max(len(per) - 1, 0)
+        broken_groups += sum(1 for g, x in per.items() if wf[g] and x < ix.group_nodes[g])
+    free = state.group_free_nodes
+    broken_leaves = sum(1 for l in leaves if wf[l] and take[l] < ix.group_nodes[l])
+    partial = sum(1 for l in leaves if take[l] < free[l])
+    leftover = int(sum(int(free[l]) for l in leaves) - n)
+    frag = 2 * broken_leaves + 4 * broken_groups + partial
+    cost = ix.A * (len(leaves) - 1) + ix.B * tier + ix.CF * frag + leftover
+    terms = {"leaves": len(leaves), "tier_groups": tier, "broken_nodes": 0, "broken_leaves": broken_leaves,
+             "broken_groups": broken_groups, "partial": partial, "leftover": leftover}
+    return int(cost), terms, groups
+
+
+def _nodes_from_take(ix: FabricIndex, el: Eligibility, take: dict[int, int]) -> list[int]:
+    f = ix.fabric
+    out: list[int] = []
+    for l, x in take.items():
+        if x <= 0:
+            continue
+        members = f.nodes_of_leaf(l)
+        ok = members[el.now[members]]
+        out.extend(int(v) for v in np.sort(ok)[:x])
+    return out
+
+
+def _choice(ix: FabricIndex, state: ClusterState, el: Eligibility, take: dict[int, int], solver: str) -> Choice:
+    cost, terms, groups = multi_cost(ix, state, take)
+    nodes = rank_order(ix, _nodes_from_take(ix, el, take))
+    full = {n: list(range(int(ix.fabric.node_gpus[n]))) for n in nodes}
+    return Choice(nodes, full, cost, terms, terms["leaves"], groups, solver)
+
+
+def choose_single_leaf(ix: FabricIndex, state: ClusterState, el: Eligibility, counts: np.ndarray) -> Choice:
+    """Exact: every leaf that holds the whole job, scored with the full cost."""
+    need = el.nodes_needed
+    cands = np.nonzero(counts >= need)[0]
+    scored = []
+    for l in cands.tolist():
+        cost, _, _ = multi_cost(ix, state, {l: need})
+        scored.append((cost, l))
+    scored.sort()
+    best = _choice(ix, state, el, {scored[0][1]: need}, "exact scan (single leaf)")
+    best.alternatives = [{"leaves": [ix.fabric.group_names[l]], "cost": c} for c, l in scored[1:4]]
+    return best
+
+
+def scope_for(ix: FabricIndex, counts: np.ndarray, need: int, k: int) -> tuple[int, list[int]]:
+    """Lowest level at which some group holds `need` nodes within k of its leaves; those groups."""
+    for t in range(1, ix.depth):
+        a = ix.anc[t]
+        ok = (a >= 0) & (counts > 0)
+        if not ok.any():
+            continue
+        al, cl = a[ok], counts[ok]
+        order = np.lexsort((-cl, al))
+        al, cl = al[order], cl[order]
+        starts = np.r_[0, np.nonzero(np.diff(al))[0] + 1]
+        rank = np.arange(al.size) - np.repeat(starts, np.diff(np.r_[starts, al.size]))
+        keep = rank < k
+        sums = np.bincount(al[keep], weights=cl[keep], minlength=ix.fabric.n_groups)
+        groups = np.nonzero(sums >= need)[0]
+        if groups.size:
+            return t, groups.tolist()
+    top = int(np.nonzero(ix.fabric.group_parent < 0)[0][0])
+    return ix.depth - 1, [top]
+
+
+def greedy_in_scope(ix: FabricIndex, state: ClusterState, counts: np.ndarray, need: int, k: int, scope: int,
+                    level: int) -> dict[int, int]:
+    """Largest leaves first (ties: leaves whose level-1 group has more room), the last one best-fit."""
+    leaves = np.nonzero((ix.anc[level] == scope) & (counts > 0))[0] if level < ix.depth else np.nonzero(counts > 0)[0]
+    pod = ix.anc[1][leaves] if ix.depth > 1 else np.zeros(leaves.size, dtype=np.int32)
+    pod_room = np.bincount(np.maximum(pod, 0), weights=counts[leaves], minlength=ix.fabric.n_groups)[np.maximum(pod, 0)]
+    order = leaves[np.lexsort((leaves, -pod_room, -counts[leaves]))]
+    take: dict[int, int] = {}
+    got = 0
+    for l in order[: k - 1].tolist():
+        x = min(int(counts[l]), need - got)
+        take[l] = x
+        got += x
+        if got >= need:
+            return take
+    rest = need - got
+    chosen_pods = {int(ix.anc[1][l]) for l in take} if ix.depth > 1 else set()
+    best = None
+    for l in order[k - 1 :].tolist():
+        c = int(counts[l])
+        if c < rest:
+            continue
+        key = (int(ix.anc[1][l]) not in chosen_pods if ix.depth > 1 else 0, c, l)
+        if best is None or key < best[0]:
+            best = (key, l)
+    if best is None:  # cannot happen at the leaf bound; keep taking largest leaves
+        for l in order[k - 1 :].tolist():
+            x = min(int(counts[l]), need - got)
+            take[l] = x
+            got += x
+            if got >= need:
+                break
+        return take
+    take[best[1]] = rest
+    return take
+
+
+def choose_multi(ix: FabricIndex, state: ClusterState, job: JobRequest, el: Eligibility, b: Bounds,
+                 cfg: PlannerConfig, time_left_s: float | None) -> Choice:
+    need, counts, k = el.nodes_needed, b.counts, b.leaf
+    assert k is not None
+    if k == 1:
+        return choose_single_leaf(ix, state, el, counts)
+    level, scopes = scope_for(ix, counts, need, k)
+    # best-fit scope: a partly used group before a whole free one, then the least free room
+    wf = _whole_free_groups(ix, state)
+    room = state.group_free_nodes
+    scopes.sort(key=lambda g: (bool(wf[g]), int(room[g]), g))
+    scope = scopes[0]
+    take = greedy_in_scope(ix, state, counts, need, k, scope, level)
+    greedy = _choice(ix, state, el, take, "greedy")
+    pod_lb = b.pod if b.pod is not None else 1
+    proven = (greedy.leaves == k and (ix.depth < 2 or greedy.groups_by_level[1] <= pod_lb)
+              and greedy.terms["broken_leaves"] + greedy.terms["broken_groups"] + greedy.terms["partial"] == 0
+              and all(g <= 1 for g in greedy.groups_by_level[2:]))
+    alternatives = [{"scope": ix.fabric.group_names[g], "free_nodes": int(room[g])} for g in scopes[1:4]]
+    if proven or cfg.solver == "greedy":
+        greedy.solver = "greedy (meets every lower bound: optimal)" if proven else "greedy (solver=greedy)"
+        greedy.alternatives = alternatives
+        return greedy
+    if time_left_s is not None and time_left_s <= 0:
+        greedy.solver = "greedy (batch time limit reached before CP-SAT)"
+        greedy.alternatives = alternatives
+        return greedy
+    limit = cfg.time_limit_s if time_left_s is None else min(cfg.time_limit_s, time_left_s)
+    leaves = np.nonzero((ix.anc[level] == scope) & (counts > 0))[0]
+    res = solve_leaf_choice(ix, state, counts, leaves, need, job.max_switches, take, limit, cfg)
+    alternatives.insert(0, {"greedy_cost": greedy.cost, "cpsat_status": res.status})
+    if res.take is None:
+        greedy.solver = f"greedy (CP-SAT {res.status} within {limit:g} s)"
+        greedy.alternatives = alternatives
+        greedy.model_proto = res.model_proto
+        return greedy
+    sat = _choice(ix, state, el, res.take, f"cp-sat {res.status.lower()}")
+    sat.model_proto = res.model_proto
+    if sat.cost > greedy.cost:  # never worse than the greedy answer
+        greedy.solver = f"greedy (CP-SAT {res.status.lower()} found no better)"
+        greedy.alternatives = alternatives
+        return greedy
+    sat.alternatives = alternatives
+    return sat

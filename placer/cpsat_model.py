@@ -1,0 +1,108 @@
+"""The CP-SAT model for choosing how many whole nodes to take from each leaf of a subtree.
+
+Follows the or-tools samples: data -> model -> variables -> constraints -> objective -> solve -> read.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from ortools.sat.python import cp_model
+
+from topology import ClusterState
+
+from .index import FabricIndex
+from .types import PlannerConfig
+
+STATUS = {cp_model.OPTIMAL: "OPTIMAL", cp_model.FEASIBLE: "FEASIBLE", cp_model.INFEASIBLE: "INFEASIBLE",
+          cp_model.MODEL_INVALID: "MODEL_INVALID", cp_model.UNKNOWN: "UNKNOWN"}
+
+
+@dataclass
+class SolveResult:
+    status: str
+    take: dict[int, int] | None
+    model_proto: str | None = None
+
+
+def solve_leaf_choice(ix: FabricIndex, state: ClusterState, counts: np.ndarray, leaves: np.ndarray, need: int,
+                      max_switches: int | None, hint: dict[int, int], time_limit_s: float,
+                      cfg: PlannerConfig) -> SolveResult:
+    # -- data
+    free = state.group_free_nodes
+    whole_free = state.group_free_nodes == ix.group_nodes
+    leaves = [int(l) for l in leaves]
+    model = cp_model.CpModel()
+
+    # -- variables: nodes taken per leaf, leaf used, leaf emptied of free nodes, inner group used
+    x = {l: model.new_int_var(0, int(counts[l]), f"take[{ix.fabric.group_names[l]}]") for l in leaves}
+    y = {l: model.new_bool_var(f"used[{ix.fabric.group_names[l]}]") for l in leaves}
+    full = {l: model.new_bool_var(f"emptied[{ix.fabric.group_names[l]}]") for l in leaves if counts[l] >= free[l]}
+    z: dict[int, cp_model.IntVar] = {}
+    members: dict[int, list[int]] = {}
+    for t in range(1, ix.depth):
+        for l in leaves:
+            g = int(ix.anc[t][l])
+            if g >= 0:
+                members.setdefault(g, []).append(l)
+    for g in members:
+        z[g] = model.new_bool_var(f"used[{ix.fabric.group_names[g]}]")
+
+    # -- constraints
+    # the job gets exactly its nodes
+    model.add(sum(x.values()) == need)
+    # a leaf is used iff nodes are taken from it
+    for l in leaves:
+        model.add(x[l] <= int(counts[l]) * y[l])
+        model.add(x[l] >= y[l])
+    # "emptied" only when every free node of the leaf is taken
+    for l, f in full.items():
+        model.add(x[l] == int(free[l])).only_enforce_if(f)
+        model.add_implication(f, y[l])
+    # a used leaf uses its ancestors
+    for g, ls in members.items():
+        for l in ls:
+            model.add_implication(y[l], z[g])
+    # like sbatch --switches: at most this many leaves
+    if max_switches is not None:
+        model.add(sum(y.values()) <= max_switches)
+    # a whole free inner group counts as broken unless the job takes all of it
+    broken_g = []
+    for g, ls in members.items():
+        if whole_free[g]:
+            fg = model.new_bool_var(f"emptied[{ix.fabric.group_names[g]}]")
+            if sum(int(counts[l]) for l in ls) >= ix.group_nodes[g]:
+                model.add(sum(x[l] for l in ls) == int(ix.group_nodes[g])).only_enforce_if(fg)
+            else:
+                model.add(fg == 0)
+            model.add_implication(fg, z[g])
+            broken_g.append(z[g] - fg)
+
+    # -- objective (README "Objective"): leaves, tier-weighted groups, fragmentation, leftover
+    partial = [y[l] - full[l] if l in full else y[l] for l in leaves]
+    broken_l = [p for l, p in zip(leaves, partial) if whole_free[l]]
+    tier = [int(ix.fabric.group_level[g]) * z[g] for g in z]
+    leftover = sum(int(free[l]) * y[l] for l in leaves) - need
+    model.minimize(ix.A * sum(y.values()) + ix.B * sum(tier)
+                   + ix.CF * (2 * sum(broken_l) + 4 * sum(broken_g) + sum(partial)) + leftover)
+
+    # -- greedy answer as hint
+    for l in leaves:
+        h = int(hint.get(l, 0))
+        model.add_hint(x[l], h)
+        model.add_hint(y[l], int(h > 0))
+
+    # -- solve
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = max(time_limit_s, 0.001)
+    solver.parameters.num_workers = cfg.num_workers
+    solver.parameters.random_seed = cfg.random_seed
+    status = solver.solve(model)
+    proto = str(model.proto) if cfg.dump_models else None
+
+    # -- read
+    name = STATUS.get(status, str(status))
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return SolveResult(name, None, proto)
+    take = {l: int(solver.value(x[l])) for l in leaves if solver.value(x[l]) > 0}
+    return SolveResult(name, take, proto)

@@ -1,0 +1,93 @@
+"""Which nodes a job may use now, and why the others are excluded (counted, for explanations)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from topology import ClusterState
+
+from .index import FabricIndex
+from .jobs import JobRequest
+
+
+@dataclass
+class Eligibility:
+    multi_node: bool
+    gpus_per_node: int  # node size the job uses (multi-node: whole nodes of exactly this many GPUs)
+    nodes_needed: int  # 1 for single-node jobs
+    static: np.ndarray  # bool per node: could ever host the job (features, size, not excluded, in service)
+    now: np.ndarray  # bool per node: can host it in the current state
+    excluded: dict[str, int]  # reason -> node count, each node counted once, first reason wins
+
+
+def _static_mask(ix: FabricIndex, job: JobRequest) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    f = ix.fabric
+    feat_ok_type = np.array([set(job.features) <= feats and (job.gpu_model is None or t.gpu_model.lower() == job.gpu_model)
+                             for feats, t in zip(ix.type_features, ix.fabric.node_types)], dtype=bool)
+    feat_ok = feat_ok_type[f.node_type] if f.n_nodes else np.zeros(0, dtype=bool)
+    not_excl = np.ones(f.n_nodes, dtype=bool)
+    for name in job.exclude:
+        i = f.node_index.get(name)
+        if i is not None:
+            not_excl[i] = False
+    return feat_ok, not_excl, f.node_gpus
+
+
+def eligibility(ix: FabricIndex, state: ClusterState, job: JobRequest) -> Eligibility:
+    f = ix.fabric
+    feat_ok, not_excl, node_gpus = _static_mask(ix, job)
+    candidates = feat_ok & not_excl
+    # node size: the job's own, else the largest among nodes that could host it
+    if job.gpus_per_node is not None:
+        size = job.gpus_per_node
+    else:
+        sizes = node_gpus[candidates]
+        size = int(sizes.max()) if sizes.size else int(node_gpus.max(initial=1))
+    multi = job.exclusive or job.gpus > size or (job.gpus_per_node is not None and job.gpus > job.gpus_per_node)
+    in_service = state.usable
+    if multi:
+        size_ok = node_gpus == size
+        need = job.nodes_needed(size)
+        busy = state.free_mask != state.full_mask
+    else:
+        size_ok = node_gpus >= job.gpus
+        need = 1
+        busy = ~_island_fits(ix, state, job.gpus)
+    static = candidates & size_ok & (f.node_state == 0)
+    now = candidates & size_ok & in_service & ~busy
+    excluded: dict[str, int] = {}
+    remaining = np.ones(f.n_nodes, dtype=bool)
+    for reason, bad in (("down or drained", ~in_service), ("excluded by the job", ~not_excl),
+                        ("lacking features or GPU model", ~feat_ok), (f"not {size}-GPU nodes" if multi else "too few GPUs", ~size_ok),
+                        ("busy", busy)):
+        hit = int((bad & remaining).sum())
+        if hit:
+            excluded[reason] = hit
+        remaining &= ~bad
+    return Eligibility(multi, size, need, static, now, excluded)
+
+
+def _island_fits(ix: FabricIndex, state: ClusterState, gpus: int) -> np.ndarray:
+    """Per node: some NVLink island has `gpus` free GPUs."""
+    return best_island_free(ix, state, gpus) >= 0
+
+
+def best_island_free(ix: FabricIndex, state: ClusterState, gpus: int) -> np.ndarray:
+    """Per node: free GPUs of the tightest island holding `gpus` (-1 where none does)."""
+    f = ix.fabric
+    best = np.full(f.n_nodes, -1, dtype=np.int64)
+    for t, masks in enumerate(ix.type_islands):
+        nodes = np.nonzero(f.node_type == t)[0]
+        if not nodes.size:
+            continue
+        free = state.free_mask[nodes]
+        tight = np.full(nodes.size, np.iinfo(np.int64).max, dtype=np.int64)
+        if max(bin(m).count("1") for m in masks) < gpus:  # larger than any island: anywhere on the node
+            masks = (sum(masks),)
+        for m in masks:
+            cnt = np.bitwise_count(free & np.uint64(m)).astype(np.int64)
+            ok = cnt >= gpus
+            tight = np.where(ok & (cnt < tight), cnt, tight)
+        best[nodes] = np.where(tight == np.iinfo(np.int64).max, -1, tight)
+    return best

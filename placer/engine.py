@@ -1,0 +1,138 @@
+"""The planning API: (Fabric, ClusterState, jobs, config) -> placements. Pure: no I/O.
+
+A queue is placed in priority order (higher first, then submit time, then input order): each job takes
+the best place left by the jobs above it, so a lower-priority job never takes what a higher-priority job
+needs to start now. CP-SAT runs per job under `time_limit_s`; once the queue's `batch_time_limit_s` is
+spent, the remaining jobs get the greedy answer, and each says so in its `solver` field.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import numpy as np
+
+from topology import ClusterState, Fabric
+
+from .choose import Choice, bounds, choose_multi, choose_single, fewest, leaf_counts
+from .eligibility import eligibility
+from .index import FabricIndex, index_for
+from .jobs import JobRequest
+from .types import Placement, PlannerConfig
+
+
+@dataclass
+class PlanResult:
+    placements: list[Placement]
+    state: ClusterState  # the state after every placed job
+    elapsed_s: float
+
+    def summary(self) -> dict[str, Any]:
+        placed = [p for p in self.placements if p.status == "placed"]
+        multi = [p for p in placed if len(p.nodes) > 1]
+        at_bound = [p for p in multi if p.leaf_lower_bound is not None and p.leaves <= p.leaf_lower_bound]
+        return {
+            "jobs": len(self.placements),
+            "placed": len(placed),
+            "pending": sum(p.status == "pending" for p in self.placements),
+            "unplaceable": sum(p.status == "unplaceable" for p in self.placements),
+            "gpus_placed": sum(p.gpus for p in placed),
+            "multi_node_jobs": len(multi),
+            "at_leaf_lower_bound": len(at_bound),
+            "greedy_fallbacks": sum("greedy (" in p.solver and "optimal" not in p.solver for p in placed),
+            "elapsed_s": round(self.elapsed_s, 4),
+        }
+
+
+def _order(jobs: list[JobRequest]) -> list[int]:
+    return sorted(range(len(jobs)), key=lambda i: (-jobs[i].priority,
+                                                   jobs[i].submit_time if jobs[i].submit_time is not None else 0.0, i))
+
+
+def place_one(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfig,
+              time_left_s: float | None = None) -> Placement:
+    """Decide one job against `state` (not modified)."""
+    f = ix.fabric
+    el = eligibility(ix, state, job)
+    need = el.nodes_needed
+    p = Placement(job=job.job_id, status="pending", gpus=job.gpus, priority=job.priority)
+    static_counts = np.bincount(f.node_leaf[el.static], minlength=f.n_leaves)
+    static_k = fewest(static_counts, need)
+    counts = leaf_counts(ix, state, el)
+    b = bounds(ix, counts, need)
+    p.leaf_lower_bound, p.pod_lower_bound = b.leaf, b.pod
+    unit = f"{need} whole {el.gpus_per_node}-GPU node(s)" if el.multi_node else f"{job.gpus} GPU(s) on one node"
+    excl = ", ".join(f"{r} {n}" for r, n in el.excluded.items())
+    n_ok = int(el.now.sum())
+    header = f"needs {unit}; {n_ok} of {f.n_nodes} nodes can take it now" + (f" (excluded: {excl})" if excl else "")
+    if static_k is None:
+        p.status = "unplaceable"
+        p.reason = f"{header}; even with every node free, only {int(el.static.sum())} nodes qualify"
+        return _explained(p, cfg, el, b, None)
+    if job.max_switches is not None and static_k > job.max_switches:
+        p.status = "unplaceable"
+        p.reason = f"{header}; needs {static_k} leaves even on an empty fabric, max_switches is {job.max_switches}"
+        return _explained(p, cfg, el, b, None)
+    if b.leaf is None:
+        p.reason = f"{header}; fits only {n_ok if el.multi_node else 0} of {need} now" if el.multi_node else \
+            f"{header}; no node has {job.gpus} free GPUs in one NVLink island now"
+        return _explained(p, cfg, el, b, None)
+    if job.max_switches is not None and b.leaf > job.max_switches:
+        p.reason = f"{header}; needs {b.leaf} leaves now, max_switches is {job.max_switches}: waits for room"
+        return _explained(p, cfg, el, b, None)
+    choice = (choose_multi(ix, state, job, el, b, cfg, time_left_s) if el.multi_node
+              else choose_single(ix, state, job, el))
+    assert choice is not None
+    p.status = "placed"
+    p.nodes = [f.node_names[n] for n in choice.nodes]
+    p.gpu_ids = {f.node_names[n]: ids for n, ids in choice.gpu_ids.items()}
+    p.leaves = choice.leaves
+    p.pods = choice.groups_by_level[1] if ix.depth > 1 else 1
+    p.cost, p.cost_terms, p.solver = choice.cost, choice.terms, choice.solver
+    p.model_proto = choice.model_proto
+    where = f"{choice.leaves} leaf" + ("s" if choice.leaves != 1 else "") + f" (bound {b.leaf})"
+    if ix.depth > 2:
+        where += f", {p.pods} level-1 group" + ("s" if p.pods != 1 else "") + f" (bound {b.pod})"
+    p.reason = f"{header}; placed on {where} by {choice.solver}"
+    return _explained(p, cfg, el, b, choice)
+
+
+def _explained(p: Placement, cfg: PlannerConfig, el: Any, b: Any, choice: Choice | None) -> Placement:
+    if not cfg.explain:
+        return p
+    p.explain = {
+        "nodes_eligible_now": int(el.now.sum()),
+        "nodes_excluded": el.excluded,
+        "leaf_lower_bound": b.leaf,
+        "pod_lower_bound": b.pod,
+        "leaves_with_room": int((b.counts > 0).sum()),
+        "leaves_holding_whole_job": int((b.counts >= el.nodes_needed).sum()),
+    }
+    if choice is not None:
+        p.explain["alternatives"] = choice.alternatives
+        p.explain["cost_terms"] = choice.terms
+    return p
+
+
+def apply(state: ClusterState, fabric: Fabric, p: Placement) -> None:
+    for name, ids in p.gpu_ids.items():
+        state.allocate(fabric.node_index[name], ids)
+
+
+def plan(fabric: Fabric, state: ClusterState, jobs: Iterable[JobRequest], cfg: PlannerConfig | None = None
+         ) -> PlanResult:
+    """Place a queue in priority order onto a copy of `state`; returns placements in the input order."""
+    cfg = cfg or PlannerConfig()
+    jobs = list(jobs)
+    ix = index_for(fabric)
+    work = state.copy()
+    t0 = time.perf_counter()
+    out: list[Placement | None] = [None] * len(jobs)
+    for i in _order(jobs):
+        left = cfg.batch_time_limit_s - (time.perf_counter() - t0)
+        p = place_one(ix, work, jobs[i], cfg, left)
+        if p.status == "placed":
+            apply(work, fabric, p)
+        out[i] = p
+    return PlanResult([p for p in out if p is not None], work, time.perf_counter() - t0)

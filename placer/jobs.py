@@ -1,0 +1,173 @@
+"""Job requests: what a job asks for, parsed from plain data with every problem named."""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from topology import Problem
+from topology.hostlists import HostlistError, expand
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """One job. `gpus` is the total; a multi-node job takes ceil(gpus / gpus_per_node) whole nodes."""
+
+    job_id: str
+    gpus: int
+    gpus_per_node: int | None = None  # given (or implied by `nodes`): multi-node jobs use nodes of this size
+    priority: int = 0
+    max_switches: int | None = None  # like sbatch --switches: at most this many leaves
+    features: tuple[str, ...] = ()
+    gpu_model: str | None = None  # like sbatch --gpus=h100:16
+    exclude: tuple[str, ...] = ()
+    exclusive: bool = False
+    submit_time: float | None = None
+    duration: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def nodes_needed(self, gpus_per_node: int) -> int:
+        return math.ceil(self.gpus / gpus_per_node)
+
+
+_KEYS = {"job_id", "id", "gpus", "nodes", "gpus_per_node", "priority", "max_switches", "switches", "features",
+         "constraint", "gpu_model", "exclude", "exclusive", "submit_time", "duration"}
+
+
+def _num(v: Any, path: str, problems: list[Problem], *, line: int | None, minimum: int = 0,
+         allow_float: bool = False) -> float | int | None:
+    if v is None or v == "":
+        return None
+    try:
+        x = float(v) if allow_float else int(str(v).strip()) if not isinstance(v, int) else v
+    except (TypeError, ValueError):
+        problems.append(Problem(path, f"expected a {'number' if allow_float else 'whole number'}, got {v!r}", line=line))
+        return None
+    if isinstance(v, bool) or (not allow_float and isinstance(v, float)) or x < minimum or x != x:
+        problems.append(Problem(path, f"must be a {'number' if allow_float else 'whole number'} >= {minimum}, got {v!r}",
+                                line=line))
+        return None
+    return x
+
+
+def job_from_mapping(d: dict[str, Any], path: str, problems: list[Problem], line: int | None = None,
+                     strict_keys: bool = True) -> JobRequest | None:
+    """One job from a mapping (YAML/JSON entry or CSV row); appends problems and returns None when unusable."""
+    before = len(problems)
+    if strict_keys:
+        for k in d:
+            if k not in _KEYS:
+                problems.append(Problem(f"{path}.{k}", f"unknown job field {k!r} (known: {', '.join(sorted(_KEYS))})",
+                                        line=line))
+    jid = d.get("job_id", d.get("id"))
+    if jid is None or str(jid).strip() == "":
+        problems.append(Problem(f"{path}.job_id", "a job needs a job_id", line=line))
+        return None
+    jid = str(jid).strip()
+    path = f"{path}({jid})"
+    gpus = _num(d.get("gpus"), f"{path}.gpus", problems, line=line, minimum=1)
+    nodes = _num(d.get("nodes"), f"{path}.nodes", problems, line=line, minimum=1)
+    gpn = _num(d.get("gpus_per_node"), f"{path}.gpus_per_node", problems, line=line, minimum=1)
+    if nodes is not None and gpn is not None:
+        if gpus is not None and gpus != nodes * gpn:
+            problems.append(Problem(f"{path}.gpus", f"gpus={gpus} contradicts nodes={nodes} x gpus_per_node={gpn}",
+                                    line=line))
+        gpus = nodes * gpn
+    elif nodes is not None and gpus is not None:
+        if gpus % nodes:
+            problems.append(Problem(f"{path}.nodes", f"{gpus} GPUs do not split evenly over {nodes} nodes", line=line))
+        else:
+            gpn = gpus // nodes
+    elif nodes is not None:
+        problems.append(Problem(f"{path}.gpus", "nodes given without gpus or gpus_per_node", line=line))
+    if gpus is None and len(problems) == before:
+        problems.append(Problem(f"{path}.gpus", "a job needs gpus (or nodes and gpus_per_node)", line=line))
+    prio = _num(d.get("priority"), f"{path}.priority", problems, line=line, minimum=-(2**31)) or 0
+    maxsw = _num(d.get("max_switches", d.get("switches")), f"{path}.max_switches", problems, line=line, minimum=1)
+    feats_raw = d.get("features", d.get("constraint")) or []
+    if isinstance(feats_raw, str):
+        feats_raw = [f for f in feats_raw.replace("&", ",").split(",") if f.strip()]
+    if not isinstance(feats_raw, list) or not all(isinstance(f, str) for f in feats_raw):
+        problems.append(Problem(f"{path}.features", f"expected feature names, got {feats_raw!r}", line=line))
+        feats_raw = []
+    excl_raw = d.get("exclude") or []
+    exclude: list[str] = []
+    for part in (excl_raw if isinstance(excl_raw, list) else [excl_raw]):
+        try:
+            exclude.extend(expand(str(part)))
+        except HostlistError as exc:
+            problems.append(Problem(f"{path}.exclude", str(exc), line=line))
+    model = d.get("gpu_model")
+    if model is not None and not isinstance(model, str):
+        problems.append(Problem(f"{path}.gpu_model", f"expected a GPU model name, got {model!r}", line=line))
+        model = None
+    exclusive = d.get("exclusive", False)
+    if isinstance(exclusive, str):
+        exclusive = exclusive.strip().lower() in ("1", "true", "yes")
+    submit = _num(d.get("submit_time"), f"{path}.submit_time", problems, line=line, allow_float=True)
+    duration = _num(d.get("duration"), f"{path}.duration", problems, line=line, allow_float=True)
+    if len(problems) > before or gpus is None:
+        return None
+    return JobRequest(job_id=jid, gpus=int(gpus), gpus_per_node=int(gpn) if gpn else None, priority=int(prio),
+                      max_switches=int(maxsw) if maxsw else None, features=tuple(f.strip() for f in feats_raw),
+                      gpu_model=model.strip().lower() if model else None,
+                      exclude=tuple(exclude), exclusive=bool(exclusive), submit_time=submit, duration=duration)
+
+
+def jobs_from_list(items: Any, problems: list[Problem]) -> list[JobRequest]:
+    """Jobs from a parsed YAML/JSON document: a list of mappings (or {"jobs": [...]})."""
+    if isinstance(items, dict) and "jobs" in items:
+        items = items["jobs"]
+    if not isinstance(items, list):
+        problems.append(Problem("", f"a jobs file is a list of jobs, got {type(items).__name__}"))
+        return []
+    jobs = []
+    for i, d in enumerate(items):
+        if not isinstance(d, dict):
+            problems.append(Problem(f"[{i}]", f"expected a mapping for a job, got {d!r}"))
+            continue
+        j = job_from_mapping(d, f"[{i}]", problems)
+        if j is not None:
+            jobs.append(j)
+    _check_unique(jobs, problems)
+    return jobs
+
+
+def jobs_from_csv(text: str, problems: list[Problem]) -> list[JobRequest]:
+    """CSV with header `job_id,submit_time,duration,gpus` (more columns allowed, ignored unless known)."""
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = next(reader)
+    except StopIteration:
+        problems.append(Problem("", "empty CSV: expected a header job_id,submit_time,duration,gpus", line=1))
+        return []
+    header = [h.strip().lower() for h in header]
+    missing = [c for c in ("job_id", "gpus") if c not in header]
+    if missing:
+        problems.append(Problem("header", f"CSV header lacks {', '.join(missing)} (expected "
+                                          f"job_id,submit_time,duration,gpus)", line=1))
+        return []
+    jobs = []
+    for row in reader:
+        line = reader.line_num
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) != len(header):
+            problems.append(Problem("", f"expected {len(header)} columns, got {len(row)}", line=line))
+            continue
+        d = {k: v for k, v in zip(header, row) if k in _KEYS}
+        j = job_from_mapping(d, "row", problems, line=line, strict_keys=False)
+        if j is not None:
+            jobs.append(j)
+    _check_unique(jobs, problems)
+    return jobs
+
+
+def _check_unique(jobs: Iterable[JobRequest], problems: list[Problem]) -> None:
+    seen: set[str] = set()
+    for j in jobs:
+        if j.job_id in seen:
+            problems.append(Problem(f"job {j.job_id}", "duplicate job_id"))
+        seen.add(j.job_id)

@@ -1,0 +1,51 @@
+"""Planner inputs and results as plain values."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Status = Literal["placed", "pending", "unplaceable"]
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    """Solver knobs; tests pin one worker and a seed."""
+
+    time_limit_s: float = 0.05  # per CP-SAT solve
+    batch_time_limit_s: float = 10.0  # a whole queue; past it, jobs get the greedy answer (said per job)
+    num_workers: int = 1
+    random_seed: int = 0
+    solver: Literal["cpsat", "greedy"] = "cpsat"
+    explain: bool = False
+    dump_models: bool = False  # keep each CP-SAT model (text proto) on its placement, for offline replay
+
+
+@dataclass
+class Placement:
+    job: str
+    status: Status
+    gpus: int
+    nodes: list[str] = field(default_factory=list)  # rank order
+    gpu_ids: dict[str, list[int]] = field(default_factory=dict)
+    leaves: int = 0
+    leaf_lower_bound: int | None = None
+    pods: int = 0
+    pod_lower_bound: int | None = None
+    cost: int | None = None
+    cost_terms: dict[str, int] = field(default_factory=dict)
+    reason: str = ""
+    solver: str = ""
+    priority: int = 0
+    explain: dict[str, Any] | None = None
+    model_proto: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "job": self.job, "status": self.status, "gpus": self.gpus, "nodes": self.nodes,
+            "gpu_ids": self.gpu_ids, "leaves": self.leaves, "leaf_lower_bound": self.leaf_lower_bound,
+            "pods": self.pods, "pod_lower_bound": self.pod_lower_bound, "cost": self.cost,
+            "cost_terms": self.cost_terms, "reason": self.reason, "solver": self.solver, "priority": self.priority,
+        }
+        if self.explain is not None:
+            d["explain"] = self.explain
+        return d
