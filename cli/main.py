@@ -36,9 +36,11 @@ def cli(ctx: click.Context, verbose: int) -> None:
 
 
 def _register() -> None:
+    from .plan_cmd import plan_cmd
     from .topology_cmds import topology
 
     cli.add_command(topology)
+    cli.add_command(plan_cmd)
 
 
 _register()
@@ -63,7 +65,12 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"placer: {n} error(s){' in ' + exc.source if exc.source else ''}; nothing written", err=True)
         return Exit.BAD_INPUT
     except RequestError as exc:
-        click.echo(f"placer: error: {exc}", err=True)
+        if exc.problems:
+            click.echo(exc.render(), err=True)
+            click.echo(f"placer: {len(exc.problems)} problem(s){' in ' + exc.source if exc.source else ''}; "
+                       f"nothing written", err=True)
+        else:
+            click.echo(f"placer: error: {exc}", err=True)
         return Exit.BAD_INPUT
     except BackendError as exc:
         click.echo(f"placer: backend error: {exc}", err=True)

@@ -166,14 +166,31 @@ def multi_cost(ix: FabricIndex, state: ClusterState, take: dict[int, int]) -> tu
 
 
 def _nodes_from_take(ix: FabricIndex, el: Eligibility, take: dict[int, int]) -> list[int]:
+    """Which nodes of each leaf: lowest indices, or, where the leaf has NVLink domains, as few domains as
+    possible (the tightest domain that holds the rest, else the fullest domains first)."""
     f = ix.fabric
     out: list[int] = []
     for l, x in take.items():
         if x <= 0:
             continue
         members = f.nodes_of_leaf(l)
-        ok = members[el.now[members]]
-        out.extend(int(v) for v in np.sort(ok)[:x])
+        ok = np.sort(members[el.now[members]])
+        if not f.domain_names:
+            out.extend(int(v) for v in ok[:x])
+            continue
+        by_dom: dict[int, list[int]] = {}
+        for v in ok.tolist():
+            by_dom.setdefault(int(f.node_domain[v]), []).append(v)
+        rest = x
+        while rest > 0:
+            fits = [d for d, ns in by_dom.items() if len(ns) >= rest and d >= 0]
+            if fits:
+                d = min(fits, key=lambda d: (len(by_dom[d]), d))
+            else:
+                d = max(by_dom, key=lambda d: (d >= 0, len(by_dom[d]), -d))
+            got = by_dom.pop(d)[:rest]
+            out.extend(got)
+            rest -= len(got)
     return out
 
 

@@ -44,7 +44,20 @@ class InventoryError(PlacerError):
 
 
 class RequestError(PlacerError):
-    """A request (job, command option) that makes no sense."""
+    """A request (job, jobs file, plan document, command option) that makes no sense.
+
+    Either one message, or every problem found in an input file (rendered like InventoryError's).
+    """
+
+    def __init__(self, message: str = "", problems: Iterable[Problem] = (), source: str | None = None) -> None:
+        self.problems = list(problems)
+        self.source = source
+        super().__init__(message or f"{len(self.problems)} problem(s)" + (f" in {source}" if source else ""))
+
+    def render(self) -> str:
+        if not self.problems:
+            return f"error: {self}"
+        return "\n".join(p.render(self.source) for p in self.problems)
 
 
 class BackendError(PlacerError):
