@@ -4,9 +4,11 @@ Algorithm:
   phase 1  eligibility: the nodes the job may use now (arrays), and the per-leaf counts of them;
   phase 2  bounds: the fewest leaves (and level-1 groups) the eligible nodes could hold the job in;
   phase 3  single node, or single leaf: an exact scan of every candidate with the full cost (numpy);
-  phase 4  several leaves: the lowest subtree that holds the job at the leaf bound; a greedy answer
-           there (largest leaves, then best fit for the rest); then CP-SAT over that subtree with the
-           greedy answer as hint, unless the greedy answer already meets every lower bound.
+  phase 4  several leaves: the lowest subtree that holds the job at the leaf bound (one level-1 group
+           when one can, best fit; else the fewest groups by their capacity in that many leaves); a
+           greedy answer there (largest leaves whole, the last best fit); then CP-SAT over those groups
+           and a few alternatives, with the greedy answer as hint, unless the greedy answer already
+           meets every lower bound. The better of the two is kept, so CP-SAT is never worse.
 """
 from __future__ import annotations
 
@@ -202,47 +204,72 @@ def _choice(ix: FabricIndex, state: ClusterState, el: Eligibility, take: dict[in
 
 
 def choose_single_leaf(ix: FabricIndex, state: ClusterState, el: Eligibility, counts: np.ndarray) -> Choice:
-    """Exact: every leaf that holds the whole job, scored with the full cost."""
+    """Exact: every leaf that holds the whole job, scored with the full cost (arrays, no per-leaf loop)."""
     need = el.nodes_needed
     cands = np.nonzero(counts >= need)[0]
-    scored = []
-    for l in cands.tolist():
-        cost, _, _ = multi_cost(ix, state, {l: need})
-        scored.append((cost, l))
-    scored.sort()
-    best = _choice(ix, state, el, {scored[0][1]: need}, "exact scan (single leaf)")
-    best.alternatives = [{"leaves": [ix.fabric.group_names[l]], "cost": c} for c, l in scored[1:4]]
+    wf = _whole_free_groups(ix, state)
+    free = state.group_free_nodes[cands].astype(np.int64)
+    broken_leaf = (wf[cands] & (need < ix.group_nodes[cands])).astype(np.int64)
+    partial = (need < free).astype(np.int64)
+    broken_groups = np.zeros(cands.size, dtype=np.int64)
+    for t in range(1, ix.depth):
+        a = ix.anc[t][cands]
+        ok = a >= 0
+        a0 = np.maximum(a, 0)
+        broken_groups += (ok & wf[a0] & (need < ix.group_nodes[a0])).astype(np.int64)
+    cost = ix.CF * (2 * broken_leaf + 4 * broken_groups + partial) + (free - need)
+    order = np.lexsort((cands, cost))
+    best = _choice(ix, state, el, {int(cands[order[0]]): need}, "exact scan (single leaf)")
+    assert best.cost == int(cost[order[0]])
+    best.alternatives = [{"leaves": [ix.fabric.group_names[int(cands[i])]], "cost": int(cost[i])} for i in order[1:4]]
     return best
 
 
-def scope_for(ix: FabricIndex, counts: np.ndarray, need: int, k: int) -> tuple[int, list[int]]:
-    """Lowest level at which some group holds `need` nodes within k of its leaves; those groups."""
-    for t in range(1, ix.depth):
-        a = ix.anc[t]
-        ok = (a >= 0) & (counts > 0)
-        if not ok.any():
-            continue
-        al, cl = a[ok], counts[ok]
-        order = np.lexsort((-cl, al))
-        al, cl = al[order], cl[order]
-        starts = np.r_[0, np.nonzero(np.diff(al))[0] + 1]
-        rank = np.arange(al.size) - np.repeat(starts, np.diff(np.r_[starts, al.size]))
-        keep = rank < k
-        sums = np.bincount(al[keep], weights=cl[keep], minlength=ix.fabric.n_groups)
-        groups = np.nonzero(sums >= need)[0]
-        if groups.size:
-            return t, groups.tolist()
-    top = int(np.nonzero(ix.fabric.group_parent < 0)[0][0])
-    return ix.depth - 1, [top]
+def _top_k_sums(ix: FabricIndex, counts: np.ndarray, k: int) -> np.ndarray:
+    """Per level-1 group: the sum of its k largest leaf counts."""
+    a = ix.anc[1] if ix.depth > 1 else np.zeros(ix.fabric.n_leaves, dtype=np.int32)
+    ok = (a >= 0) & (counts > 0)
+    al, cl = a[ok], counts[ok]
+    order = np.lexsort((-cl, al))
+    al, cl = al[order], cl[order]
+    if not al.size:
+        return np.zeros(ix.fabric.n_groups)
+    starts = np.r_[0, np.nonzero(np.diff(al))[0] + 1]
+    rank = np.arange(al.size) - np.repeat(starts, np.diff(np.r_[starts, al.size]))
+    keep = rank < k
+    return np.bincount(al[keep], weights=cl[keep], minlength=ix.fabric.n_groups)
 
 
-def greedy_in_scope(ix: FabricIndex, state: ClusterState, counts: np.ndarray, need: int, k: int, scope: int,
-                    level: int) -> dict[int, int]:
-    """Largest leaves first (ties: leaves whose level-1 group has more room), the last one best-fit."""
-    leaves = np.nonzero((ix.anc[level] == scope) & (counts > 0))[0] if level < ix.depth else np.nonzero(counts > 0)[0]
-    pod = ix.anc[1][leaves] if ix.depth > 1 else np.zeros(leaves.size, dtype=np.int32)
-    pod_room = np.bincount(np.maximum(pod, 0), weights=counts[leaves], minlength=ix.fabric.n_groups)[np.maximum(pod, 0)]
-    order = leaves[np.lexsort((leaves, -pod_room, -counts[leaves]))]
+def choose_pods(ix: FabricIndex, state: ClusterState, counts: np.ndarray, need: int, k: int
+                ) -> tuple[list[int], list[int]]:
+    """Level-1 groups for a job at the leaf bound k: one that holds it alone (best fit), else the fewest
+    by largest k-leaf capacity. Returns the chosen groups and a few alternatives for CP-SAT to weigh."""
+    sums = _top_k_sums(ix, counts, k)
+    wf = _whole_free_groups(ix, state)
+    room = state.group_free_nodes
+    alone = np.nonzero(sums >= need)[0].tolist()
+    if alone:
+        alone.sort(key=lambda g: (bool(wf[g]), int(room[g]), g))
+        return alone[:1], alone[1:4]
+    pods = [int(g) for g in np.argsort(-sums, kind="stable") if sums[g] > 0]
+    a = ix.anc[1] if ix.depth > 1 else np.zeros(ix.fabric.n_leaves, dtype=np.int32)
+    chosen: list[int] = []
+    pool: list[int] = []
+    for g in pods:
+        chosen.append(g)
+        pool.extend(counts[(a == g) & (counts > 0)].tolist())
+        pool.sort(reverse=True)
+        if sum(pool[:k]) >= need:
+            break
+    rest = [g for g in pods if g not in chosen]
+    return chosen, rest[:2]
+
+
+def greedy_in_pods(ix: FabricIndex, counts: np.ndarray, need: int, k: int, pods: list[int]) -> dict[int, int]:
+    """Within the chosen level-1 groups: the k-1 largest leaves whole, the last one best fit."""
+    a = ix.anc[1] if ix.depth > 1 else np.zeros(ix.fabric.n_leaves, dtype=np.int32)
+    leaves = np.nonzero(np.isin(a, pods) & (counts > 0))[0]
+    order = leaves[np.lexsort((leaves, -counts[leaves]))]
     take: dict[int, int] = {}
     got = 0
     for l in order[: k - 1].tolist():
@@ -252,25 +279,30 @@ def greedy_in_scope(ix: FabricIndex, state: ClusterState, counts: np.ndarray, ne
         if got >= need:
             return take
     rest = need - got
-    chosen_pods = {int(ix.anc[1][l]) for l in take} if ix.depth > 1 else set()
-    best = None
-    for l in order[k - 1 :].tolist():
-        c = int(counts[l])
-        if c < rest:
-            continue
-        key = (int(ix.anc[1][l]) not in chosen_pods if ix.depth > 1 else 0, c, l)
-        if best is None or key < best[0]:
-            best = (key, l)
-    if best is None:  # cannot happen at the leaf bound; keep taking largest leaves
-        for l in order[k - 1 :].tolist():
-            x = min(int(counts[l]), need - got)
-            take[l] = x
-            got += x
-            if got >= need:
-                break
-        return take
-    take[best[1]] = rest
+    fits = [l for l in order[k - 1 :].tolist() if counts[l] >= rest]
+    if not fits:  # the pods were chosen to hold the job in k leaves, so this is a safety net
+        fits = order[k - 1 :].tolist()
+    last = min(fits, key=lambda l: (int(counts[l]) < rest, int(counts[l]), l))
+    take[last] = min(rest, int(counts[last]))
     return take
+
+
+def _cpsat_candidates(ix: FabricIndex, counts: np.ndarray, take: dict[int, int], pods: list[int],
+                      spare: list[int], cap: int) -> np.ndarray:
+    """The leaves CP-SAT may use: the greedy's, then the chosen groups' other leaves by free count, then
+    the alternative groups' leaves, at most `cap`."""
+    a = ix.anc[1] if ix.depth > 1 else np.zeros(ix.fabric.n_leaves, dtype=np.int32)
+    out = list(take)
+    seen = set(out)
+    for groups in (pods, spare):
+        ls = np.nonzero(np.isin(a, groups) & (counts > 0))[0]
+        for l in ls[np.lexsort((ls, -counts[ls]))].tolist():
+            if len(out) >= cap:
+                return np.asarray(out)
+            if l not in seen:
+                out.append(l)
+                seen.add(l)
+    return np.asarray(out)
 
 
 def choose_multi(ix: FabricIndex, state: ClusterState, job: JobRequest, el: Eligibility, b: Bounds,
@@ -279,19 +311,15 @@ def choose_multi(ix: FabricIndex, state: ClusterState, job: JobRequest, el: Elig
     assert k is not None
     if k == 1:
         return choose_single_leaf(ix, state, el, counts)
-    level, scopes = scope_for(ix, counts, need, k)
-    # best-fit scope: a partly used group before a whole free one, then the least free room
-    wf = _whole_free_groups(ix, state)
-    room = state.group_free_nodes
-    scopes.sort(key=lambda g: (bool(wf[g]), int(room[g]), g))
-    scope = scopes[0]
-    take = greedy_in_scope(ix, state, counts, need, k, scope, level)
+    pods, spare = choose_pods(ix, state, counts, need, k)
+    take = greedy_in_pods(ix, counts, need, k, pods)
     greedy = _choice(ix, state, el, take, "greedy")
     pod_lb = b.pod if b.pod is not None else 1
     proven = (greedy.leaves == k and (ix.depth < 2 or greedy.groups_by_level[1] <= pod_lb)
               and greedy.terms["broken_leaves"] + greedy.terms["broken_groups"] + greedy.terms["partial"] == 0
               and all(g <= 1 for g in greedy.groups_by_level[2:]))
-    alternatives = [{"scope": ix.fabric.group_names[g], "free_nodes": int(room[g])} for g in scopes[1:4]]
+    room = state.group_free_nodes
+    alternatives = [{"group": ix.fabric.group_names[g], "free_nodes": int(room[g])} for g in spare]
     if proven or cfg.solver == "greedy":
         greedy.solver = "greedy (meets every lower bound: optimal)" if proven else "greedy (solver=greedy)"
         greedy.alternatives = alternatives
@@ -301,7 +329,11 @@ def choose_multi(ix: FabricIndex, state: ClusterState, job: JobRequest, el: Elig
         greedy.alternatives = alternatives
         return greedy
     limit = cfg.time_limit_s if time_left_s is None else min(cfg.time_limit_s, time_left_s)
-    leaves = np.nonzero((ix.anc[level] == scope) & (counts > 0))[0]
+    if k > cfg.cpsat_max_leaves // 2:
+        greedy.solver = f"greedy (spans {k} leaves: beyond the CP-SAT model cap of {cfg.cpsat_max_leaves} leaves)"
+        greedy.alternatives = alternatives
+        return greedy
+    leaves = _cpsat_candidates(ix, counts, take, pods, spare, cfg.cpsat_max_leaves)
     res = solve_leaf_choice(ix, state, counts, leaves, need, job.max_switches, take, limit, cfg)
     alternatives.insert(0, {"greedy_cost": greedy.cost, "cpsat_status": res.status})
     if res.take is None:

@@ -68,9 +68,11 @@ def solve_leaf_choice(ix: FabricIndex, state: ClusterState, counts: np.ndarray, 
         model.add(sum(y.values()) <= max_switches)
     # a whole free inner group counts as broken unless the job takes all of it
     broken_g = []
+    emptied_g: dict[int, cp_model.IntVar] = {}
     for g, ls in members.items():
         if whole_free[g]:
             fg = model.new_bool_var(f"emptied[{ix.fabric.group_names[g]}]")
+            emptied_g[g] = fg
             if sum(int(counts[l]) for l in ls) >= ix.group_nodes[g]:
                 model.add(sum(x[l] for l in ls) == int(ix.group_nodes[g])).only_enforce_if(fg)
             else:
@@ -86,17 +88,31 @@ def solve_leaf_choice(ix: FabricIndex, state: ClusterState, counts: np.ndarray, 
     model.minimize(ix.A * sum(y.values()) + ix.B * sum(tier)
                    + ix.CF * (2 * sum(broken_l) + 4 * sum(broken_g) + sum(partial)) + leftover)
 
-    # -- greedy answer as hint
+    # -- greedy answer as a complete hint (every variable), so the first solution costs nothing to find
+    used_groups: dict[int, int] = {}
     for l in leaves:
         h = int(hint.get(l, 0))
         model.add_hint(x[l], h)
         model.add_hint(y[l], int(h > 0))
+        if l in full:
+            model.add_hint(full[l], int(h > 0 and h == int(free[l])))
+        if h > 0:
+            for t in range(1, ix.depth):
+                g = int(ix.anc[t][l])
+                if g >= 0:
+                    used_groups[g] = used_groups.get(g, 0) + h
+    for g, v in z.items():
+        model.add_hint(v, int(g in used_groups))
+    for g, fgv in emptied_g.items():
+        model.add_hint(fgv, int(used_groups.get(g, 0) == int(ix.group_nodes[g])))
 
     # -- solve
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = max(time_limit_s, 0.001)
     solver.parameters.num_workers = cfg.num_workers
     solver.parameters.random_seed = cfg.random_seed
+    # small models under a tight limit: presolve costs more than it saves, and the hint is a full solution
+    solver.parameters.cp_model_presolve = cfg.cpsat_presolve
     status = solver.solve(model)
     proto = str(model.proto) if cfg.dump_models else None
 

@@ -11,7 +11,9 @@ Status = Literal["placed", "pending", "unplaceable"]
 class PlannerConfig:
     """Solver knobs; tests pin one worker and a seed."""
 
-    time_limit_s: float = 0.05  # per CP-SAT solve
+    time_limit_s: float = 0.02  # per CP-SAT solve
+    cpsat_presolve: bool = False
+    cpsat_max_leaves: int = 128  # model size cap: the greedy's leaves first, then the likeliest others
     batch_time_limit_s: float = 10.0  # a whole queue; past it, jobs get the greedy answer (said per job)
     num_workers: int = 1
     random_seed: int = 0
