@@ -116,7 +116,8 @@ def choose_single(ix: FabricIndex, state: ClusterState, job: JobRequest, el: Eli
     gpu_ids = _pick_gpus(ix, state, node, g)
     terms = {"leaves": 1, "tier_groups": 0, "broken_nodes": int(broken_node[best]),
              "broken_leaves": int(broken_leaf[best]), "broken_groups": int(broken_groups[best]),
-             "partial": int(partial[best]), "leftover": int(leftover[best])}
+             "partial": int(partial[best]), "leftover": int(leftover[best]), "ring_edges_off_leaf": 0,
+             "ring_switch_hops": 0}
     alts = [{"node": f.node_names[int(cand[i])], "cost": int(cost[i])} for i in order[1:4]]
     return Choice([node], {node: gpu_ids}, int(cost[best]), terms, 1, [1] * ix.depth,
                   "exact scan (single node)", alts)
@@ -163,8 +164,16 @@ def multi_cost(ix: FabricIndex, state: ClusterState, take: dict[int, int]) -> tu
     frag = 2 * broken_leaves + 4 * broken_groups + partial
     cost = ix.A * (len(leaves) - 1) + ix.B * tier + ix.CF * frag + leftover
     terms = {"leaves": len(leaves), "tier_groups": tier, "broken_nodes": 0, "broken_leaves": broken_leaves,
-             "broken_groups": broken_groups, "partial": partial, "leftover": leftover}
+             "broken_groups": broken_groups, "partial": partial, "leftover": leftover,
+             **ring_terms(groups)}
     return int(cost), terms, groups
+
+
+def ring_terms(groups_by_level: list[int]) -> dict[str, int]:
+    """A ring all-reduce in our rank order leaves each level-t group once when the job spans several:
+    ring edges leaving a leaf, and the switch hops of all ring edges (2 per level climbed)."""
+    return {"ring_edges_off_leaf": groups_by_level[0] if groups_by_level[0] > 1 else 0,
+            "ring_switch_hops": 2 * sum(g for g in groups_by_level if g > 1)}
 
 
 def _nodes_from_take(ix: FabricIndex, el: Eligibility, take: dict[int, int]) -> list[int]:
