@@ -37,10 +37,13 @@ def cli(ctx: click.Context, verbose: int) -> None:
 
 def _register() -> None:
     from .plan_cmd import plan_cmd
+    from .slurm_cmds import lab, slurm
     from .topology_cmds import topology
 
     cli.add_command(topology)
     cli.add_command(plan_cmd)
+    cli.add_command(lab)
+    cli.add_command(slurm)
 
 
 _register()

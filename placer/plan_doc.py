@@ -64,6 +64,17 @@ def apply_plan_document(fabric: Fabric, state: ClusterState, doc: Any, source: s
                     owner[(n, g)] = job
                     work.allocate(n, [g])
         count += 1
+    downs = doc.get("down_nodes") or []
+    if not isinstance(downs, list):
+        problems.append(Problem("down_nodes", "expected a list of {node, state, reason}"))
+        downs = []
+    for i, d in enumerate(downs):
+        name = d.get("node") if isinstance(d, dict) else None
+        n = fabric.node_index.get(name) if isinstance(name, str) else None
+        if n is None:
+            problems.append(Problem(f"down_nodes[{i}]", f"node {name!r} is not in fabric {fabric.name!r}"))
+        else:
+            work.set_usable(n, False)
     if problems:
         raise RequestError(problems=problems, source=source)
     state.__dict__.update(work.__dict__)

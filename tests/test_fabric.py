@@ -134,3 +134,13 @@ def test_double_allocation_and_bad_index_are_refused() -> None:
         s.release(0, [2])
     s.release(0, [0, 1])
     assert s.group_free_nodes[0] == 2
+
+
+def test_subset_keeps_the_tree_of_the_kept_nodes() -> None:
+    from topology.subset import first_nodes
+
+    f = generate(design_for("tiny"))
+    sub = first_nodes(f, 6)
+    assert sub.node_names == f.node_names[:6]
+    assert sub.group_names == ("p01-su01", "p01-su02", "p01-spine", "core")
+    assert first_nodes(f, 100) is f

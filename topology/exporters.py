@@ -121,7 +121,7 @@ def export_slurm_yaml(fabric: Fabric, block_size: int | None = None) -> str:
     return head + yaml.safe_dump(doc, sort_keys=False, width=120)
 
 
-def export_gres(fabric: Fabric) -> str:
+def export_gres(fabric: Fabric, devices: str = "/dev/nvidia") -> str:
     """gres.conf lines per node type; `Links=` per GPU where a node has several NVLink islands."""
     lines = [f"# gres.conf, {GENERATED.format(name=fabric.name)}",
              "# Links=: -1 for the GPU itself, 1 for a GPU in the same NVLink island, 0 otherwise"]
@@ -133,13 +133,13 @@ def export_gres(fabric: Fabric) -> str:
         typ = f" Type={t.gpu_model}" if t.gpu_model and t.gpu_model != "gpu" else ""
         if len(t.islands()) <= 1:
             last = t.gpus - 1
-            dev = f"/dev/nvidia[0-{last}]" if last > 0 else "/dev/nvidia0"
+            dev = f"{devices}[0-{last}]" if last > 0 else f"{devices}0"
             lines.append(f"NodeName={hl} Name=gpu{typ} File={dev}")
             continue
         island_of = {g: i for i, isl in enumerate(t.islands()) for g in isl}
         for g in range(t.gpus):
             links = ",".join("-1" if h == g else ("1" if island_of[h] == island_of[g] else "0") for h in range(t.gpus))
-            lines.append(f"NodeName={hl} Name=gpu{typ} File=/dev/nvidia{g} Links={links}")
+            lines.append(f"NodeName={hl} Name=gpu{typ} File={devices}{g} Links={links}")
     return "\n".join(lines) + "\n"
 
 

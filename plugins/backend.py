@@ -1,0 +1,153 @@
+"""The seam between placer and Slurm: one small protocol, one snapshot type, one path to a ClusterState.
+
+Every backend (slurm-cli, pyslurm) parses apart from running and ends in `to_cluster_state`, so the
+two cannot disagree about what a snapshot means.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from topology import ClusterState, Fabric
+from topology.hostlists import expand
+
+RUNNING_STATES = {"RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED", "STAGE_OUT", "SIGNALING"}
+UNUSABLE_FLAGS = {"DRAIN", "DRAINED", "DRAINING", "FAIL", "FAILING", "MAINTENANCE", "NOT_RESPONDING",
+                  "POWERED_DOWN", "POWER_DOWN", "REBOOT_REQUESTED", "REBOOT_ISSUED", "INVALID_REG"}
+
+
+@dataclass(frozen=True)
+class SlurmNode:
+    name: str
+    state: str  # "up" | "drain" | "down"
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class SlurmJob:
+    job_id: int
+    name: str
+    state: str  # Slurm's job state, upper case
+    user_id: int = 0
+    partition: str = ""
+    priority: int = 0
+    reason: str = ""
+    comment: str = ""
+    submit_time: int = 0
+    node_count: int = 0
+    nodes: tuple[str, ...] = ()  # allocated nodes (running jobs)
+    gpu_ids: dict[str, tuple[int, ...]] = field(default_factory=dict)  # allocated GPU indices per node
+    gpus_per_node: int = 0  # requested (tres_per_node gres:gpu:N)
+    gpus_per_job: int = 0  # requested (tres_per_job gres:gpu:N)
+    required_nodes: tuple[str, ...] = ()
+
+    @property
+    def running(self) -> bool:
+        return self.state in RUNNING_STATES
+
+    @property
+    def held(self) -> bool:
+        return self.state == "PENDING" and (self.priority == 0 or self.reason.startswith("JobHeld"))
+
+    @property
+    def gpus(self) -> int:
+        return self.gpus_per_job or self.gpus_per_node * max(self.node_count, 1)
+
+
+@dataclass(frozen=True)
+class SlurmSnapshot:
+    nodes: tuple[SlurmNode, ...]
+    jobs: tuple[SlurmJob, ...]
+    version: str = ""
+
+
+class Backend(Protocol):
+    name: str
+
+    def snapshot(self) -> SlurmSnapshot: ...
+
+    def pin(self, job_id: int, nodes: str, num_nodes: int) -> None:
+        """Require exactly these nodes (a hostlist) for a pending job."""
+
+    def release(self, job_id: int) -> None: ...
+
+
+_GPU_IDX = re.compile(r"gpu(?::[^:(]+)?:(\d+)\(IDX:([^)]*)\)")
+
+
+def parse_gpu_idx(text: str) -> tuple[int, ...]:
+    """`gpu:h100:2(IDX:3-4)` (several entries allowed) -> (3, 4); `IDX:N/A` -> ()."""
+    out: list[int] = []
+    for _, idx in _GPU_IDX.findall(text or ""):
+        for part in idx.split(","):
+            part = part.strip()
+            if not part or part == "N/A":
+                continue
+            if "-" in part:
+                a, b = part.split("-", 1)
+                out.extend(range(int(a), int(b) + 1))
+            else:
+                out.append(int(part))
+    return tuple(out)
+
+
+def parse_tres_gpus(text: str | None) -> int:
+    """`gres:gpu:8`, `gres:gpu:h100:8`, `gres/gpu:8` (first GPU entry wins) -> 8."""
+    if not text:
+        return 0
+    m = re.search(r"gres[:/]gpu(?::[A-Za-z][^:,]*)?[:=](\d+)", text)
+    return int(m.group(1)) if m else 0
+
+
+def node_state_of(base: str, flags: list[str] | tuple[str, ...]) -> str:
+    base = (base or "").upper()
+    flags = {f.upper() for f in flags}
+    if base in ("DOWN", "FUTURE", "UNKNOWN") or "FAIL" in flags or "NOT_RESPONDING" in flags:
+        return "down"
+    if flags & UNUSABLE_FLAGS or base in ("DRAIN", "DRAINED", "DRAINING"):
+        return "drain"
+    return "up"
+
+
+@dataclass
+class StateReport:
+    state: ClusterState
+    warnings: list[str]
+    running: list[SlurmJob]
+
+
+def to_cluster_state(fabric: Fabric, snap: SlurmSnapshot) -> StateReport:
+    """Slurm's picture as a ClusterState: down/drained nodes unusable, running jobs' GPUs allocated."""
+    state = ClusterState(fabric)
+    warnings: list[str] = []
+    for n in snap.nodes:
+        i = fabric.node_index.get(n.name)
+        if i is None:
+            continue  # nodes outside the fabric (login, CPU-only) are not ours to place on
+        state.set_usable(i, n.state == "up")
+    running = []
+    for job in snap.jobs:
+        if not job.running:
+            continue
+        running.append(job)
+        for node in job.nodes:
+            i = fabric.node_index.get(node)
+            if i is None:
+                warnings.append(f"job {job.job_id} runs on {node}, which is not in fabric {fabric.name!r}")
+                continue
+            ids = list(job.gpu_ids.get(node, ()))
+            if not ids:
+                continue  # a job without GPUs on this node
+            free = set(state.free_gpu_ids(i))
+            clash = [g for g in ids if g not in free or g >= int(fabric.node_gpus[i])]
+            if clash:
+                warnings.append(f"job {job.job_id}: GPUs {clash} of {node} are already taken or do not exist")
+                ids = [g for g in ids if g not in clash]
+            if ids:
+                state.allocate(i, ids)
+    return StateReport(state, warnings, running)
+
+
+def expand_nodes(text: str | None) -> tuple[str, ...]:
+    return tuple(expand(text)) if text else ()

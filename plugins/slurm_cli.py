@@ -1,0 +1,121 @@
+"""Backend over Slurm's command-line tools (`sinfo --json`, `squeue --json`, `scontrol`): the default.
+
+Parsers are pure functions over captured text; the runner that executes commands is injected.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from typing import Any, Callable
+
+from topology import BackendError
+
+from .backend import (SlurmJob, SlurmNode, SlurmSnapshot, expand_nodes, node_state_of, parse_gpu_idx,
+                      parse_tres_gpus)
+
+Runner = Callable[[list[str]], str]
+
+
+def subprocess_runner(slurm_conf: str | None = None, timeout_s: float = 30.0) -> Runner:
+    """Runs a Slurm command; failures name the command and its stderr."""
+    env = dict(os.environ)
+    if slurm_conf:
+        env["SLURM_CONF"] = slurm_conf
+
+    def run(cmd: list[str]) -> str:
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout_s)
+        except FileNotFoundError:
+            raise BackendError(f"{cmd[0]} not found: is Slurm's client (slurm-client) installed?") from None
+        except subprocess.TimeoutExpired:
+            raise BackendError(f"`{' '.join(cmd)}` did not answer within {timeout_s:g} s") from None
+        if done.returncode != 0:
+            raise BackendError(f"`{' '.join(cmd)}` failed ({done.returncode}): "
+                               f"{(done.stderr or done.stdout).strip()}")
+        return done.stdout
+
+    return run
+
+
+def _load(text: str, what: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BackendError(f"{what} did not print JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(doc, dict):
+        raise BackendError(f"{what} printed {type(doc).__name__}, not an object")
+    errors = doc.get("errors") or []
+    if errors:
+        raise BackendError(f"{what} reported errors: {errors}")
+    return doc
+
+
+def parse_sinfo_json(text: str) -> list[SlurmNode]:
+    doc = _load(text, "sinfo --json")
+    out = []
+    for n in doc.get("nodes", []):
+        state = n.get("state", "")
+        if isinstance(state, list):  # newer Slurm: a list of base state and flags
+            base, flags = (state[0] if state else ""), state[1:]
+        else:
+            base, flags = state, n.get("state_flags", []) or []
+        out.append(SlurmNode(n["name"], node_state_of(base, flags), n.get("reason") or ""))
+    return out
+
+
+def _num(v: Any) -> int:
+    if isinstance(v, dict):  # newer Slurm: {"set": true, "number": N}
+        return int(v.get("number", 0)) if v.get("set", True) else 0
+    try:
+        return int(v or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def parse_squeue_json(text: str) -> list[SlurmJob]:
+    doc = _load(text, "squeue --json")
+    out = []
+    for j in doc.get("jobs", []):
+        state = j.get("job_state", "")
+        state = state[0] if isinstance(state, list) else state
+        gpu_ids: dict[str, tuple[int, ...]] = {}
+        res = j.get("job_resources") or {}
+        alloc = res.get("allocated_nodes") or []
+        detail = j.get("gres_detail") or []
+        names = [a.get("nodename") for a in alloc] if alloc else list(expand_nodes(j.get("nodes")))
+        for node, gres in zip(names, detail):  # gres_detail lists the nodes in allocation order
+            if node:
+                gpu_ids[node] = parse_gpu_idx(gres)
+        out.append(SlurmJob(
+            job_id=int(j["job_id"]), name=j.get("name", ""), state=str(state).upper(),
+            user_id=_num(j.get("user_id")), partition=j.get("partition", "") or "",
+            priority=_num(j.get("priority")), reason=j.get("state_reason", "") or "",
+            comment=j.get("comment", "") or "", submit_time=_num(j.get("submit_time")),
+            node_count=_num(j.get("node_count")), nodes=expand_nodes(j.get("nodes")) if state in
+            ("RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED") else (),
+            gpu_ids=gpu_ids, gpus_per_node=parse_tres_gpus(j.get("tres_per_node")),
+            gpus_per_job=parse_tres_gpus(j.get("tres_per_job")),
+            required_nodes=expand_nodes(j.get("required_nodes"))))
+    return out
+
+
+class SlurmCliBackend:
+    name = "slurm-cli"
+
+    def __init__(self, runner: Runner) -> None:
+        self.run = runner
+
+    def version(self) -> str:
+        return self.run(["sinfo", "--version"]).strip()
+
+    def snapshot(self) -> SlurmSnapshot:
+        nodes = parse_sinfo_json(self.run(["sinfo", "--json"]))
+        jobs = parse_squeue_json(self.run(["squeue", "--json", "--states=all"]))
+        return SlurmSnapshot(tuple(nodes), tuple(jobs))
+
+    def pin(self, job_id: int, nodes: str, num_nodes: int) -> None:
+        self.run(["scontrol", "update", f"JobId={job_id}", f"ReqNodeList={nodes}", f"NumNodes={num_nodes}"])
+
+    def release(self, job_id: int) -> None:
+        self.run(["scontrol", "release", str(job_id)])
