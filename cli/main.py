@@ -37,6 +37,7 @@ def cli(ctx: click.Context, verbose: int) -> None:
 
 def _register() -> None:
     from .plan_cmd import plan_cmd
+    from .serve_cmds import apply_cmd, serve_cmd
     from .slurm_cmds import lab, slurm
     from .topology_cmds import topology
 
@@ -44,6 +45,8 @@ def _register() -> None:
     cli.add_command(plan_cmd)
     cli.add_command(lab)
     cli.add_command(slurm)
+    cli.add_command(serve_cmd)
+    cli.add_command(apply_cmd)
 
 
 _register()

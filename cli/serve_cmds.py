@@ -1,0 +1,122 @@
+"""`placer serve` and `placer apply`."""
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from pathlib import Path
+
+import click
+import yaml
+
+from placer import PlannerConfig
+from plugins.apply import apply_once
+from plugins.apply import release_all as release_all_jobs
+from plugins.pyslurm_backend import choose_backend
+from plugins.serve import Daemon, ServeConfig, serve, with_overrides
+from topology import RequestError
+
+from .files import load_fabric, read_text
+from .slurm_cmds import BACKEND, SLURM_CONF
+
+log = logging.getLogger("placer")
+_CONFIG_KEYS = {"socket": "socket_path", "socket_group": "socket_group", "mode": "mode", "partitions": "partitions",
+                "gpu_only": "gpu_only", "opt_out": "opt_out", "refresh_s": "refresh_s",
+                "max_wait4switch_s": "max_wait4switch_s", "reservation_ttl_s": "reservation_ttl_s",
+                "metrics_port": "metrics_port"}
+
+
+def load_serve_config(path: str | None) -> ServeConfig:
+    cfg = ServeConfig()
+    if not path:
+        return cfg
+    doc = yaml.safe_load(read_text(path)) or {}
+    if not isinstance(doc, dict):
+        raise RequestError(f"{path}: a serve config is a mapping")
+    unknown = sorted(set(doc) - set(_CONFIG_KEYS))
+    if unknown:
+        raise RequestError(f"{path}: unknown keys {unknown} (known: {sorted(_CONFIG_KEYS)})")
+    kw = {_CONFIG_KEYS[k]: v for k, v in doc.items()}
+    if "socket_path" in kw:
+        kw["socket_path"] = Path(kw["socket_path"])
+    if "partitions" in kw:
+        kw["partitions"] = tuple(kw["partitions"] or ())
+    if kw.get("mode", "advise") not in ("advise", "steer"):
+        raise RequestError(f"{path}: mode must be advise or steer, got {kw['mode']!r}")
+    return with_overrides(cfg, **kw)
+
+
+def _stop_on_signals(event) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: event.set())
+
+
+@click.command("serve")
+@click.option("--inventory", required=True, help="Inventory YAML or preset:NAME (the fabric Slurm runs).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML with serve settings.")
+@click.option("--socket", "socket_path", envvar="PLACER_SOCKET", type=click.Path(dir_okay=False),
+              help="Unix socket job_submit.lua connects to [default /run/placer/placer.sock].")
+@click.option("--socket-group", help="Group of the socket: Slurm's SlurmUser [default slurm].")
+@click.option("--mode", envvar="PLACER_MODE", type=click.Choice(["advise", "steer"]),
+              help="advise: ReqNodeList or --switches at submit; steer: hold for `placer apply` [advise].")
+@click.option("--partition", "partitions", multiple=True, help="Only jobs of these partitions [all].")
+@click.option("--all-jobs", is_flag=True, default=None, help="Also answer for jobs without GPUs.")
+@click.option("--refresh-s", type=float, help="Refresh from Slurm this often [5].")
+@click.option("--metrics-port", type=int, help="Prometheus metrics on 127.0.0.1:PORT/metrics [off].")
+@SLURM_CONF
+@BACKEND
+def serve_cmd(inventory: str, config_path: str | None, socket_path: str | None, socket_group: str | None,
+              mode: str | None, partitions: tuple[str, ...], all_jobs: bool | None, refresh_s: float | None,
+              metrics_port: int | None, slurm_conf: str | None, backend: str) -> None:
+    """The submit-time daemon that plugins/job_submit.lua asks (one decision per submit, in memory)."""
+    cfg = with_overrides(load_serve_config(config_path), socket_path=Path(socket_path) if socket_path else None,
+                         socket_group=socket_group, mode=mode, partitions=partitions or None,
+                         gpu_only=(not all_jobs) if all_jobs else None, refresh_s=refresh_s,
+                         metrics_port=metrics_port)
+    fabric, _ = load_fabric(inventory)
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        logging.getLogger().setLevel(logging.INFO)  # one line per decision is the point of a daemon log
+    daemon = Daemon(fabric, choose_backend(backend, slurm_conf), cfg)
+    _stop_on_signals(daemon.stop)
+    serve(daemon)
+
+
+@click.command("apply")
+@click.option("--inventory", required=True, help="Inventory YAML or preset:NAME.")
+@click.option("--once", "mode", flag_value="once", default=True, help="One pass (default).")
+@click.option("--watch", "mode", flag_value="watch", help="Repeat every --interval-s until stopped.")
+@click.option("--interval-s", type=click.FloatRange(min=0.1), default=2.0, show_default=True)
+@click.option("--max-hold-s", type=click.FloatRange(min=0), default=600.0, show_default=True,
+              help="Release a held job unpinned once it has waited this long.")
+@click.option("--release-all", is_flag=True, help="Emergency: release every job the hook held, and exit.")
+@click.option("--time-limit-s", type=click.FloatRange(min=0.001), default=0.05, show_default=True,
+              help="CP-SAT time limit per job.")
+@SLURM_CONF
+@BACKEND
+def apply_cmd(inventory: str, mode: str, interval_s: float, max_hold_s: float, release_all: bool,
+              time_limit_s: float, slurm_conf: str | None, backend: str) -> None:
+    """Held jobs -> one batch plan -> ReqNodeList and NumNodes -> release."""
+    fabric, _ = load_fabric(inventory)
+    be = choose_backend(backend, slurm_conf)
+    if release_all:
+        done = release_all_jobs(be)
+        click.echo(f"released {len(done)} held job(s)" + (f": {done}" if done else ""))
+        return
+    cfg = PlannerConfig(time_limit_s=time_limit_s)
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    while True:
+        r = apply_once(fabric, be, cfg, max_hold_s)
+        for jid, nodes in r.pinned:
+            click.echo(f"job {jid}: pinned to {nodes}, released")
+        for jid, why in r.released_unpinned:
+            click.echo(f"job {jid}: released unpinned ({why})")
+        for jid, why in r.waiting:
+            click.echo(f"job {jid}: stays held: {why}")
+        for e in r.errors:
+            click.echo(f"placer: error: {e}", err=True)
+        if mode == "once" or stop["now"]:
+            if r.errors and mode == "once":
+                raise SystemExit(3)
+            return
+        time.sleep(interval_s)

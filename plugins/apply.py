@@ -1,0 +1,112 @@
+"""`placer apply`: pin held jobs to planned nodes, then release them.
+
+Every run starts from Slurm's state, so it is idempotent and a crash anywhere loses nothing: a job is
+only ever pinned (ReqNodeList, NumNodes) and released, never cancelled; one pinned but not yet
+released is simply planned and pinned again. Only jobs the hook held (comment tag `placer:steer`)
+are touched. A job held longer than `max_hold_s` is released unpinned, and the log says so. Jobs
+released but not yet started keep their nodes in the plan's state, so two runs never double-book.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from placer import JobRequest, PlannerConfig, plan
+from topology import BackendError, ClusterState, Fabric
+from topology.hostlists import compress
+
+from .backend import Backend, SlurmJob, SlurmSnapshot, to_cluster_state
+from .serve import STEER_TAG
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ApplyReport:
+    pinned: list[tuple[int, str]] = field(default_factory=list)
+    released_unpinned: list[tuple[int, str]] = field(default_factory=list)
+    waiting: list[tuple[int, str]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def steered_held(snap: SlurmSnapshot) -> list[SlurmJob]:
+    return sorted((j for j in snap.jobs if j.held and STEER_TAG in j.comment), key=lambda j: (j.submit_time, j.job_id))
+
+
+def _reserve_released(fabric: Fabric, state: ClusterState, snap: SlurmSnapshot) -> None:
+    """Released by us, pinned, not started yet: their nodes are spoken for."""
+    for j in snap.jobs:
+        if j.state != "PENDING" or j.held or STEER_TAG not in j.comment or not j.required_nodes:
+            continue
+        per_node = j.gpus_per_node or max(j.gpus // max(len(j.required_nodes), 1), 1)
+        for name in j.required_nodes:
+            n = fabric.node_index.get(name)
+            if n is None:
+                continue
+            free = state.free_gpu_ids(n)
+            take = free if (len(j.required_nodes) > 1 or per_node >= int(fabric.node_gpus[n])) else free[:per_node]
+            if take:
+                state.allocate(n, take)
+
+
+def job_request(j: SlurmJob) -> JobRequest:
+    multi = j.node_count > 1
+    return JobRequest(job_id=str(j.job_id), gpus=max(j.gpus, 1),
+                      gpus_per_node=j.gpus_per_node if multi and j.gpus_per_node else None,
+                      submit_time=float(j.submit_time))
+
+
+def apply_once(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s: float,
+               now: float | None = None) -> ApplyReport:
+    now = time.time() if now is None else now
+    out = ApplyReport()
+    snap = backend.snapshot()
+    report = to_cluster_state(fabric, snap)
+    _reserve_released(fabric, report.state, snap)
+    todo: list[SlurmJob] = []
+    for j in steered_held(snap):
+        if j.gpus <= 0:
+            todo.append(j)  # no GPUs: nothing to place; release as is below
+        elif now - j.submit_time > max_hold_s:
+            try:
+                backend.release(j.job_id)
+                out.released_unpinned.append((j.job_id, f"held {now - j.submit_time:.0f} s > {max_hold_s:g} s"))
+                log.warning("job %d released unpinned: held %.0f s, longer than --max-hold-s %g", j.job_id,
+                            now - j.submit_time, max_hold_s)
+            except BackendError as exc:
+                out.errors.append(str(exc))
+        else:
+            todo.append(j)
+    gpu_jobs = [j for j in todo if j.gpus > 0]
+    for j in todo:
+        if j.gpus <= 0:
+            backend.release(j.job_id)
+            out.released_unpinned.append((j.job_id, "no GPUs requested"))
+    if not gpu_jobs:
+        return out
+    result = plan(fabric, report.state, [job_request(j) for j in gpu_jobs], cfg)
+    for j, p in zip(gpu_jobs, result.placements):
+        if p.status != "placed":
+            out.waiting.append((j.job_id, p.reason))
+            continue
+        nodes = compress(p.nodes)
+        try:
+            backend.pin(j.job_id, nodes, len(p.nodes))
+            backend.release(j.job_id)
+        except BackendError as exc:  # stays held (or pinned and held): the next run tries again
+            out.errors.append(f"job {j.job_id}: {exc}")
+            continue
+        out.pinned.append((j.job_id, nodes))
+        log.info("job %d pinned to %s (%d leaf/leaves, bound %s) and released", j.job_id, nodes, p.leaves,
+                 p.leaf_lower_bound)
+    return out
+
+
+def release_all(backend: Backend) -> list[int]:
+    """Emergency: release every job the hook held, pinned or not."""
+    done = []
+    for j in steered_held(backend.snapshot()):
+        backend.release(j.job_id)
+        done.append(j.job_id)
+    return done

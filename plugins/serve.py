@@ -1,0 +1,296 @@
+"""`placer serve`: the submit-time decision daemon that job_submit.lua asks.
+
+Keeps the fabric and a ClusterState in memory, refreshed from Slurm every `refresh_s` and after each
+decision. One JSON line in, one JSON line out, over a unix socket (owner root, group SlurmUser, mode
+0660). Modes: `advise` (free now: ReqNodeList = the planned nodes; else --switches = the leaf lower
+bound with a bounded wait) and `steer` (hold the job, priority 0, for `placer apply`).
+Nodes handed out are reserved in the daemon's state until Slurm shows them in use (or `reservation_ttl_s`
+passes), so two quick submits never get the same nodes.
+"""
+from __future__ import annotations
+
+import grp
+import json
+import logging
+import os
+import socket
+import socketserver
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from placer import JobRequest, PlannerConfig, place_one
+from placer.choose import fewest
+from placer.eligibility import eligibility
+from placer.index import index_for
+from topology import BackendError, ClusterState, Fabric
+from topology.hostlists import HostlistError, compress, expand
+
+from .backend import Backend, parse_tres_gpus, to_cluster_state
+
+log = logging.getLogger(__name__)
+MAX_LINE = 64 * 1024
+STEER_TAG = "placer:steer"
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    socket_path: Path = Path("/run/placer/placer.sock")
+    socket_group: str = "slurm"
+    mode: str = "advise"  # advise | steer
+    partitions: tuple[str, ...] = ()  # empty: every partition
+    gpu_only: bool = True
+    opt_out: str = "placer:off"
+    refresh_s: float = 5.0
+    max_wait4switch_s: int = 300
+    reservation_ttl_s: float = 30.0
+    metrics_port: int | None = None  # Prometheus on 127.0.0.1:PORT/metrics
+    planner: PlannerConfig = field(default_factory=lambda: PlannerConfig(solver="greedy", time_limit_s=0.005))
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.decisions = Counter("placer_decisions", "Submit-time decisions by action", ["action"],
+                                 registry=self.registry)
+        self.latency = Histogram("placer_decision_seconds", "Time to decide one submit", registry=self.registry,
+                                 buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5))
+        self.fail_open = Counter("placer_fail_open", "Submits that went in unchanged because placer did not "
+                                 "answer in time (reported by job_submit.lua)", registry=self.registry)
+        self.bad_requests = Counter("placer_bad_requests", "Requests that were not valid JSON", registry=self.registry)
+        self.refresh_errors = Counter("placer_refresh_errors", "Failed refreshes from Slurm", registry=self.registry)
+        self.state_age = Gauge("placer_state_age_seconds", "Age of the Slurm state the daemon decides on",
+                               registry=self.registry)
+
+
+@dataclass
+class Reservation:
+    node: int
+    gpus: list[int]
+    expires: float
+
+
+class Daemon:
+    def __init__(self, fabric: Fabric, backend: Backend, cfg: ServeConfig) -> None:
+        self.fabric, self.backend, self.cfg = fabric, backend, cfg
+        self.ix = index_for(fabric)
+        self.metrics = Metrics()
+        self.lock = threading.Lock()
+        self.state = ClusterState(fabric)
+        self.state_time = 0.0
+        self.reservations: list[Reservation] = []
+        self.recent: deque[dict[str, Any]] = deque(maxlen=200)
+        self.wake = threading.Event()
+        self.stop = threading.Event()
+
+    # -- state -----------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        snap = self.backend.snapshot()
+        report = to_cluster_state(self.fabric, snap)
+        state = report.state
+        for w in report.warnings:
+            log.warning("%s", w)
+        now = time.monotonic()
+        with self.lock:
+            kept = []
+            for r in self.reservations:
+                if r.expires < now:
+                    continue
+                free = set(state.free_gpu_ids(r.node))
+                if not set(r.gpus) <= free:
+                    continue  # Slurm now shows these GPUs in use: the reservation has done its job
+                state.allocate(r.node, r.gpus)
+                kept.append(r)
+            self.reservations = kept
+            self.state = state
+            self.state_time = time.time()
+
+    def refresher(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.refresh()
+            except BackendError as exc:
+                self.metrics.refresh_errors.inc()
+                log.error("refresh from Slurm failed: %s", exc)
+            self.wake.wait(self.cfg.refresh_s)
+            self.wake.clear()
+
+    # -- decisions -------------------------------------------------------------------------------
+    def job_from_request(self, req: dict[str, Any]) -> tuple[JobRequest | None, str]:
+        name = str(req.get("name") or "submit")
+        comment = str(req.get("comment") or "")
+        if self.cfg.opt_out and self.cfg.opt_out in comment:
+            return None, f"opted out ({self.cfg.opt_out} in comment)"
+        partition = req.get("partition")
+        if self.cfg.partitions and (partition or "") not in self.cfg.partitions:
+            return None, f"partition {partition or '(default)'} is not managed by placer"
+        per_job = parse_tres_gpus(req.get("tres_per_job"))
+        per_node = parse_tres_gpus(req.get("tres_per_node"))
+        min_nodes = req.get("min_nodes") if isinstance(req.get("min_nodes"), int) else None
+        nodes = min_nodes or 1
+        gpus = per_job or per_node * nodes
+        if gpus <= 0:
+            if self.cfg.gpu_only:
+                return None, "no GPUs requested"
+            return None, "CPU-only jobs are left to Slurm"
+        exclusive = req.get("shared") == 0
+        gpn = per_node if per_node and (nodes > 1 or exclusive) else None
+        feats = str(req.get("features") or "")
+        features = tuple(f for f in feats.replace("&", ",").split(",") if f) if "|" not in feats else ()
+        exclude: tuple[str, ...] = ()
+        if req.get("exc_nodes"):
+            try:
+                exclude = tuple(expand(str(req["exc_nodes"])))
+            except HostlistError:
+                return None, "unreadable --exclude list"
+        return JobRequest(job_id=name, gpus=gpus, gpus_per_node=gpn, features=features, exclude=exclude,
+                          exclusive=exclusive), ""
+
+    def decide(self, req: Any) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        if not isinstance(req, dict) or req.get("v") != 1:
+            self.metrics.bad_requests.inc()
+            return {"action": "none", "reason": "bad request: expected a version-1 object"}
+        if req.get("op") == "decisions":
+            return {"action": "none", "decisions": list(self.recent)}
+        fail_open = req.get("fail_open")
+        if isinstance(fail_open, int) and fail_open > 0:
+            self.metrics.fail_open.inc(fail_open)
+        job, why = self.job_from_request(req)
+        if job is None:
+            answer: dict[str, Any] = {"action": "none", "reason": why}
+        elif self.cfg.mode == "steer":
+            answer = {"action": "steer", "reason": f"held for `placer apply` ({job.gpus} GPUs)"}
+        else:
+            answer = self._advise(job)
+        elapsed = time.perf_counter() - t0
+        self.metrics.decisions.labels(answer["action"]).inc()
+        self.metrics.latency.observe(elapsed)
+        self.metrics.state_age.set(time.time() - self.state_time if self.state_time else 0)
+        record = {"name": req.get("name"), "user": req.get("user"), "ms": round(elapsed * 1e3, 3), **answer}
+        self.recent.append(record)
+        log.info("decision name=%s user=%s action=%s %s ms=%.2f reason=%s", req.get("name"), req.get("user"),
+                 answer["action"], " ".join(f"{k}={answer[k]}" for k in ("req_nodes", "req_switch") if k in answer),
+                 elapsed * 1e3, answer.get("reason", ""))
+        if answer["action"] != "none":
+            self.wake.set()  # refresh soon after each decision
+        return answer
+
+    def _advise(self, job: JobRequest) -> dict[str, Any]:
+        with self.lock:
+            p = place_one(self.ix, self.state, job, self.cfg.planner)
+            if p.status == "placed":
+                expires = time.monotonic() + self.cfg.reservation_ttl_s
+                for name, ids in p.gpu_ids.items():
+                    n = self.fabric.node_index[name]
+                    self.state.allocate(n, ids)
+                    self.reservations.append(Reservation(n, list(ids), expires))
+                return {"action": "advise", "req_nodes": compress(p.nodes), "min_nodes": len(p.nodes),
+                        "leaves": p.leaves, "leaf_lower_bound": p.leaf_lower_bound,
+                        "reason": f"nodes {compress(p.nodes)}: {p.leaves} leaf(s), bound {p.leaf_lower_bound}"}
+            if p.status == "pending":
+                el = eligibility(self.ix, self.state, job)
+                k = fewest(np.bincount(self.fabric.node_leaf[el.static], minlength=self.fabric.n_leaves),
+                           el.nodes_needed) or 1
+                return {"action": "advise", "req_switch": int(k), "wait4switch": self.cfg.max_wait4switch_s,
+                        "reason": f"no room now; asks Slurm for {k} leaf switch(es) within "
+                                  f"{self.cfg.max_wait4switch_s} s"}
+            return {"action": "none", "reason": p.reason}
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    timeout = 2.0
+
+    def handle(self) -> None:
+        daemon: Daemon = self.server.daemon  # type: ignore[attr-defined]
+        try:
+            line = self.rfile.readline(MAX_LINE)
+        except OSError:
+            return
+        try:
+            req = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            daemon.metrics.bad_requests.inc()
+            answer: dict[str, Any] = {"action": "none", "reason": "bad request: not JSON"}
+        else:
+            try:
+                answer = daemon.decide(req)
+            except Exception as exc:  # a bug must not take the daemon down; the job goes in unchanged
+                log.exception("decision failed")
+                answer = {"action": "none", "reason": f"internal error: {type(exc).__name__}"}
+        try:
+            self.wfile.write((json.dumps(answer) + "\n").encode())
+        except OSError:
+            pass  # the hook gave up waiting (it failed open)
+
+
+class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def _prepare_socket(path: Path, group: str) -> int | None:
+    """Make the directory reachable by SlurmUser and clear a stale socket; returns the group id."""
+    gid: int | None
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        log.warning("group %s does not exist: the socket keeps the daemon's group", group)
+        gid = None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if gid is not None and os.geteuid() == 0:
+        os.chown(path.parent, 0, gid)
+        path.parent.chmod(0o750)
+    if path.exists():
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            path.unlink()  # stale: nobody listens
+        else:
+            raise BackendError(f"another daemon already listens on {path}")
+        finally:
+            probe.close()
+    return gid
+
+
+def serve(daemon: Daemon, ready: threading.Event | None = None) -> None:
+    """Run until `daemon.stop` is set: first refresh, socket, metrics, refresher thread."""
+    cfg = daemon.cfg
+    daemon.refresh()
+    gid = _prepare_socket(cfg.socket_path, cfg.socket_group)
+    server = _Server(str(cfg.socket_path), _Handler)
+    server.daemon = daemon  # type: ignore[attr-defined]
+    if gid is not None and os.geteuid() == 0:
+        os.chown(cfg.socket_path, 0, gid)
+    cfg.socket_path.chmod(0o660)
+    if cfg.metrics_port is not None:
+        start_http_server(cfg.metrics_port, addr="127.0.0.1", registry=daemon.metrics.registry)
+    threading.Thread(target=daemon.refresher, name="refresher", daemon=True).start()
+    worker = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+    worker.start()
+    log.info("placer serve: %s mode on %s, %d nodes, refresh every %g s%s", cfg.mode, cfg.socket_path,
+             daemon.fabric.n_nodes, cfg.refresh_s,
+             f", metrics on 127.0.0.1:{cfg.metrics_port}" if cfg.metrics_port is not None else "")
+    if ready is not None:
+        ready.set()
+    try:
+        daemon.stop.wait()
+    finally:
+        server.shutdown()
+        server.server_close()
+        daemon.wake.set()
+        try:
+            cfg.socket_path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def with_overrides(cfg: ServeConfig, **kw: Any) -> ServeConfig:
+    return replace(cfg, **{k: v for k, v in kw.items() if v is not None})
