@@ -116,8 +116,7 @@ def _explained(p: Placement, cfg: PlannerConfig, el: Any, b: Any, choice: Choice
 
 
 def apply(state: ClusterState, fabric: Fabric, p: Placement) -> None:
-    for name, ids in p.gpu_ids.items():
-        state.allocate(fabric.node_index[name], ids)
+    state.allocate_many((fabric.node_index[name], ids) for name, ids in p.gpu_ids.items())
 
 
 def plan(fabric: Fabric, state: ClusterState, jobs: Iterable[JobRequest], cfg: PlannerConfig | None = None

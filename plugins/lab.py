@@ -77,7 +77,7 @@ def slurm_conf_text(fabric: Fabric, opt: LabOptions) -> str:
         "TopologyPlugin=topology/tree",
         "ReturnToService=2",
         "MpiDefault=none",
-        "MinJobAge=30",
+        "MinJobAge=5",
         "KillWait=5",
     ]
     if opt.hook:

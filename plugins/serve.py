@@ -187,10 +187,9 @@ class Daemon:
             p = place_one(self.ix, self.state, job, self.cfg.planner)
             if p.status == "placed":
                 expires = time.monotonic() + self.cfg.reservation_ttl_s
-                for name, ids in p.gpu_ids.items():
-                    n = self.fabric.node_index[name]
-                    self.state.allocate(n, ids)
-                    self.reservations.append(Reservation(n, list(ids), expires))
+                items = [(self.fabric.node_index[name], list(ids)) for name, ids in p.gpu_ids.items()]
+                self.state.allocate_many(items)
+                self.reservations.extend(Reservation(n, ids, expires) for n, ids in items)
                 return {"action": "advise", "req_nodes": compress(p.nodes), "min_nodes": len(p.nodes),
                         "leaves": p.leaves, "leaf_lower_bound": p.leaf_lower_bound,
                         "reason": f"nodes {compress(p.nodes)}: {p.leaves} leaf(s), bound {p.leaf_lower_bound}"}

@@ -144,3 +144,24 @@ def test_subset_keeps_the_tree_of_the_kept_nodes() -> None:
     assert sub.node_names == f.node_names[:6]
     assert sub.group_names == ("p01-su01", "p01-su02", "p01-spine", "core")
     assert first_nodes(f, 100) is f
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_allocate_many_equals_one_by_one(seed: int) -> None:
+    fabric, _ = build_fabric(random_spec(seed))
+    rng = random.Random(seed)
+    a, b = ClusterState(fabric), ClusterState(fabric)
+    for n in rng.sample(range(fabric.n_nodes), k=min(3, fabric.n_nodes)):
+        a.set_usable(n, False)
+        b.set_usable(n, False)
+    items = []
+    for n in rng.sample(range(fabric.n_nodes), k=max(1, fabric.n_nodes // 2)):
+        ids = rng.sample(a.free_gpu_ids(n), rng.randint(1, len(a.free_gpu_ids(n))))
+        items.append((n, ids))
+        a.allocate(n, ids)
+    b.allocate_many(items)
+    for k in ("free_mask", "free_gpus", "group_free_nodes", "group_free_gpus", "group_usable_nodes"):
+        assert getattr(a, k).tolist() == getattr(b, k).tolist(), k
+    with pytest.raises(RequestError):
+        b.allocate_many([items[0]])  # already taken: refused, nothing changed
+    assert b.free_mask.tolist() == a.free_mask.tolist()

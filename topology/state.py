@@ -89,6 +89,38 @@ class ClusterState:
         if self.usable[node]:
             self._apply(node, -1 if was_whole else 0, -len(gpus), 0)
 
+    def allocate_many(self, items: Iterable[tuple[int, Iterable[int]]]) -> None:
+        """Allocate several nodes' GPUs at once: checks first (nothing changes on an error), then one
+        vectorised update of the group counts along every ancestor chain."""
+        nodes: list[int] = []
+        masks: list[int] = []
+        counts: list[int] = []
+        seen: set[int] = set()
+        for node, gpus in items:
+            gpus = list(gpus)
+            m = int(self._mask(node, gpus))
+            if node in seen or int(self.free_mask[node]) & m != m:
+                raise RequestError(f"GPUs {gpus} of {self.fabric.node_names[node]} are not all free")
+            seen.add(node)
+            nodes.append(node)
+            masks.append(m)
+            counts.append(len(gpus))
+        if not nodes:
+            return
+        idx = np.asarray(nodes, dtype=np.int64)
+        m_arr = np.asarray(masks, dtype=np.uint64)
+        usable = self.usable[idx]
+        was_whole = usable & (self.free_mask[idx] == self.full_mask[idx])
+        self.free_mask[idx] &= ~m_arr
+        self.free_gpus[idx] -= np.asarray(counts, dtype=np.int16)
+        chains = self.chain[self.fabric.node_leaf[idx]]  # (k, depth)
+        d_nodes = np.repeat(-was_whole.astype(np.int32), chains.shape[1])
+        d_gpus = np.repeat(-(np.asarray(counts, dtype=np.int32) * usable), chains.shape[1])
+        flat = chains.ravel()
+        ok = flat >= 0
+        np.add.at(self.group_free_nodes, flat[ok], d_nodes[ok])
+        np.add.at(self.group_free_gpus, flat[ok], d_gpus[ok])
+
     def release(self, node: int, gpus: Iterable[int]) -> None:
         gpus = list(gpus)
         m = self._mask(node, gpus)

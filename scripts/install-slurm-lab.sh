@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Debian's Slurm 22.05 packages for `placer lab` and the integration tests (see ../shared/SLURM-LAB.md).
+# Needs root (or sudo). The lab itself is started by `placer lab up`, never by systemd.
+set -euo pipefail
+pkgs=(munge slurmctld slurmd slurm-client slurm-wlm-basic-plugins lua-socket lua-cjson)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]} == 0)); then echo "install-slurm-lab.sh: already installed" >&2; exit 0; fi
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "install-slurm-lab.sh: need root or sudo to install ${missing[*]}" >&2; exit 1; }
+  SUDO=sudo
+fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-slurm-lab.sh: installed ${missing[*]}" >&2

@@ -1,0 +1,312 @@
+"""Integration tests on a real Slurm 22.05 lab (tests/integration/conftest.py): the hook, the daemon,
+the apply loop, the snapshot. Each test leaves the lab clean (no jobs, no drained node)."""
+from __future__ import annotations
+
+import grp
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from placer import PlannerConfig
+from plugins.apply import apply_once
+from plugins.backend import to_cluster_state
+from plugins.pyslurm_backend import available as pyslurm_available
+from plugins.slurm_cli import SlurmCliBackend, subprocess_runner
+from topology.hostlists import expand
+
+from .conftest import BASE, SOCKET, LabHandle
+
+pytestmark = pytest.mark.lab
+
+
+def running_nodes(lab: LabHandle, job_id: int, timeout_s: float = 30) -> list[str]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        j = lab.jobs_by_id().get(job_id)
+        if j and j["job_state"] == "RUNNING":
+            return sorted(expand(j["nodes"]))
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not start: {lab.jobs_by_id().get(job_id, {}).get('state_reason')}")
+
+
+def backend(lab: LabHandle) -> SlurmCliBackend:
+    return SlurmCliBackend(subprocess_runner(lab.env["SLURM_CONF"]))
+
+
+def test_advise_job_runs_on_the_daemons_nodes(lab: LabHandle, daemon_factory) -> None:
+    # fragment first: one whole node busy in each leaf, so "best fit" has choices to make
+    for node in ("gpu001", "gpu010", "gpu020"):
+        lab.sbatch("-J", f"filler-{node}", "-w", node, "--exclusive", "--gres=gpu:8", "--comment=placer:off")
+    d = daemon_factory()
+    time.sleep(1.5)  # one refresh: the daemon sees the fillers
+    job = lab.sbatch("-J", "advised", "-N", "3", "--exclusive", "--gres=gpu:8")
+    chosen = d.decisions()["advised"]
+    assert chosen["action"] == "advise" and "req_nodes" in chosen
+    assert running_nodes(lab, job) == sorted(expand(chosen["req_nodes"]))
+    single = lab.sbatch("-J", "advised-small", "--gres=gpu:3")
+    assert running_nodes(lab, single) == sorted(expand(d.decisions()["advised-small"]["req_nodes"]))
+    assert "filler" not in " ".join(d.decisions())  # opted out with --comment=placer:off
+    # every job the daemon placed is on distinct GPUs: back-to-back submits never share nodes
+    a = lab.sbatch("-J", "burst-a", "-N", "2", "--exclusive", "--gres=gpu:8")
+    b = lab.sbatch("-J", "burst-b", "-N", "2", "--exclusive", "--gres=gpu:8")
+    assert not set(running_nodes(lab, a)) & set(running_nodes(lab, b))
+
+
+def _timed_sbatch(lab: LabHandle, name: str) -> tuple[int, float]:
+    t = time.perf_counter()
+    job = lab.sbatch("-J", name, "-N", "2", "--exclusive", "--gres=gpu:8")
+    return job, time.perf_counter() - t
+
+
+def test_fail_open_when_the_daemon_is_absent(lab: LabHandle, daemon_factory) -> None:
+    assert not SOCKET.exists()
+    job, took = _timed_sbatch(lab, "no-daemon")
+    assert took < 1.0
+    running_nodes(lab, job)
+    assert not lab.jobs_by_id()[job]["required_nodes"]
+    assert "job no-daemon goes in unchanged (fail-open): cannot reach placer" in lab.ctld_log()
+
+
+def _fake_daemon(behaviour: str) -> tuple[socket.socket, threading.Event]:
+    SOCKET.parent.mkdir(parents=True, exist_ok=True)
+    os.chown(SOCKET.parent, 0, grp.getgrnam("slurm").gr_gid)
+    SOCKET.parent.chmod(0o750)
+    if SOCKET.exists():
+        SOCKET.unlink()
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(SOCKET))
+    os.chown(SOCKET, 0, grp.getgrnam("slurm").gr_gid)
+    SOCKET.chmod(0o660)
+    srv.listen(8)
+    stop = threading.Event()
+
+    def loop() -> None:
+        held = []
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            if behaviour == "hang":
+                held.append(conn)  # never answers
+            else:
+                conn.recv(65536)
+                conn.sendall(b"this is not json\n")
+                conn.close()
+        for c in held:
+            c.close()
+
+    threading.Thread(target=loop, daemon=True).start()
+    return srv, stop
+
+
+@pytest.mark.parametrize("behaviour,log_part", [("hang", "no answer within 0.05 s"), ("garbage", "garbled answer")])
+def test_fail_open_when_the_daemon_hangs_or_babbles(lab: LabHandle, daemon_factory, behaviour, log_part) -> None:
+    srv, stop = _fake_daemon(behaviour)
+    try:
+        job, took = _timed_sbatch(lab, f"daemon-{behaviour}")
+    finally:
+        stop.set()
+        srv.close()
+        SOCKET.unlink(missing_ok=True)
+    assert took < 1.0, f"sbatch took {took:.3f} s with a daemon that {behaviour}s"
+    running_nodes(lab, job)
+    assert not lab.jobs_by_id()[job]["required_nodes"]
+    assert f"job daemon-{behaviour} goes in unchanged (fail-open): {log_part}" in lab.ctld_log()
+
+
+def _submit_50_held(lab: LabHandle) -> list[int]:
+    jobs = []
+    for i in range(5):
+        jobs.append(lab.sbatch("-J", f"held-2n-{i}", "-N", "2", "--exclusive", "--gres=gpu:8"))
+    for i in range(10):
+        jobs.append(lab.sbatch("-J", f"held-8g-{i}", "--gres=gpu:8"))
+    for i in range(35):
+        jobs.append(lab.sbatch("-J", f"held-2g-{i}", f"--gres=gpu:{1 + i % 2}"))
+    return jobs
+
+
+def _gpu_sets(lab: LabHandle, jobs: list[int]) -> dict[int, set[tuple[str, int]]]:
+    out = {}
+    for jid, j in lab.jobs_by_id().items():
+        if jid not in jobs:
+            continue
+        alloc = [a["nodename"] for a in (j.get("job_resources") or {}).get("allocated_nodes", [])]
+        from plugins.backend import parse_gpu_idx
+
+        out[jid] = {(n, g) for n, gres in zip(alloc, j.get("gres_detail") or []) for g in parse_gpu_idx(gres)}
+    return out
+
+
+def _wait_all_running(lab: LabHandle, jobs: list[int], timeout_s: float = 60) -> dict[int, dict]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        by = lab.jobs_by_id()
+        if all(by.get(j, {}).get("job_state") == "RUNNING" for j in jobs):
+            return by
+        time.sleep(0.3)
+    states = {j: (lab.jobs_by_id().get(j) or {}).get("job_state") for j in jobs}
+    raise AssertionError(f"not all jobs run: {states}")
+
+
+def test_fifty_held_jobs_applied_in_one_batch(lab: LabHandle, daemon_factory) -> None:
+    daemon_factory("--mode", "steer")
+    jobs = _submit_50_held(lab)
+    by = lab.jobs_by_id()
+    assert all(by[j]["job_state"] == "PENDING" and "placer:steer" in by[j]["comment"] for j in jobs)
+    out = lab.placer("apply", "--inventory", str(lab.inventory), "--once")
+    pinned = {int(line.split()[1].rstrip(":")): line.split()[4].rstrip(",") for line in out.stdout.splitlines()
+              if "pinned to" in line}
+    assert sorted(pinned) == sorted(jobs), out.stdout + out.stderr
+    by = _wait_all_running(lab, jobs)
+    for j in jobs:
+        assert sorted(expand(by[j]["nodes"])) == sorted(expand(pinned[j]))
+    sets = _gpu_sets(lab, jobs)
+    seen: set = set()
+    for j, s in sets.items():
+        assert s and not s & seen, f"job {j} overlaps"
+        seen |= s
+    # a second pass finds nothing to do (idempotent)
+    again = lab.placer("apply", "--inventory", str(lab.inventory), "--once")
+    assert "pinned" not in again.stdout
+
+
+class _CrashAfter:
+    """A backend that dies (like a killed process) after `n` pin/release calls."""
+
+    def __init__(self, inner: SlurmCliBackend, n: int) -> None:
+        self.inner, self.left, self.name = inner, n, "crashing"
+
+    def snapshot(self):
+        return self.inner.snapshot()
+
+    def _tick(self) -> None:
+        if self.left <= 0:
+            raise KeyboardInterrupt("killed")
+        self.left -= 1
+
+    def pin(self, job_id: int, nodes: str, num_nodes: int) -> None:
+        self._tick()
+        self.inner.pin(job_id, nodes, num_nodes)
+
+    def release(self, job_id: int) -> None:
+        self._tick()
+        self.inner.release(job_id)
+
+
+def test_killing_the_apply_loop_halfway_loses_nothing(lab: LabHandle, daemon_factory) -> None:
+    daemon_factory("--mode", "steer")
+    jobs = _submit_50_held(lab)
+    cfg = PlannerConfig()
+    # crash between a pin and its release, in the middle of the batch
+    with pytest.raises(KeyboardInterrupt):
+        apply_once(lab.fabric, _CrashAfter(backend(lab), 41), cfg, max_hold_s=600)
+    by = lab.jobs_by_id()
+    assert len([j for j in jobs if by[j]["job_state"] == "PENDING"]) >= 25
+    out = lab.placer("apply", "--inventory", str(lab.inventory), "--once")
+    assert "error" not in out.stderr
+    by = _wait_all_running(lab, jobs)
+    assert len(jobs) == 50 and all(by[j]["job_state"] == "RUNNING" for j in jobs)
+    sets = _gpu_sets(lab, jobs)
+    seen: set = set()
+    for s in sets.values():
+        assert not s & seen
+        seen |= s
+
+
+def test_sigkilled_watch_loop_then_restart(lab: LabHandle, daemon_factory) -> None:
+    daemon_factory("--mode", "steer")
+    jobs = _submit_50_held(lab)
+    proc = subprocess.Popen([sys.executable, "-c",
+                             "from cli.main import entry; entry()", "apply", "--inventory", str(lab.inventory),
+                             "--watch", "--interval-s", "0.2"], env=lab.env, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # it has started pinning
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    proc.stdout.close()
+    assert "pinned" in first
+    lab.placer("apply", "--inventory", str(lab.inventory), "--once")
+    by = _wait_all_running(lab, jobs)
+    assert all(by[j]["job_state"] == "RUNNING" for j in jobs)
+
+
+def test_drained_node_never_gets_a_job_and_snapshot_agrees(lab: LabHandle, daemon_factory, tmp_path) -> None:
+    lab.run("scontrol", "update", "NodeName=gpu005", "State=DRAIN", "Reason=integration-test")
+    d = daemon_factory()
+    time.sleep(1.2)
+    jobs = [lab.sbatch("-J", f"fill-{i}", "-N", "2", "--exclusive", "--gres=gpu:8") for i in range(15)]
+    jobs += [lab.sbatch("-J", f"fill-small-{i}", "--gres=gpu:4") for i in range(4)]
+    time.sleep(3)
+    by = lab.jobs_by_id()
+    for j in jobs:
+        assert "gpu005" not in expand(by[j]["nodes"] or "x0"), f"job {j} on the drained node"
+    decisions = d.decisions()
+    assert all("gpu005" not in expand(x.get("req_nodes", "x0")) for x in decisions.values())
+    snap = tmp_path / "snap.json"
+    lab.placer("slurm", "snapshot", "--inventory", str(lab.inventory), "--backend", "slurm-cli", "-o", str(snap))
+    doc = json.loads(snap.read_text())
+    running = {int(j["job_id"]): sorted(expand(j["nodes"])) for j in lab.squeue() if j["job_state"] == "RUNNING"}
+    assert {int(p["job"]): sorted(p["nodes"]) for p in doc["placements"]} == running
+    assert {"node": "gpu005", "state": "drain", "reason": "integration-test"} in doc["down_nodes"]
+    # and it is a valid --state for planning: nothing planned onto busy or drained nodes
+    jobs_file = tmp_path / "jobs.yaml"
+    jobs_file.write_text("- {job_id: next, gpus: 8}\n")
+    plan = json.loads(lab.placer("plan", "--inventory", str(lab.inventory), "--jobs", str(jobs_file), "--state",
+                                 str(snap), "--format", "json").stdout)
+    placed = plan["placements"][0]
+    busy = {n for nodes in running.values() for n in nodes}
+    assert placed["status"] == "pending" or not (set(placed["nodes"]) & (busy | {"gpu005"}))
+
+
+def test_max_hold_releases_unpinned(lab: LabHandle, daemon_factory) -> None:
+    daemon_factory("--mode", "steer")
+    big = lab.sbatch("-J", "too-big-now", "-N", "40", "--exclusive", "--gres=gpu:8")
+    out = lab.placer("apply", "--inventory", str(lab.inventory), "--once", "--max-hold-s", "3600")
+    assert f"job {big}: stays held" in out.stdout
+    out = lab.placer("apply", "--inventory", str(lab.inventory), "--once", "--max-hold-s", "0")
+    assert f"job {big}: released unpinned" in out.stdout
+    j = lab.jobs_by_id()[big]
+    assert j["priority"] != 0 and not j["required_nodes"]
+
+
+def test_release_all(lab: LabHandle, daemon_factory) -> None:
+    daemon_factory("--mode", "steer")
+    jobs = [lab.sbatch("-J", f"emergency-{i}", "--gres=gpu:1") for i in range(3)]
+    out = lab.placer("apply", "--inventory", str(lab.inventory), "--release-all")
+    assert "released 3 held job(s)" in out.stdout
+    _wait_all_running(lab, jobs)
+
+
+def test_metrics_count_decisions_and_fail_opens(lab: LabHandle, daemon_factory) -> None:
+    lab.sbatch("-J", "before-daemon", "--gres=gpu:1")  # fails open: counted at the next answered request
+    d = daemon_factory("--metrics-port", "19465")
+    lab.sbatch("-J", "with-daemon", "--gres=gpu:1")
+    import urllib.request
+
+    text = urllib.request.urlopen("http://127.0.0.1:19465/metrics", timeout=5).read().decode()
+    assert 'placer_decisions_total{action="advise"} 1.0' in text
+    assert "placer_fail_open_total 1.0" in text
+    assert "placer_decision_seconds_count 1.0" in text
+    assert d.proc.poll() is None
+
+
+def test_pyslurm_and_cli_backends_agree(lab: LabHandle) -> None:
+    ok, why = pyslurm_available()
+    if not ok:
+        pytest.skip(f"pyslurm backend not testable here: {why}; PyPI has only pyslurm 25.11, which refuses "
+                    f"Slurm 22.05 (../shared/SLURM-LAB.md)")
+    from plugins.pyslurm_backend import PyslurmBackend
+
+    a = to_cluster_state(lab.fabric, backend(lab).snapshot())
+    b = to_cluster_state(lab.fabric, PyslurmBackend().snapshot())
+    assert (a.state.free_mask == b.state.free_mask).all() and (a.state.usable == b.state.usable).all()
