@@ -14,12 +14,25 @@ from topology import BackendError
 from .backend import SlurmJob, SlurmNode, SlurmSnapshot, expand_nodes, node_state_of, parse_tres_gpus
 
 
-def available() -> tuple[bool, str]:
-    """(usable, why not): pyslurm imports and matches the running Slurm's major version."""
+def same_release(pyslurm_version: str, slurm_version: str) -> bool:
+    """pyslurm 22.5.x goes with Slurm 22.05.x, 25.11.x with 25.11.x (major and minor must match)."""
     try:
-        import pyslurm  # noqa: F401
+        pa = [int(x) for x in pyslurm_version.strip().split(".")[:2]]
+        sa = [int(x) for x in slurm_version.strip().split()[-1].split(".")[:2]]
+    except (ValueError, IndexError):
+        return False
+    return pa == sa
+
+
+def available(slurm_version: str | None = None) -> tuple[bool, str]:
+    """(usable, why not): pyslurm imports and, when Slurm's version is known, matches it."""
+    try:
+        import pyslurm
     except Exception as exc:  # ImportError, or a library mismatch at load time
         return False, f"pyslurm does not import here ({type(exc).__name__}: {exc})"
+    version = str(getattr(pyslurm, "__version__", ""))
+    if slurm_version and not same_release(version, slurm_version):
+        return False, f"pyslurm {version} does not match {slurm_version.strip()}"
     return True, ""
 
 
@@ -86,6 +99,13 @@ def choose_backend(name: str, slurm_conf: str | None):
     """`auto`: pyslurm when it imports, else the command-line tools."""
     from .slurm_cli import SlurmCliBackend, subprocess_runner
 
-    if name == "pyslurm" or (name == "auto" and available()[0]):
+    cli = SlurmCliBackend(subprocess_runner(slurm_conf))
+    if name == "slurm-cli":
+        return cli
+    if name == "pyslurm":
         return PyslurmBackend()
-    return SlurmCliBackend(subprocess_runner(slurm_conf))
+    try:  # auto: pyslurm only when it imports and matches the running Slurm
+        version = cli.version()
+    except Exception:
+        return cli
+    return PyslurmBackend() if available(version)[0] else cli

@@ -1,0 +1,159 @@
+"""The daemon's decisions without Slurm: a fake backend feeds it snapshots.
+
+Fabric (tiny preset, rails off):
+            core
+          /      \\
+      p01-spine   p02-spine
+       /    \\      /    \\
+   su01   su02  su01   su02      4 nodes each: gpu[001-004] ... gpu[013-016]
+"""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from cli.serve_cmds import load_serve_config
+from plugins.backend import SlurmJob, SlurmNode, SlurmSnapshot
+from plugins.serve import Daemon, ServeConfig, serve
+from topology import RequestError
+from topology.generate import design_for, generate
+from topology.hostlists import expand
+
+FABRIC = generate(design_for("tiny", rails=0))
+
+
+class FakeSlurm:
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.nodes: list[SlurmNode] = []
+        self.jobs: list[SlurmJob] = []
+
+    def snapshot(self) -> SlurmSnapshot:
+        return SlurmSnapshot(tuple(self.nodes), tuple(self.jobs))
+
+
+def daemon(**kw) -> tuple[Daemon, FakeSlurm]:
+    slurm = FakeSlurm()
+    d = Daemon(FABRIC, slurm, ServeConfig(**kw))
+    d.refresh()
+    return d, slurm
+
+
+def req(name: str, **kw) -> dict:
+    return {"v": 1, "name": name, **kw}
+
+
+def test_advise_free_now_sets_req_nodes_and_reserves() -> None:
+    d, _ = daemon()
+    a = d.decide(req("a", tres_per_node="gres:gpu:8", min_nodes=2, shared=0))
+    assert a["action"] == "advise" and a["min_nodes"] == 2 and len(expand(a["req_nodes"])) == 2
+    b = d.decide(req("b", tres_per_node="gres:gpu:8", min_nodes=2, shared=0))
+    assert not set(expand(a["req_nodes"])) & set(expand(b["req_nodes"]))  # reserved: never handed out twice
+    one = d.decide(req("c", tres_per_job="gres:gpu:1"))
+    assert one["action"] == "advise" and one["min_nodes"] == 1
+
+
+def test_reservation_dropped_once_slurm_shows_the_job() -> None:
+    d, slurm = daemon()
+    a = d.decide(req("a", tres_per_node="gres:gpu:8", min_nodes=2, shared=0))
+    nodes = expand(a["req_nodes"])
+    assert len(d.reservations) == 2
+    slurm.jobs = [SlurmJob(1, "a", "RUNNING", nodes=tuple(nodes), gpu_ids={n: tuple(range(8)) for n in nodes})]
+    d.refresh()
+    assert d.reservations == [] and all(d.state.free_gpus[FABRIC.node_index[n]] == 0 for n in nodes)
+
+
+def test_no_room_now_asks_for_the_leaf_bound_with_a_bounded_wait() -> None:
+    d, slurm = daemon(max_wait4switch_s=120)
+    busy = [f"gpu{i:03d}" for i in range(1, 15)]
+    slurm.jobs = [SlurmJob(1, "big", "RUNNING", nodes=tuple(busy), gpu_ids={n: tuple(range(8)) for n in busy})]
+    d.refresh()
+    a = d.decide(req("wide", tres_per_node="gres:gpu:8", min_nodes=6, shared=0))
+    assert a == {"action": "advise", "req_switch": 2, "wait4switch": 120,
+                 "reason": "no room now; asks Slurm for 2 leaf switch(es) within 120 s"}
+
+
+def test_drained_nodes_are_never_advised() -> None:
+    d, slurm = daemon()
+    slurm.nodes = [SlurmNode(f"gpu{i:03d}", "drain", "x") for i in range(1, 9)]
+    d.refresh()
+    for k in range(4):
+        a = d.decide(req(f"j{k}", tres_per_node="gres:gpu:8", min_nodes=2, shared=0))
+        assert all(int(n[3:]) > 8 for n in expand(a["req_nodes"]))
+
+
+@pytest.mark.parametrize("request_,reason", [
+    (req("cpu"), "no GPUs requested"),
+    (req("off", tres_per_job="gres:gpu:2", comment="please placer:off"), "opted out (placer:off in comment)"),
+    (req("huge", tres_per_node="gres:gpu:8", min_nodes=99, shared=0), "even with every node free"),
+])
+def test_jobs_left_alone(request_, reason) -> None:
+    d, _ = daemon()
+    a = d.decide(request_)
+    assert a["action"] == "none" and reason in a["reason"]
+
+
+def test_partitions_and_steer_mode() -> None:
+    d, _ = daemon(partitions=("gpu",))
+    assert d.decide(req("x", tres_per_job="gres:gpu:1", partition="cpu"))["reason"] == \
+        "partition cpu is not managed by placer"
+    assert d.decide(req("y", tres_per_job="gres:gpu:1", partition="gpu"))["action"] == "advise"
+    s, _ = daemon(mode="steer")
+    assert s.decide(req("z", tres_per_job="gres:gpu:4"))["action"] == "steer"
+
+
+@pytest.mark.parametrize("bad", [[1, 2], {"v": 2}, "text", None])
+def test_bad_requests_get_none(bad) -> None:
+    d, _ = daemon()
+    assert d.decide(bad)["action"] == "none"
+    assert d.metrics.bad_requests._value.get() >= 1
+
+
+def test_fail_opens_reported_by_the_hook_are_counted() -> None:
+    d, _ = daemon()
+    d.decide(req("a", tres_per_job="gres:gpu:1", fail_open=3))
+    assert d.metrics.fail_open._value.get() == 3
+
+
+def test_over_the_socket(tmp_path: Path) -> None:
+    cfg = ServeConfig(socket_path=tmp_path / "p.sock", socket_group="root", refresh_s=3600)
+    d = Daemon(FABRIC, FakeSlurm(), cfg)
+    ready = threading.Event()
+    t = threading.Thread(target=serve, args=(d, ready), daemon=True)
+    t.start()
+    assert ready.wait(10)
+    assert oct(cfg.socket_path.stat().st_mode & 0o777) == "0o660"
+
+    def ask(raw: bytes) -> dict:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(5)
+        s.connect(str(cfg.socket_path))
+        s.sendall(raw)
+        data = s.makefile().readline()
+        s.close()
+        return json.loads(data)
+
+    assert ask(b'{"v": 1, "name": "a", "tres_per_job": "gres:gpu:2"}\n')["action"] == "advise"
+    assert ask(b"garbage\n") == {"action": "none", "reason": "bad request: not JSON"}
+    assert ask(b'{"v": 1, "op": "decisions"}\n')["decisions"][0]["name"] == "a"
+    d.stop.set()
+    t.join(10)
+    assert not cfg.socket_path.exists()
+
+
+def test_serve_config_file(tmp_path: Path) -> None:
+    f = tmp_path / "serve.yaml"
+    f.write_text("mode: steer\npartitions: [gpu, big]\nrefresh_s: 2\nsocket: /tmp/x.sock\n")
+    cfg = load_serve_config(str(f))
+    assert cfg.mode == "steer" and cfg.partitions == ("gpu", "big") and cfg.refresh_s == 2
+    f.write_text("mode: sideways\n")
+    with pytest.raises(RequestError, match="mode must be advise or steer"):
+        load_serve_config(str(f))
+    f.write_text("sockt: /x\n")
+    with pytest.raises(RequestError, match="unknown keys"):
+        load_serve_config(str(f))

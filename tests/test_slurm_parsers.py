@@ -1,0 +1,106 @@
+"""Pure parsers over Slurm 22.05 output captured from the lab (tests/data/slurm2205/), and the one path
+from a snapshot to a ClusterState."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from plugins.backend import (SlurmJob, SlurmNode, SlurmSnapshot, node_state_of, parse_gpu_idx, parse_tres_gpus,
+                             to_cluster_state)
+from plugins.pyslurm_backend import same_release
+from plugins.slurm_cli import SlurmCliBackend, parse_sinfo_json, parse_squeue_json
+from topology import BackendError
+from topology.generate import design_for, generate
+
+DATA = Path(__file__).parent / "data" / "slurm2205"
+
+
+def test_squeue_json_2205() -> None:
+    jobs = {j.job_id: j for j in parse_squeue_json((DATA / "squeue.json").read_text())}
+    multi, small, small2, held = jobs[1], jobs[2], jobs[3], jobs[4]
+    assert multi.running and multi.nodes == ("gpu013", "gpu014") and multi.gpus == 16
+    assert multi.gpu_ids == {"gpu013": tuple(range(8)), "gpu014": tuple(range(8))}
+    assert small.gpu_ids == {"gpu015": (0, 1, 2)} and small.gpus_per_node == 3
+    assert small2.gpu_ids == {"gpu015": (3, 4)} and small2.gpus_per_job == 2
+    assert held.held and not held.running and held.nodes == () and held.reason == "JobHeldUser"
+
+
+def test_sinfo_json_2205() -> None:
+    nodes = {n.name: n for n in parse_sinfo_json((DATA / "sinfo.json").read_text())}
+    assert nodes["gpu012"] == SlurmNode("gpu012", "down", "dead psu")
+    assert nodes["gpu016"] == SlurmNode("gpu016", "drain", "test drain")
+    assert nodes["gpu015"].state == "up" and len(nodes) == 16
+
+
+def test_snapshot_to_cluster_state() -> None:
+    fabric = generate(design_for("tiny"))
+    snap = SlurmSnapshot(tuple(parse_sinfo_json((DATA / "sinfo.json").read_text())),
+                         tuple(parse_squeue_json((DATA / "squeue.json").read_text())))
+    r = to_cluster_state(fabric, snap)
+    idx = fabric.node_index
+    assert r.warnings == []
+    assert r.state.free_gpu_ids(idx["gpu015"]) == [5, 6, 7]
+    assert r.state.free_gpus[idx["gpu013"]] == 0
+    assert not r.state.usable[idx["gpu012"]] and not r.state.usable[idx["gpu016"]]
+    assert [j.job_id for j in r.running] == [1, 2, 3]
+
+
+def test_conflicts_and_unknown_nodes_are_warned() -> None:
+    fabric = generate(design_for("tiny"))
+    jobs = (SlurmJob(1, "a", "RUNNING", nodes=("gpu001",), gpu_ids={"gpu001": (0, 1)}),
+            SlurmJob(2, "b", "RUNNING", nodes=("gpu001", "login1"), gpu_ids={"gpu001": (1, 2)}))
+    r = to_cluster_state(fabric, SlurmSnapshot((), jobs))
+    assert any("GPUs [1] of gpu001 are already taken" in w for w in r.warnings)
+    assert any("login1, which is not in fabric" in w for w in r.warnings)
+    assert r.state.free_gpu_ids(0) == [3, 4, 5, 6, 7]
+
+
+@pytest.mark.parametrize("text,ids", [("gpu:h100:2(IDX:3-4)", (3, 4)), ("gpu:8(IDX:0-7)", tuple(range(8))),
+                                      ("gpu:a:1(IDX:0),gpu:b:2(IDX:2,5)", (0, 2, 5)), ("gpu:h100:0(IDX:N/A)", ()),
+                                      ("", ())])
+def test_gpu_idx(text: str, ids: tuple) -> None:
+    assert parse_gpu_idx(text) == ids
+
+
+@pytest.mark.parametrize("text,n", [("gres:gpu:8", 8), ("gres:gpu:h100:4", 4), ("gres/gpu:2", 2),
+                                    ("gres:nic:1,gres:gpu:3", 3), (None, 0), ("cpu:4", 0)])
+def test_tres_gpus(text, n) -> None:
+    assert parse_tres_gpus(text) == n
+
+
+@pytest.mark.parametrize("base,flags,state", [("idle", [], "up"), ("mixed", [], "up"), ("idle", ["DRAIN"], "drain"),
+                                              ("allocated", ["DRAIN"], "drain"), ("down", [], "down"),
+                                              ("idle", ["NOT_RESPONDING"], "down"), ("future", [], "down")])
+def test_node_states(base, flags, state) -> None:
+    assert node_state_of(base, flags) == state
+
+
+def test_backend_runs_the_right_commands_and_reports_errors() -> None:
+    calls: list[list[str]] = []
+
+    def runner(cmd: list[str]) -> str:
+        calls.append(cmd)
+        if cmd[0] == "sinfo":
+            return (DATA / "sinfo.json").read_text()
+        if cmd[0] == "squeue":
+            return (DATA / "squeue.json").read_text()
+        return ""
+
+    be = SlurmCliBackend(runner)
+    snap = be.snapshot()
+    assert len(snap.nodes) == 16 and len(snap.jobs) == 4
+    be.pin(7, "gpu[001-002]", 2)
+    be.release(7)
+    assert calls[2:] == [["scontrol", "update", "JobId=7", "ReqNodeList=gpu[001-002]", "NumNodes=2"],
+                         ["scontrol", "release", "7"]]
+    with pytest.raises(BackendError, match="did not print JSON"):
+        SlurmCliBackend(lambda cmd: "Slurm is down").snapshot()
+    with pytest.raises(BackendError, match="reported errors"):
+        SlurmCliBackend(lambda cmd: '{"errors": [{"error": "boom"}], "nodes": []}').snapshot()
+
+
+@pytest.mark.parametrize("py,slurm,ok", [("22.5.1", "slurm 22.05.8", True), ("25.11.0", "slurm 22.05.8", False),
+                                         ("25.11.0", "slurm 25.11.2", True), ("x", "slurm 22.05", False)])
+def test_pyslurm_release_match(py, slurm, ok) -> None:
+    assert same_release(py, slurm) is ok
