@@ -48,6 +48,7 @@ class ServeConfig:
     gpu_only: bool = True
     opt_out: str = "placer:off"
     refresh_s: float = 5.0
+    min_refresh_gap_s: float = 1.0  # refreshes after decisions are at least this far apart (bursts of submits)
     max_wait4switch_s: int = 300
     reservation_ttl_s: float = 30.0
     metrics_port: int | None = None  # Prometheus on 127.0.0.1:PORT/metrics
@@ -118,7 +119,9 @@ class Daemon:
             except BackendError as exc:
                 self.metrics.refresh_errors.inc()
                 log.error("refresh from Slurm failed: %s", exc)
-            self.wake.wait(self.cfg.refresh_s)
+            # a burst of submits must not turn into a burst of sinfo/squeue calls on slurmctld
+            self.stop.wait(min(self.cfg.min_refresh_gap_s, self.cfg.refresh_s))
+            self.wake.wait(max(self.cfg.refresh_s - self.cfg.min_refresh_gap_s, 0))
             self.wake.clear()
 
     # -- decisions -------------------------------------------------------------------------------
