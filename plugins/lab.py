@@ -200,7 +200,9 @@ class Lab:
             _run(["/usr/sbin/slurmctld", "-i", "-f", str(etc / "slurm.conf")], env)
             procs.append({"name": "slurmctld", "program": "slurmctld", "pid": _pid_from(b / "run" / "slurmctld.pid")})
             save()
-            for name in fabric.node_names:
+            for i, name in enumerate(fabric.node_names):
+                if fabric.node_state[i] == NodeState.DOWN:
+                    continue  # a down node's slurmd does not run (ReturnToService=2 would revive it)
                 (b / "spool" / name).mkdir(exist_ok=True)
                 _run(["/usr/sbin/slurmd", "-N", name, "-f", str(etc / "slurm.conf")], env)
                 procs.append({"name": f"slurmd:{name}", "program": "slurmd",
@@ -214,7 +216,7 @@ class Lab:
 
     def _wait_ready(self, fabric: Fabric, env: dict[str, str], wait_s: float) -> None:
         deadline = time.monotonic() + wait_s
-        want = fabric.n_nodes
+        want = int((fabric.node_state != NodeState.DOWN).sum())
         last = ""
         while time.monotonic() < deadline:
             try:
@@ -224,10 +226,9 @@ class Lab:
                 time.sleep(0.3)
                 continue
             states = [line.split()[1] for line in out.splitlines() if line.strip()]
-            ready = sum(s.rstrip("*~#") in ("idle", "drained", "down", "draining") and not s.endswith("*")
-                        for s in states)
+            ready = sum(s in ("idle", "drained", "draining") for s in states)
             last = f"{ready} of {want} nodes ready"
-            if len(states) >= want and ready >= want:
+            if ready >= want:
                 return
             time.sleep(0.3)
         raise BackendError(f"lab not ready after {wait_s:g} s ({last}); see {self.opt.base / 'log'}")

@@ -68,7 +68,8 @@ def _timed_sbatch(lab: LabHandle, name: str) -> tuple[int, float]:
 def test_fail_open_when_the_daemon_is_absent(lab: LabHandle, daemon_factory) -> None:
     assert not SOCKET.exists()
     job, took = _timed_sbatch(lab, "no-daemon")
-    assert took < 1.0
+    print(f"sbatch with no daemon: {took * 1e3:.1f} ms")
+    assert took < 0.3, f"sbatch took {took:.3f} s with no daemon (hook budget 0.05 s)"
     running_nodes(lab, job)
     assert not lab.jobs_by_id()[job]["required_nodes"]
     assert "job no-daemon goes in unchanged (fail-open): cannot reach placer" in lab.ctld_log()
@@ -117,7 +118,8 @@ def test_fail_open_when_the_daemon_hangs_or_babbles(lab: LabHandle, daemon_facto
         stop.set()
         srv.close()
         SOCKET.unlink(missing_ok=True)
-    assert took < 1.0, f"sbatch took {took:.3f} s with a daemon that {behaviour}s"
+    print(f"sbatch with a daemon that {behaviour}s: {took * 1e3:.1f} ms")
+    assert took < 0.3, f"sbatch took {took:.3f} s with a daemon that {behaviour}s (hook budget 0.05 s)"
     running_nodes(lab, job)
     assert not lab.jobs_by_id()[job]["required_nodes"]
     assert f"job daemon-{behaviour} goes in unchanged (fail-open): {log_part}" in lab.ctld_log()
@@ -288,6 +290,9 @@ def test_release_all(lab: LabHandle, daemon_factory) -> None:
 
 
 def test_metrics_count_decisions_and_fail_opens(lab: LabHandle, daemon_factory) -> None:
+    first = daemon_factory()
+    lab.sbatch("-J", "reset-counter", "--gres=gpu:1")  # an answered request: the hook's counter is back to 0
+    first.stop()
     lab.sbatch("-J", "before-daemon", "--gres=gpu:1")  # fails open: counted at the next answered request
     d = daemon_factory("--metrics-port", "19465")
     lab.sbatch("-J", "with-daemon", "--gres=gpu:1")
