@@ -38,6 +38,7 @@ def cli(ctx: click.Context, verbose: int) -> None:
 def _register() -> None:
     from .plan_cmd import plan_cmd
     from .serve_cmds import apply_cmd, serve_cmd
+    from .simulate_cmd import simulate_cmd, trace
     from .slurm_cmds import lab, slurm
     from .topology_cmds import topology
 
@@ -47,6 +48,8 @@ def _register() -> None:
     cli.add_command(slurm)
     cli.add_command(serve_cmd)
     cli.add_command(apply_cmd)
+    cli.add_command(simulate_cmd)
+    cli.add_command(trace)
 
 
 _register()

@@ -109,8 +109,10 @@ def choose_single(ix: FabricIndex, state: ClusterState, job: JobRequest, el: Eli
     partial = (leftover > 0).astype(np.int64)
     frag = 2 * broken_node + 2 * broken_leaf + 4 * broken_groups + partial
     cost = ix.CF * frag + leftover
-    # tie-break toward the tightest island, then the lowest node index
-    order = np.lexsort((cand, island_free, cost))
+    # ties: the tightest island, then the leaf with the fewest whole free nodes (best fit one level up:
+    # leaves with many whole free nodes stay ready for multi-node jobs), then the lowest node index
+    leaf_room = state.group_free_nodes[leaf]
+    order = np.lexsort((cand, leaf_room, island_free, cost))
     best = int(order[0])
     node = int(cand[best])
     gpu_ids = _pick_gpus(ix, state, node, g)

@@ -1,0 +1,116 @@
+"""PNG plots of simulation runs (matplotlib, no display needed)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from placer.simulate import JobRecord  # noqa: E402
+from topology import Fabric  # noqa: E402
+
+
+def _time_grid(runs: dict[str, list[JobRecord]], bins: int = 200) -> np.ndarray:
+    t0 = min((r.job.submit_time or 0.0) for recs in runs.values() for r in recs)
+    t1 = max((r.end or 0.0) for recs in runs.values() for r in recs)
+    return np.linspace(t0, max(t1, t0 + 1), bins + 1)
+
+
+def _busy_over_time(recs: list[JobRecord], grid: np.ndarray, weight) -> np.ndarray:
+    """Mean of `weight(record)` busy within each time bin (exact overlap of [start, end) with each bin)."""
+    out = np.zeros(grid.size - 1)
+    width = np.diff(grid)
+    for r in recs:
+        if r.status != "placed":
+            continue
+        lo = np.clip(r.start, grid[:-1], grid[1:])
+        hi = np.clip(r.end, grid[:-1], grid[1:])
+        out += weight(r) * (hi - lo) / width
+    return out
+
+
+def write_plots(fabric: Fabric, runs: dict[str, list[JobRecord]], directory: str) -> list[str]:
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    written = []
+    hours = 3600.0
+
+    # 1. leaves over the bound, multi-node jobs
+    fig, ax = plt.subplots(figsize=(7, 4))
+    width = 0.8 / max(len(runs), 1)
+    for k, (name, recs) in enumerate(runs.items()):
+        over = np.asarray([r.leaves - r.leaf_bound for r in recs if r.status == "placed" and r.nodes_needed > 1])
+        if not over.size:
+            continue
+        counts = np.bincount(over, minlength=6)[:6] / over.size
+        ax.bar(np.arange(6) + k * width, counts, width, label=name)
+    ax.set_xlabel("leaves over the leaf lower bound")
+    ax.set_ylabel("share of multi-node jobs")
+    ax.set_xticks(np.arange(6) + 0.4 - width / 2, ["0", "1", "2", "3", "4", "5+"])
+    ax.legend()
+    ax.set_title("Leaves spanned beyond the fewest possible")
+    written.append(str(d / "leaves-over-bound.png"))
+    fig.tight_layout()
+    fig.savefig(written[-1], dpi=110)
+    plt.close(fig)
+
+    # 2. wait-time CDF
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, recs in runs.items():
+        w = np.sort([max(r.start - (r.job.submit_time or 0.0), 0.0) for r in recs if r.status == "placed"])
+        if w.size:
+            ax.step(np.maximum(w, 1.0) / hours, np.arange(1, w.size + 1) / w.size, where="post", label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("wait (hours, log; under 1 s shown at 1 s)")
+    ax.set_ylabel("share of jobs")
+    ax.legend()
+    ax.set_title("Wait time CDF")
+    written.append(str(d / "wait-cdf.png"))
+    fig.tight_layout()
+    fig.savefig(written[-1], dpi=110)
+    plt.close(fig)
+
+    # 3. utilisation over time
+    grid = _time_grid(runs)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, recs in runs.items():
+        busy = _busy_over_time(recs, grid, lambda r: sum(len(ids) for _, ids in r.alloc))
+        ax.plot((grid[:-1] - grid[0]) / hours, busy / fabric.total_gpus, label=name)
+    ax.set_xlabel("trace time (hours)")
+    ax.set_ylabel("GPUs in use (share)")
+    ax.set_ylim(0, 1.05)
+    ax.legend()
+    ax.set_title("Utilisation over time")
+    written.append(str(d / "utilisation.png"))
+    fig.tight_layout()
+    fig.savefig(written[-1], dpi=110)
+    plt.close(fig)
+
+    # 4. per-leaf occupancy heat map, one per policy
+    for name, recs in runs.items():
+        occ = np.zeros((fabric.n_leaves, grid.size - 1))
+        width_t = np.diff(grid)
+        for r in recs:
+            if r.status != "placed":
+                continue
+            lo = np.clip(r.start, grid[:-1], grid[1:])
+            hi = np.clip(r.end, grid[:-1], grid[1:])
+            frac = (hi - lo) / width_t
+            for n, ids in r.alloc:
+                occ[int(fabric.node_leaf[n])] += len(ids) * frac
+        cap = np.bincount(fabric.node_leaf, weights=fabric.node_gpus, minlength=fabric.n_leaves)[:, None]
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        im = ax.imshow(occ / np.maximum(cap, 1), aspect="auto", origin="lower", vmin=0, vmax=1, cmap="viridis",
+                       extent=(0, (grid[-1] - grid[0]) / hours, 0, fabric.n_leaves))
+        ax.set_xlabel("trace time (hours)")
+        ax.set_ylabel("leaf (placement tree order)")
+        ax.set_title(f"Per-leaf GPU occupancy: {name}")
+        fig.colorbar(im, ax=ax, label="share of the leaf's GPUs in use")
+        written.append(str(d / f"leaf-occupancy-{name}.png"))
+        fig.tight_layout()
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
+    return written

@@ -1,0 +1,152 @@
+"""`placer simulate` and `placer trace generate`."""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from placer import PlannerConfig
+from placer.simulate import POLICIES, SimConfig, record_dict, simulate
+from placer.tracegen import generate_trace, scale_to_load, shape_from_tables
+from placer.traces import merge_traces, parse_trace, write_csv_trace
+from topology import Problem, RequestError
+
+from .files import load_fabric, read_text, write_output
+
+SUMMARY_COLUMNS = [
+    ("policy", "POLICY", "{}"), ("placed", "PLACED", "{:,}"), ("multi_node_jobs", "MULTI", "{:,}"),
+    ("at_leaf_lower_bound", "AT LEAF BOUND", "{:.1%}"), ("mean_leaves_over_bound", "LEAVES OVER", "{:.3f}"),
+    ("more_pods_than_needed", "EXTRA PODS", "{:.1%}"), ("excess_cross_leaf_pairs", "EXCESS PAIRS", "{:.2%}"),
+    ("mean_wait_s", "MEAN WAIT", "{:,.0f} s"), ("p95_wait_s", "P95 WAIT", "{:,.0f} s"),
+    ("utilisation", "UTIL", "{:.1%}"), ("makespan_s", "MAKESPAN", "{:,.0f} s"),
+]
+
+
+def render_table(summaries: dict[str, dict]) -> str:
+    rows = [[h for _, h, _ in SUMMARY_COLUMNS]]
+    for name, s in summaries.items():
+        row = []
+        for key, _, fmt in SUMMARY_COLUMNS:
+            v = name if key == "policy" else s.get(key)
+            row.append("-" if v is None else fmt.format(v))
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+                     for r in rows) + "\n"
+
+
+def load_trace(paths: tuple[str, ...], fmt: str):
+    traces = []
+    for p in paths:
+        files = sorted(Path(p).glob("*.csv")) + sorted(Path(p).glob("*.swf")) if Path(p).is_dir() else [Path(p)]
+        for f in files:
+            problems: list[Problem] = []
+            t = parse_trace(str(f), read_text(str(f)), fmt, problems)
+            if problems:
+                raise RequestError(problems=problems, source=str(f))
+            traces.append((f.stem, t))
+    if not traces:
+        raise RequestError(f"no trace files in {', '.join(paths)}")
+    return merge_traces(traces)
+
+
+@click.command("simulate")
+@click.option("--inventory", required=True, help="Inventory YAML or preset:NAME.")
+@click.option("--trace", "traces", required=True, multiple=True,
+              help="Trace file(s) or a directory of them (CSV job_id,submit_time,duration,gpus; .swf; sacct).")
+@click.option("--trace-format", type=click.Choice(["auto", "csv", "swf", "sacct"]), default="auto", show_default=True)
+@click.option("--policy", default="placer,slurm-tree,first-fit", show_default=True,
+              help=f"Comma-separated: {', '.join(POLICIES)}.")
+@click.option("--backfill", type=click.Choice(["easy", "none"]), default="easy", show_default=True)
+@click.option("--bf-depth", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Jobs tried for backfill per pass (Slurm's bf_max_job_test).")
+@click.option("--load", type=click.FloatRange(min=0.01), help="Rescale arrival times to offer this x the "
+              "fabric's GPUs in work (heavy load: 0.9 and up).")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N jobs by submit time.")
+@click.option("--time-limit-s", type=click.FloatRange(min=0.001), default=0.01, show_default=True,
+              help="CP-SAT time limit per job for the placer policy.")
+@click.option("--out", "out_path", help="Write the result (placer.plan/v1 with start/end per job) here.")
+@click.option("--plot", "plot_dir", type=click.Path(file_okay=False), help="Write PNG plots here.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def simulate_cmd(inventory: str, traces: tuple[str, ...], trace_format: str, policy: str, backfill: str,
+                 bf_depth: int, load: float | None, limit: int | None, time_limit_s: float, out_path: str | None,
+                 plot_dir: str | None, fmt: str) -> None:
+    """Replay a job trace under several placement policies with the same scheduler; compare them."""
+    fabric, _ = load_fabric(inventory)
+    policies = [p.strip() for p in policy.split(",") if p.strip()]
+    bad = [p for p in policies if p not in POLICIES]
+    if bad or not policies:
+        raise RequestError(f"unknown policy {', '.join(bad) or '(none)'}; choose from {', '.join(POLICIES)}")
+    trace = load_trace(traces, trace_format)
+    jobs = trace.jobs[:limit] if limit else trace.jobs
+    if load:
+        jobs = scale_to_load(jobs, fabric.total_gpus, load)
+    for why, n in trace.skipped.items():
+        click.echo(f"placer: skipped {n:,} trace records: {why}", err=True)
+    cfg = SimConfig(backfill=backfill, bf_depth=bf_depth, planner=PlannerConfig(time_limit_s=time_limit_s))
+    runs, summaries = {}, {}
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  transient=True, disable=not sys.stderr.isatty(), console=None) as bar:
+        for name in policies:
+            task = bar.add_task(f"{name:<16}", total=len(jobs))
+            recs, summ = simulate(fabric, jobs, name, cfg, progress=lambda n, t=task: bar.update(t, completed=n))
+            runs[name], summaries[name] = recs, summ
+    doc = {"schema": "placer.plan/v1", "fabric": fabric.name, "kind": "simulation",
+           "trace": {"files": list(traces), "jobs": len(jobs), "skipped": trace.skipped, "load": load,
+                     "backfill": backfill},
+           "placements": [record_dict(fabric, r) for r in runs[policies[0]]],
+           "runs": [{"policy": n, "placements": [record_dict(fabric, r) for r in runs[n]], "summary": summaries[n]}
+                    for n in policies],
+           "summary": summaries}
+    if out_path:
+        write_output(out_path, json.dumps(doc) + "\n")
+    if plot_dir:
+        from .plots import write_plots
+
+        for path in write_plots(fabric, runs, plot_dir):
+            click.echo(f"wrote {path}", err=True)
+    if fmt == "json":
+        click.echo(json.dumps({"trace": doc["trace"], "summary": summaries}, indent=1))
+    else:
+        click.echo(f"{len(jobs):,} jobs on {fabric.name} ({fabric.total_gpus:,} GPUs), backfill {backfill}"
+                   + (f", load {load:g}" if load else ""))
+        click.echo(render_table(summaries), nl=False)
+
+
+@click.group()
+def trace() -> None:
+    """Job traces: generate synthetic ones."""
+
+
+@trace.command("generate")
+@click.option("--inventory", required=True, help="The fabric to scale to (inventory YAML or preset:NAME).")
+@click.option("--from", "source", type=click.Path(file_okay=False), required=True,
+              help="A directory with worker_count_distribution.csv and duration_quantiles.csv "
+                   "(e.g. ../shared/data/traces/alibaba-spot-2026).")
+@click.option("--jobs", "count", type=click.IntRange(min=1), default=10000, show_default=True)
+@click.option("--load", type=click.FloatRange(min=0.01), default=0.9, show_default=True,
+              help="Offered work as a multiple of the fabric's GPUs.")
+@click.option("--max-duration-s", type=click.FloatRange(min=1), default=7 * 86400, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--output", help="CSV trace (default: stdout).")
+def trace_generate(inventory: str, source: str, count: int, load: float, max_duration_s: float, seed: int,
+                   output: str | None) -> None:
+    """A job stream shaped like a published trace, sized to a fabric and an offered load."""
+    fabric, _ = load_fabric(inventory)
+    d = Path(source)
+    try:
+        workers = [(int(r["worker_num"]), int(r["jobs"]))
+                   for r in csv.DictReader(read_text(str(d / "worker_count_distribution.csv")).splitlines())]
+        rows = list(csv.DictReader(read_text(str(d / "duration_quantiles.csv")).splitlines()))
+        durations = [(float(r[""]), float(r["duration_seconds"])) for r in rows]
+    except (KeyError, ValueError) as exc:
+        raise RequestError(f"{source}: unexpected distribution table ({exc})") from None
+    shape = shape_from_tables(workers, durations)
+    gpn = int(fabric.node_gpus.max())
+    jobs = generate_trace(shape, fabric.total_gpus, fabric.n_nodes, gpn, count, load, seed, max_duration_s)
+    write_output(output, write_csv_trace(jobs))

@@ -1,0 +1,413 @@
+"""Trace replay: the same scheduler for every policy; policies differ only in where jobs go.
+
+Scheduling is FCFS with EASY backfill (or none), as Slurm's sched/backfill does in spirit: the queue
+head starts when it fits; otherwise it gets a reservation at the earliest time it could fit (the
+shadow time), and later jobs may start now if they fit and do not delay that reservation (they end
+before the shadow time, or use nothing the head needs then). At most `bf_depth` jobs are tried per
+pass, like Slurm's bf_max_job_test. Fit tests are O(1) from maintained counts; the policy is asked
+only for a job that fits.
+
+Policies: `placer` (this project's planner), `slurm-tree` (Slurm 22.05 topology/tree, faithfully),
+`slurm-tree-24.05`, and `first-fit` (lowest-named free nodes).
+"""
+from __future__ import annotations
+
+import bisect
+import heapq
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from topology import ClusterState, Fabric, RequestError
+
+from .choose import fewest
+from .eligibility import Eligibility, best_island_free, eligibility
+from .engine import place_one
+from .index import FabricIndex, index_for
+from .jobs import JobRequest
+from .slurm_tree import slurm_tree_nodes
+from .types import PlannerConfig
+
+Alloc = list[tuple[int, list[int]]]
+POLICIES = ("placer", "slurm-tree", "slurm-tree-24.05", "first-fit")
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    backfill: str = "easy"  # easy | none
+    bf_depth: int = 100
+    planner: PlannerConfig = field(default_factory=lambda: PlannerConfig(time_limit_s=0.01))
+
+
+# -- policies -----------------------------------------------------------------------------------------
+def _lowest_gpus(ix: FabricIndex, state: ClusterState, node: int, g: int) -> list[int]:
+    free = int(state.free_mask[node])
+    masks = ix.type_islands[int(ix.fabric.node_type[node])]
+    if max(bin(m).count("1") for m in masks) < g:
+        masks = (sum(masks),)
+    for m in masks:
+        ids = [i for i in range(int(ix.fabric.node_gpus[node])) if (free & m) >> i & 1]
+        if len(ids) >= g:
+            return ids[:g]
+    raise RequestError(f"node {ix.fabric.node_names[node]} cannot hold {g} GPUs")
+
+
+def _whole(ix: FabricIndex, nodes: list[int]) -> Alloc:
+    return [(n, list(range(int(ix.fabric.node_gpus[n])))) for n in nodes]
+
+
+def policy_placer(cfg: PlannerConfig) -> Callable[..., Alloc | None]:
+    def choose(ix: FabricIndex, state: ClusterState, job: JobRequest, el: Eligibility) -> Alloc | None:
+        p = place_one(ix, state, job, cfg)
+        if p.status != "placed":
+            return None
+        return [(ix.fabric.node_index[n], ids) for n, ids in p.gpu_ids.items()]
+
+    return choose
+
+
+def policy_slurm_tree(version: str) -> Callable[..., Alloc | None]:
+    def choose(ix: FabricIndex, state: ClusterState, job: JobRequest, el: Eligibility) -> Alloc | None:
+        nodes = slurm_tree_nodes(ix, el.now, el.nodes_needed, version)  # type: ignore[arg-type]
+        if nodes is None:
+            return None
+        if el.multi_node:
+            return _whole(ix, nodes)
+        return [(nodes[0], _lowest_gpus(ix, state, nodes[0], job.gpus))]
+
+    return choose
+
+
+def policy_first_fit(ix: FabricIndex, state: ClusterState, job: JobRequest, el: Eligibility) -> Alloc | None:
+    order = _name_order(ix)
+    ok = order[el.now[order]]
+    if ok.size < el.nodes_needed:
+        return None
+    if el.multi_node:
+        return _whole(ix, [int(n) for n in ok[: el.nodes_needed]])
+    n = int(ok[0])
+    return [(n, _lowest_gpus(ix, state, n, job.gpus))]
+
+
+def _name_order(ix: FabricIndex) -> np.ndarray:
+    cached = getattr(ix, "_name_order", None)
+    if cached is None:
+        cached = np.asarray(sorted(range(ix.fabric.n_nodes), key=lambda i: ix.fabric.node_names[i]), dtype=np.int64)
+        object.__setattr__(ix, "_name_order", cached)
+    return cached
+
+
+def make_policy(name: str, cfg: SimConfig) -> Callable[..., Alloc | None]:
+    if name == "placer":
+        return policy_placer(cfg.planner)
+    if name == "slurm-tree":
+        return policy_slurm_tree("22.05")
+    if name == "slurm-tree-24.05":
+        return policy_slurm_tree("24.05")
+    if name == "first-fit":
+        return policy_first_fit
+    raise RequestError(f"unknown policy {name!r}; one of {', '.join(POLICIES)}")
+
+
+# -- records and metrics ----------------------------------------------------------------------------------
+@dataclass
+class JobRecord:
+    job: JobRequest
+    status: str = "pending"  # placed | unplaceable | pending (never started before the trace ended)
+    start: float | None = None
+    end: float | None = None
+    alloc: Alloc = field(default_factory=list)
+    multi: bool = False
+    nodes_needed: int = 1
+    leaves: int = 0
+    leaf_bound: int = 0  # fewest leaves on an empty fabric
+    pods: int = 0
+    pod_bound: int = 0
+    cross_pairs: int = 0
+    unavoidable_pairs: int = 0
+    reason: str = ""
+
+
+def _pairs(n: int) -> int:
+    return n * (n - 1) // 2
+
+
+def summarize_records(fabric: Fabric, records: list[JobRecord]) -> dict[str, Any]:
+    placed = [r for r in records if r.status == "placed"]
+    multi = [r for r in placed if r.multi and r.nodes_needed > 1]
+    waits = np.asarray([r.start - (r.job.submit_time or 0.0) for r in placed], dtype=float)
+    gpu_s = sum(len(ids) * (r.end - r.start) for r in placed for _, ids in r.alloc)
+    t0 = min((r.job.submit_time or 0.0) for r in records) if records else 0.0
+    t1 = max((r.end for r in placed), default=t0)
+    makespan = max(t1 - t0, 1e-9)
+    w = np.asarray([r.job.gpus * (r.end - r.start) / 3600.0 for r in multi], dtype=float)
+    excess = np.asarray([r.cross_pairs - r.unavoidable_pairs for r in multi], dtype=float)
+    allp = np.asarray([_pairs(r.nodes_needed) for r in multi], dtype=float)
+    return {
+        "jobs": len(records),
+        "placed": len(placed),
+        "unplaceable": sum(r.status == "unplaceable" for r in records),
+        "never_started": sum(r.status == "pending" for r in records),
+        "multi_node_jobs": len(multi),
+        "at_leaf_lower_bound": (sum(r.leaves <= r.leaf_bound for r in multi) / len(multi)) if multi else None,
+        "mean_leaves_over_bound": float(np.mean([r.leaves - r.leaf_bound for r in multi])) if multi else None,
+        "more_pods_than_needed": (sum(r.pods > r.pod_bound for r in multi) / len(multi)) if multi else None,
+        "excess_cross_leaf_pairs": float((w * excess).sum() / (w * allp).sum()) if multi and (w * allp).sum() else 0.0,
+        "mean_wait_s": float(waits.mean()) if waits.size else 0.0,
+        "p95_wait_s": float(np.percentile(waits, 95)) if waits.size else 0.0,
+        "utilisation": float(gpu_s / (fabric.total_gpus * makespan)),
+        "makespan_s": float(makespan),
+    }
+
+
+# -- the simulator -----------------------------------------------------------------------------------------
+class Simulator:
+    def __init__(self, fabric: Fabric, policy: str, cfg: SimConfig | None = None,
+                 progress: Callable[[int], None] | None = None) -> None:
+        self.fabric, self.policy_name, self.cfg = fabric, policy, cfg or SimConfig()
+        if self.cfg.backfill not in ("easy", "none"):
+            raise RequestError(f"backfill must be easy or none, got {self.cfg.backfill!r}")
+        self.ix = index_for(fabric)
+        self.choose = make_policy(policy, self.cfg)
+        self.progress = progress
+        self.state = ClusterState(fabric)
+        f = fabric
+        self.usable = self.state.usable.copy()
+        self.max_gpus = int(f.node_gpus.max())
+        self.sizes = sorted({int(g) for g in f.node_gpus.tolist()})
+        self.node_free_time = np.full(f.n_nodes, -np.inf)  # when a node becomes whole free again
+        self.free_hist = np.bincount(np.where(self.usable, self.state.free_gpus, 0)[self.usable],
+                                     minlength=self.max_gpus + 1).astype(np.int64)
+        self.node_jobs: dict[int, dict[int, tuple[float, int]]] = {}
+        self.ends: list[tuple[float, int]] = []  # running jobs by end time (for single-node shadows)
+        # static bounds per node size: leaf and pod counts of usable nodes
+        self._static: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    # -- bookkeeping -----------------------------------------------------------------------------------
+    def _hist_move(self, node: int, before: int, after: int) -> None:
+        if self.usable[node]:
+            self.free_hist[before] -= 1
+            self.free_hist[after] += 1
+
+    def _start(self, j: int, rec: JobRecord, alloc: Alloc, t: float) -> None:
+        end = t + float(rec.job.duration or 0.0)
+        before = {n: int(self.state.free_gpus[n]) for n, _ in alloc}
+        self.state.allocate_many(alloc)
+        for n, ids in alloc:
+            self._hist_move(n, before[n], int(self.state.free_gpus[n]))
+            self.node_free_time[n] = max(self.node_free_time[n], end)
+            self.node_jobs.setdefault(n, {})[j] = (end, len(ids))
+        rec.status, rec.start, rec.end, rec.alloc = "placed", t, end, alloc
+        self._measure(rec)
+        heapq.heappush(self.heap, (end, j))
+        bisect.insort(self.ends, (end, j))
+
+    def _finish(self, j: int, rec: JobRecord) -> None:
+        for n, ids in rec.alloc:
+            before = int(self.state.free_gpus[n])
+            self.state.release(n, ids)
+            self._hist_move(n, before, int(self.state.free_gpus[n]))
+            jobs = self.node_jobs.get(n)
+            if jobs is not None:
+                jobs.pop(j, None)
+                if not jobs:
+                    del self.node_jobs[n]
+        i = bisect.bisect_left(self.ends, (rec.end, j))
+        if i < len(self.ends) and self.ends[i] == (rec.end, j):
+            del self.ends[i]
+
+    def _measure(self, rec: JobRecord) -> None:
+        f, ix = self.fabric, self.ix
+        nodes = [n for n, _ in rec.alloc]
+        per_leaf: dict[int, int] = {}
+        for n in nodes:
+            leaf = int(f.node_leaf[n])
+            per_leaf[leaf] = per_leaf.get(leaf, 0) + 1
+        rec.leaves = len(per_leaf)
+        rec.pods = len({int(ix.anc[1][l]) for l in per_leaf}) if ix.depth > 1 else 1
+        k = len(nodes)
+        rec.cross_pairs = _pairs(k) - sum(_pairs(c) for c in per_leaf.values())
+
+    def _bounds(self, rec: JobRecord, size: int) -> None:
+        if size not in self._static:
+            mask = self.usable & (self.fabric.node_gpus == size)
+            leaf = np.bincount(self.fabric.node_leaf[mask], minlength=self.fabric.n_leaves)
+            pod = np.bincount(self.ix.anc[1][self.fabric.node_leaf[mask]], minlength=self.fabric.n_groups) \
+                if self.ix.depth > 1 else np.asarray([mask.sum()])
+            self._static[size] = (np.sort(leaf)[::-1], pod)
+        leaf_sorted, pod = self._static[size]
+        n = rec.nodes_needed
+        rec.leaf_bound = fewest(leaf_sorted, n) or 0
+        rec.pod_bound = fewest(pod, n) or 0
+        best, rem = 0, n  # fewest cross-leaf pairs on an empty fabric: fill the largest leaves
+        for c in leaf_sorted.tolist():
+            if rem <= 0:
+                break
+            take = min(c, rem)
+            best += _pairs(take)
+            rem -= take
+        rec.unavoidable_pairs = _pairs(n) - best
+
+    # -- fit tests -------------------------------------------------------------------------------------
+    def _job_shape(self, job: JobRequest) -> tuple[bool, int, int]:
+        size = job.gpus_per_node or self.max_gpus
+        multi = job.exclusive or job.gpus > size or (job.gpus_per_node is not None and job.gpus > job.gpus_per_node)
+        return multi, size, (math.ceil(job.gpus / size) if multi else 1)
+
+    def _whole_free(self, size: int) -> int:
+        if len(self.sizes) == 1:
+            root = int(np.nonzero(self.fabric.group_parent < 0)[0][0])
+            return int(self.state.group_free_nodes[root])
+        wf = self.state.whole_free() & (self.fabric.node_gpus == size)
+        return int(wf.sum())
+
+    def _quick_fits(self, rec: JobRecord, size: int) -> bool:
+        if rec.multi:
+            return self._whole_free(size) >= rec.nodes_needed
+        return bool(self.free_hist[rec.job.gpus:].sum() > 0)
+
+    # -- EASY backfill's reservation for the queue head ------------------------------------------------
+    def _shadow(self, rec: JobRecord, size: int, t: float) -> tuple[float, Any]:
+        if rec.multi:
+            ok = self.usable & (self.fabric.node_gpus == size)
+            times = np.maximum(self.node_free_time[ok], t)
+            n = rec.nodes_needed
+            if times.size < n:
+                return math.inf, None
+            shadow = float(np.partition(times, n - 1)[n - 1])
+            counted = set(np.nonzero(ok & (self.node_free_time <= shadow))[0].tolist())
+            return shadow, {"count": len(counted), "counted": counted}
+        g = rec.job.gpus
+        free: dict[int, int] = {}
+        shadow = math.inf
+        for end, j in self.ends:
+            if end > shadow:
+                break
+            for n, ids in self.records[j].alloc:
+                if not self.usable[n]:
+                    continue
+                free[n] = free.get(n, int(self.state.free_gpus[n])) + len(ids)
+                if free[n] >= g:
+                    shadow = min(shadow, end)
+        fitting = {n: f for n, f in free.items() if f >= g}
+        return shadow, {"free": fitting}
+
+    def _keeps_reservation(self, head: JobRecord, shadow: float, info: Any, alloc: Alloc, end: float) -> bool:
+        if end <= shadow or info is None:
+            return True
+        if head.multi:
+            lost = sum(1 for n, _ in alloc if n in info["counted"])
+            return info["count"] - lost >= head.nodes_needed
+        g = head.job.gpus
+        fitting = info["free"]
+        still = sum(1 for n, f in fitting.items() if f - sum(len(ids) for m, ids in alloc if m == n) >= g)
+        return still >= 1
+
+    def _commit_reservation(self, head: JobRecord, info: Any, alloc: Alloc, end: float, shadow: float) -> None:
+        if info is None or end <= shadow:
+            return
+        if head.multi:
+            for n, _ in alloc:
+                if n in info["counted"]:
+                    info["counted"].discard(n)
+                    info["count"] -= 1
+        else:
+            for n, ids in alloc:
+                if n in info["free"]:
+                    info["free"][n] -= len(ids)
+
+    # -- the run -----------------------------------------------------------------------------------------
+    def run(self, jobs: list[JobRequest]) -> list[JobRecord]:
+        self.records = [JobRecord(j) for j in jobs]
+        self.heap: list[tuple[float, int]] = []
+        order = sorted(range(len(jobs)), key=lambda i: (jobs[i].submit_time or 0.0, -jobs[i].priority, i))
+        arrivals = 0
+        queue: list[int] = []
+        shapes: dict[int, tuple[bool, int, int]] = {}
+        done = 0
+        while arrivals < len(order) or self.heap:
+            t_arr = jobs[order[arrivals]].submit_time or 0.0 if arrivals < len(order) else math.inf
+            t_end = self.heap[0][0] if self.heap else math.inf
+            t = min(t_arr, t_end)
+            while self.heap and self.heap[0][0] <= t:
+                _, j = heapq.heappop(self.heap)
+                self._finish(j, self.records[j])
+            while arrivals < len(order) and (jobs[order[arrivals]].submit_time or 0.0) <= t:
+                j = order[arrivals]
+                arrivals += 1
+                rec = self.records[j]
+                multi, size, need = self._job_shape(rec.job)
+                rec.multi, rec.nodes_needed = multi, need
+                shapes[j] = (multi, size, need)
+                self._bounds(rec, size)
+                if (multi and rec.leaf_bound == 0) or (not multi and size < rec.job.gpus) or \
+                        (rec.job.duration or 0) <= 0:
+                    rec.status = "unplaceable"
+                    rec.reason = "larger than the fabric's nodes of its size" if (rec.job.duration or 0) > 0 \
+                        else "no duration"
+                    done += 1
+                    continue
+                queue.append(j)
+            done += self._schedule(queue, shapes, t)
+            if self.progress:
+                self.progress(arrivals)
+        return self.records
+
+    def _try(self, rec: JobRecord, size: int) -> Alloc | None:
+        if not self._quick_fits(rec, size):
+            return None
+        el = eligibility(self.ix, self.state, rec.job)
+        if int(el.now.sum()) < el.nodes_needed:
+            return None
+        return self.choose(self.ix, self.state, rec.job, el)
+
+    def _schedule(self, queue: list[int], shapes: dict[int, tuple[bool, int, int]], t: float) -> int:
+        started = 0
+        while queue:
+            j = queue[0]
+            alloc = self._try(self.records[j], shapes[j][1])
+            if alloc is None:
+                break
+            self._start(j, self.records[j], alloc, t)
+            queue.pop(0)
+            started += 1
+        if self.cfg.backfill != "easy" or len(queue) < 2:
+            return started
+        head = self.records[queue[0]]
+        shadow, info = self._shadow(head, shapes[queue[0]][1], t)
+        k, tried = 1, 0
+        while k < len(queue) and tried < self.cfg.bf_depth:
+            j = queue[k]
+            tried += 1
+            rec = self.records[j]
+            alloc = self._try(rec, shapes[j][1])
+            if alloc is None:
+                k += 1
+                continue
+            end = t + float(rec.job.duration or 0.0)
+            if not self._keeps_reservation(head, shadow, info, alloc, end):
+                k += 1
+                continue
+            self._commit_reservation(head, info, alloc, end, shadow)
+            self._start(j, rec, alloc, t)
+            queue.pop(k)
+            started += 1
+        return started
+
+
+def simulate(fabric: Fabric, jobs: list[JobRequest], policy: str, cfg: SimConfig | None = None,
+             progress: Callable[[int], None] | None = None) -> tuple[list[JobRecord], dict[str, Any]]:
+    records = Simulator(fabric, policy, cfg, progress).run(jobs)
+    return records, summarize_records(fabric, records)
+
+
+def record_dict(fabric: Fabric, r: JobRecord) -> dict[str, Any]:
+    names = [fabric.node_names[n] for n, _ in r.alloc]
+    return {"job": r.job.job_id, "status": r.status, "gpus": r.job.gpus, "nodes": names,
+            "gpu_ids": {fabric.node_names[n]: ids for n, ids in r.alloc}, "leaves": r.leaves,
+            "leaf_lower_bound": r.leaf_bound, "pods": r.pods, "pod_lower_bound": r.pod_bound, "cost": None,
+            "start": r.start, "end": r.end, "submit": r.job.submit_time,
+            "wait": (r.start - (r.job.submit_time or 0.0)) if r.start is not None else None,
+            "reason": r.reason or ("" if r.status == "placed" else "did not start before the trace ended")}

@@ -1,0 +1,221 @@
+"""The trace replayer: schedules checked by hand, metrics, trace formats, the command.
+
+Fabric for the hand-checked schedules:
+
+        top
+       /   \\
+     l1     l2
+   n[1-2]  n[3-4]        8 GPUs per node, 32 GPUs in all
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cli.main import main
+from placer.jobs import JobRequest
+from placer.simulate import SimConfig, simulate
+from placer.tracegen import scale_to_load
+from placer.traces import parse_csv_trace, parse_sacct, parse_swf
+from topology import load_inventory_text
+
+from .conftest import dedent, shared_file
+
+FABRIC, _ = load_inventory_text(dedent("""
+    version: 1
+    node_types: {g8: {gpus: 8}}
+    defaults: {type: g8}
+    switches:
+      - {name: top}
+      - {name: l1, parent: top, nodes: "n[1-2]"}
+      - {name: l2, parent: top, nodes: "n[3-4]"}
+    """))
+
+
+def J(jid: str, gpus: int, submit: float, dur: float) -> JobRequest:
+    return JobRequest(jid, gpus, submit_time=submit, duration=dur)
+
+
+def run(jobs, backfill="easy", policy="placer"):
+    recs, summ = simulate(FABRIC, jobs, policy, SimConfig(backfill=backfill))
+    return {r.job.job_id: r for r in recs}, summ
+
+
+TRACE = [J("j1", 16, 0, 10), J("j2", 32, 1, 5), J("j3", 8, 2, 3), J("huge", 64, 3, 1)]
+
+
+def test_fcfs_without_backfill() -> None:
+    """j2 needs all four nodes: it waits for j1 (t=10); j3 waits behind it (starts at 15)."""
+    r, s = run(TRACE, "none")
+    assert [(r[j].start, r[j].end) for j in ("j1", "j2", "j3")] == [(0, 10), (10, 15), (15, 18)]
+    assert r["huge"].status == "unplaceable" and s["unplaceable"] == 1
+
+
+def test_easy_backfill_runs_a_job_that_ends_before_the_reservation() -> None:
+    """j2's reservation is t=10; j3 (t=2..5) ends before it, so it backfills at once."""
+    r, _ = run(TRACE, "easy")
+    assert [(r[j].start, r[j].end) for j in ("j1", "j2", "j3")] == [(0, 10), (10, 15), (2, 5)]
+
+
+def test_easy_backfill_never_delays_the_head() -> None:
+    """j3 now runs 20 s: it would hold a node j2 needs at t=10, so it waits until j2 is done."""
+    jobs = [J("j1", 16, 0, 10), J("j2", 32, 1, 5), J("j3", 8, 2, 20)]
+    r, _ = run(jobs, "easy")
+    assert (r["j2"].start, r["j3"].start) == (10, 15)
+
+
+def test_backfill_may_use_nodes_the_head_does_not_need() -> None:
+    """The head needs 2 nodes at t=10 (when j1 ends); a long 1-node job can take a node j1 does not free."""
+    jobs = [J("j1", 24, 0, 10), J("head", 16, 1, 5), J("long", 8, 2, 100)]
+    r, _ = run(jobs, "easy")
+    assert r["long"].start == 2 and r["head"].start == 10
+
+
+@pytest.mark.parametrize("policy", ["placer", "slurm-tree", "slurm-tree-24.05", "first-fit"])
+def test_every_policy_runs_the_same_schedule_here(policy: str) -> None:
+    r, s = run(TRACE, "easy", policy)
+    assert s["placed"] == 3 and r["j2"].start == 10
+
+
+def test_first_fit_takes_the_lowest_named_nodes() -> None:
+    r, _ = run([J("a", 8, 0, 5), J("b", 16, 0, 5)], policy="first-fit")
+    assert [n for n, _ in r["a"].alloc] == [0] and [n for n, _ in r["b"].alloc] == [1, 2]
+
+
+def test_metrics_leaf_bound_and_unavoidable_pairs() -> None:
+    """3 nodes on leaves of 2: bound 2 leaves; of its 3 node pairs, 2 must cross leaves."""
+    r, s = run([J("three", 24, 0, 3600)])
+    rec = r["three"]
+    assert (rec.leaves, rec.leaf_bound, rec.cross_pairs, rec.unavoidable_pairs) == (2, 2, 2, 2)
+    assert s["at_leaf_lower_bound"] == 1.0 and s["excess_cross_leaf_pairs"] == 0.0
+    assert s["utilisation"] == pytest.approx(24 / 32)
+
+
+def test_first_fit_scatters_where_placer_does_not() -> None:
+    """n2 and n3 busy with 1-GPU jobs: a 2-node job fits only on n1+n4 (two leaves) for everyone, but
+    placer packs the 1-GPU jobs on one node so a whole leaf stays free."""
+    jobs = [J("s1", 1, 0, 100), J("s2", 1, 0, 100), J("pair", 16, 1, 10)]
+    ours, s_ours = run(jobs, policy="placer")
+    ff, s_ff = run(jobs, policy="first-fit")
+    assert ours["pair"].leaves == 1 and s_ours["at_leaf_lower_bound"] == 1.0
+    assert [n for n, _ in ours["s1"].alloc] == [n for n, _ in ours["s2"].alloc]
+    assert ff["pair"].leaves <= 2
+
+
+# -- trace formats ---------------------------------------------------------------------------------
+SWF = """; a comment
+1 0 5 100 8 -1 -1 8 200 -1 1 1 1 1 1 1 -1 -1
+2 10 0 50 -1 -1 -1 16 100 -1 1 1 1 1 1 1 -1 -1
+3 20 0 -1 8 -1 -1 8 100 -1 0 1 1 1 1 1 -1 -1
+4 30 0 60 0 -1 -1 0 100 -1 1 1 1 1 1 1 -1 -1
+"""
+
+
+def test_swf() -> None:
+    problems: list = []
+    t = parse_swf(SWF, problems)
+    assert problems == []
+    assert [(j.job_id, j.gpus, j.submit_time, j.duration) for j in t.jobs] == [("1", 8, 0, 100), ("2", 16, 10, 50)]
+    assert t.skipped == {"no run time": 1, "no processors (GPUs)": 1}
+
+
+@pytest.mark.parametrize("text,line,fragment", [
+    ("1 0 5 100 8\n", 1, "expected 18 fields, got 5"),
+    ("; x\n1 0 5 abc 8 -1 -1 8 200 -1 1 1 1 1 1 1 -1 -1\n", 2, "field 4 is not a number: 'abc'"),
+])
+def test_swf_errors(text, line, fragment) -> None:
+    problems: list = []
+    parse_swf(text, problems)
+    assert problems[0].line == line and fragment in problems[0].message
+
+
+SACCT = """JobID|Submit|Start|End|ReqTRES|AllocTRES|NNodes|State
+100|2026-01-01T00:00:00|2026-01-01T00:01:00|2026-01-01T01:01:00|billing=8,gres/gpu=8|cpu=8,gres/gpu=8|1|COMPLETED
+100.batch|2026-01-01T00:00:00|2026-01-01T00:01:00|2026-01-01T01:01:00||cpu=8|1|COMPLETED
+101|2026-01-01T00:10:00|2026-01-01T00:20:00|2026-01-01T00:30:00|gres/gpu:h100=16|gres/gpu:h100=16,node=2|2|COMPLETED
+102|2026-01-01T00:11:00|Unknown|Unknown|gres/gpu=8||1|CANCELLED
+103|2026-01-01T00:12:00|2026-01-01T00:13:00|2026-01-01T00:14:00|cpu=4|cpu=4|1|COMPLETED
+"""
+
+
+def test_sacct() -> None:
+    problems: list = []
+    t = parse_sacct(SACCT, problems)
+    assert problems == []
+    assert [(j.job_id, j.gpus, j.gpus_per_node, j.submit_time, j.duration) for j in t.jobs] == [
+        ("100", 8, None, 0.0, 3600.0), ("101", 16, 8, 600.0, 600.0)]
+    assert t.skipped == {"job steps": 1, "never ran (no start/end)": 1, "no GPUs": 1}
+
+
+@pytest.mark.parametrize("text,line,fragment", [
+    ("JobID|Submit\n1|x\n", 1, "sacct header lacks"),
+    (SACCT.splitlines()[0] + "\n1|2|3\n", 2, "expected 8 '|'-separated fields, got 3"),
+    (SACCT.splitlines()[0] + "\n1|yesterday|x|y|||1|C\n", 2, "unreadable time"),
+])
+def test_sacct_errors(text, line, fragment) -> None:
+    problems: list = []
+    parse_sacct(text, problems)
+    assert problems[0].line == line and fragment in problems[0].message
+
+
+def test_csv_trace_needs_durations() -> None:
+    problems: list = []
+    parse_csv_trace("job_id,submit_time,duration,gpus\na,0,,8\n", problems)
+    assert "needs submit_time and duration" in problems[0].message
+
+
+def test_load_scaling() -> None:
+    jobs = [J(f"x{i}", 8, i * 100.0, 50.0) for i in range(11)]
+    scaled = scale_to_load(jobs, total_gpus=32, load=0.5)
+    work = 11 * 8 * 50.0
+    span = scaled[-1].submit_time - scaled[0].submit_time
+    assert work / (32 * span) == pytest.approx(0.5)
+
+
+# -- the command -------------------------------------------------------------------------------------
+def test_simulate_command(capsys, tmp_path: Path) -> None:
+    inv = tmp_path / "inv.yaml"
+    from topology import dump_inventory
+
+    inv.write_text(dump_inventory(FABRIC))
+    trace = tmp_path / "t.csv"
+    trace.write_text("job_id,submit_time,duration,gpus\nj1,0,10,16\nj2,1,5,32\nj3,2,3,8\n")
+    out = tmp_path / "sim.json"
+    plots = tmp_path / "plots"
+    code = main(["simulate", "--inventory", str(inv), "--trace", str(trace), "--out", str(out), "--plot", str(plots)])
+    stdout, stderr = capsys.readouterr()
+    assert code == 0, stderr
+    assert stdout.splitlines()[1].split()[:3] == ["POLICY", "PLACED", "MULTI"]
+    assert [line.split()[0] for line in stdout.splitlines()[2:]] == ["placer", "slurm-tree", "first-fit"]
+    doc = json.loads(out.read_text())
+    assert doc["schema"] == "placer.plan/v1" and [r["policy"] for r in doc["runs"]] == ["placer", "slurm-tree",
+                                                                                          "first-fit"]
+    j3 = next(p for p in doc["placements"] if p["job"] == "j3")
+    assert (j3["start"], j3["end"], j3["wait"]) == (2, 5, 0)
+    assert sorted(p.name for p in plots.iterdir()) == [
+        "leaf-occupancy-first-fit.png", "leaf-occupancy-placer.png", "leaf-occupancy-slurm-tree.png",
+        "leaves-over-bound.png", "utilisation.png", "wait-cdf.png"]
+    assert all(p.stat().st_size > 5000 for p in plots.iterdir())
+    bad = tmp_path / "bad.swf"
+    bad.write_text("1 0 5 100 8\n")
+    code = main(["simulate", "--inventory", str(inv), "--trace", str(bad)])
+    assert code == 2 and f"{bad}:1: error:" in capsys.readouterr().err
+    code = main(["simulate", "--inventory", str(inv), "--trace", str(trace), "--policy", "random"])
+    assert code == 2 and "unknown policy random" in capsys.readouterr().err
+
+
+def test_trace_generate_from_alibaba(capsys, tmp_path: Path) -> None:
+    src = shared_file("traces/alibaba-spot-2026/worker_count_distribution.csv").parent
+    out = tmp_path / "g.csv"
+    code = main(["trace", "generate", "--inventory", "preset:campus-16k", "--from", str(src), "--jobs", "2000",
+                 "--load", "0.9", "-o", str(out)])
+    assert code == 0
+    problems: list = []
+    t = parse_csv_trace(out.read_text(), problems)
+    assert problems == [] and len(t.jobs) == 2000
+    work = sum(j.gpus * j.duration for j in t.jobs)
+    span = t.jobs[-1].submit_time - t.jobs[0].submit_time
+    assert 0.6 < work / (16384 * span) < 1.3  # Poisson arrivals around the asked load
+    assert any(j.gpus > 8 for j in t.jobs) and any(j.gpus == 1 for j in t.jobs)
