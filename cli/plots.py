@@ -14,8 +14,11 @@ from topology import Fabric  # noqa: E402
 
 
 def _time_grid(runs: dict[str, list[JobRecord]], bins: int = 200) -> np.ndarray:
+    """From the first submit to the 99th percentile of job ends: a long tail of a few jobs would
+    otherwise squeeze the busy part into a sliver."""
     t0 = min((r.job.submit_time or 0.0) for recs in runs.values() for r in recs)
-    t1 = max((r.end or 0.0) for recs in runs.values() for r in recs)
+    ends = [r.end for recs in runs.values() for r in recs if r.end is not None]
+    t1 = float(np.percentile(ends, 99)) if ends else t0 + 1
     return np.linspace(t0, max(t1, t0 + 1), bins + 1)
 
 
@@ -83,7 +86,7 @@ def write_plots(fabric: Fabric, runs: dict[str, list[JobRecord]], directory: str
     ax.set_ylabel("GPUs in use (share)")
     ax.set_ylim(0, 1.05)
     ax.legend()
-    ax.set_title("Utilisation over time")
+    ax.set_title("Utilisation over time (until 99% of jobs have ended)")
     written.append(str(d / "utilisation.png"))
     fig.tight_layout()
     fig.savefig(written[-1], dpi=110)
@@ -107,7 +110,7 @@ def write_plots(fabric: Fabric, runs: dict[str, list[JobRecord]], directory: str
                        extent=(0, (grid[-1] - grid[0]) / hours, 0, fabric.n_leaves))
         ax.set_xlabel("trace time (hours)")
         ax.set_ylabel("leaf (placement tree order)")
-        ax.set_title(f"Per-leaf GPU occupancy: {name}")
+        ax.set_title(f"Per-leaf GPU occupancy: {name} (until 99% of jobs have ended)")
         fig.colorbar(im, ax=ax, label="share of the leaf's GPUs in use")
         written.append(str(d / f"leaf-occupancy-{name}.png"))
         fig.tight_layout()

@@ -90,6 +90,10 @@ def choose_single(ix: FabricIndex, state: ClusterState, job: JobRequest, el: Eli
     if not cand.size:
         return None
     g = job.gpus
+    # a partly used node always beats breaking a whole free one (2·CF > CF + leftover): score only those
+    partly = cand[state.free_mask[cand] != state.full_mask[cand]]
+    if partly.size and (f.node_gpus[cand] > g).all():
+        cand = partly
     island_free = best_island_free(ix, state, g)[cand]
     wf = _whole_free_groups(ix, state)
     leaf = f.node_leaf[cand]

@@ -77,6 +77,9 @@ def best_island_free(ix: FabricIndex, state: ClusterState, gpus: int) -> np.ndar
     """Per node: free GPUs of the tightest island holding `gpus` (-1 where none does)."""
     f = ix.fabric
     best = np.full(f.n_nodes, -1, dtype=np.int64)
+    if all(len(m) == 1 for m in ix.type_islands):  # every node all-to-all: the free count is the answer
+        free = state.free_gpus.astype(np.int64)
+        return np.where(free >= gpus, free, -1)
     for t, masks in enumerate(ix.type_islands):
         nodes = np.nonzero(f.node_type == t)[0]
         if not nodes.size:

@@ -16,7 +16,7 @@ import numpy as np
 from topology import ClusterState, Fabric
 
 from .choose import Choice, bounds, choose_multi, choose_single, fewest, leaf_counts
-from .eligibility import eligibility
+from .eligibility import Eligibility, eligibility
 from .index import FabricIndex, index_for
 from .jobs import JobRequest
 from .types import Placement, PlannerConfig
@@ -51,10 +51,10 @@ def _order(jobs: list[JobRequest]) -> list[int]:
 
 
 def place_one(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfig,
-              time_left_s: float | None = None) -> Placement:
-    """Decide one job against `state` (not modified)."""
+              time_left_s: float | None = None, el: Eligibility | None = None) -> Placement:
+    """Decide one job against `state` (not modified). `el` may pass eligibility already computed."""
     f = ix.fabric
-    el = eligibility(ix, state, job)
+    el = el or eligibility(ix, state, job)
     need = el.nodes_needed
     p = Placement(job=job.job_id, status="pending", gpus=job.gpus, priority=job.priority)
     static_counts = np.bincount(f.node_leaf[el.static], minlength=f.n_leaves)

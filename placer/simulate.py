@@ -60,7 +60,7 @@ def _whole(ix: FabricIndex, nodes: list[int]) -> Alloc:
 
 def policy_placer(cfg: PlannerConfig) -> Callable[..., Alloc | None]:
     def choose(ix: FabricIndex, state: ClusterState, job: JobRequest, el: Eligibility) -> Alloc | None:
-        p = place_one(ix, state, job, cfg)
+        p = place_one(ix, state, job, cfg, el=el)
         if p.status != "placed":
             return None
         return [(ix.fabric.node_index[n], ids) for n, ids in p.gpu_ids.items()]
@@ -142,6 +142,9 @@ def summarize_records(fabric: Fabric, records: list[JobRecord]) -> dict[str, Any
     t0 = min((r.job.submit_time or 0.0) for r in records) if records else 0.0
     t1 = max((r.end for r in placed), default=t0)
     makespan = max(t1 - t0, 1e-9)
+    # the busy period: until the last job started (after it, nothing waits, so no policy can do better)
+    t_busy = max((r.start for r in placed), default=t0)
+    busy_s = sum(len(ids) * (min(r.end, t_busy) - r.start) for r in placed for _, ids in r.alloc if r.start < t_busy)
     w = np.asarray([r.job.gpus * (r.end - r.start) / 3600.0 for r in multi], dtype=float)
     excess = np.asarray([r.cross_pairs - r.unavoidable_pairs for r in multi], dtype=float)
     allp = np.asarray([_pairs(r.nodes_needed) for r in multi], dtype=float)
@@ -158,6 +161,8 @@ def summarize_records(fabric: Fabric, records: list[JobRecord]) -> dict[str, Any
         "mean_wait_s": float(waits.mean()) if waits.size else 0.0,
         "p95_wait_s": float(np.percentile(waits, 95)) if waits.size else 0.0,
         "utilisation": float(gpu_s / (fabric.total_gpus * makespan)),
+        "busy_period_s": float(t_busy - t0),
+        "utilisation_busy_period": float(busy_s / (fabric.total_gpus * max(t_busy - t0, 1e-9))),
         "makespan_s": float(makespan),
     }
 

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Benchmark: trace replay, placer against Slurm's tree and first-fit, and replay speed at scale.
+
+1. Philly's per-VC traces (15,264 jobs, ../shared/data/traces/philly-per-vc) and an Alibaba-shaped
+   stream (placer trace generate from ../shared/data/traces/alibaba-spot-2026) on the 16,384-GPU
+   preset, arrivals compressed to heavy loads, FCFS + EASY backfill, three policies side by side.
+   Targets (issue 5): >= 97% of multi-node jobs at the leaf lower bound where slurm-tree is near 80%;
+   excess cross-leaf pairs at most a quarter of slurm-tree's; mean wait and busy-period utilisation no
+   worse than slurm-tree's by more than 2%.
+2. 100,000 Alibaba-shaped jobs on the 221,184-GPU preset with the placer policy (target <= 10 min).
+
+    .venv/bin/python bench/simulate.py [--skip-100k]
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+SHARED = ROOT.parent / "shared" / "data" / "traces"
+
+from cli.simulate_cmd import render_table  # noqa: E402
+from placer.simulate import SimConfig, simulate  # noqa: E402
+from placer.tracegen import generate_trace, scale_to_load, shape_from_tables  # noqa: E402
+from placer.traces import merge_traces, parse_trace  # noqa: E402
+from topology.generate import design_for, generate  # noqa: E402
+
+POLICIES = ("placer", "slurm-tree", "first-fit")
+
+
+def alibaba_shape():
+    import csv
+
+    d = SHARED / "alibaba-spot-2026"
+    workers = [(int(r["worker_num"]), int(r["jobs"])) for r in csv.DictReader(open(d / "worker_count_distribution.csv"))]
+    durations = [(float(r[""]), float(r["duration_seconds"])) for r in csv.DictReader(open(d / "duration_quantiles.csv"))]
+    return shape_from_tables(workers, durations)
+
+
+def compare(title: str, fabric, jobs) -> bool:
+    t = time.perf_counter()
+    summaries = {p: simulate(fabric, jobs, p, SimConfig())[1] for p in POLICIES}
+    print(f"\n{title} ({len(jobs):,} jobs, {time.perf_counter() - t:.0f} s for three policies)")
+    print(render_table(summaries), end="")
+    ours, slurm = summaries["placer"], summaries["slurm-tree"]
+    pairs_ratio = ours["excess_cross_leaf_pairs"] / slurm["excess_cross_leaf_pairs"] \
+        if slurm["excess_cross_leaf_pairs"] else 0.0
+    wait_ok = ours["mean_wait_s"] <= slurm["mean_wait_s"] * 1.02 + 1.0
+    util_ok = ours["utilisation_busy_period"] >= slurm["utilisation_busy_period"] * 0.98
+    bound_ok = ours["at_leaf_lower_bound"] >= 0.97
+    print(f"  at leaf bound {ours['at_leaf_lower_bound']:.1%} vs slurm-tree {slurm['at_leaf_lower_bound']:.1%} "
+          f"[{'meets' if bound_ok else 'MISSES'} >= 97%]; excess pairs ratio {pairs_ratio:.2f} "
+          f"[{'meets' if pairs_ratio <= 0.25 else 'MISSES'} <= 0.25]; wait [{'meets' if wait_ok else 'MISSES'}]; "
+          f"utilisation [{'meets' if util_ok else 'MISSES'}]")
+    return bound_ok and pairs_ratio <= 0.25 and wait_ok and util_ok
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--skip-100k", action="store_true")
+    ap.add_argument("--philly-loads", default="3.0,3.5")
+    ap.add_argument("--alibaba-loads", default="1.6,2.2")
+    args = ap.parse_args()
+    if not SHARED.exists():
+        print("../shared/data/traces is absent: this benchmark replays the project's shared real traces")
+        return 1
+    fabric = generate(design_for("campus-16k"))
+    ok = True
+    traces = [(Path(p).stem, parse_trace(p, open(p).read(), "csv", [])) for p in
+              sorted(glob.glob(str(SHARED / "philly-per-vc" / "*.csv")))]
+    philly = merge_traces(traces).jobs
+    for load in [float(x) for x in args.philly_loads.split(",")]:
+        ok &= compare(f"Philly per-VC traces on campus-16k, load {load:g}", fabric,
+                      scale_to_load(philly, fabric.total_gpus, load))
+    shape = alibaba_shape()
+    ali = generate_trace(shape, fabric.total_gpus, fabric.n_nodes, 8, 20000, 1.0, seed=1)
+    for load in [float(x) for x in args.alibaba_loads.split(",")]:
+        ok &= compare(f"Alibaba-shaped stream on campus-16k, load {load:g}", fabric,
+                      scale_to_load(ali, fabric.total_gpus, load))
+    if not args.skip_100k:
+        big = generate(design_for("colossus-200k"))
+        jobs = generate_trace(shape, big.total_gpus, big.n_nodes, 8, 100_000, 0.9, seed=0)
+        t = time.perf_counter()
+        _, s = simulate(big, jobs, "placer", SimConfig())
+        took = time.perf_counter() - t
+        good = took <= 600
+        ok &= good
+        print(f"\n100,000 jobs on colossus-200k (221,184 GPUs), placer policy: {took:.0f} s "
+              f"[{'meets' if good else 'MISSES'} <= 600 s]; placed {s['placed']:,}, multi-node at bound "
+              f"{s['at_leaf_lower_bound']:.1%}, mean wait {s['mean_wait_s']:,.0f} s")
+    print(f"\n{'all targets met' if ok else 'SOME TARGETS MISSED'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
