@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "data" / "traces"
 
 from cli.simulate_cmd import render_table  # noqa: E402
-from placer.simulate import SimConfig, simulate  # noqa: E402
+from placer.simulate import SimConfig, common_busy_window, simulate, utilisation_in  # noqa: E402
 from placer.tracegen import generate_trace, scale_to_load, shape_from_tables  # noqa: E402
 from placer.traces import merge_traces, parse_trace  # noqa: E402
 from topology.generate import design_for, generate  # noqa: E402
@@ -43,7 +43,12 @@ def alibaba_shape():
 
 def compare(title: str, fabric, jobs) -> bool:
     t = time.perf_counter()
-    summaries = {p: simulate(fabric, jobs, p, SimConfig())[1] for p in POLICIES}
+    runs, summaries = {}, {}
+    for p in POLICIES:
+        runs[p], summaries[p] = simulate(fabric, jobs, p, SimConfig())
+    t0, t1 = common_busy_window(runs)
+    for p in POLICIES:
+        summaries[p]["utilisation_busy_period"] = utilisation_in(fabric, runs[p], t0, t1)
     print(f"\n{title} ({len(jobs):,} jobs, {time.perf_counter() - t:.0f} s for three policies)")
     print(render_table(summaries), end="")
     ours, slurm = summaries["placer"], summaries["slurm-tree"]
@@ -62,8 +67,8 @@ def compare(title: str, fabric, jobs) -> bool:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--skip-100k", action="store_true")
-    ap.add_argument("--philly-loads", default="3.0,3.5")
-    ap.add_argument("--alibaba-loads", default="1.6,2.2")
+    ap.add_argument("--philly-loads", default="3.25,3.5")
+    ap.add_argument("--alibaba-loads", default="2.8,3.4")
     args = ap.parse_args()
     if not SHARED.exists():
         print("../shared/data/traces is absent: this benchmark replays the project's shared real traces")

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from placer import PlannerConfig
-from placer.simulate import POLICIES, SimConfig, record_dict, simulate
+from placer.simulate import POLICIES, SimConfig, common_busy_window, record_dict, simulate, utilisation_in
 from placer.tracegen import generate_trace, scale_to_load, shape_from_tables
 from placer.traces import merge_traces, parse_trace, write_csv_trace
 from topology import Problem, RequestError
@@ -97,6 +97,10 @@ def simulate_cmd(inventory: str, traces: tuple[str, ...], trace_format: str, pol
             task = bar.add_task(f"{name:<16}", total=len(jobs))
             recs, summ = simulate(fabric, jobs, name, cfg, progress=lambda n, t=task: bar.update(t, completed=n))
             runs[name], summaries[name] = recs, summ
+    t0, t1 = common_busy_window(runs)
+    for name in policies:  # one window for all, so the figures compare
+        summaries[name]["utilisation_busy_period"] = utilisation_in(fabric, runs[name], t0, t1)
+        summaries[name]["busy_period_s"] = t1 - t0
     doc = {"schema": "placer.plan/v1", "fabric": fabric.name, "kind": "simulation",
            "trace": {"files": list(traces), "jobs": len(jobs), "skipped": trace.skipped, "load": load,
                      "backfill": backfill},

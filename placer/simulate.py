@@ -402,6 +402,22 @@ class Simulator:
         return started
 
 
+def utilisation_in(fabric: Fabric, records: list[JobRecord], t0: float, t1: float) -> float:
+    """Share of the fabric's GPU-time in [t0, t1] that jobs used: compare policies over one window."""
+    if t1 <= t0:
+        return 0.0
+    used = sum(len(ids) * max(min(r.end, t1) - max(r.start, t0), 0.0)
+               for r in records if r.status == "placed" for _, ids in r.alloc)
+    return used / (fabric.total_gpus * (t1 - t0))
+
+
+def common_busy_window(runs: dict[str, list[JobRecord]]) -> tuple[float, float]:
+    """From the first submit to the latest last-start over all policies."""
+    t0 = min((r.job.submit_time or 0.0) for recs in runs.values() for r in recs)
+    t1 = max((r.start for recs in runs.values() for r in recs if r.start is not None), default=t0)
+    return t0, t1
+
+
 def simulate(fabric: Fabric, jobs: list[JobRequest], policy: str, cfg: SimConfig | None = None,
              progress: Callable[[int], None] | None = None) -> tuple[list[JobRecord], dict[str, Any]]:
     records = Simulator(fabric, policy, cfg, progress).run(jobs)
