@@ -2,13 +2,22 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import click
+import yaml
 
-from topology import InventoryError, Problem, dump_inventory
+from topology import InventoryError, Problem, RequestError, dump_inventory
 from topology.exporters import EXPORTERS, export
 from topology.generate import PRESET_HELP, PRESETS, design_for, generate
+from topology.fabric import build_fabric
+from topology.hostlists import HostlistError, expand
+from topology.ibnetdiscover import ImportOptions, import_ibnetdiscover, parse_node_map
+from topology.nvidia_smi import node_type_from_topo, parse_clique_csv
 from topology.slurm_conf import import_slurm
+from topology.spec import DomainSpec
+from topology.subset import fabric_to_spec
 from topology.summary import render_summary, summarize
 
 from .files import load_fabric, read_text, write_output
@@ -68,34 +77,113 @@ def show(inventory: str | None, preset: str | None, fmt: str) -> None:
 
 
 @topology.command("import")
-@click.option("--from", "source", type=click.Choice(["slurm"]), required=True,
-              help="What the input is (ibnetdiscover dumps: not built yet, see issue 6).")
-@click.option("--topology-conf", type=click.Path(dir_okay=False), required=True, help="Slurm topology.conf (tree).")
-@click.option("--slurm-conf", type=click.Path(dir_okay=False), help="slurm.conf: NodeName lines (Gres=gpu:N), DownNodes.")
-@click.option("--gpus-per-node", type=click.IntRange(min=1), help="GPUs per node when no slurm.conf is given.")
-@click.option("--gpu-model", default="gpu", show_default=True, help="GPU model when no slurm.conf is given.")
-@click.option("--add-root", metavar="NAME", help="Join several top switches under a new root switch NAME.")
-@click.option("--name", default=None, help="Fabric name (default: the topology.conf file name).")
+@click.option("--from", "source", type=click.Choice(["slurm", "ibnetdiscover", "nvidia-smi-topo", "nvl-domains"]),
+              required=True, help="What the input is.")
+@click.argument("file", required=False)
+@click.option("--topology-conf", type=click.Path(dir_okay=False), help="slurm: topology.conf (tree).")
+@click.option("--slurm-conf", type=click.Path(dir_okay=False), help="slurm: slurm.conf (NodeName, DownNodes).")
+@click.option("--gpus-per-node", type=click.IntRange(min=1), help="GPUs per node when the input does not say "
+              "(slurm without slurm.conf; ibnetdiscover, default 8).")
+@click.option("--gpu-model", default="gpu", show_default=True, help="GPU model when the input does not say.")
+@click.option("--add-root", metavar="NAME", help="slurm: join several top switches under a new root switch NAME.")
+@click.option("--hosts", "hosts", metavar="HOSTLIST", help="ibnetdiscover: only these hosts are compute nodes.")
+@click.option("--host-regex", metavar="RE", help="ibnetdiscover: only hosts matching RE are compute nodes.")
+@click.option("--node-map", type=click.Path(dir_okay=False), help="ibnetdiscover: 'GUID NAME' lines naming "
+              "adapters whose description is still the default.")
+@click.option("--keep-unnamed", is_flag=True, help="ibnetdiscover: keep default-named adapters as nodes named "
+              "by GUID (one adapter per host, as on older clusters).")
+@click.option("--node-model", metavar="NAME", help="nvidia-smi-topo: the node type to describe.")
+@click.option("--inventory", "base_inventory", help="nvidia-smi-topo / nvl-domains: the inventory to update.")
+@click.option("--name", default=None, help="Fabric name (default: the input file name).")
 @click.option("--strict", is_flag=True, help="Treat warnings (repairs) as errors.")
 @click.option("-o", "--output", metavar="INV.yaml", help="Write the inventory here (default: stdout).")
-def import_(source: str, topology_conf: str, slurm_conf: str | None, gpus_per_node: int | None, gpu_model: str,
-            add_root: str | None, name: str | None, strict: bool, output: str | None) -> None:
-    """Build an inventory from Slurm's topology.conf and slurm.conf.
+def import_(source: str, file: str | None, topology_conf: str | None, slurm_conf: str | None,
+            gpus_per_node: int | None, gpu_model: str, add_root: str | None, hosts: str | None,
+            host_regex: str | None, node_map: str | None, keep_unnamed: bool, node_model: str | None,
+            base_inventory: str | None, name: str | None, strict: bool, output: str | None) -> None:
+    """Build (or update) an inventory from Slurm's files, an ibnetdiscover dump, an `nvidia-smi topo -m`
+    matrix or a node,clique_id CSV.
 
     Every problem is reported with file and line; errors write nothing (exit 2), repairs are warnings.
     """
-    ttext = read_text(topology_conf)
-    stext = read_text(slurm_conf) if slurm_conf else None
-    fabric, problems = import_slurm(
-        ttext, stext, topology_source=topology_conf, slurm_source=slurm_conf or "slurm.conf",
-        gpus_per_node=gpus_per_node, gpu_model=gpu_model, add_root=add_root,
-        name=name or topology_conf.rsplit("/", 1)[-1].removesuffix(".conf"))
+    if source == "slurm":
+        if not topology_conf:
+            raise click.UsageError("--from slurm needs --topology-conf (and usually --slurm-conf)")
+        ttext = read_text(topology_conf)
+        stext = read_text(slurm_conf) if slurm_conf else None
+        fabric, problems = import_slurm(
+            ttext, stext, topology_source=topology_conf, slurm_source=slurm_conf or "slurm.conf",
+            gpus_per_node=gpus_per_node, gpu_model=gpu_model, add_root=add_root,
+            name=name or topology_conf.rsplit("/", 1)[-1].removesuffix(".conf"))
+        header = f"imported from {topology_conf}" + (f" and {slurm_conf}" if slurm_conf else "")
+    elif source == "ibnetdiscover":
+        if not file:
+            raise click.UsageError("--from ibnetdiscover needs the dump file")
+        if hosts and host_regex:
+            raise click.UsageError("give --hosts or --host-regex, not both")
+        try:
+            host_set = set(expand(hosts)) if hosts else None
+        except HostlistError as exc:
+            raise RequestError(f"--hosts: {exc}") from None
+        if host_regex:
+            try:
+                re.compile(host_regex)
+            except re.error as exc:
+                raise RequestError(f"--host-regex: {exc}") from None
+        opt = ImportOptions(gpus_per_node=gpus_per_node or 8, gpu_model=gpu_model, host_regex=host_regex,
+                            hosts=host_set, node_map=parse_node_map(read_text(node_map), node_map) if node_map else None,
+                            keep_unnamed=keep_unnamed, name=name or Path(file).stem)
+        fabric, problems = import_ibnetdiscover(read_text(file), opt, file)
+        header = f"imported from ibnetdiscover dump {file}"
+    elif source == "nvidia-smi-topo":
+        if not file or not node_model:
+            raise click.UsageError("--from nvidia-smi-topo needs the matrix file and --node-model NAME")
+        fabric, problems = _with_node_type(file, node_model, gpu_model, base_inventory)
+        if fabric is None:
+            return
+        header = f"node type {node_model} from {file}"
+    else:
+        if not file or not base_inventory:
+            raise click.UsageError("--from nvl-domains needs the node,clique_id CSV and --inventory INV")
+        base, _ = load_fabric(base_inventory)
+        spec = fabric_to_spec(base)
+        cliques = parse_clique_csv(read_text(file), file)
+        spec.domains = [DomainSpec(f"clique-{c}", f"{file}: clique {c}", nodes) for c, nodes in cliques.items()]
+        fabric, problems = build_fabric(spec, file)
+        header = f"{base_inventory} with NVLink domains from {file}"
     _warn(problems, None, strict)
-    write_output(output, dump_inventory(fabric, header=f"imported from {topology_conf}"
-                                                      + (f" and {slurm_conf}" if slurm_conf else "")))
+    write_output(output, dump_inventory(fabric, header=header))
     if output not in (None, "-"):
         click.echo(f"wrote {output}: {fabric.n_nodes:,} nodes, {fabric.total_gpus:,} GPUs, "
                    f"{fabric.n_leaves:,} leaves", err=True)
+
+
+def _with_node_type(file: str, node_model: str, gpu_model: str, base_inventory: str | None):
+    """nvidia-smi topo -m -> a node type; into the inventory when one is given, else printed as YAML."""
+    if base_inventory is None:
+        t = node_type_from_topo(read_text(file), node_model, gpu_model, source=file)
+        doc = {"node_types": {t.name: {"gpus": t.gpus, "gpu_model": t.gpu_model,
+                                       **({"nvlink_islands": [list(i) for i in t.nvlink_islands]}
+                                          if t.nvlink_islands else {}),
+                                       "nvlinks": [list(r) for r in t.nvlinks]}}}
+        click.echo(f"# node type {node_model} from {file}; paste under node_types: of an inventory")
+        click.echo(yaml.safe_dump(doc, sort_keys=False, default_flow_style=None).rstrip())
+        return None, []
+    base, _ = load_fabric(base_inventory)
+    spec = fabric_to_spec(base)
+    old = spec.node_types.get(node_model)
+    t = node_type_from_topo(read_text(file), node_model, old.gpu_model if old else gpu_model,
+                            old.features if old else (), source=file)
+    problems = []
+    if old is not None and old.gpus != t.gpus:
+        raise RequestError(f"{file} shows {t.gpus} GPUs but node type {node_model!r} in {base_inventory} has "
+                           f"{old.gpus}")
+    if old is None:
+        problems.append(Problem(f"node_types.{node_model}", f"no node of {base_inventory} uses the new type "
+                                                            f"{node_model!r} yet", "warning"))
+    spec.node_types[node_model] = t
+    fabric, warnings = build_fabric(spec, base_inventory)
+    return fabric, problems + warnings
 
 
 @topology.command("export")

@@ -124,13 +124,18 @@ def export_slurm_yaml(fabric: Fabric, block_size: int | None = None) -> str:
 def export_gres(fabric: Fabric, devices: str = "/dev/nvidia") -> str:
     """gres.conf lines per node type; `Links=` per GPU where a node has several NVLink islands."""
     lines = [f"# gres.conf, {GENERATED.format(name=fabric.name)}",
-             "# Links=: -1 for the GPU itself, 1 for a GPU in the same NVLink island, 0 otherwise"]
+             "# Links=: -1 for the GPU itself; NVLink counts where known, else 1 within an NVLink island, 0 across"]
     for ti, t in enumerate(fabric.node_types):
         names = [fabric.node_names[int(n)] for n in np.nonzero(fabric.node_type == ti)[0]]
         if not names:
             continue
         hl = compress(names)
         typ = f" Type={t.gpu_model}" if t.gpu_model and t.gpu_model != "gpu" else ""
+        if t.nvlinks:  # real NVLink counts (nvidia-smi topo -m): -1 for the GPU itself
+            for g in range(t.gpus):
+                links = ",".join("-1" if h == g else str(t.nvlinks[g][h]) for h in range(t.gpus))
+                lines.append(f"NodeName={hl} Name=gpu{typ} File={devices}{g} Links={links}")
+            continue
         if len(t.islands()) <= 1:
             last = t.gpus - 1
             dev = f"{devices}[0-{last}]" if last > 0 else f"{devices}0"

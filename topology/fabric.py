@@ -152,8 +152,11 @@ class _UnionFind:
         return True
 
 
+_SEPARATORS = "-_.:"
+
+
 def _common_name(names: list[str]) -> str:
-    """Shared prefix of rail-leaf names, tidied (`su01-r0..r7` -> `su01`)."""
+    """Shared prefix of rail-leaf names cut at a separator, rail marker dropped (`su01-r0..r7` -> `su01`)."""
     if not names:
         return ""
     first, last = min(names), max(names)
@@ -161,12 +164,15 @@ def _common_name(names: list[str]) -> str:
     while i < min(len(first), len(last)) and first[i] == last[i]:
         i += 1
     prefix = first[:i]
-    # drop a trailing rail marker ("-r", "_rail", "-") so the name reads as the unit's
-    for suffix in ("-rail", "_rail", "rail", "-r", "_r", ".r"):
-        if prefix.lower().endswith(suffix):
-            prefix = prefix[: -len(suffix)]
+    if i < len(first) and first[i] not in _SEPARATORS and prefix and prefix[-1] not in _SEPARATORS:
+        cut = max(prefix.rfind(c) for c in _SEPARATORS)  # do not end inside a token
+        prefix = prefix[: cut + 1] if cut >= 0 else ""
+    prefix = prefix.rstrip(_SEPARATORS)
+    for marker in ("-rail", "_rail", "-r", "_r", ".r"):
+        if prefix.lower().endswith(marker):
+            prefix = prefix[: -len(marker)]
             break
-    return prefix.rstrip("-_.:")
+    return prefix.rstrip(_SEPARATORS)
 
 
 def build_fabric(spec: FabricSpec, source: str | None = None) -> tuple[Fabric, list[Problem]]:
@@ -372,10 +378,30 @@ def _build(spec: FabricSpec, problems: list[Problem]) -> Fabric | None:  # noqa:
     # -- placement leaves: scalable units = nodes whose leaf switches coincide ------------------------
     node_switches: list[tuple[int, ...]] = [
         tuple(att[r] for r in sorted(att, key=lambda r: -1 if r is None else r)) for att in node_leaves]
+    # a node missing some rail leaves (a pulled cable, an adapter still at its default name) belongs to
+    # the one unit whose leaves include all of its own: merged there, and said
+    keys = set(node_switches)
+    by_switch: dict[int, list[tuple[int, ...]]] = {}
+    for k in keys:
+        for sw in k:
+            by_switch.setdefault(sw, []).append(k)
+    merge: dict[tuple[int, ...], tuple[int, ...]] = {}
+    for k in keys:
+        sup = [o for o in by_switch[k[0]] if len(o) > len(k) and set(k) < set(o)]
+        maximal = [o for o in sup if not any(set(o) < set(x) for x in sup)]
+        if len(maximal) == 1:
+            merge[k] = maximal[0]
+    if merge:
+        short = [names[i] for i, k in enumerate(node_switches) if k in merge]
+        problems.append(Problem("switches", f"{len(short)} node(s) hang from fewer rail leaves than their peers "
+                                            f"(missing cables or unnamed adapters) and join their peers' scalable "
+                                            f"unit: {', '.join(short[:8])}{' …' if len(short) > 8 else ''}",
+                                severity="warning"))
+    unit_key = [merge.get(k, k) for k in node_switches]
     # units in the order their first leaf switch appears in the inventory (Slurm's switch-table order)
-    su_keys: list[tuple[int, ...]] = sorted(set(node_switches), key=lambda k: (min(k), k))
+    su_keys: list[tuple[int, ...]] = sorted(set(unit_key), key=lambda k: (min(k), k))
     su_key_index = {k: i for i, k in enumerate(su_keys)}
-    node_leaf = np.fromiter((su_key_index[k] for k in node_switches), dtype=np.int32, count=len(node_switches))
+    node_leaf = np.fromiter((su_key_index[k] for k in unit_key), dtype=np.int32, count=len(unit_key))
     # leaf switches split between units (a miswired rail) are worth a warning
     leaf_units: dict[int, set[int]] = {}
     for li, key in enumerate(su_keys):
@@ -420,13 +446,20 @@ def _build(spec: FabricSpec, problems: list[Problem]) -> Fabric | None:  # noqa:
         used_names.add(name)
         return name
 
-    # leaf names: the leaf switch itself, or the SU name given / derived from its rail leaves
-    for li, key in enumerate(su_keys):
+    # leaf names: the leaf switch itself, or the SU name given / derived from its rail leaves; when the
+    # derived name is not unique across units, the unit is named after its first leaf
+    derived: list[str] = []
+    for key in su_keys:
         if len(key) == 1:
-            nm = spec.switches[key[0]].name
+            derived.append(spec.switches[key[0]].name)
         else:
             given = {spec.switches[s].su for s in key if spec.switches[s].su}
-            nm = given.pop() if len(given) == 1 else _common_name([spec.switches[s].name for s in key])
+            derived.append(given.pop() if len(given) == 1 else _common_name([spec.switches[s].name for s in key]))
+    clash = {n for n in derived if derived.count(n) > 1}
+    for li, key in enumerate(su_keys):
+        nm = derived[li]
+        if nm in clash or not nm:
+            nm = "su-" + min(spec.switches[s].name for s in key)
         group_names.append(unique(nm, f"su{li + 1:04d}"))
         group_switches.append(key)
     inner = sorted({uf.find(s) for s in range(nsw) if children[s]})

@@ -16,7 +16,7 @@ from .spec import NODE_STATES, DomainSpec, FabricSpec, NodeSpec, NodeType, Switc
 
 FORMAT_VERSION = 1
 _TOP_KEYS = {"version", "name", "node_types", "defaults", "nodes", "switches", "nvlink_domains"}
-_TYPE_KEYS = {"gpus", "gpu_model", "features", "nvlink_islands"}
+_TYPE_KEYS = {"gpus", "gpu_model", "features", "nvlink_islands", "nvlinks"}
 _NODE_KEYS = {"names", "type", "state", "reason"}
 _SWITCH_KEYS = {"name", "parent", "rail", "su", "nodes", "members", "link_speed"}
 _DOMAIN_KEYS = {"name", "nodes"}
@@ -106,9 +106,18 @@ def spec_from_document(doc: Any, problems: list[Problem]) -> FabricSpec:
         if not ok:
             problems.append(Problem(f"{tpath}.nvlink_islands", f"expected a list of GPU index lists, got {islands!r}"))
             islands = []
+        links = t.get("nvlinks") or []
+        ok = isinstance(links, list) and all(isinstance(r, list) and len(r) == gpus and all(
+            isinstance(x, int) and not isinstance(x, bool) and x >= -1 for x in r) for r in links) and \
+            (not links or len(links) == gpus)
+        if not ok:
+            problems.append(Problem(f"{tpath}.nvlinks", f"expected a {gpus}x{gpus} matrix of NVLink counts, got "
+                                                        f"{str(links)[:60]}"))
+            links = []
         spec.node_types[str(tname)] = NodeType(
             name=str(tname), gpus=gpus, gpu_model=_str(t, "gpu_model", tpath, problems, "gpu") or "gpu",
-            features=tuple(feats), nvlink_islands=tuple(tuple(i) for i in islands))
+            features=tuple(feats), nvlink_islands=tuple(tuple(i) for i in islands),
+            nvlinks=tuple(tuple(r) for r in links))
 
     defaults = doc.get("defaults") or {}
     if not isinstance(defaults, dict):
@@ -225,6 +234,8 @@ def fabric_to_document(fabric: Fabric) -> dict[str, Any]:
             td["features"] = list(t.features)
         if t.nvlink_islands:
             td["nvlink_islands"] = [list(i) for i in t.nvlink_islands]
+        if t.nvlinks:
+            td["nvlinks"] = [list(r) for r in t.nvlinks]
         doc["node_types"][t.name] = td
     # nodes: runs of equal attributes in node-index order, each run one hostlist
     runs: list[dict[str, Any]] = []

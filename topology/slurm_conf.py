@@ -187,17 +187,17 @@ def parse_topology_conf(text: str, source: str, problems: list[Problem]) -> list
     return switches
 
 
-def tree_to_switch_specs(topo: list[TopoSwitch], problems: list[Problem], add_root: str | None = None
-                         ) -> list[SwitchSpec]:
-    """Turn Slurm's child lists into single-parent logical switches, reporting every repair."""
+def tree_to_switch_specs(topo: list[TopoSwitch], problems: list[Problem], add_root: str | None = None,
+                         label: str = "SwitchName") -> list[SwitchSpec]:
+    """Turn child lists (Slurm's, or an importer's) into single-parent logical switches, reporting every repair."""
     by_name = {s.name: s for s in topo}
     order = {s.name: i for i, s in enumerate(topo)}
     for s in topo:
         for c in s.children:
             if c not in by_name:
-                problems.append(Problem(f"SwitchName={s.name}", f"names unknown switch {c!r}", line=s.line))
+                problems.append(Problem(f"{label}={s.name}", f"names unknown switch {c!r}", line=s.line))
         if s.nodes and s.children:
-            problems.append(Problem(f"SwitchName={s.name}", "has both Nodes= and Switches=; a leaf holds nodes only",
+            problems.append(Problem(f"{label}={s.name}", "has both Nodes= and Switches=; a leaf holds nodes only",
                                     line=s.line))
     # distance up from the leaves; a "child" that is higher than its parent closes a cycle
     dist: dict[str, int] = {s.name: 0 for s in topo if s.nodes}
@@ -217,13 +217,13 @@ def tree_to_switch_specs(topo: list[TopoSwitch], problems: list[Problem], add_ro
     edges: dict[str, list[str]] = {}  # child -> parents kept
     for s in topo:
         if s.name not in dist:
-            problems.append(Problem(f"SwitchName={s.name}", "has no nodes below it; ignored", "warning", s.line))
+            problems.append(Problem(f"{label}={s.name}", "has no nodes below it; ignored", "warning", s.line))
             continue
         for c in s.children:
             if c not in by_name or c not in dist:
                 continue
             if dist[c] >= dist[s.name]:
-                problems.append(Problem(f"SwitchName={s.name}",
+                problems.append(Problem(f"{label}={s.name}",
                                         f"lists {c!r} as a child, but {c!r} is above it (a cycle: {s.name} -> {c} -> "
                                         f"... -> {s.name}); taken as an uplink and dropped", "warning", s.line))
                 continue
@@ -266,12 +266,12 @@ def tree_to_switch_specs(topo: list[TopoSwitch], problems: list[Problem], add_ro
         head = by_name[members[0]]
         class_name[cls] = head.name
         if len(members) > 1:
-            problems.append(Problem(f"SwitchName={head.name}",
+            problems.append(Problem(f"{label}={head.name}",
                                     f"switches {', '.join(members)} serve the same children (redundant fat-tree "
                                     f"switches); merged into one logical switch {head.name!r}", "warning", head.line))
         nodes = [n for m in members for n in by_name[m].nodes]
         speeds = {by_name[m].link_speed for m in members} - {None}
-        specs.append(SwitchSpec(name=head.name, path=f"SwitchName={head.name}", nodes=nodes,
+        specs.append(SwitchSpec(name=head.name, path=f"{label}={head.name}", nodes=nodes,
                                 members=members if len(members) > 1 else [],
                                 link_speed=min(speeds) if speeds else None, line=head.line))
     for sp in specs:

@@ -13,6 +13,7 @@ class NodeType:
     gpu_model: str = "gpu"
     features: tuple[str, ...] = ()
     nvlink_islands: tuple[tuple[int, ...], ...] = ()
+    nvlinks: tuple[tuple[int, ...], ...] = ()  # NVLinks between GPU i and j (from nvidia-smi topo -m), optional
 
     def islands(self) -> tuple[tuple[int, ...], ...]:
         return self.nvlink_islands or (tuple(range(self.gpus)),)

@@ -1,0 +1,325 @@
+"""Import real fabrics from `ibnetdiscover` dumps: switches, adapters, every port line.
+
+Pure functions over text. Steps: parse every block and port line (line numbers kept for messages);
+collapse director chassis (switch ASICs sharing one system image GUID) into one switch; drop SHARP
+aggregation nodes; name hosts from adapter descriptions (`host mlx5_0`) or a GUID map; keep compute
+adapters by a host filter; leaves are the switches holding compute adapters, tiers go up from them by
+hop distance; each leaf's rail is its adapters' name (mlx5_3, HCA-4); co-parents merge into logical
+switches (a fat-tree's spine layer), and nodes whose leaves coincide form one scalable unit (done by
+the fabric builder). Every repair or omission is reported; nothing is dropped silently.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from .fabric import Fabric, build_fabric
+from .hostlists import compress
+from .problems import InventoryError, Problem, errors_in
+from .slurm_conf import TopoSwitch, tree_to_switch_specs
+from .spec import FabricSpec, NodeSpec, NodeType
+
+_HEADER = re.compile(r'^(Switch|Ca|Rt)\s+(\d+)\s+"([^"]+)"\s*(?:#\s*"([^"]*)")?(.*)$')
+_SWITCH_PORT = re.compile(r'^\[(\d+)\]\s*"([^"]+)"\[(\d+)\](?:\(([0-9a-fA-F]+)\))?\s*(?:#\s*"([^"]*)")?(.*)$')
+_CA_PORT = re.compile(r'^\[(\d+)\](?:\(([0-9a-fA-F]+)\))?\s*"([^"]+)"\[(\d+)\](?:\(([0-9a-fA-F]+)\))?\s*(?:#(.*))?$')
+_WIDTH_SPEED = re.compile(r"\b(\d+)x(SDR|DDR|QDR|FDR10|FDR|EDR|HDR|NDR|XDR)\b")
+LANE_GBPS = {"SDR": 2.5, "DDR": 5, "QDR": 10, "FDR10": 10, "FDR": 14, "EDR": 25, "HDR": 50, "NDR": 100, "XDR": 200}
+DEFAULT_DESC = re.compile(r"^(MT\d+\b|.*Mellanox Technologies$|.*ConnectX.*Mellanox)", re.IGNORECASE)
+
+
+@dataclass
+class Device:
+    kind: str  # Switch | Ca | Rt
+    guid: str  # the quoted id, e.g. S-2c5e... / H-e09d...
+    desc: str
+    sysimg: str
+    line: int
+    ports: dict[int, tuple[str, int, str]] = field(default_factory=dict)  # port -> (peer id, peer port, width/speed)
+
+
+@dataclass
+class Dump:
+    devices: dict[str, Device]
+    problems: list[Problem]
+
+
+def parse_dump(text: str) -> Dump:
+    """Every device block and port line; malformed lines are errors naming the line and what was expected."""
+    devices: dict[str, Device] = {}
+    problems: list[Problem] = []
+    cur: Device | None = None
+    sysimg = ""
+    for no, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            if not line:
+                cur = None
+            continue
+        if line.startswith("sysimgguid="):
+            sysimg = line.split("=", 1)[1].strip()
+            continue
+        if re.match(r"^(vendid|devid|switchguid|caguid|rtguid)=", line):
+            continue
+        m = _HEADER.match(line)
+        if m:
+            kind, _, guid, desc, _ = m.groups()
+            if guid in devices:
+                problems.append(Problem("", f"device {guid} appears twice (first at line {devices[guid].line})", line=no))
+                cur = None
+                continue
+            cur = devices[guid] = Device(kind, guid, desc or "", sysimg, no)
+            sysimg = ""
+            continue
+        if line.startswith("["):
+            if cur is None:
+                problems.append(Problem("", "port line outside a Switch/Ca block (expected a 'Switch N \"S-…\"' or "
+                                            "'Ca N \"H-…\"' header first)", line=no))
+                continue
+            if cur.kind == "Switch":
+                pm = _SWITCH_PORT.match(line)
+                if not pm:
+                    problems.append(Problem(cur.guid, f"unreadable switch port line (expected '[port] \"peer\"[port] "
+                                                      f"# \"description\" lid N 4xNDR'): {line[:60]!r}", line=no))
+                    continue
+                port, peer, pport = int(pm.group(1)), pm.group(2), int(pm.group(3))
+                tail = (pm.group(6) or "")
+            else:
+                pm = _CA_PORT.match(line)
+                if not pm:
+                    problems.append(Problem(cur.guid, f"unreadable adapter port line (expected '[port](guid) "
+                                                      f"\"S-…\"[port] # …'): {line[:60]!r}", line=no))
+                    continue
+                port, peer, pport = int(pm.group(1)), pm.group(3), int(pm.group(4))
+                tail = pm.group(6) or ""
+            ws = _WIDTH_SPEED.search(tail)
+            cur.ports[port] = (peer, pport, ws.group(0) if ws else "")
+            continue
+        problems.append(Problem("", f"unexpected line (not a header, port or GUID line): {line[:60]!r}", line=no))
+    return Dump(devices, problems)
+
+
+def switch_name(dev: Device) -> str:
+    """A readable name: 'MF0;A09-P1-IBLEAF-04-04:MQM9701/U1' -> A09-P1-IBLEAF-04-04; 'Voltaire 4036 # sw7' -> sw7."""
+    d = dev.desc
+    m = re.match(r"^MF0;([^:]+):", d)
+    if m:
+        return m.group(1)
+    if "#" in d:
+        tail = d.split("#", 1)[1].strip()
+        if tail and " " not in tail:
+            return tail
+    return dev.guid
+
+
+def chassis_name(devs: list[Device]) -> str:
+    names = {switch_name(d) for d in devs}
+    if len(names) == 1:
+        return names.pop()
+    return f"chassis-{devs[0].sysimg.removeprefix('0x')}"
+
+
+def gbps(width_speed: str) -> int | None:
+    m = _WIDTH_SPEED.search(width_speed or "")
+    if not m:
+        return None
+    return int(int(m.group(1)) * LANE_GBPS[m.group(2)])
+
+
+@dataclass
+class ImportOptions:
+    gpus_per_node: int = 8
+    gpu_model: str = "gpu"
+    host_regex: str | None = None
+    hosts: set[str] | None = None
+    node_map: dict[str, str] | None = None  # adapter GUID (with or without H-) -> host name
+    keep_unnamed: bool = False
+    name: str = "ibnetdiscover"
+
+
+def _norm_guid(g: str) -> str:
+    return g.lower().removeprefix("h-").removeprefix("0x").lstrip("0")
+
+
+def import_ibnetdiscover(text: str, opt: ImportOptions, source: str = "dump") -> tuple[Fabric, list[Problem]]:
+    dump = parse_dump(text)
+    problems = list(dump.problems)
+    if errors_in(problems):
+        raise InventoryError(problems, source)
+    devices = dump.devices
+    switches = {g: d for g, d in devices.items() if d.kind == "Switch"}
+    cas = {g: d for g, d in devices.items() if d.kind == "Ca"}
+    if not switches:
+        hosts = ", ".join(sorted(d.desc or g for g, d in cas.items())[:5])
+        raise InventoryError([Problem("", f"the dump has no switch, so there is no fabric to build "
+                                          f"({len(cas)} adapter(s): {hosts})")], source)
+
+    # directors: switch ASICs sharing a system image GUID are one chassis
+    by_img: dict[str, list[Device]] = defaultdict(list)
+    for d in switches.values():
+        by_img[d.sysimg or d.guid].append(d)
+    unit_of: dict[str, str] = {}
+    unit_members: dict[str, list[Device]] = {}
+    for img, devs in by_img.items():
+        uid = chassis_name(devs) if len(devs) > 1 else switch_name(devs[0])
+        if uid in unit_members:  # names must be unique: fall back to the GUID
+            uid = devs[0].guid if len(devs) == 1 else f"chassis-{img.removeprefix('0x')}"
+        unit_members[uid] = devs
+        for d in devs:
+            unit_of[d.guid] = uid
+        if len(devs) > 1:
+            problems.append(Problem(uid, f"director chassis: {len(devs)} switch ASICs with system image GUID {img} "
+                                         f"taken as one switch", "warning"))
+
+    # adapters: SHARP aggregation nodes out; hosts named from descriptions or the map; the host filter
+    nmap = {_norm_guid(k): v for k, v in (opt.node_map or {}).items()}
+    sharp = unnamed_dropped = filtered = 0
+    unnamed: list[str] = []
+    host_rx = re.compile(opt.host_regex) if opt.host_regex else None
+    attach: dict[str, list[tuple[str, str, int | None]]] = defaultdict(list)  # host -> [(unit, adapter, gbps)]
+    adapter_of_host: dict[str, set[str]] = defaultdict(set)
+    for g, d in sorted(cas.items(), key=lambda kv: kv[1].line):
+        if "aggregation node" in d.desc.lower():
+            sharp += 1
+            continue
+        host, adapter = None, "port1"
+        if _norm_guid(g) in nmap:
+            host = nmap[_norm_guid(g)]
+        elif d.desc and not DEFAULT_DESC.match(d.desc.strip()):
+            parts = d.desc.split()
+            host = parts[0]
+            adapter = parts[1] if len(parts) > 1 else adapter
+        if host is None:
+            unnamed.append(g)
+            if not opt.keep_unnamed:
+                unnamed_dropped += 1
+                continue
+            host = g
+        if (host_rx and not host_rx.search(host)) or (opt.hosts is not None and host not in opt.hosts):
+            filtered += 1
+            continue
+        for port, (peer, _, ws) in sorted(d.ports.items()):
+            if peer not in unit_of:
+                problems.append(Problem(g, f"adapter of {host} links to {peer}, which is not a switch in the dump",
+                                        "warning", d.line))
+                continue
+            attach[host].append((unit_of[peer], adapter if len(d.ports) == 1 else f"{adapter}/{port}", gbps(ws)))
+            adapter_of_host[host].add(adapter)
+    if sharp:
+        problems.append(Problem("", f"{sharp} SHARP aggregation node(s) ignored (not compute nodes)", "warning"))
+    if unnamed:
+        shown = ", ".join(unnamed[:6]) + (" …" if len(unnamed) > 6 else "")
+        what = "kept as nodes named by GUID" if opt.keep_unnamed else \
+            "left out (give --node-map GUID NAME, or --keep-unnamed)"
+        problems.append(Problem("", f"{len(unnamed)} adapter(s) still carry a default description, so their host is "
+                                    f"unknown: {shown}; {what}", "warning"))
+    if filtered:
+        problems.append(Problem("", f"{filtered} adapter(s) left out by the host filter", "warning"))
+    if not attach:
+        raise InventoryError(problems + [Problem("", "no compute adapter left: nothing to place jobs on "
+                                                     "(check the host filter and the node map)")], source)
+
+    # the switch graph between units (links inside a chassis do not count)
+    links: dict[str, dict[str, list[int | None]]] = defaultdict(lambda: defaultdict(list))
+    for d in switches.values():
+        for port, (peer, _, ws) in d.ports.items():
+            if peer in unit_of and unit_of[peer] != unit_of[d.guid]:
+                links[unit_of[d.guid]][unit_of[peer]].append(gbps(ws))
+    leaves = {u for host in attach for u, _, _ in attach[host]}
+    level = {u: 0 for u in leaves}
+    frontier = sorted(leaves)
+    while frontier:
+        nxt = []
+        for u in frontier:
+            for v in links[u]:
+                if v not in level:
+                    level[v] = level[u] + 1
+                    nxt.append(v)
+        frontier = sorted(nxt)
+    orphans = sorted(set(unit_members) - set(level))
+    if orphans:
+        problems.append(Problem("", f"{len(orphans)} switch(es) with no path to any compute adapter ignored: "
+                                    f"{', '.join(orphans[:6])}", "warning"))
+
+    # rails: a leaf's rail is its adapters' most common name
+    leaf_adapter: dict[str, Counter] = defaultdict(Counter)
+    for host, att in attach.items():
+        for u, adapter, _ in att:
+            leaf_adapter[u][adapter] += 1
+    names = sorted({c.most_common(1)[0][0] for c in leaf_adapter.values()},
+                   key=lambda a: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", a)])
+    multi_rail = any(len({u for u, _, _ in att}) > 1 for att in attach.values())
+    rail_of = {u: names.index(c.most_common(1)[0][0]) for u, c in leaf_adapter.items()} if multi_rail else {}
+
+    # speeds: the most common speed on each unit's downward links; slower links are reported
+    speeds: Counter = Counter()
+    for host, att in attach.items():
+        for _, _, s in att:
+            if s:
+                speeds[s] += 1
+    for u, peers in links.items():
+        for v, ss in peers.items():
+            speeds.update(s for s in ss if s)
+    usual = speeds.most_common(1)[0][0] if speeds else None
+    slow = [(u, v, s) for u, peers in links.items() for v, ss in peers.items() for s in ss
+            if usual and s and s < usual and u < v]
+    slow += [(host, u, s) for host, att in attach.items() for u, _, s in att if usual and s and s < usual]
+    if slow:
+        shown = ", ".join(f"{a}-{b} {s} Gb/s" for a, b, s in slow[:6])
+        problems.append(Problem("", f"{len(slow)} link(s) slower than the usual {usual} Gb/s: {shown}", "warning"))
+
+    # the tree: leaves hold nodes, upper units list their children (neighbours one level down)
+    topo: list[TopoSwitch] = []
+    hosts_of_leaf: dict[str, list[str]] = defaultdict(list)
+    for host in attach:
+        for u, _, _ in attach[host]:
+            if host not in hosts_of_leaf[u]:
+                hosts_of_leaf[u].append(host)
+    for u in sorted(level, key=lambda x: (level[x], x)):
+        kids = sorted(v for v in links[u] if level.get(v) == level[u] - 1)
+        down = [s for v in kids for s in links[u][v] if s]
+        sp = Counter(down).most_common(1)[0][0] if down else usual
+        topo.append(TopoSwitch(u, unit_members[u][0].line, nodes=hosts_of_leaf.get(u, []) if level[u] == 0 else [],
+                               children=kids, link_speed=sp))
+    tree_problems: list[Problem] = []
+    specs = tree_to_switch_specs(topo, tree_problems, label="switch")
+    problems += tree_problems
+    for sp in specs:
+        if sp.nodes and rail_of:
+            sp.rail = rail_of.get(sp.name)
+            if sp.members:  # co-parent merging only happens above the leaves; a leaf keeps its own rail
+                sp.rail = None
+    fspec = FabricSpec(name=opt.name)
+    tname = f"{opt.gpu_model}x{opt.gpus_per_node}"
+    fspec.node_types[tname] = NodeType(tname, opt.gpus_per_node, opt.gpu_model, ())
+    for host in attach:
+        fspec.nodes.append(NodeSpec(host, f"host {host}", tname))
+    fspec.switches = specs
+    if errors_in(problems):
+        raise InventoryError(problems, source)
+    fabric, warnings = build_fabric(fspec, source)
+    return fabric, problems + warnings
+
+
+def parse_node_map(text: str, source: str) -> dict[str, str]:
+    """`GUID NAME` per line (as the PSMN X5.map), '#' comments."""
+    out: dict[str, str] = {}
+    problems = []
+    for no, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        if len(parts) != 2:
+            problems.append(Problem("", f"expected 'GUID NAME', got {line!r}", line=no))
+            continue
+        out[parts[0]] = parts[1]
+    if problems:
+        raise InventoryError(problems, source)
+    return out
+
+
+def summary_line(fabric: Fabric) -> str:
+    leaves = [s for s in fabric.switches if s.nodes]
+    return (f"{fabric.n_nodes} hosts under {len(leaves)} leaf switches, {len(fabric.switches) - len(leaves)} "
+            f"upper switches, {fabric.rails} rail(s), {fabric.n_leaves} scalable units; hosts {compress(fabric.node_names)}")
