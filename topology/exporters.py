@@ -212,6 +212,7 @@ def export_json(fabric: Fabric) -> str:
 
 
 EXPORTERS: dict[str, Callable[..., str]] = {
+    "ibnetdiscover": lambda f: export_ibnetdiscover(f),
     "slurm-tree": export_slurm_tree,
     "slurm-block": export_slurm_block,
     "slurm-yaml": export_slurm_yaml,
@@ -237,3 +238,52 @@ def down_nodes(fabric: Fabric) -> list[tuple[str, str]]:
     """(name, state) of nodes out of service, for reports."""
     return [(fabric.node_names[i], NodeState(int(s)).name.lower())
             for i, s in enumerate(fabric.node_state.tolist()) if s != NodeState.UP]
+
+
+def export_ibnetdiscover(fabric: Fabric) -> str:
+    """A synthetic `ibnetdiscover` dump of this fabric (for testing importers and benchmarks): every leaf
+    links to every physical member of its parent's switch group, every member of a group to every member
+    of the group above; one adapter per node and rail, described `host mlx5_<rail>`."""
+    counter = [0x1000]
+
+    def guid() -> str:
+        counter[0] += 1
+        return f"{counter[0]:016x}"
+
+    sw_guid: dict[tuple[int, int], str] = {}  # (switch index, member) -> guid
+    for si, s in enumerate(fabric.switches):
+        for m in range(len(s.members)):
+            sw_guid[(si, m)] = guid()
+    ports: dict[str, list[tuple[str, str, str]]] = {g: [] for g in sw_guid.values()}  # guid -> [(peer id, desc, kind)]
+    ca_blocks: list[str] = []
+    speed = "4xNDR"
+    for si, s in enumerate(fabric.switches):
+        if s.parent >= 0:
+            parent = fabric.switches[s.parent]
+            for m in range(len(s.members)):
+                for pm in range(len(parent.members)):
+                    a, b = sw_guid[(si, m)], sw_guid[(s.parent, pm)]
+                    ports[a].append((f"S-{b}", parent.members[pm], speed))
+                    ports[b].append((f"S-{a}", s.members[m], speed))
+        for n in s.nodes:
+            host = fabric.node_names[n]
+            g = guid()
+            adapter = f"mlx5_{s.rail if s.rail is not None else 0}"
+            leaf = sw_guid[(si, 0)]
+            ports[leaf].append((f"H-{g}", f"{host} {adapter}", speed))
+            port_no = len(ports[leaf])
+            ca_blocks.append(f'vendid=0x2c9\ndevid=0x1021\nsysimgguid=0x{g}\ncaguid=0x{g}\n'
+                             f'Ca\t1 "H-{g}"\t\t# "{host} {adapter}"\n'
+                             f'[1]({g}) \t"S-{leaf}"[{port_no}]\t\t# lid 1 lmc 0 "MF0;{s.name}:MQM9700/U1" lid 1 {speed}\n')
+    out = ["#", f"# Topology file: synthetic, written by placer from inventory {fabric.name!r}", "#", ""]
+    for si, s in enumerate(fabric.switches):
+        for m, member in enumerate(s.members):
+            g = sw_guid[(si, m)]
+            lines = [f"vendid=0x2c9", "devid=0xd2f2", f"sysimgguid=0x{g}", f"switchguid=0x{g}({g})",
+                     f'Switch\t{max(len(ports[g]), 1)} "S-{g}"\t\t# "MF0;{member}:MQM9700/U1" enhanced port 0 lid 1 lmc 0']
+            for p, (peer, desc, ws) in enumerate(ports[g], start=1):
+                suffix = f"({peer[2:]}) " if peer.startswith("H-") else ""
+                lines.append(f'[{p}]\t"{peer}"[1]{suffix}\t\t# "{desc}" lid 1 {ws}')
+            out.append("\n".join(lines) + "\n")
+    out.extend(ca_blocks)
+    return "\n".join(out)

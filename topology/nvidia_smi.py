@@ -15,7 +15,11 @@ PATH_KINDS = {"X", "PIX", "PXB", "PHB", "NODE", "SYS", "SOC", "NV"}
 def parse_topo_matrix(text: str, source: str = "nvidia-smi topo -m") -> tuple[int, tuple[tuple[int, ...], ...]]:
     """The GPU-to-GPU part of the matrix: (GPU count, NVLink counts; -1 on the diagonal)."""
     lines = [l.rstrip("\n") for l in text.splitlines()]
-    header_no = next((i for i, l in enumerate(lines) if re.search(r"\bGPU0\b", l) and not l.lstrip().startswith("GPU0")), None)
+    def is_header(line: str) -> bool:  # "\tGPU0\tGPU1..." (a data row reads "GPU0  X  NV18 ...")
+        t = line.split()
+        return len(t) > 1 and t[0] == "GPU0" and t[1] in ("GPU1", "NIC0", "CPU", "mlx5_0")
+
+    header_no = next((i for i, l in enumerate(lines) if is_header(l)), None)
     if header_no is None:
         raise InventoryError([Problem("", "no header row with GPU0 ... (expected `nvidia-smi topo -m` output)",
                                       line=1)], source)
