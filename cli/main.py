@@ -37,6 +37,7 @@ def cli(ctx: click.Context, verbose: int) -> None:
 
 def _register() -> None:
     from .plan_cmd import plan_cmd
+    from .ranks_cmds import ranks_cmd, replace_cmd
     from .serve_cmds import apply_cmd, serve_cmd
     from .simulate_cmd import simulate_cmd, trace
     from .slurm_cmds import lab, slurm
@@ -50,6 +51,8 @@ def _register() -> None:
     cli.add_command(apply_cmd)
     cli.add_command(simulate_cmd)
     cli.add_command(trace)
+    cli.add_command(ranks_cmd)
+    cli.add_command(replace_cmd)
 
 
 _register()

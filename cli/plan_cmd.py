@@ -74,12 +74,14 @@ def render_text(doc: dict, explain: bool) -> str:
 @click.option("--solver", type=click.Choice(["cpsat", "greedy"]), default="cpsat", show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="CP-SAT workers.")
 @click.option("--seed", type=int, default=0, show_default=True, help="CP-SAT random seed.")
+@click.option("--spares-per-su", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Keep this many whole nodes per scalable unit free as hot spares (for `placer replace`).")
 @click.option("--explain", is_flag=True, help="Say why: excluded nodes counted, alternatives and their cost.")
 @click.option("--dump-models", type=click.Path(file_okay=False), help="Write each CP-SAT model here (text proto).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("-o", "--output", help="Write the plan here (default: stdout).")
 def plan_cmd(inventory: str, jobs_path: str, state_path: str | None, down: str | None, time_limit_s: float,
-             batch_time_limit_s: float, solver: str, workers: int, seed: int, explain: bool,
+             batch_time_limit_s: float, solver: str, workers: int, seed: int, spares_per_su: int, explain: bool,
              dump_models: str | None, fmt: str, output: str | None) -> None:
     """Place jobs on a fabric (dry run) and say where each goes and why."""
     fabric, problems = load_fabric(inventory)
@@ -106,7 +108,8 @@ def plan_cmd(inventory: str, jobs_path: str, state_path: str | None, down: str |
         for n in names:
             state.set_usable(fabric.node_index[n], False)
     cfg = PlannerConfig(time_limit_s=time_limit_s, batch_time_limit_s=batch_time_limit_s, num_workers=workers,
-                        random_seed=seed, solver=solver, explain=explain, dump_models=bool(dump_models))
+                        random_seed=seed, solver=solver, explain=explain, dump_models=bool(dump_models),
+                        spares_per_su=spares_per_su)
     result = plan(fabric, state, jobs, cfg)
     doc = plan_document(fabric, result.placements, result.summary())
     if dump_models:

@@ -34,10 +34,13 @@ def _static_mask(ix: FabricIndex, job: JobRequest) -> tuple[np.ndarray, np.ndarr
     return feat_ok, not_excl, f.node_gpus
 
 
-def eligibility(ix: FabricIndex, state: ClusterState, job: JobRequest) -> Eligibility:
+def eligibility(ix: FabricIndex, state: ClusterState, job: JobRequest, spares: np.ndarray | None = None
+                ) -> Eligibility:
     f = ix.fabric
     feat_ok, not_excl, node_gpus = _static_mask(ix, job)
     candidates = feat_ok & not_excl
+    if spares is not None:
+        candidates = candidates & ~spares
     # node size: the job's own, else the largest among nodes that could host it
     if job.gpus_per_node is not None:
         size = job.gpus_per_node
@@ -58,7 +61,9 @@ def eligibility(ix: FabricIndex, state: ClusterState, job: JobRequest) -> Eligib
     now = candidates & size_ok & in_service & ~busy
     excluded: dict[str, int] = {}
     remaining = np.ones(f.n_nodes, dtype=bool)
-    for reason, bad in (("down or drained", ~in_service), ("excluded by the job", ~not_excl),
+    spare_bad = spares if spares is not None else np.zeros(f.n_nodes, dtype=bool)
+    for reason, bad in (("down or drained", ~in_service), ("kept as hot spares", spare_bad),
+                        ("excluded by the job", ~not_excl),
                         ("lacking features or GPU model", ~feat_ok), (f"not {size}-GPU nodes" if multi else "too few GPUs", ~size_ok),
                         ("busy", busy)):
         hit = int((bad & remaining).sum())

@@ -17,8 +17,9 @@ from topology import ClusterState, Fabric
 
 from .choose import Choice, bounds, choose_multi, choose_single, fewest, leaf_counts
 from .eligibility import Eligibility, eligibility
-from .index import FabricIndex, index_for
+from .index import FabricIndex, index_for, spare_mask
 from .jobs import JobRequest
+from .ranks import Parallelism, name_order_layout, placer_layout, traffic
 from .types import Placement, PlannerConfig
 
 
@@ -54,7 +55,7 @@ def place_one(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: Planne
               time_left_s: float | None = None, el: Eligibility | None = None) -> Placement:
     """Decide one job against `state` (not modified). `el` may pass eligibility already computed."""
     f = ix.fabric
-    el = el or eligibility(ix, state, job)
+    el = el or eligibility(ix, state, job, spare_mask(ix, cfg.spares_per_su) if cfg.spares_per_su else None)
     need = el.nodes_needed
     p = Placement(job=job.job_id, status="pending", gpus=job.gpus, priority=job.priority)
     static_counts = np.bincount(f.node_leaf[el.static], minlength=f.n_leaves)
@@ -95,7 +96,18 @@ def place_one(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: Planne
     if ix.depth > 2:
         where += f", {p.pods} level-1 group" + ("s" if p.pods != 1 else "") + f" (bound {b.pod})"
     p.reason = f"{header}; placed on {where} by {choice.solver}"
+    if job.parallel:
+        attach_ranks(f, p, job)
     return _explained(p, cfg, el, b, choice)
+
+
+def attach_ranks(fabric: Fabric, p: Placement, job: JobRequest) -> None:
+    """Rank order for a tp x pp x dp job, with its traffic and Slurm's name order's on the same GPUs."""
+    par = Parallelism(job.tp or 1, job.pp or 1, job.dp or 1, *job.weights)
+    ours = placer_layout(fabric, p.gpu_ids, par)
+    p.ranks = [[fabric.node_names[n], g] for n, g in ours]
+    p.rank_traffic = traffic(fabric, ours, par)
+    p.name_order_traffic = traffic(fabric, name_order_layout(fabric, p.gpu_ids, par), par)
 
 
 def _explained(p: Placement, cfg: PlannerConfig, el: Any, b: Any, choice: Choice | None) -> Placement:

@@ -60,3 +60,17 @@ def index_for(fabric: Fabric) -> FabricIndex:
     a = b * (tier_max + 1)
     return FabricIndex(fabric, depth, anc, group_nodes, leaf_order, leaf_pos,
                        tuple(frozenset(t.features) for t in fabric.node_types), islands, a, b, cf)
+
+
+def spare_mask(ix: FabricIndex, per_leaf: int) -> np.ndarray:
+    """Hot spares: the last `per_leaf` nodes of each scalable unit (by node index), a fixed designation."""
+    cache = ix.__dict__.setdefault("_spares", {})
+    if per_leaf not in cache:
+        mask = np.zeros(ix.fabric.n_nodes, dtype=bool)
+        if per_leaf > 0:
+            for leaf in range(ix.fabric.n_leaves):
+                nodes = np.sort(ix.fabric.nodes_of_leaf(leaf))
+                mask[nodes[-per_leaf:]] = True
+        mask.flags.writeable = False
+        cache[per_leaf] = mask
+    return cache[per_leaf]

@@ -26,14 +26,22 @@ class JobRequest:
     exclusive: bool = False
     submit_time: float | None = None
     duration: float | None = None
+    tp: int | None = None  # 3D parallelism (tp x pp x dp = gpus): the placement then comes with a rank order
+    pp: int | None = None
+    dp: int | None = None
+    weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # traffic per edge: tp, pp, dp
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def parallel(self) -> bool:
+        return any(v is not None for v in (self.tp, self.pp, self.dp))
 
     def nodes_needed(self, gpus_per_node: int) -> int:
         return math.ceil(self.gpus / gpus_per_node)
 
 
 _KEYS = {"job_id", "id", "gpus", "nodes", "gpus_per_node", "priority", "max_switches", "switches", "features",
-         "constraint", "gpu_model", "exclude", "exclusive", "submit_time", "duration"}
+         "constraint", "gpu_model", "exclude", "exclusive", "submit_time", "duration", "tp", "pp", "dp", "weights"}
 
 
 def _num(v: Any, path: str, problems: list[Problem], *, line: int | None, minimum: int = 0,
@@ -108,12 +116,27 @@ def job_from_mapping(d: dict[str, Any], path: str, problems: list[Problem], line
         exclusive = exclusive.strip().lower() in ("1", "true", "yes")
     submit = _num(d.get("submit_time"), f"{path}.submit_time", problems, line=line, allow_float=True)
     duration = _num(d.get("duration"), f"{path}.duration", problems, line=line, allow_float=True)
+    tp, pp, dp = (_num(d.get(k), f"{path}.{k}", problems, line=line, minimum=1) for k in ("tp", "pp", "dp"))
+    weights = (1.0, 1.0, 1.0)
+    if any(v is not None for v in (tp, pp, dp)) and gpus is not None:
+        prod = (tp or 1) * (pp or 1) * (dp or 1)
+        if prod != gpus:
+            problems.append(Problem(f"{path}.tp", f"tp x pp x dp = {tp or 1} x {pp or 1} x {dp or 1} = {prod}, "
+                                                  f"but the job asks for {gpus} GPUs", line=line))
+        w = d.get("weights") or {}
+        if not isinstance(w, dict) or not all(k in ("tp", "pp", "dp") for k in w) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in w.values()):
+            problems.append(Problem(f"{path}.weights", f"expected {{tp: W, pp: W, dp: W}} (numbers >= 0), got {w!r}",
+                                    line=line))
+        else:
+            weights = (float(w.get("tp", 1.0)), float(w.get("pp", 1.0)), float(w.get("dp", 1.0)))
     if len(problems) > before or gpus is None:
         return None
     return JobRequest(job_id=jid, gpus=int(gpus), gpus_per_node=int(gpn) if gpn else None, priority=int(prio),
                       max_switches=int(maxsw) if maxsw else None, features=tuple(f.strip() for f in feats_raw),
                       gpu_model=model.strip().lower() if model else None,
-                      exclude=tuple(exclude), exclusive=bool(exclusive), submit_time=submit, duration=duration)
+                      exclude=tuple(exclude), exclusive=bool(exclusive), submit_time=submit, duration=duration,
+                      tp=tp, pp=pp, dp=dp, weights=weights)
 
 
 def jobs_from_list(items: Any, problems: list[Problem]) -> list[JobRequest]:

@@ -20,6 +20,7 @@ class PlannerConfig:
     solver: Literal["cpsat", "greedy"] = "cpsat"
     explain: bool = False
     dump_models: bool = False  # keep each CP-SAT model (text proto) on its placement, for offline replay
+    spares_per_su: int = 0  # whole nodes per scalable unit kept free as hot spares, used only for replacements
 
 
 @dataclass
@@ -40,6 +41,9 @@ class Placement:
     priority: int = 0
     explain: dict[str, Any] | None = None
     model_proto: str | None = None
+    ranks: list[list] | None = None  # rank -> [node, gpu] (3D-parallel jobs)
+    rank_traffic: dict[str, float] | None = None  # our rank order's traffic per step
+    name_order_traffic: dict[str, float] | None = None  # Slurm's default order on the same nodes
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -50,4 +54,8 @@ class Placement:
         }
         if self.explain is not None:
             d["explain"] = self.explain
+        if self.ranks is not None:
+            d["ranks"] = self.ranks
+            d["rank_traffic"] = self.rank_traffic
+            d["name_order_traffic"] = self.name_order_traffic
         return d

@@ -1,0 +1,64 @@
+"""Replacing failed nodes of a running (or requeued) job with the nodes that add the least traffic.
+
+For each failed node: a whole free node of the same size, nearest in the tree (same leaf, then same
+level-1 group, then anywhere), hot spares first at each distance. The replacement takes over the
+failed node's ranks, so the rank order and hostfile change only there.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from topology import ClusterState, Fabric, RequestError
+
+from .index import index_for, spare_mask
+
+
+@dataclass
+class Replacement:
+    failed: str
+    node: str | None
+    why: str
+
+
+@dataclass
+class ReplacePlan:
+    replacements: list[Replacement]
+    nodes: list[str]  # the job's new node list, in the old order (a replacement takes its failed node's place)
+    missing: list[str] = field(default_factory=list)
+
+
+def choose_replacements(fabric: Fabric, state: ClusterState, job_nodes: list[str], failed: list[str],
+                        spares_per_su: int = 0) -> ReplacePlan:
+    unknown = [n for n in failed if n not in job_nodes]
+    if unknown:
+        raise RequestError(f"not nodes of this job: {', '.join(unknown)}")
+    ix = index_for(fabric)
+    spares = spare_mask(ix, spares_per_su)
+    free = state.whole_free().copy()
+    for n in job_nodes:
+        free[fabric.node_index[n]] = False
+    out: list[Replacement] = []
+    new_nodes = list(job_nodes)
+    missing = []
+    for name in failed:
+        i = fabric.node_index[name]
+        size = int(fabric.node_gpus[i])
+        leaf = int(fabric.node_leaf[i])
+        pod = int(ix.anc[1][leaf]) if ix.depth > 1 else -1
+        cand = np.nonzero(free & (fabric.node_gpus == size))[0]
+        if not cand.size:
+            out.append(Replacement(name, None, f"no whole free {size}-GPU node left"))
+            missing.append(name)
+            continue
+        c_leaf = fabric.node_leaf[cand]
+        dist = np.where(c_leaf == leaf, 0, np.where((ix.anc[1][c_leaf] == pod) if ix.depth > 1 else False, 1, 2))
+        order = np.lexsort((cand, ~spares[cand], dist))
+        best = int(cand[order[0]])
+        free[best] = False
+        where = ["in the same leaf", "in the same level-1 group", "elsewhere"][int(dist[order[0]])]
+        out.append(Replacement(name, fabric.node_names[best],
+                               f"{'hot spare' if spares[best] else 'free node'} {where}"))
+        new_nodes[new_nodes.index(name)] = fabric.node_names[best]
+    return ReplacePlan(out, new_nodes, missing)
