@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import click
 
@@ -68,7 +69,9 @@ def _from_slurm(fabric: Fabric, slurm_conf: str | None, backend: str, job: str, 
         raise RequestError(f"Slurm has no job {job}")
     j = match[0]
     try:
-        nodes = list(j.nodes or j.required_nodes or (expand(nodes_opt) if nodes_opt else []))
+        # a running job's nodes; otherwise (requeued, completing: a partial list) the nodes it requires
+        given = expand(nodes_opt) if nodes_opt else []
+        nodes = list(j.nodes) if j.state == "RUNNING" else list(given or j.required_nodes or j.nodes)
     except HostlistError as exc:
         raise RequestError(f"--nodes: {exc}") from None
     if not nodes:
@@ -146,12 +149,14 @@ def ranks_cmd(inventory, job, plan_path, tp, pp, dp, weights, hostfile, fmt, slu
 @_with(PAR)
 @click.option("--apply", "do_apply", is_flag=True, help="Pin the job to its new nodes in Slurm (ReqNodeList, "
               "NumNodes) and release it if held.")
+@click.option("--keep-begin-time", is_flag=True, help="With --apply: keep Slurm's begin-time delay of a requeued "
+              "job (about two minutes) instead of starting it as soon as its nodes are free.")
 @click.option("--hostfile", type=click.Path(dir_okay=False), help="Write the new hostfile here.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @SLURM_CONF
 @BACKEND
 def replace_cmd(inventory, job, failed, plan_path, nodes_opt, spares_per_su, tp, pp, dp, weights, do_apply,
-                hostfile, fmt, slurm_conf, backend) -> None:
+                keep_begin_time, hostfile, fmt, slurm_conf, backend) -> None:
     """Choose replacements for a job's failed nodes (same leaf first, then same pod; spares first)."""
     fabric, _ = load_fabric(inventory)
     try:
@@ -165,6 +170,12 @@ def replace_cmd(inventory, job, failed, plan_path, nodes_opt, spares_per_su, tp,
         be = slurm_job = None
     else:
         placement, state, be, slurm_job = _from_slurm(fabric, slurm_conf, backend, job, nodes_opt)
+        deadline = time.monotonic() + 60
+        while do_apply and slurm_job.state == "COMPLETING" and time.monotonic() < deadline:
+            time.sleep(0.5)  # a requeue in progress: pin the job once it is pending again
+            placement, state, be, slurm_job = _from_slurm(fabric, slurm_conf, backend, job, nodes_opt)
+        if do_apply and slurm_job.state not in ("PENDING",):
+            raise RequestError(f"job {job} is {slurm_job.state}: requeue it first (scontrol requeuehold {job})")
     for n in failed_nodes:
         if n in fabric.node_index:
             state.set_usable(fabric.node_index[n], False)
@@ -195,6 +206,8 @@ def replace_cmd(inventory, job, failed, plan_path, nodes_opt, spares_per_su, tp,
     if do_apply:
         assert be is not None and slurm_job is not None
         be.pin(slurm_job.job_id, compress(plan.nodes), len(plan.nodes))
+        if not keep_begin_time:
+            be.start_now(slurm_job.job_id)
         if slurm_job.held:
             be.release(slurm_job.job_id)
         lines.append(f"  applied: job {job} pinned to {compress(plan.nodes)}" + (" and released" if slurm_job.held else ""))

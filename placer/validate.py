@@ -44,7 +44,7 @@ def _fewest(counts: Iterable[int], need: int) -> int | None:
 
 
 def validate(fabric: Fabric, initial: ClusterState, jobs: list[JobRequest], placements: list[Placement],
-             check_cost: bool = True) -> list[str]:
+             check_cost: bool = True, reserved: set[str] | frozenset[str] = frozenset()) -> list[str]:
     """Every violation found, as readable strings (empty: all good)."""
     f = fabric
     bad: list[str] = []
@@ -67,6 +67,8 @@ def validate(fabric: Fabric, initial: ClusterState, jobs: list[JobRequest], plac
         return usable[n] and len(free[n]) == ngpu[n]
 
     def qualifies(j: JobRequest, n: int, size: int | None) -> bool:
+        if f.node_names[n] in reserved:  # hot spares: only replacements may use them
+            return False
         t = f.node_types[int(f.node_type[n])]
         if not set(j.features) <= set(t.features) or f.node_names[n] in j.exclude:
             return False

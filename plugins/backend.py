@@ -48,7 +48,8 @@ class SlurmJob:
 
     @property
     def held(self) -> bool:
-        return self.state == "PENDING" and (self.priority == 0 or self.reason.startswith("JobHeld"))
+        return self.state == "PENDING" and (self.priority == 0 or self.reason.startswith("JobHeld")
+                                            or "held" in self.reason.lower())
 
     @property
     def gpus(self) -> int:
@@ -71,6 +72,9 @@ class Backend(Protocol):
         """Require exactly these nodes (a hostlist) for a pending job."""
 
     def release(self, job_id: int) -> None: ...
+
+    def start_now(self, job_id: int) -> None:
+        """Clear the job's begin time."""
 
 
 _GPU_IDX = re.compile(r"gpu(?::[^:(]+)?:(\d+)\(IDX:([^)]*)\)")

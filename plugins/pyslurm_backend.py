@@ -94,6 +94,10 @@ class PyslurmBackend:
     def release(self, job_id: int) -> None:
         self.pyslurm.Job(job_id).release()
 
+    def start_now(self, job_id: int) -> None:
+        ps = self.pyslurm
+        ps.Job(job_id).modify(ps.JobSubmitDescription(begin_time="now"))
+
 
 def choose_backend(name: str, slurm_conf: str | None):
     """`auto`: pyslurm when it imports, else the command-line tools."""

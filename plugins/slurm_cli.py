@@ -119,3 +119,7 @@ class SlurmCliBackend:
 
     def release(self, job_id: int) -> None:
         self.run(["scontrol", "release", str(job_id)])
+
+    def start_now(self, job_id: int) -> None:
+        """Clear a begin time (Slurm delays a requeued job by about two minutes)."""
+        self.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"])

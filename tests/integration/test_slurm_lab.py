@@ -315,3 +315,19 @@ def test_pyslurm_and_cli_backends_agree(lab: LabHandle) -> None:
     a = to_cluster_state(lab.fabric, backend(lab).snapshot())
     b = to_cluster_state(lab.fabric, PyslurmBackend().snapshot())
     assert (a.state.free_mask == b.state.free_mask).all() and (a.state.usable == b.state.usable).all()
+
+
+def test_replace_a_failed_node_on_a_requeued_job(lab: LabHandle, daemon_factory) -> None:
+    """A 16-node job on gpu[001-007] (leaf p01-su01 = gpu[001-008]) and gpu[009-017] loses gpu003: it
+    is drained, the job requeued held; `replace --apply` moves it to gpu008 (same leaf) and it runs."""
+    job = lab.sbatch("-J", "train16", "-N", "16", "--exclusive", "--gres=gpu:8", "-w", "gpu[001-007,009-017]",
+                     "--comment=placer:off")
+    assert running_nodes(lab, job)[:3] == ["gpu001", "gpu002", "gpu003"]
+    lab.run("scontrol", "update", "NodeName=gpu003", "State=DRAIN", "Reason=failed-gpu")
+    lab.run("scontrol", "requeuehold", str(job))
+    out = lab.placer("replace", "--inventory", str(lab.inventory), "--job", str(job), "--failed", "gpu003",
+                     "--tp", "8", "--pp", "2", "--dp", "8", "--apply")
+    assert "gpu003 -> gpu008: free node in the same leaf" in out.stdout
+    assert "applied" in out.stdout
+    nodes = running_nodes(lab, job, timeout_s=90)
+    assert "gpu003" not in nodes and "gpu008" in nodes and len(nodes) == 16
