@@ -331,3 +331,9 @@ def test_replace_a_failed_node_on_a_requeued_job(lab: LabHandle, daemon_factory)
     assert "applied" in out.stdout
     nodes = running_nodes(lab, job, timeout_s=90)
     assert "gpu003" not in nodes and "gpu008" in nodes and len(nodes) == 16
+    # the live job's rank order, from Slurm's own node list and GPU indices
+    hostfile = BASE / "hostfile"
+    out = lab.placer("ranks", "--inventory", str(lab.inventory), "--job", str(job), "--tp", "8", "--pp", "2",
+                     "--dp", "8", "--hostfile", str(hostfile))
+    assert "128 ranks (tp 8 x pp 2 x dp 8) on 16 nodes" in out.stdout and "crossing leaves" in out.stdout
+    assert set(hostfile.read_text().split()) == set(nodes)
