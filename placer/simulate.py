@@ -282,8 +282,20 @@ class Simulator:
             if times.size < n:
                 return math.inf, None
             shadow = float(np.partition(times, n - 1)[n - 1])
-            counted = set(np.nonzero(ok & (self.node_free_time <= shadow))[0].tolist())
-            return shadow, {"count": len(counted), "counted": counted}
+            # as Slurm's backfill does: the head's reservation is the node set the policy would choose
+            # on the projected state at the shadow time; backfill must keep off those nodes
+            projected = self.state.copy()
+            for end, j in self.ends:
+                if end > shadow:
+                    break
+                for node, ids in self.records[j].alloc:
+                    projected.release(node, ids)
+            el = eligibility(self.ix, projected, rec.job)
+            alloc = self.choose(self.ix, projected, rec.job, el) if int(el.now.sum()) >= el.nodes_needed else None
+            if alloc is None:  # cannot happen by construction; fall back to counting
+                counted = set(np.nonzero(ok & (self.node_free_time <= shadow))[0].tolist())
+                return shadow, {"count": len(counted), "counted": counted}
+            return shadow, {"reserved": {node for node, _ in alloc}}
         g = rec.job.gpus
         free: dict[int, int] = {}
         shadow = math.inf
@@ -302,6 +314,8 @@ class Simulator:
     def _keeps_reservation(self, head: JobRecord, shadow: float, info: Any, alloc: Alloc, end: float) -> bool:
         if end <= shadow or info is None:
             return True
+        if head.multi and "reserved" in info:
+            return not any(n in info["reserved"] for n, _ in alloc)
         if head.multi:
             lost = sum(1 for n, _ in alloc if n in info["counted"])
             return info["count"] - lost >= head.nodes_needed
@@ -312,6 +326,8 @@ class Simulator:
 
     def _commit_reservation(self, head: JobRecord, info: Any, alloc: Alloc, end: float, shadow: float) -> None:
         if info is None or end <= shadow:
+            return
+        if head.multi and "reserved" in info:
             return
         if head.multi:
             for n, _ in alloc:
