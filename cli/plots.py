@@ -22,16 +22,19 @@ def _time_grid(runs: dict[str, list[JobRecord]], bins: int = 200) -> np.ndarray:
     return np.linspace(t0, max(t1, t0 + 1), bins + 1)
 
 
+def _coverage(r: JobRecord, grid: np.ndarray) -> np.ndarray:
+    """Share of each time bin that the job's [start, end) covers."""
+    lo = np.clip(r.start, grid[:-1], grid[1:])
+    hi = np.clip(r.end, grid[:-1], grid[1:])
+    return (hi - lo) / np.diff(grid)
+
+
 def _busy_over_time(recs: list[JobRecord], grid: np.ndarray, weight) -> np.ndarray:
-    """Mean of `weight(record)` busy within each time bin (exact overlap of [start, end) with each bin)."""
+    """Mean of `weight(record)` busy within each time bin."""
     out = np.zeros(grid.size - 1)
-    width = np.diff(grid)
     for r in recs:
-        if r.status != "placed":
-            continue
-        lo = np.clip(r.start, grid[:-1], grid[1:])
-        hi = np.clip(r.end, grid[:-1], grid[1:])
-        out += weight(r) * (hi - lo) / width
+        if r.status == "placed":
+            out += weight(r) * _coverage(r, grid)
     return out
 
 
@@ -95,13 +98,10 @@ def write_plots(fabric: Fabric, runs: dict[str, list[JobRecord]], directory: str
     # 4. per-leaf occupancy heat map, one per policy
     for name, recs in runs.items():
         occ = np.zeros((fabric.n_leaves, grid.size - 1))
-        width_t = np.diff(grid)
         for r in recs:
             if r.status != "placed":
                 continue
-            lo = np.clip(r.start, grid[:-1], grid[1:])
-            hi = np.clip(r.end, grid[:-1], grid[1:])
-            frac = (hi - lo) / width_t
+            frac = _coverage(r, grid)
             for n, ids in r.alloc:
                 occ[int(fabric.node_leaf[n])] += len(ids) * frac
         cap = np.bincount(fabric.node_leaf, weights=fabric.node_gpus, minlength=fabric.n_leaves)[:, None]

@@ -14,12 +14,13 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from topology import BackendError, Fabric
+
+from .slurm_cli import run_command
 from topology.exporters import export_gres, export_slurm_tree
 from topology.fabric import NodeState
 from topology.hostlists import compress
@@ -105,15 +106,7 @@ def hook_text(opt: LabOptions) -> str:
 
 # -- processes -------------------------------------------------------------------------------------
 def _run(cmd: list[str], env: dict[str, str] | None = None, timeout: float = 30) -> str:
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
-    except FileNotFoundError:
-        raise BackendError(f"{cmd[0]} not found; install Debian's packages: apt-get install -y {PACKAGES}") from None
-    except subprocess.TimeoutExpired:
-        raise BackendError(f"`{' '.join(cmd)}` did not finish in {timeout:g} s") from None
-    if done.returncode != 0:
-        raise BackendError(f"`{' '.join(cmd)}` failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
-    return done.stdout
+    return run_command(cmd, env, timeout, missing=f"install Debian's packages: apt-get install -y {PACKAGES}")
 
 
 def _pid_from(path: Path, wait_s: float = 10) -> int:

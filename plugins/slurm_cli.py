@@ -17,25 +17,26 @@ from .backend import (SlurmJob, SlurmNode, SlurmSnapshot, expand_nodes, node_sta
 Runner = Callable[[list[str]], str]
 
 
+def run_command(cmd: list[str], env: dict[str, str] | None = None, timeout_s: float = 30.0,
+                missing: str = "is Slurm's client (slurm-client) installed?") -> str:
+    """Run one command; failures name the command and its stderr (or what is missing)."""
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout_s)
+    except FileNotFoundError:
+        raise BackendError(f"{cmd[0]} not found: {missing}") from None
+    except subprocess.TimeoutExpired:
+        raise BackendError(f"`{' '.join(cmd)}` did not answer within {timeout_s:g} s") from None
+    if done.returncode != 0:
+        raise BackendError(f"`{' '.join(cmd)}` failed ({done.returncode}): {(done.stderr or done.stdout).strip()}")
+    return done.stdout
+
+
 def subprocess_runner(slurm_conf: str | None = None, timeout_s: float = 30.0) -> Runner:
-    """Runs a Slurm command; failures name the command and its stderr."""
+    """Runs Slurm commands against `slurm_conf` (or the environment's SLURM_CONF)."""
     env = dict(os.environ)
     if slurm_conf:
         env["SLURM_CONF"] = slurm_conf
-
-    def run(cmd: list[str]) -> str:
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout_s)
-        except FileNotFoundError:
-            raise BackendError(f"{cmd[0]} not found: is Slurm's client (slurm-client) installed?") from None
-        except subprocess.TimeoutExpired:
-            raise BackendError(f"`{' '.join(cmd)}` did not answer within {timeout_s:g} s") from None
-        if done.returncode != 0:
-            raise BackendError(f"`{' '.join(cmd)}` failed ({done.returncode}): "
-                               f"{(done.stderr or done.stdout).strip()}")
-        return done.stdout
-
-    return run
+    return lambda cmd: run_command(cmd, env, timeout_s)
 
 
 def _load(text: str, what: str) -> dict[str, Any]:

@@ -52,25 +52,16 @@ def test_plan_case(path: Path) -> None:
     assert validate(fabric, state, jobs, result.placements) == []
 
 
-@pytest.mark.parametrize("path", [p for p in CASES if "slurm_tree" in yaml.safe_load(p.read_text())],
-                         ids=lambda p: p.stem)
-def test_slurm_tree_case(path: Path) -> None:
+SLURM_CASES = [(p, key, version) for p in CASES for key, version in (("slurm_tree", "22.05"), ("slurm_tree_2405", "24.05"))
+               if key in yaml.safe_load(p.read_text())]
+
+
+@pytest.mark.parametrize("path,key,version", SLURM_CASES, ids=[f"{p.stem}-{v}" for p, _, v in SLURM_CASES])
+def test_slurm_tree_case(path: Path, key: str, version: str) -> None:
     case, fabric, state, jobs = load_case(path)
     ix = index_for(fabric)
     by_id = {j.job_id: j for j in jobs}
-    for job, nodes in case["slurm_tree"].items():
-        choice = slurm_tree_choice(ix, state, eligibility(ix, state, by_id[job]))
-        assert choice is not None
-        assert sorted(fabric.node_names[n] for n in choice.nodes) == sorted(expand(nodes))
-
-
-@pytest.mark.parametrize("path", [p for p in CASES if "slurm_tree_2405" in yaml.safe_load(p.read_text())],
-                         ids=lambda p: p.stem)
-def test_slurm_tree_2405_case(path: Path) -> None:
-    case, fabric, state, jobs = load_case(path)
-    ix = index_for(fabric)
-    by_id = {j.job_id: j for j in jobs}
-    for job, nodes in case["slurm_tree_2405"].items():
-        choice = slurm_tree_choice(ix, state, eligibility(ix, state, by_id[job]), version="24.05")
+    for job, nodes in case[key].items():
+        choice = slurm_tree_choice(ix, state, eligibility(ix, state, by_id[job]), version=version)
         assert choice is not None
         assert sorted(fabric.node_names[n] for n in choice.nodes) == sorted(expand(nodes))
