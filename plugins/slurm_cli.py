@@ -35,6 +35,8 @@ def subprocess_runner(slurm_conf: str | None = None, timeout_s: float = 30.0) ->
     """Runs Slurm commands against `slurm_conf` (or the environment's SLURM_CONF)."""
     env = dict(os.environ)
     if slurm_conf:
+        if not os.path.isfile(slurm_conf):  # sinfo would otherwise hang looking for a controller
+            raise BackendError(f"slurm.conf {slurm_conf} does not exist (from --slurm-conf or SLURM_CONF)")
         env["SLURM_CONF"] = slurm_conf
     return lambda cmd: run_command(cmd, env, timeout_s)
 

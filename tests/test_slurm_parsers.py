@@ -104,3 +104,10 @@ def test_backend_runs_the_right_commands_and_reports_errors() -> None:
                                          ("25.11.0", "slurm 25.11.2", True), ("x", "slurm 22.05", False)])
 def test_pyslurm_release_match(py, slurm, ok) -> None:
     assert same_release(py, slurm) is ok
+
+
+def test_missing_slurm_conf_is_said_at_once() -> None:
+    from plugins.slurm_cli import subprocess_runner
+
+    with pytest.raises(BackendError, match="slurm.conf /nonexistent/slurm.conf does not exist"):
+        subprocess_runner("/nonexistent/slurm.conf")
