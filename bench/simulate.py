@@ -41,11 +41,11 @@ def alibaba_shape():
     return shape_from_tables(workers, durations)
 
 
-def compare(title: str, fabric, jobs) -> bool:
+def compare(title: str, fabric, jobs, cfg: SimConfig | None = None) -> bool:
     t = time.perf_counter()
     runs, summaries = {}, {}
     for p in POLICIES:
-        runs[p], summaries[p] = simulate(fabric, jobs, p, SimConfig())
+        runs[p], summaries[p] = simulate(fabric, jobs, p, cfg or SimConfig())
     t0, t1 = common_busy_window(runs)
     for p in POLICIES:
         summaries[p]["utilisation_busy_period"] = utilisation_in(fabric, runs[p], t0, t1)
@@ -81,11 +81,16 @@ def main() -> int:
     for load in [float(x) for x in args.philly_loads.split(",")]:
         ok &= compare(f"Philly per-VC traces on campus-16k, load {load:g}", fabric,
                       scale_to_load(philly, fabric.total_gpus, load))
+    # the same rule for every policy: each multi-node job asks for its leaf bound with --switches=N@1800
+    ok &= compare("Philly per-VC traces on campus-16k, load 3.5, every multi-node job --switches=bound@1800s",
+                  fabric, scale_to_load(philly, fabric.total_gpus, 3.5), SimConfig(switches_wait_s=1800))
     shape = alibaba_shape()
     ali = generate_trace(shape, fabric.total_gpus, fabric.n_nodes, 8, 20000, 1.0, seed=1)
     for load in [float(x) for x in args.alibaba_loads.split(",")]:
         ok &= compare(f"Alibaba-shaped stream on campus-16k, load {load:g}", fabric,
                       scale_to_load(ali, fabric.total_gpus, load))
+    ok &= compare("Alibaba-shaped stream on campus-16k, load 3.4, every multi-node job --switches=bound@600s",
+                  fabric, scale_to_load(ali, fabric.total_gpus, 3.4), SimConfig(switches_wait_s=600))
     if not args.skip_100k:
         big = generate(design_for("colossus-200k"))
         jobs = generate_trace(shape, big.total_gpus, big.n_nodes, 8, 100_000, 0.9, seed=0)

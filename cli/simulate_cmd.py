@@ -64,6 +64,9 @@ def load_trace(paths: tuple[str, ...], fmt: str):
 @click.option("--backfill", type=click.Choice(["easy", "none"]), default="easy", show_default=True)
 @click.option("--bf-depth", type=click.IntRange(min=1), default=100, show_default=True,
               help="Jobs tried for backfill per pass (Slurm's bf_max_job_test).")
+@click.option("--switches-wait", "switches_wait_s", type=click.FloatRange(min=0), default=0, show_default=True,
+              help="Every multi-node job behaves as if submitted with sbatch --switches=<its leaf bound>@<this "
+                   "many seconds>, for every policy (0: off).")
 @click.option("--load", type=click.FloatRange(min=0.01), help="Rescale arrival times to offer this x the "
               "fabric's GPUs in work (heavy load: 0.9 and up).")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N jobs by submit time.")
@@ -73,7 +76,7 @@ def load_trace(paths: tuple[str, ...], fmt: str):
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False), help="Write PNG plots here.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def simulate_cmd(inventory: str, traces: tuple[str, ...], trace_format: str, policy: str, backfill: str,
-                 bf_depth: int, load: float | None, limit: int | None, time_limit_s: float, out_path: str | None,
+                 bf_depth: int, switches_wait_s: float, load: float | None, limit: int | None, time_limit_s: float, out_path: str | None,
                  plot_dir: str | None, fmt: str) -> None:
     """Replay a job trace under several placement policies with the same scheduler; compare them."""
     fabric, _ = load_fabric(inventory)
@@ -87,7 +90,8 @@ def simulate_cmd(inventory: str, traces: tuple[str, ...], trace_format: str, pol
         jobs = scale_to_load(jobs, fabric.total_gpus, load)
     for why, n in trace.skipped.items():
         click.echo(f"placer: skipped {n:,} trace records: {why}", err=True)
-    cfg = SimConfig(backfill=backfill, bf_depth=bf_depth, planner=PlannerConfig(time_limit_s=time_limit_s))
+    cfg = SimConfig(backfill=backfill, bf_depth=bf_depth, switches_wait_s=switches_wait_s,
+                    planner=PlannerConfig(time_limit_s=time_limit_s))
     runs, summaries = {}, {}
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -103,7 +107,7 @@ def simulate_cmd(inventory: str, traces: tuple[str, ...], trace_format: str, pol
         summaries[name]["busy_period_s"] = t1 - t0
     doc = {"schema": "placer.plan/v1", "fabric": fabric.name, "kind": "simulation",
            "trace": {"files": list(traces), "jobs": len(jobs), "skipped": trace.skipped, "load": load,
-                     "backfill": backfill},
+                     "backfill": backfill, "switches_wait_s": switches_wait_s},
            "placements": [record_dict(fabric, r) for r in runs[policies[0]]],
            "runs": [{"policy": n, "placements": [record_dict(fabric, r) for r in runs[n]], "summary": summaries[n]}
                     for n in policies],

@@ -38,6 +38,9 @@ POLICIES = ("placer", "slurm-tree", "slurm-tree-24.05", "first-fit")
 class SimConfig:
     backfill: str = "easy"  # easy | none
     bf_depth: int = 100
+    # like every multi-node job asking sbatch --switches=<its leaf bound>@<this>: a placement spanning
+    # more leaves than the job needs on an empty fabric waits up to this long (0: off), for every policy
+    switches_wait_s: float = 0.0
     planner: PlannerConfig = field(default_factory=lambda: PlannerConfig(time_limit_s=0.01))
 
 
@@ -343,15 +346,22 @@ class Simulator:
     def run(self, jobs: list[JobRequest]) -> list[JobRecord]:
         self.records = [JobRecord(j) for j in jobs]
         self.heap: list[tuple[float, int]] = []
+        self.timers: list[float] = []  # when jobs waiting under --switches give up waiting
         order = sorted(range(len(jobs)), key=lambda i: (jobs[i].submit_time or 0.0, -jobs[i].priority, i))
         arrivals = 0
         queue: list[int] = []
         shapes: dict[int, tuple[bool, int, int]] = {}
         done = 0
-        while arrivals < len(order) or self.heap:
+        while arrivals < len(order) or self.heap or (self.timers and queue):
             t_arr = jobs[order[arrivals]].submit_time or 0.0 if arrivals < len(order) else math.inf
             t_end = self.heap[0][0] if self.heap else math.inf
-            t = min(t_arr, t_end)
+            t_timer = self.timers[0] if self.timers else math.inf
+            if t_timer < min(t_arr, t_end) and not queue:
+                self.timers.clear()
+                t_timer = math.inf
+            t = min(t_arr, t_end, t_timer)
+            while self.timers and self.timers[0] <= t:
+                heapq.heappop(self.timers)
             while self.heap and self.heap[0][0] <= t:
                 _, j = heapq.heappop(self.heap)
                 self._finish(j, self.records[j])
@@ -376,19 +386,27 @@ class Simulator:
                 self.progress(arrivals)
         return self.records
 
-    def _try(self, rec: JobRecord, size: int) -> Alloc | None:
+    def _try(self, rec: JobRecord, size: int, t: float) -> Alloc | None:
         if not self._quick_fits(rec, size):
             return None
         el = eligibility(self.ix, self.state, rec.job)
         if int(el.now.sum()) < el.nodes_needed:
             return None
-        return self.choose(self.ix, self.state, rec.job, el)
+        alloc = self.choose(self.ix, self.state, rec.job, el)
+        if alloc is not None and rec.multi and self.cfg.switches_wait_s > 0 and \
+                t - (rec.job.submit_time or 0.0) < self.cfg.switches_wait_s:
+            leaves = {int(self.fabric.node_leaf[n]) for n, _ in alloc}
+            if len(leaves) > rec.leaf_bound:
+                # Slurm's --switches: wait (boundedly) for a placement within the bound; wake up at the end
+                heapq.heappush(self.timers, (rec.job.submit_time or 0.0) + self.cfg.switches_wait_s)
+                return None
+        return alloc
 
     def _schedule(self, queue: list[int], shapes: dict[int, tuple[bool, int, int]], t: float) -> int:
         started = 0
         while queue:
             j = queue[0]
-            alloc = self._try(self.records[j], shapes[j][1])
+            alloc = self._try(self.records[j], shapes[j][1], t)
             if alloc is None:
                 break
             self._start(j, self.records[j], alloc, t)
@@ -403,7 +421,7 @@ class Simulator:
             j = queue[k]
             tried += 1
             rec = self.records[j]
-            alloc = self._try(rec, shapes[j][1])
+            alloc = self._try(rec, shapes[j][1], t)
             if alloc is None:
                 k += 1
                 continue

@@ -219,3 +219,19 @@ def test_trace_generate_from_alibaba(capsys, tmp_path: Path) -> None:
     span = t.jobs[-1].submit_time - t.jobs[0].submit_time
     assert 0.6 < work / (16384 * span) < 1.3  # Poisson arrivals around the asked load
     assert any(j.gpus > 8 for j in t.jobs) and any(j.gpus == 1 for j in t.jobs)
+
+
+def test_switches_wait_holds_a_scattered_job_until_its_leaf_frees() -> None:
+    """first-fit puts a, b, c on n1, n2, n3; b ends at 3, so at t=4 the pair could start on n2+n4 (two
+    leaves). With --switches-wait 60 it waits until a and c end (t=10) and gets l1 whole; with a 4 s
+    wait it gives up at t=8 and starts on two leaves."""
+    jobs = [J("a", 8, 0, 10), J("b", 8, 0, 3), J("c", 8, 0, 10), J("pair", 16, 4, 5)]
+
+    def pair(cfg):
+        recs, _ = simulate(FABRIC, jobs, "first-fit", cfg)
+        r = next(r for r in recs if r.job.job_id == "pair")
+        return r.start, r.leaves
+
+    assert pair(SimConfig()) == (4, 2)
+    assert pair(SimConfig(switches_wait_s=60)) == (10, 1)
+    assert pair(SimConfig(switches_wait_s=4)) == (8, 2)
