@@ -98,7 +98,7 @@ def _render_layout(fabric: Fabric, layout, par: Parallelism) -> list[str]:
 
 def _traffic_lines(ours: dict, name: dict) -> list[str]:
     ratio = f"{ours['cross_leaf'] / name['cross_leaf']:.2f}" if name["cross_leaf"] else "-"
-    return [f"traffic per step        placer order   name order (Slurm default)",
+    return ["traffic per step        placer order   name order (Slurm default)",
             f"  over NVLink / node    {ours['nvlink']:>12,.0f}   {name['nvlink']:>12,.0f}",
             f"  crossing leaves       {ours['cross_leaf']:>12,.0f}   {name['cross_leaf']:>12,.0f}   (ratio {ratio})",
             f"  crossing pods         {ours['cross_pod']:>12,.0f}   {name['cross_pod']:>12,.0f}"]

@@ -23,7 +23,7 @@ import numpy as np
 from topology import ClusterState, Fabric, RequestError
 
 from .choose import fewest
-from .eligibility import Eligibility, best_island_free, eligibility
+from .eligibility import Eligibility, eligibility
 from .engine import place_one
 from .index import FabricIndex, index_for
 from .jobs import JobRequest

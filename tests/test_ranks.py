@@ -13,8 +13,6 @@ import json
 import random
 from pathlib import Path
 
-import pytest
-
 from cli.main import main
 from placer import JobRequest, PlannerConfig, plan
 from placer.index import spare_mask

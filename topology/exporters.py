@@ -279,7 +279,7 @@ def export_ibnetdiscover(fabric: Fabric) -> str:
     for si, s in enumerate(fabric.switches):
         for m, member in enumerate(s.members):
             g = sw_guid[(si, m)]
-            lines = [f"vendid=0x2c9", "devid=0xd2f2", f"sysimgguid=0x{g}", f"switchguid=0x{g}({g})",
+            lines = ["vendid=0x2c9", "devid=0xd2f2", f"sysimgguid=0x{g}", f"switchguid=0x{g}({g})",
                      f'Switch\t{max(len(ports[g]), 1)} "S-{g}"\t\t# "MF0;{member}:MQM9700/U1" enhanced port 0 lid 1 lmc 0']
             for p, (peer, desc, ws) in enumerate(ports[g], start=1):
                 suffix = f"({peer[2:]}) " if peer.startswith("H-") else ""
