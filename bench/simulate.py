@@ -9,7 +9,7 @@
    worse than slurm-tree's by more than 2%.
 2. 100,000 Alibaba-shaped jobs on the 221,184-GPU preset with the placer policy (target <= 10 min).
 
-    .venv/bin/python bench/simulate.py [--skip-100k]
+    .venv/bin/python bench/simulate.py [--skip-100k] [--with-switches]
 """
 from __future__ import annotations
 
@@ -41,15 +41,15 @@ def alibaba_shape():
     return shape_from_tables(workers, durations)
 
 
-def compare(title: str, fabric, jobs, cfg: SimConfig | None = None) -> bool:
+def compare(title: str, fabric, jobs, cfg: SimConfig | None = None, policies=POLICIES) -> bool:
     t = time.perf_counter()
     runs, summaries = {}, {}
-    for p in POLICIES:
+    for p in policies:
         runs[p], summaries[p] = simulate(fabric, jobs, p, cfg or SimConfig())
     t0, t1 = common_busy_window(runs)
-    for p in POLICIES:
+    for p in policies:
         summaries[p]["utilisation_busy_period"] = utilisation_in(fabric, runs[p], t0, t1)
-    print(f"\n{title} ({len(jobs):,} jobs, {time.perf_counter() - t:.0f} s for three policies)")
+    print(f"\n{title} ({len(jobs):,} jobs, {time.perf_counter() - t:.0f} s for {len(policies)} policies)")
     print(render_table(summaries), end="")
     ours, slurm = summaries["placer"], summaries["slurm-tree"]
     pairs_ratio = ours["excess_cross_leaf_pairs"] / slurm["excess_cross_leaf_pairs"] \
@@ -67,6 +67,8 @@ def compare(title: str, fabric, jobs, cfg: SimConfig | None = None) -> bool:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--skip-100k", action="store_true")
+    ap.add_argument("--with-switches", action="store_true",
+                    help="Also the --switches-wait rows (placer and slurm-tree; slow: 10+ minutes)")
     ap.add_argument("--philly-loads", default="3.25,3.5")
     ap.add_argument("--alibaba-loads", default="2.8,3.4")
     args = ap.parse_args()
@@ -81,16 +83,19 @@ def main() -> int:
     for load in [float(x) for x in args.philly_loads.split(",")]:
         ok &= compare(f"Philly per-VC traces on campus-16k, load {load:g}", fabric,
                       scale_to_load(philly, fabric.total_gpus, load))
-    # the same rule for every policy: each multi-node job asks for its leaf bound with --switches=N@1800
-    ok &= compare("Philly per-VC traces on campus-16k, load 3.5, every multi-node job --switches=bound@1800s",
-                  fabric, scale_to_load(philly, fabric.total_gpus, 3.5), SimConfig(switches_wait_s=1800))
+    if args.with_switches:  # the same rule for every policy: each multi-node job asks --switches=<bound>@wait
+        ok &= compare("Philly per-VC traces on campus-16k, load 3.5, every multi-node job --switches=bound@1800s",
+                      fabric, scale_to_load(philly, fabric.total_gpus, 3.5), SimConfig(switches_wait_s=1800),
+                      ("placer", "slurm-tree"))
     shape = alibaba_shape()
     ali = generate_trace(shape, fabric.total_gpus, fabric.n_nodes, 8, 20000, 1.0, seed=1)
     for load in [float(x) for x in args.alibaba_loads.split(",")]:
         ok &= compare(f"Alibaba-shaped stream on campus-16k, load {load:g}", fabric,
                       scale_to_load(ali, fabric.total_gpus, load))
-    ok &= compare("Alibaba-shaped stream on campus-16k, load 3.4, every multi-node job --switches=bound@600s",
-                  fabric, scale_to_load(ali, fabric.total_gpus, 3.4), SimConfig(switches_wait_s=600))
+    if args.with_switches:
+        ok &= compare("Alibaba-shaped stream on campus-16k, load 3.4, every multi-node job --switches=bound@600s",
+                      fabric, scale_to_load(ali, fabric.total_gpus, 3.4), SimConfig(switches_wait_s=600),
+                      ("placer", "slurm-tree"))
     if not args.skip_100k:
         big = generate(design_for("colossus-200k"))
         jobs = generate_trace(shape, big.total_gpus, big.n_nodes, 8, 100_000, 0.9, seed=0)
