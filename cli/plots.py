@@ -38,6 +38,13 @@ def _busy_over_time(recs: list[JobRecord], grid: np.ndarray, weight) -> np.ndarr
     return out
 
 
+def _save(fig, path: Path) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
+
+
 def write_plots(fabric: Fabric, runs: dict[str, list[JobRecord]], directory: str) -> list[str]:
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
@@ -58,10 +65,7 @@ def write_plots(fabric: Fabric, runs: dict[str, list[JobRecord]], directory: str
     ax.set_xticks(np.arange(6) + 0.4 - width / 2, ["0", "1", "2", "3", "4", "5+"])
     ax.legend()
     ax.set_title("Leaves spanned beyond the fewest possible")
-    written.append(str(d / "leaves-over-bound.png"))
-    fig.tight_layout()
-    fig.savefig(written[-1], dpi=110)
-    plt.close(fig)
+    written.append(_save(fig, d / "leaves-over-bound.png"))
 
     # 2. wait-time CDF
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -74,10 +78,7 @@ def write_plots(fabric: Fabric, runs: dict[str, list[JobRecord]], directory: str
     ax.set_ylabel("share of jobs")
     ax.legend()
     ax.set_title("Wait time CDF")
-    written.append(str(d / "wait-cdf.png"))
-    fig.tight_layout()
-    fig.savefig(written[-1], dpi=110)
-    plt.close(fig)
+    written.append(_save(fig, d / "wait-cdf.png"))
 
     # 3. utilisation over time
     grid = _time_grid(runs)
@@ -90,10 +91,7 @@ def write_plots(fabric: Fabric, runs: dict[str, list[JobRecord]], directory: str
     ax.set_ylim(0, 1.05)
     ax.legend()
     ax.set_title("Utilisation over time (until 99% of jobs have ended)")
-    written.append(str(d / "utilisation.png"))
-    fig.tight_layout()
-    fig.savefig(written[-1], dpi=110)
-    plt.close(fig)
+    written.append(_save(fig, d / "utilisation.png"))
 
     # 4. per-leaf occupancy heat map, one per policy
     for name, recs in runs.items():
@@ -112,8 +110,5 @@ def write_plots(fabric: Fabric, runs: dict[str, list[JobRecord]], directory: str
         ax.set_ylabel("leaf (placement tree order)")
         ax.set_title(f"Per-leaf GPU occupancy: {name} (until 99% of jobs have ended)")
         fig.colorbar(im, ax=ax, label="share of the leaf's GPUs in use")
-        written.append(str(d / f"leaf-occupancy-{name}.png"))
-        fig.tight_layout()
-        fig.savefig(written[-1], dpi=110)
-        plt.close(fig)
+        written.append(_save(fig, d / f"leaf-occupancy-{name}.png"))
     return written

@@ -8,6 +8,7 @@ import click
 
 from placer.plan_doc import apply_plan_document
 from placer.ranks import Parallelism, name_order_layout, placer_layout, rank_table, traffic
+from placer.ranks import hostfile as rank_hostfile
 from placer.replace import choose_replacements
 from plugins.backend import to_cluster_state
 from plugins.pyslurm_backend import choose_backend
@@ -125,7 +126,7 @@ def ranks_cmd(inventory, job, plan_path, tp, pp, dp, weights, hostfile, fmt, slu
     name = name_order_layout(fabric, gpu_ids, par)
     t_ours, t_name = traffic(fabric, ours, par), traffic(fabric, name, par)
     if hostfile:
-        write_output(hostfile, "".join(f"{fabric.node_names[n]}\n" for n, _ in ours))
+        write_output(hostfile, rank_hostfile(fabric, ours))
     if fmt == "json":
         click.echo(json.dumps({"job": job, "tp": par.tp, "pp": par.pp, "dp": par.dp, "ranks": rank_table(fabric, ours, par),
                                "traffic": t_ours, "name_order_traffic": t_name}, indent=1))
@@ -197,7 +198,7 @@ def replace_cmd(inventory, job, failed, plan_path, nodes_opt, spares_per_su, tp,
                      f"{t_after['cross_pod']:,.0f})")
         result.update(ranks=rank_table(fabric, after, par), traffic_before=t_before, traffic_after=t_after)
         if hostfile:
-            write_output(hostfile, "".join(f"{fabric.node_names[n]}\n" for n, _ in after))
+            write_output(hostfile, rank_hostfile(fabric, after))
     elif hostfile:
         write_output(hostfile, "".join(f"{n}\n" for n in plan.nodes))
     if plan.missing:

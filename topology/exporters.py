@@ -234,12 +234,6 @@ def export(fabric: Fabric, fmt: str, block_size: int | None = None) -> str:
     return EXPORTERS[fmt](fabric)
 
 
-def down_nodes(fabric: Fabric) -> list[tuple[str, str]]:
-    """(name, state) of nodes out of service, for reports."""
-    return [(fabric.node_names[i], NodeState(int(s)).name.lower())
-            for i, s in enumerate(fabric.node_state.tolist()) if s != NodeState.UP]
-
-
 def export_ibnetdiscover(fabric: Fabric) -> str:
     """A synthetic `ibnetdiscover` dump of this fabric (for testing importers and benchmarks): every leaf
     links to every physical member of its parent's switch group, every member of a group to every member

@@ -15,7 +15,6 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from .fabric import Fabric, build_fabric
-from .hostlists import compress
 from .problems import InventoryError, Problem, errors_in
 from .slurm_conf import TopoSwitch, tree_to_switch_specs
 from .spec import FabricSpec, NodeSpec, NodeType
@@ -317,9 +316,3 @@ def parse_node_map(text: str, source: str) -> dict[str, str]:
     if problems:
         raise InventoryError(problems, source)
     return out
-
-
-def summary_line(fabric: Fabric) -> str:
-    leaves = [s for s in fabric.switches if s.nodes]
-    return (f"{fabric.n_nodes} hosts under {len(leaves)} leaf switches, {len(fabric.switches) - len(leaves)} "
-            f"upper switches, {fabric.rails} rail(s), {fabric.n_leaves} scalable units; hosts {compress(fabric.node_names)}")
