@@ -44,7 +44,8 @@ def sbatch_latency(env: dict[str, str], n: int) -> list[float]:
     out = []
     for i in range(n):
         t = time.perf_counter()
-        subprocess.run(["sbatch", "-H", "-J", f"bench{i}", "--gres=gpu:1", "--wrap", "true"], env=env, check=True,
+        subprocess.run(["sbatch", "-H", "-J", f"bench{i}", "--gres=gpu:1", "--output=/dev/null", "--wrap", "true"],
+                       env=env, check=True,
                        capture_output=True)
         out.append(time.perf_counter() - t)
     subprocess.run(["scancel", "-u", "root"], env=env, capture_output=True)

@@ -51,7 +51,9 @@ class LabHandle:
         return self.run(*PLACER, *args, check=check, timeout=timeout)
 
     def sbatch(self, *args: str) -> int:
-        out = self.run("sbatch", "--parsable", *args, "--wrap", "sleep 300").stdout.strip()
+        # job output goes to the lab's log directory, never into the working tree
+        out = self.run("sbatch", "--parsable", f"--output={BASE}/log/job-%j.out", *args,
+                       "--wrap", "sleep 300").stdout.strip()
         return int(out.split(";")[0])
 
     def squeue(self) -> list[dict]:
