@@ -131,6 +131,7 @@ class JobRecord:
     cross_pairs: int = 0
     unavoidable_pairs: int = 0
     reason: str = ""
+    switch_wait_from: float | None = None  # when the scheduler first evaluated its placement (--switches)
 
 
 def _pairs(n: int) -> int:
@@ -288,16 +289,18 @@ class Simulator:
             # as Slurm's backfill does: the head's reservation is the node set the policy would choose
             # on the projected state at the shadow time; backfill must keep off those nodes
             projected = self.state.copy()
-            for end, j in self.ends:
-                if end > shadow:
-                    break
-                for node, ids in self.records[j].alloc:
-                    projected.release(node, ids)
-            el = eligibility(self.ix, projected, rec.job)
-            alloc = self.choose(self.ix, projected, rec.job, el) if int(el.now.sum()) >= el.nodes_needed else None
+            i = self._release_until(projected, 0, shadow)
+            alloc = self._choose_on(projected, rec, shadow)
             if alloc is None:  # cannot happen by construction; fall back to counting
                 counted = set(np.nonzero(ok & (self.node_free_time <= shadow))[0].tolist())
                 return shadow, {"count": len(counted), "counted": counted}
+            deadline = self._switch_deadline(rec, t)
+            if t < deadline and self._leaves(alloc) > rec.leaf_bound:
+                # still waiting under --switches: a placement beyond the bound would not start, so the
+                # reservation is the earliest projected time before the deadline with one within it
+                later = self._within_bound_later(projected, i, rec, size, deadline)
+                if later is not None:
+                    shadow, alloc = later
             return shadow, {"reserved": {node for node, _ in alloc}}
         g = rec.job.gpus
         free: dict[int, int] = {}
@@ -313,6 +316,40 @@ class Simulator:
                     shadow = min(shadow, end)
         fitting = {n: f for n, f in free.items() if f >= g}
         return shadow, {"free": fitting}
+
+    def _release_until(self, projected: ClusterState, i: int, until: float) -> int:
+        """Release on `projected` the running jobs self.ends[i:] that end by `until`; the next index."""
+        while i < len(self.ends) and self.ends[i][0] <= until:
+            for node, ids in self.records[self.ends[i][1]].alloc:
+                projected.release(node, ids)
+            i += 1
+        return i
+
+    def _choose_on(self, projected: ClusterState, rec: JobRecord, when: float) -> Alloc | None:
+        el = eligibility(self.ix, projected, rec.job)
+        return self.choose(self.ix, projected, rec.job, el) if int(el.now.sum()) >= el.nodes_needed else None
+
+    def _leaves(self, alloc: Alloc) -> int:
+        return len({int(self.fabric.node_leaf[n]) for n, _ in alloc})
+
+    def _within_bound_later(self, projected: ClusterState, i: int, rec: JobRecord, size: int,
+                            deadline: float) -> tuple[float, Alloc] | None:
+        """Walk later job ends up to `deadline`: the first time the policy places `rec` within its bound;
+        failing that, its placement at the deadline (when the job will start anyway): the fewest leaves
+        that waiting can buy, protected from backfill meanwhile."""
+        while i < len(self.ends) and self.ends[i][0] <= deadline:
+            when = self.ends[i][0]
+            i = self._release_until(projected, i, when)
+            counts = projected.group_free_nodes[: self.fabric.n_leaves] if len(self.sizes) == 1 else \
+                np.bincount(self.fabric.node_leaf[projected.whole_free() & (self.fabric.node_gpus == size)],
+                            minlength=self.fabric.n_leaves)
+            if (fewest(counts, rec.nodes_needed) or math.inf) > rec.leaf_bound:
+                continue
+            alloc = self._choose_on(projected, rec, when)
+            if alloc is not None and self._leaves(alloc) <= rec.leaf_bound:
+                return when, alloc
+        alloc = self._choose_on(projected, rec, deadline)
+        return (deadline, alloc) if alloc is not None else None
 
     def _keeps_reservation(self, head: JobRecord, shadow: float, info: Any, alloc: Alloc, end: float) -> bool:
         if end <= shadow or info is None:
@@ -347,6 +384,7 @@ class Simulator:
         self.records = [JobRecord(j) for j in jobs]
         self.heap: list[tuple[float, int]] = []
         self.timers: list[float] = []  # when jobs waiting under --switches give up waiting
+        self.timer_set: set[int] = set()
         order = sorted(range(len(jobs)), key=lambda i: (jobs[i].submit_time or 0.0, -jobs[i].priority, i))
         arrivals = 0
         queue: list[int] = []
@@ -386,21 +424,51 @@ class Simulator:
                 self.progress(arrivals)
         return self.records
 
-    def _try(self, rec: JobRecord, size: int, t: float) -> Alloc | None:
+    def _try(self, rec: JobRecord, size: int, t: float, avoid: np.ndarray | None = None) -> Alloc | None:
+        """The policy's placement for `rec` now, or None. `avoid`: nodes reserved for the queue head
+        that this job may not use (as Slurm's backfill tests a job only on the nodes free in its window)."""
         if not self._quick_fits(rec, size):
             return None
+        waiting = t < self._switch_deadline(rec, t)
+        # no policy can stay within the bound when the whole free nodes of each leaf cannot: skip asking
+        if waiting and (fewest(self._leaf_whole_free(size), rec.nodes_needed) or math.inf) > rec.leaf_bound:
+            self._wake_at(rec)
+            return None
         el = eligibility(self.ix, self.state, rec.job)
+        if avoid is not None:
+            el.now = el.now & ~avoid
         if int(el.now.sum()) < el.nodes_needed:
             return None
         alloc = self.choose(self.ix, self.state, rec.job, el)
-        if alloc is not None and rec.multi and self.cfg.switches_wait_s > 0 and \
-                t - (rec.job.submit_time or 0.0) < self.cfg.switches_wait_s:
+        if alloc is not None and waiting:
             leaves = {int(self.fabric.node_leaf[n]) for n, _ in alloc}
             if len(leaves) > rec.leaf_bound:
-                # Slurm's --switches: wait (boundedly) for a placement within the bound; wake up at the end
-                heapq.heappush(self.timers, (rec.job.submit_time or 0.0) + self.cfg.switches_wait_s)
+                self._wake_at(rec)
                 return None
         return alloc
+
+    def _wake_at(self, rec: JobRecord) -> None:
+        """Slurm's --switches: wait (boundedly) for a placement within the bound; wake up at the end."""
+        if id(rec) not in self.timer_set:
+            self.timer_set.add(id(rec))
+            heapq.heappush(self.timers, self._switch_deadline(rec, math.inf))
+
+    def _switch_deadline(self, rec: JobRecord, t: float) -> float:
+        """When a multi-node job stops waiting for a placement within its bound (-inf: it never waits).
+        The wait counts from the scheduler's first evaluation of its placement, as Slurm's
+        wait4switch_start does, not from submission: a job deep in a long queue keeps its full wait."""
+        if not rec.multi or self.cfg.switches_wait_s <= 0:
+            return -math.inf
+        if rec.switch_wait_from is None:
+            rec.switch_wait_from = t
+        return rec.switch_wait_from + self.cfg.switches_wait_s
+
+    def _leaf_whole_free(self, size: int) -> np.ndarray:
+        nl = self.fabric.n_leaves
+        if len(self.sizes) == 1:
+            return self.state.group_free_nodes[:nl]
+        wf = self.state.whole_free() & (self.fabric.node_gpus == size)
+        return np.bincount(self.fabric.node_leaf[wf], minlength=nl)
 
     def _schedule(self, queue: list[int], shapes: dict[int, tuple[bool, int, int]], t: float) -> int:
         started = 0
@@ -416,16 +484,20 @@ class Simulator:
             return started
         head = self.records[queue[0]]
         shadow, info = self._shadow(head, shapes[queue[0]][1], t)
+        reserved = None
+        if info is not None and "reserved" in info:
+            reserved = np.zeros(self.fabric.n_nodes, dtype=bool)
+            reserved[list(info["reserved"])] = True
         k, tried = 1, 0
         while k < len(queue) and tried < self.cfg.bf_depth:
             j = queue[k]
             tried += 1
             rec = self.records[j]
-            alloc = self._try(rec, shapes[j][1], t)
+            end = t + float(rec.job.duration or 0.0)
+            alloc = self._try(rec, shapes[j][1], t, reserved if end > shadow else None)
             if alloc is None:
                 k += 1
                 continue
-            end = t + float(rec.job.duration or 0.0)
             if not self._keeps_reservation(head, shadow, info, alloc, end):
                 k += 1
                 continue

@@ -235,3 +235,43 @@ def test_switches_wait_holds_a_scattered_job_until_its_leaf_frees() -> None:
     assert pair(SimConfig()) == (4, 2)
     assert pair(SimConfig(switches_wait_s=60)) == (10, 1)
     assert pair(SimConfig(switches_wait_s=4)) == (8, 2)
+
+
+def test_switches_wait_counts_from_the_first_evaluation_not_from_submission() -> None:
+    """All four nodes busy until b and c end at t=10 (n2 + n3: two leaves). The pair, submitted at 1,
+    is first evaluated at 10, so a 5 s wait lasts until 15 (as Slurm's wait4switch_start), not until 6;
+    with 15 s it is still waiting when a and d end at 20 and gets leaf l1 whole."""
+    jobs = [J("a", 8, 0, 20), J("b", 8, 0, 10), J("c", 8, 0, 10), J("d", 8, 0, 20), J("pair", 16, 1, 5)]
+
+    def pair(wait: float):
+        recs, _ = simulate(FABRIC, jobs, "first-fit", SimConfig(switches_wait_s=wait))
+        r = next(r for r in recs if r.job.job_id == "pair")
+        return r.start, r.leaves
+
+    assert pair(5) == (15, 2)
+    assert pair(15) == (20, 1)
+
+
+def _by_id(jobs, cfg):
+    recs, _ = simulate(FABRIC, jobs, "first-fit", cfg)
+    return {r.job.job_id: r for r in recs}
+
+
+def test_a_head_waiting_for_its_bound_reserves_the_later_placement_and_backfill_keeps_off_it() -> None:
+    """b ends at 3, so from t=4 the pair could run on n2 + n4 (two leaves); it waits. Its reservation is
+    not that scattered pair but l1 at t=10 (when a and c end), the first projected time it fits in one
+    leaf: the 100 s filler arriving at 5 is placed off n1/n2 (on n4) and starts at once."""
+    jobs = [J("a", 8, 0, 10), J("b", 8, 0, 3), J("c", 8, 0, 10), J("pair", 16, 4, 5), J("filler", 8, 5, 100)]
+    r = _by_id(jobs, SimConfig(switches_wait_s=60))
+    assert (r["pair"].start, r["pair"].leaves) == (10, 1)
+    assert r["filler"].start == 5 and [n for n, _ in r["filler"].alloc] == [3]
+
+
+def test_a_head_whose_wait_ends_first_reserves_its_placement_at_the_deadline() -> None:
+    """With a 3 s wait (from t=4) no one-leaf placement comes before t=7: the reservation is the
+    placement at the deadline (n2 + n4), the 100 s filler may not take those nodes, and the pair starts
+    at 7 on two leaves; the filler follows at 10 when n1 frees."""
+    jobs = [J("a", 8, 0, 10), J("b", 8, 0, 3), J("c", 8, 0, 10), J("pair", 16, 4, 5), J("filler", 8, 5, 100)]
+    r = _by_id(jobs, SimConfig(switches_wait_s=3))
+    assert (r["pair"].start, r["pair"].leaves) == (7, 2)
+    assert r["filler"].start == 10
