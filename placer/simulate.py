@@ -290,14 +290,14 @@ class Simulator:
             # on the projected state at the shadow time; backfill must keep off those nodes
             projected = self.state.copy()
             i = self._release_until(projected, 0, shadow)
-            alloc = self._choose_on(projected, rec, shadow)
+            alloc = self._choose_on(projected, rec)
             if alloc is None:  # cannot happen by construction; fall back to counting
                 counted = set(np.nonzero(ok & (self.node_free_time <= shadow))[0].tolist())
                 return shadow, {"count": len(counted), "counted": counted}
             deadline = self._switch_deadline(rec, t)
             if t < deadline and self._leaves(alloc) > rec.leaf_bound:
                 # still waiting under --switches: a placement beyond the bound would not start, so the
-                # reservation is the earliest projected time before the deadline with one within it
+                # reservation is the first projected one within it before the deadline, else the deadline's
                 later = self._within_bound_later(projected, i, rec, size, deadline)
                 if later is not None:
                     shadow, alloc = later
@@ -325,7 +325,7 @@ class Simulator:
             i += 1
         return i
 
-    def _choose_on(self, projected: ClusterState, rec: JobRecord, when: float) -> Alloc | None:
+    def _choose_on(self, projected: ClusterState, rec: JobRecord) -> Alloc | None:
         el = eligibility(self.ix, projected, rec.job)
         return self.choose(self.ix, projected, rec.job, el) if int(el.now.sum()) >= el.nodes_needed else None
 
@@ -340,15 +340,12 @@ class Simulator:
         while i < len(self.ends) and self.ends[i][0] <= deadline:
             when = self.ends[i][0]
             i = self._release_until(projected, i, when)
-            counts = projected.group_free_nodes[: self.fabric.n_leaves] if len(self.sizes) == 1 else \
-                np.bincount(self.fabric.node_leaf[projected.whole_free() & (self.fabric.node_gpus == size)],
-                            minlength=self.fabric.n_leaves)
-            if (fewest(counts, rec.nodes_needed) or math.inf) > rec.leaf_bound:
+            if (fewest(self._leaf_whole_free(size, projected), rec.nodes_needed) or math.inf) > rec.leaf_bound:
                 continue
-            alloc = self._choose_on(projected, rec, when)
+            alloc = self._choose_on(projected, rec)
             if alloc is not None and self._leaves(alloc) <= rec.leaf_bound:
                 return when, alloc
-        alloc = self._choose_on(projected, rec, deadline)
+        alloc = self._choose_on(projected, rec)
         return (deadline, alloc) if alloc is not None else None
 
     def _keeps_reservation(self, head: JobRecord, shadow: float, info: Any, alloc: Alloc, end: float) -> bool:
@@ -440,11 +437,9 @@ class Simulator:
         if int(el.now.sum()) < el.nodes_needed:
             return None
         alloc = self.choose(self.ix, self.state, rec.job, el)
-        if alloc is not None and waiting:
-            leaves = {int(self.fabric.node_leaf[n]) for n, _ in alloc}
-            if len(leaves) > rec.leaf_bound:
-                self._wake_at(rec)
-                return None
+        if alloc is not None and waiting and self._leaves(alloc) > rec.leaf_bound:
+            self._wake_at(rec)
+            return None
         return alloc
 
     def _wake_at(self, rec: JobRecord) -> None:
@@ -463,11 +458,13 @@ class Simulator:
             rec.switch_wait_from = t
         return rec.switch_wait_from + self.cfg.switches_wait_s
 
-    def _leaf_whole_free(self, size: int) -> np.ndarray:
+    def _leaf_whole_free(self, size: int, state: ClusterState | None = None) -> np.ndarray:
+        """Whole free nodes of this size per leaf (of the current state, or a projected one)."""
+        state = state or self.state
         nl = self.fabric.n_leaves
         if len(self.sizes) == 1:
-            return self.state.group_free_nodes[:nl]
-        wf = self.state.whole_free() & (self.fabric.node_gpus == size)
+            return state.group_free_nodes[:nl]
+        wf = state.whole_free() & (self.fabric.node_gpus == size)
         return np.bincount(self.fabric.node_leaf[wf], minlength=nl)
 
     def _schedule(self, queue: list[int], shapes: dict[int, tuple[bool, int, int]], t: float) -> int:
