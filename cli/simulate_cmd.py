@@ -66,7 +66,8 @@ def load_trace(paths: tuple[str, ...], fmt: str):
               help="Jobs tried for backfill per pass (Slurm's bf_max_job_test).")
 @click.option("--switches-wait", "switches_wait_s", type=click.FloatRange(min=0), default=0, show_default=True,
               help="Every multi-node job behaves as if submitted with sbatch --switches=<its leaf bound>@<this "
-                   "many seconds>, for every policy (0: off).")
+                   "many seconds>, for every policy (0: off); the wait counts from the job's first evaluation, as "
+                   "Slurm's wait4switch_start.")
 @click.option("--load", type=click.FloatRange(min=0.01), help="Rescale arrival times to offer this x the "
               "fabric's GPUs in work (heavy load: 0.9 and up).")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N jobs by submit time.")

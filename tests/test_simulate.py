@@ -275,3 +275,22 @@ def test_a_head_whose_wait_ends_first_reserves_its_placement_at_the_deadline() -
     r = _by_id(jobs, SimConfig(switches_wait_s=3))
     assert (r["pair"].start, r["pair"].leaves) == (7, 2)
     assert r["filler"].start == 10
+
+
+def test_simulate_command_switches_wait(capsys, tmp_path: Path) -> None:
+    """The command carries --switches-wait to the scheduler: the pair of the hand-checked case above
+    waits for leaf l1 (t=10), and the setting is recorded in the result."""
+    from topology import dump_inventory
+
+    inv = tmp_path / "inv.yaml"
+    inv.write_text(dump_inventory(FABRIC))
+    trace = tmp_path / "t.csv"
+    trace.write_text("job_id,submit_time,duration,gpus\na,0,10,8\nb,0,3,8\nc,0,10,8\npair,4,5,16\n")
+    out = tmp_path / "sim.json"
+    code = main(["simulate", "--inventory", str(inv), "--trace", str(trace), "--policy", "first-fit",
+                 "--switches-wait", "60", "--out", str(out), "--format", "json"])
+    assert code == 0, capsys.readouterr().err
+    doc = json.loads(out.read_text())
+    pair = next(p for p in doc["placements"] if p["job"] == "pair")
+    assert (pair["start"], pair["leaves"]) == (10, 1)
+    assert json.dumps(doc).count('"switches_wait_s": 60') == 1
