@@ -3,9 +3,12 @@
 Scheduling is FCFS with EASY backfill (or none), as Slurm's sched/backfill does in spirit: the queue
 head starts when it fits; otherwise it gets a reservation at the earliest time it could fit (the
 shadow time), and later jobs may start now if they fit and do not delay that reservation (they end
-before the shadow time, or use nothing the head needs then). At most `bf_depth` jobs are tried per
-pass, like Slurm's bf_max_job_test. Fit tests are O(1) from maintained counts; the policy is asked
-only for a job that fits.
+before the shadow time, or are placed on nodes the head does not need then). At most `bf_depth` jobs
+are tried per pass, like Slurm's bf_max_job_test. Fit tests are O(1) from maintained counts; the
+policy is asked only for a job that fits. Under `switches_wait_s` (Slurm's --switches=<bound>@wait
+for every multi-node job) the wait runs from the job's first evaluation, and a waiting head reserves
+its first projected placement within the bound before its deadline (else its placement at the
+deadline).
 
 Policies: `placer` (this project's planner), `slurm-tree` (Slurm 22.05 topology/tree, faithfully),
 `slurm-tree-24.05`, and `first-fit` (lowest-named free nodes).
