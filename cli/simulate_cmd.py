@@ -18,7 +18,8 @@ from .files import load_fabric, read_text, write_output
 
 SUMMARY_COLUMNS = [
     ("policy", "POLICY", "{}"), ("placed", "PLACED", "{:,}"), ("multi_node_jobs", "MULTI", "{:,}"),
-    ("at_leaf_lower_bound", "AT LEAF BOUND", "{:.1%}"), ("mean_leaves_over_bound", "LEAVES OVER", "{:.3f}"),
+    ("at_leaf_lower_bound", "AT LEAF BOUND", "{:.1%}"), ("beyond_bound_by_choice", "OVER BY CHOICE", "{:.1%}"),
+    ("mean_leaves_over_bound", "LEAVES OVER", "{:.3f}"),
     ("more_pods_than_needed", "EXTRA PODS", "{:.1%}"), ("excess_cross_leaf_pairs", "EXCESS PAIRS", "{:.2%}"),
     ("mean_wait_s", "MEAN WAIT", "{:,.0f} s"), ("p95_wait_s", "P95 WAIT", "{:,.0f} s"),
     ("utilisation_busy_period", "UTIL (BUSY)", "{:.1%}"), ("utilisation", "UTIL", "{:.1%}"),

@@ -104,6 +104,23 @@ def test_first_fit_scatters_where_placer_does_not() -> None:
     assert ff["pair"].leaves <= 2
 
 
+def test_beyond_the_bound_by_choice_separates_the_policy_from_the_state() -> None:
+    """n1 busy. A pair could take l2 whole: first-fit takes n2+n3 anyway (beyond its bound by choice),
+    placer takes l2. With n1 and n3 busy (b on n2 ends first), n2+n4 is all there is: beyond the bound,
+    not by choice."""
+    jobs = [J("a", 8, 0, 100), J("pair", 16, 1, 10)]
+    ours, s_ours = run(jobs, policy="placer")
+    ff, s_ff = run(jobs, policy="first-fit")
+    assert (s_ours["at_leaf_lower_bound"], s_ours["beyond_bound_by_choice"]) == (1.0, 0.0)
+    assert (s_ff["at_leaf_lower_bound"], s_ff["beyond_bound_by_choice"]) == (0.0, 1.0)
+    assert ff["pair"].leaf_bound_now == 1 and ff["pair"].leaves == 2
+    jobs = [J("a", 8, 0, 100), J("b", 8, 0, 5), J("c", 8, 0, 100), J("pair", 16, 6, 10)]
+    for policy in ("placer", "first-fit"):
+        r, s = run(jobs, policy=policy)
+        assert (r["pair"].leaves, r["pair"].leaf_bound_now) == (2, 2)
+        assert (s["at_leaf_lower_bound"], s["beyond_bound_by_choice"]) == (0.0, 0.0)
+
+
 # -- trace formats ---------------------------------------------------------------------------------
 SWF = """; a comment
 1 0 5 100 8 -1 -1 8 200 -1 1 1 1 1 1 1 -1 -1
