@@ -320,10 +320,6 @@ def _cpsat_candidates(ix: FabricIndex, counts: np.ndarray, take: dict[int, int],
     return np.asarray(out)
 
 
-def _pairs_inside(take: dict[int, int]) -> int:
-    return sum(x * (x - 1) // 2 for x in take.values())
-
-
 def choose_multi(ix: FabricIndex, state: ClusterState, job: JobRequest, el: Eligibility, b: Bounds,
                  cfg: PlannerConfig, time_left_s: float | None) -> Choice:
     need, counts, k = el.nodes_needed, b.counts, b.leaf
@@ -362,9 +358,7 @@ def choose_multi(ix: FabricIndex, state: ClusterState, job: JobRequest, el: Elig
         return greedy
     sat = _choice(ix, state, el, res.take, f"cp-sat {res.status.lower()}")
     sat.model_proto = res.model_proto
-    # never worse than the greedy answer; on a tie, the one keeping more node pairs inside a leaf
-    # (the greedy fills the largest leaves whole; CP-SAT may return any split of equal cost)
-    if sat.cost > greedy.cost or (sat.cost == greedy.cost and _pairs_inside(take) > _pairs_inside(res.take)):
+    if sat.cost > greedy.cost:  # never worse than the greedy answer
         greedy.solver = f"greedy (CP-SAT {res.status.lower()} found no better)"
         greedy.alternatives = alternatives
         return greedy
