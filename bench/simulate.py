@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "data" / "traces"
 
 from cli.simulate_cmd import render_table  # noqa: E402
-from placer.simulate import SimConfig, common_busy_window, simulate, utilisation_in  # noqa: E402
+from placer.simulate import (JobRecord, SimConfig, common_busy_window, multi_node_placed,  # noqa: E402
+                             simulate, utilisation_in)
 from placer.tracegen import generate_trace, scale_to_load, shape_from_tables  # noqa: E402
 from placer.traces import merge_traces, parse_trace  # noqa: E402
 from topology.generate import design_for, generate  # noqa: E402
@@ -57,10 +58,10 @@ def _one(policy: str):
     return simulate(fabric, jobs, policy, cfg)
 
 
-def miss_origins(records) -> str:
+def miss_origins(records: list[JobRecord]) -> str:
     """Where placer's misses come from: a job that queued starts the moment enough nodes free (FCFS +
     EASY), on those nodes whatever the policy; one that started at once met a fragmented free set."""
-    multi = [r for r in records if r.status == "placed" and r.multi and r.nodes_needed > 1]
+    multi = multi_node_placed(records)
     miss = [r for r in multi if r.leaves > r.leaf_bound]
     queued = sum(r.start > (r.job.submit_time or 0.0) for r in miss)
     return (f"placer beyond the bound: {len(miss)} of {len(multi)} multi-node jobs; {queued} of them had "

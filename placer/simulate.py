@@ -142,9 +142,14 @@ def _pairs(n: int) -> int:
     return n * (n - 1) // 2
 
 
+def multi_node_placed(records: list[JobRecord]) -> list[JobRecord]:
+    """The jobs the leaf-bound figures are about: placed, on more than one whole node."""
+    return [r for r in records if r.status == "placed" and r.multi and r.nodes_needed > 1]
+
+
 def summarize_records(fabric: Fabric, records: list[JobRecord]) -> dict[str, Any]:
     placed = [r for r in records if r.status == "placed"]
-    multi = [r for r in placed if r.multi and r.nodes_needed > 1]
+    multi = multi_node_placed(records)
     waits = np.asarray([r.start - (r.job.submit_time or 0.0) for r in placed], dtype=float)
     gpu_s = sum(len(ids) * (r.end - r.start) for r in placed for _, ids in r.alloc)
     t0 = min((r.job.submit_time or 0.0) for r in records) if records else 0.0
