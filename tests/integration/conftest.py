@@ -18,6 +18,7 @@ import pytest
 from plugins.lab import Lab, LabOptions
 from topology import dump_inventory
 from topology.generate import design_for, generate
+from topology.hostlists import expand
 
 BASE = Path("/var/lib/placer-lab-test")
 SOCKET = Path("/run/placer-test/placer.sock")
@@ -82,6 +83,17 @@ class LabHandle:
 
     def ctld_log(self) -> str:
         return (BASE / "log" / "slurmctld.log").read_text(errors="replace")
+
+
+def running_nodes(lab: LabHandle, job_id: int, timeout_s: float = 30) -> list[str]:
+    """The job's nodes once it runs (sorted names); fails saying why Slurm kept it pending."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        j = lab.jobs_by_id().get(job_id)
+        if j and j["job_state"] == "RUNNING":
+            return sorted(expand(j["nodes"]))
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not start: {lab.jobs_by_id().get(job_id, {}).get('state_reason')}")
 
 
 @pytest.fixture(scope="session")

@@ -21,19 +21,9 @@ from plugins.pyslurm_backend import available as pyslurm_available
 from plugins.slurm_cli import SlurmCliBackend, subprocess_runner
 from topology.hostlists import expand
 
-from .conftest import BASE, SOCKET, LabHandle
+from .conftest import BASE, SOCKET, LabHandle, running_nodes
 
 pytestmark = pytest.mark.lab
-
-
-def running_nodes(lab: LabHandle, job_id: int, timeout_s: float = 30) -> list[str]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        j = lab.jobs_by_id().get(job_id)
-        if j and j["job_state"] == "RUNNING":
-            return sorted(expand(j["nodes"]))
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} did not start: {lab.jobs_by_id().get(job_id, {}).get('state_reason')}")
 
 
 def backend(lab: LabHandle) -> SlurmCliBackend:
