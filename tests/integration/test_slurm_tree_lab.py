@@ -8,8 +8,13 @@ import random
 import numpy as np
 import pytest
 
+from placer.eligibility import eligibility
 from placer.index import index_for
+from placer.jobs import JobRequest
+from placer.simulate import SimConfig, make_policy
 from placer.slurm_tree import slurm_tree_nodes
+from plugins.backend import to_cluster_state
+from plugins.slurm_cli import SlurmCliBackend, subprocess_runner
 from topology.hostlists import compress
 
 from .conftest import LabHandle, running_nodes
@@ -50,3 +55,43 @@ def test_slurm_tree_policy_picks_the_nodes_real_slurm_picks(lab: LabHandle) -> N
         lab.clean()
     # the states must exercise the tree's choice, not only Slurm taking the lowest-named free nodes
     assert not_name_order >= 3, f"only {not_name_order} of {STATES} states differ from name order"
+
+
+def _all_running(lab: LabHandle, jobs: list[int], timeout_s: float = 30) -> None:
+    for j in jobs:
+        running_nodes(lab, j, timeout_s)
+
+
+def test_slurm_tree_policy_picks_the_node_and_gpus_real_slurm_picks(lab: LabHandle) -> None:
+    """Jobs on part of one node: real filler jobs leave nodes partly used; the simulator's slurm-tree
+    policy (node by Slurm's tree, then the lowest free GPUs) must name Slurm's node and GPU indices."""
+    fabric = lab.fabric
+    ix = index_for(fabric)
+    names = fabric.node_names
+    policy = make_policy("slurm-tree", SimConfig())
+    cli = SlurmCliBackend(subprocess_runner(lab.env["SLURM_CONF"]))
+    rng = random.Random(11)
+    lab.clean()
+    try:
+        for case in range(4):
+            nodes = rng.sample(range(fabric.n_nodes), 14)
+            drained, partly = nodes[:6], nodes[6:]
+            lab.run("scontrol", "update", f"NodeName={compress(names[i] for i in drained)}", "State=DRAIN",
+                    "Reason=tree-agreement")
+            fillers = [lab.sbatch("-J", f"fill-{case}", "-w", names[i], f"--gres=gpu:{rng.randint(1, 7)}",
+                                  "--comment=placer:off") for i in partly]
+            _all_running(lab, fillers)
+            before = to_cluster_state(fabric, cli.snapshot()).state
+            g = rng.choice((1, 2, 3, 4))
+            job = lab.sbatch("-J", f"part-{case}", f"--gres=gpu:{g}", "--comment=placer:off")
+            running_nodes(lab, job)
+            real = next(j for j in cli.snapshot().jobs if j.job_id == job)
+            req = JobRequest(job_id="probe", gpus=g)
+            alloc = policy(ix, before, req, eligibility(ix, before, req))
+            assert alloc is not None
+            ours = {names[n]: list(ids) for n, ids in alloc}
+            assert ours == {n: list(ids) for n, ids in real.gpu_ids.items()}, (
+                f"state {case}: {g} GPUs; Slurm chose {real.gpu_ids}, the re-implementation {ours}")
+            lab.clean()
+    finally:
+        lab.clean()
