@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from plugins.lab import Lab, LabOptions
+from plugins.slurm_cli import SlurmCliBackend, subprocess_runner
 from topology import dump_inventory
 from topology.generate import design_for, generate
 from topology.hostlists import expand
@@ -83,6 +84,10 @@ class LabHandle:
 
     def ctld_log(self) -> str:
         return (BASE / "log" / "slurmctld.log").read_text(errors="replace")
+
+
+def backend(lab: LabHandle) -> SlurmCliBackend:
+    return SlurmCliBackend(subprocess_runner(lab.env["SLURM_CONF"]))
 
 
 def running_nodes(lab: LabHandle, job_id: int, timeout_s: float = 30) -> list[str]:

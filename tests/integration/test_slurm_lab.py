@@ -18,16 +18,12 @@ from placer import PlannerConfig
 from plugins.apply import apply_once
 from plugins.backend import to_cluster_state
 from plugins.pyslurm_backend import available as pyslurm_available
-from plugins.slurm_cli import SlurmCliBackend, subprocess_runner
+from plugins.slurm_cli import SlurmCliBackend
 from topology.hostlists import expand
 
-from .conftest import BASE, SOCKET, LabHandle, running_nodes
+from .conftest import BASE, SOCKET, LabHandle, backend, running_nodes
 
 pytestmark = pytest.mark.lab
-
-
-def backend(lab: LabHandle) -> SlurmCliBackend:
-    return SlurmCliBackend(subprocess_runner(lab.env["SLURM_CONF"]))
 
 
 def test_advise_job_runs_on_the_daemons_nodes(lab: LabHandle, daemon_factory) -> None:

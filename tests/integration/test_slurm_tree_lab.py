@@ -1,6 +1,7 @@
 """The simulator's `slurm-tree` policy against the real thing: on fragmented states of the lab (a
-real slurmctld 22.05 with topology/tree), Slurm's own node choice for a whole-node job must be the
-node set our re-implementation (placer/slurm_tree.py) picks on the same usable nodes."""
+real slurmctld 22.05 with topology/tree), Slurm's own choice must be what our re-implementation
+(placer/slurm_tree.py) picks on the same state: the node set of a whole-node job, and the node and
+GPU indices of a job on part of one node."""
 from __future__ import annotations
 
 import random
@@ -14,10 +15,9 @@ from placer.jobs import JobRequest
 from placer.simulate import SimConfig, make_policy
 from placer.slurm_tree import slurm_tree_nodes
 from plugins.backend import to_cluster_state
-from plugins.slurm_cli import SlurmCliBackend, subprocess_runner
 from topology.hostlists import compress
 
-from .conftest import LabHandle, running_nodes
+from .conftest import LabHandle, backend, running_nodes
 
 pytestmark = pytest.mark.lab
 
@@ -69,7 +69,7 @@ def test_slurm_tree_policy_picks_the_node_and_gpus_real_slurm_picks(lab: LabHand
     ix = index_for(fabric)
     names = fabric.node_names
     policy = make_policy("slurm-tree", SimConfig())
-    cli = SlurmCliBackend(subprocess_runner(lab.env["SLURM_CONF"]))
+    cli = backend(lab)
     rng = random.Random(11)
     lab.clean()
     try:
