@@ -25,7 +25,7 @@ import numpy as np
 
 from topology import ClusterState, Fabric, RequestError
 
-from .choose import fewest
+from .choose import fewest, leaf_counts
 from .eligibility import Eligibility, eligibility
 from .engine import place_one
 from .index import FabricIndex, index_for
@@ -352,7 +352,7 @@ class Simulator:
         while i < len(self.ends) and self.ends[i][0] <= deadline:
             when = self.ends[i][0]
             i = self._release_until(projected, i, when)
-            if (fewest(self._leaf_whole_free(size, projected), rec.nodes_needed) or math.inf) > rec.leaf_bound:
+            if self._bound_out_of_reach(rec, size, projected):
                 continue
             alloc = self._choose_on(projected, rec)
             if alloc is not None and self._leaves(alloc) <= rec.leaf_bound:
@@ -440,7 +440,7 @@ class Simulator:
             return None
         waiting = t < self._switch_deadline(rec, t)
         # no policy can stay within the bound when the whole free nodes of each leaf cannot: skip asking
-        if waiting and (fewest(self._leaf_whole_free(size), rec.nodes_needed) or math.inf) > rec.leaf_bound:
+        if waiting and self._bound_out_of_reach(rec, size, self.state):
             self._wake_at(rec)
             return None
         el = eligibility(self.ix, self.state, rec.job)
@@ -453,8 +453,7 @@ class Simulator:
             self._wake_at(rec)
             return None
         if alloc is not None and rec.multi:
-            counts = np.bincount(self.fabric.node_leaf[el.now], minlength=self.fabric.n_leaves)
-            rec.leaf_bound_now = fewest(counts, rec.nodes_needed) or 0
+            rec.leaf_bound_now = fewest(leaf_counts(self.ix, self.state, el), rec.nodes_needed) or 0
         return alloc
 
     def _wake_at(self, rec: JobRecord) -> None:
@@ -473,9 +472,13 @@ class Simulator:
             rec.switch_wait_from = t
         return rec.switch_wait_from + self.cfg.switches_wait_s
 
-    def _leaf_whole_free(self, size: int, state: ClusterState | None = None) -> np.ndarray:
+    def _bound_out_of_reach(self, rec: JobRecord, size: int, state: ClusterState) -> bool:
+        """No policy can place `rec` within its leaf bound on `state`: the whole free nodes of each leaf
+        cannot hold it in that many leaves."""
+        return (fewest(self._leaf_whole_free(size, state), rec.nodes_needed) or math.inf) > rec.leaf_bound
+
+    def _leaf_whole_free(self, size: int, state: ClusterState) -> np.ndarray:
         """Whole free nodes of this size per leaf (of the current state, or a projected one)."""
-        state = state or self.state
         nl = self.fabric.n_leaves
         if len(self.sizes) == 1:
             return state.group_free_nodes[:nl]
@@ -546,7 +549,8 @@ def record_dict(fabric: Fabric, r: JobRecord) -> dict[str, Any]:
     names = [fabric.node_names[n] for n, _ in r.alloc]
     return {"job": r.job.job_id, "status": r.status, "gpus": r.job.gpus, "nodes": names,
             "gpu_ids": {fabric.node_names[n]: ids for n, ids in r.alloc}, "leaves": r.leaves,
-            "leaf_lower_bound": r.leaf_bound, "leaf_bound_at_start": r.leaf_bound_now, "pods": r.pods, "pod_lower_bound": r.pod_bound, "cost": None,
+            "leaf_lower_bound": r.leaf_bound, "leaf_bound_at_start": r.leaf_bound_now, "pods": r.pods,
+            "pod_lower_bound": r.pod_bound, "cost": None,
             "start": r.start, "end": r.end, "submit": r.job.submit_time,
             "wait": (r.start - (r.job.submit_time or 0.0)) if r.start is not None else None,
             "reason": r.reason or ("" if r.status == "placed" else "did not start before the trace ended")}
