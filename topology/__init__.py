@@ -1,5 +1,6 @@
 """Fabric model, inventory files and Slurm topology formats. Imports nothing else of ours."""
-from .fabric import Fabric, NodeState, Switch, build_fabric
+from .build import build_fabric
+from .fabric import Fabric, NodeState, Switch
 from .inventory import dump_inventory, load_inventory, load_inventory_text
 from .problems import BackendError, InventoryError, PlacerError, Problem, RequestError
 from .spec import FabricSpec, NodeType

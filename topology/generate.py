@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .fabric import Fabric, build_fabric
+from .build import build_fabric
+from .fabric import Fabric
 from .problems import RequestError
 from .spec import DomainSpec, FabricSpec, NodeSpec, NodeType, SwitchSpec
 

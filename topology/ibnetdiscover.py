@@ -14,7 +14,8 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from .fabric import Fabric, build_fabric
+from .build import build_fabric
+from .fabric import Fabric
 from .problems import InventoryError, Problem, errors_in
 from .slurm_conf import TopoSwitch, tree_to_switch_specs
 from .spec import FabricSpec, NodeSpec, NodeType

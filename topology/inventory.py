@@ -9,7 +9,8 @@ from typing import Any
 
 import yaml
 
-from .fabric import Fabric, NodeState, build_fabric
+from .build import build_fabric
+from .fabric import Fabric, NodeState
 from .hostlists import compress_ordered, expand_into
 from .problems import InventoryError, Problem
 from .spec import NODE_STATES, DomainSpec, FabricSpec, NodeSpec, NodeType, SwitchSpec

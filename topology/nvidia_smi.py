@@ -5,6 +5,8 @@ import csv
 import io
 import re
 
+from networkx.utils import UnionFind
+
 from .problems import InventoryError, Problem
 from .spec import NodeType
 
@@ -70,22 +72,13 @@ def node_type_from_topo(text: str, name: str, gpu_model: str = "gpu", features: 
     n, counts = parse_topo_matrix(text, source)
     if n < 1:
         raise InventoryError([Problem("", "the matrix shows no GPU")], source)
-    parent = list(range(n))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    uf = UnionFind(range(n))
     for i in range(n):
         for j in range(n):
             if i != j and counts[i][j] > 0:
-                parent[find(i)] = find(j)
-    groups: dict[int, list[int]] = {}
-    for g in range(n):
-        groups.setdefault(find(g), []).append(g)
-    islands = tuple(tuple(g) for g in sorted(groups.values()))
+                uf.union(i, j)
+    groups = [sorted(g) for g in uf.to_sets()]
+    islands = tuple(tuple(g) for g in sorted(groups))
     return NodeType(name, n, gpu_model, features, islands if len(islands) > 1 else (), counts)
 
 

@@ -1,8 +1,9 @@
 """Problems found in user input, and the small exception hierarchy that carries them."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import Literal
 
 Severity = Literal["error", "warning"]
 

@@ -9,8 +9,12 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-from .fabric import Fabric, build_fabric
+from networkx.utils import UnionFind
+
+from .build import build_fabric
+from .fabric import Fabric
 from .hostlists import HostlistError, compress, expand
+from .merge import merge_co_parents
 from .problems import InventoryError, Problem, errors_in
 from .spec import FabricSpec, NodeSpec, NodeType, SwitchSpec
 
@@ -230,37 +234,12 @@ def tree_to_switch_specs(topo: list[TopoSwitch], problems: list[Problem], add_ro
             edges.setdefault(c, []).append(s.name)
     # co-parents of one child are one logical switch (a fat-tree's redundant spines)
     names = [s.name for s in topo if s.name in dist]
-    idx = {n: i for i, n in enumerate(names)}
-    root = list(range(len(names)))
-
-    def find(x: int) -> int:
-        while root[x] != x:
-            root[x] = root[root[x]]
-            x = root[x]
-        return x
-
-    def union(a: int, b: int) -> bool:
-        ra, rb = find(a), find(b)
-        if ra == rb:
-            return False
-        root[max(ra, rb)] = min(ra, rb)
-        return True
-
-    changed = True
-    while changed:
-        changed = False
-        classes: dict[int, list[str]] = {}
-        for n in names:
-            classes.setdefault(find(idx[n]), []).append(n)
-        for members in classes.values():
-            ps = [p for m in members for p in edges.get(m, [])]
-            for p in ps[1:]:
-                changed |= union(idx[ps[0]], idx[p])
-    classes = {}
+    uf = merge_co_parents(UnionFind(names), names, lambda m: edges.get(m, []))
+    classes: dict[str, list[str]] = {}
     for n in names:
-        classes.setdefault(find(idx[n]), []).append(n)
+        classes.setdefault(uf[n], []).append(n)
     specs: list[SwitchSpec] = []
-    class_name: dict[int, str] = {}
+    class_name: dict[str, str] = {}
     for cls, members in sorted(classes.items(), key=lambda kv: order[kv[1][0]]):
         members.sort(key=order.get)
         head = by_name[members[0]]
@@ -275,7 +254,7 @@ def tree_to_switch_specs(topo: list[TopoSwitch], problems: list[Problem], add_ro
                                 members=members if len(members) > 1 else [],
                                 link_speed=min(speeds) if speeds else None, line=head.line))
     for sp in specs:
-        ps = {class_name[find(idx[p])] for m in (sp.members or [sp.name]) for p in edges.get(m, [])}
+        ps = {class_name[uf[p]] for m in (sp.members or [sp.name]) for p in edges.get(m, [])}
         sp.parent = next(iter(ps)) if ps else None
     roots = [s for s in specs if s.parent is None]
     if len(roots) > 1 and add_root:

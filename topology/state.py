@@ -5,7 +5,7 @@ a decision never loops over all nodes; bulk rebuilds use numpy.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -145,7 +145,7 @@ class ClusterState:
         m = int(self.free_mask[node])
         return [g for g in range(int(self.fabric.node_gpus[node])) if m >> g & 1]
 
-    def copy(self) -> "ClusterState":
+    def copy(self) -> ClusterState:
         new = object.__new__(ClusterState)
         new.__dict__.update(self.__dict__)
         for k in ("free_mask", "free_gpus", "usable", "group_free_nodes", "group_free_gpus", "group_usable_nodes"):

@@ -2,9 +2,10 @@
 switches dropped."""
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
-from .fabric import Fabric, NodeState, build_fabric
+from .build import build_fabric
+from .fabric import Fabric, NodeState
 from .problems import RequestError
 from .spec import DomainSpec, FabricSpec, NodeSpec, SwitchSpec
 
