@@ -28,10 +28,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from states import MULTI_NODE_SIZES, MULTI_NODE_WEIGHTS, SMALL_GPUS, SMALL_WEIGHTS, fragmented_state  # noqa: E402
+
 from plugins.backend import SlurmSnapshot  # noqa: E402
 from plugins.lab import Lab, LabOptions  # noqa: E402
 from plugins.serve import Daemon, ServeConfig, serve  # noqa: E402
-from states import MULTI_NODE_SIZES, MULTI_NODE_WEIGHTS, SMALL_GPUS, SMALL_WEIGHTS, fragmented_state  # noqa: E402
 from topology import dump_inventory  # noqa: E402
 from topology.generate import design_for, generate  # noqa: E402
 

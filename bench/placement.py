@@ -26,11 +26,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from states import MULTI_NODE_SIZES, MULTI_NODE_WEIGHTS, SMALL_GPUS, SMALL_WEIGHTS, fragmented_state  # noqa: E402
+
 from placer import JobRequest, PlannerConfig, place_one, plan  # noqa: E402
 from placer.eligibility import eligibility  # noqa: E402
 from placer.index import index_for  # noqa: E402
 from placer.slurm_tree import slurm_tree_choice  # noqa: E402
-from states import MULTI_NODE_SIZES, MULTI_NODE_WEIGHTS, SMALL_GPUS, SMALL_WEIGHTS, fragmented_state  # noqa: E402
 from topology.generate import design_for, generate  # noqa: E402
 
 DECISION_SIZES = [8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384]

@@ -22,10 +22,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from states import fragmented_state  # noqa: E402
+
 from placer import JobRequest, PlannerConfig, place_one  # noqa: E402
 from placer.index import index_for  # noqa: E402
 from placer.ranks import Parallelism, name_order_layout, placer_layout, traffic  # noqa: E402
-from states import fragmented_state  # noqa: E402
 from topology.generate import design_for, generate  # noqa: E402
 
 

@@ -32,8 +32,7 @@ sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "data" / "traces"
 
 from cli.simulate_cmd import render_table  # noqa: E402
-from placer.simulate import (JobRecord, SimConfig, common_busy_window, multi_node_placed,  # noqa: E402
-                             simulate, utilisation_in)
+from placer.sim import JobRecord, SimConfig, common_busy_window, multi_node_placed, simulate, utilisation_in  # noqa: E402
 from placer.tracegen import generate_trace, scale_to_load, shape_from_tables  # noqa: E402
 from placer.traces import merge_traces, parse_trace  # noqa: E402
 from topology.generate import design_for, generate  # noqa: E402

@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from placer.simulate import JobRecord  # noqa: E402
+from placer.sim import JobRecord  # noqa: E402
 from topology import Fabric  # noqa: E402
 
 

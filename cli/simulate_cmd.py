@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from placer import PlannerConfig
-from placer.simulate import POLICIES, SimConfig, common_busy_window, record_dict, simulate, utilisation_in
+from placer.plan_doc import simulation_document
+from placer.sim import POLICIES, SimConfig, common_busy_window, simulate, utilisation_in
 from placer.tracegen import generate_trace, scale_to_load, shape_from_tables
 from placer.traces import merge_traces, parse_trace, write_csv_trace
 from topology import Problem, RequestError
@@ -107,13 +108,9 @@ def simulate_cmd(inventory: str, traces: tuple[str, ...], trace_format: str, pol
     for name in policies:  # one window for all, so the figures compare
         summaries[name]["utilisation_busy_period"] = utilisation_in(fabric, runs[name], t0, t1)
         summaries[name]["busy_period_s"] = t1 - t0
-    doc = {"schema": "placer.plan/v1", "fabric": fabric.name, "kind": "simulation",
-           "trace": {"files": list(traces), "jobs": len(jobs), "skipped": trace.skipped, "load": load,
-                     "backfill": backfill, "switches_wait_s": switches_wait_s},
-           "placements": [record_dict(fabric, r) for r in runs[policies[0]]],
-           "runs": [{"policy": n, "placements": [record_dict(fabric, r) for r in runs[n]], "summary": summaries[n]}
-                    for n in policies],
-           "summary": summaries}
+    doc = simulation_document(fabric, {"files": list(traces), "jobs": len(jobs), "skipped": trace.skipped,
+                                       "load": load, "backfill": backfill, "switches_wait_s": switches_wait_s},
+                              runs, summaries)
     if out_path:
         write_output(out_path, json.dumps(doc) + "\n")
     if plot_dir:

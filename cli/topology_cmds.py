@@ -9,9 +9,9 @@ import click
 import yaml
 
 from topology import InventoryError, Problem, RequestError, dump_inventory
+from topology.build import build_fabric
 from topology.exporters import EXPORTERS, export
 from topology.generate import PRESET_HELP, PRESETS, design_for, generate
-from topology.build import build_fabric
 from topology.hostlists import HostlistError, expand
 from topology.ibnetdiscover import ImportOptions, import_ibnetdiscover, parse_node_map
 from topology.nvidia_smi import node_type_from_topo, parse_clique_csv

@@ -19,9 +19,12 @@ import numpy as np
 
 from topology import ClusterState
 
+from .bounds import Bounds
+from .cost import placement_cost
 from .cpsat_model import solve_leaf_choice
-from .eligibility import Eligibility, best_island_free
+from .eligibility import Eligibility
 from .index import FabricIndex
+from .islands import best_island_free, pick_gpus
 from .jobs import JobRequest
 from .types import PlannerConfig
 
@@ -37,39 +40,6 @@ class Choice:
     solver: str
     alternatives: list[dict[str, Any]] = field(default_factory=list)
     model_proto: str | None = None
-
-
-@dataclass
-class Bounds:
-    leaf: int | None  # fewest leaves (None: does not fit now)
-    pod: int | None  # fewest level-1 groups
-    counts: np.ndarray  # eligible nodes per leaf
-
-
-def leaf_counts(ix: FabricIndex, state: ClusterState, el: Eligibility) -> np.ndarray:
-    return np.bincount(ix.fabric.node_leaf[el.now], minlength=ix.fabric.n_leaves).astype(np.int64)
-
-
-def fewest(counts: np.ndarray, need: int) -> int | None:
-    """Fewest of these bins whose counts add up to `need`."""
-    if need <= 0:
-        return 0
-    s = np.sort(counts[counts > 0])[::-1]
-    if not s.size or s.sum() < need:
-        return None
-    return int(np.searchsorted(np.cumsum(s), need) + 1)
-
-
-def bounds(ix: FabricIndex, counts: np.ndarray, need: int) -> Bounds:
-    leaf = fewest(counts, need)
-    pod = None
-    if ix.depth > 1:
-        a = ix.anc[1]
-        ok = a >= 0
-        pod = fewest(np.bincount(a[ok], weights=counts[ok], minlength=ix.fabric.n_groups).astype(np.int64), need)
-    elif leaf is not None:
-        pod = 1
-    return Bounds(leaf, pod, counts)
 
 
 def rank_order(ix: FabricIndex, nodes: list[int]) -> list[int]:
@@ -111,15 +81,15 @@ def choose_single(ix: FabricIndex, state: ClusterState, job: JobRequest, el: Eli
         broken_groups += (gw & ~(leaf_taken & (ix.group_nodes[np.maximum(a, 0)] == 1))).astype(np.int64)
     leftover = state.free_gpus[cand].astype(np.int64) - g
     partial = (leftover > 0).astype(np.int64)
-    frag = 2 * broken_node + 2 * broken_leaf + 4 * broken_groups + partial
-    cost = ix.CF * frag + leftover
+    cost = placement_cost(ix.weights, leaves=1, tier=0, broken_nodes=broken_node, broken_leaves=broken_leaf,
+                          broken_groups=broken_groups, partial=partial, leftover=leftover)
     # ties: the tightest island, then the leaf with the fewest whole free nodes (best fit one level up:
     # leaves with many whole free nodes stay ready for multi-node jobs), then the lowest node index
     leaf_room = state.group_free_nodes[leaf]
     order = np.lexsort((cand, leaf_room, island_free, cost))
     best = int(order[0])
     node = int(cand[best])
-    gpu_ids = _pick_gpus(ix, state, node, g)
+    gpu_ids = pick_gpus(ix, state, node, g)
     terms = {"leaves": 1, "tier_groups": 0, "broken_nodes": int(broken_node[best]),
              "broken_leaves": int(broken_leaf[best]), "broken_groups": int(broken_groups[best]),
              "partial": int(partial[best]), "leftover": int(leftover[best]), "ring_edges_off_leaf": 0,
@@ -129,25 +99,9 @@ def choose_single(ix: FabricIndex, state: ClusterState, job: JobRequest, el: Eli
                   "exact scan (single node)", alts)
 
 
-def _pick_gpus(ix: FabricIndex, state: ClusterState, node: int, g: int) -> list[int]:
-    """GPUs from the tightest NVLink island that holds g, lowest indices first."""
-    f = ix.fabric
-    free = int(state.free_mask[node])
-    best: list[int] | None = None
-    masks = ix.type_islands[int(f.node_type[node])]
-    if max(bin(m).count("1") for m in masks) < g:  # larger than any island: anywhere on the node
-        masks = (sum(masks),)
-    for m in masks:
-        ids = [i for i in range(int(f.node_gpus[node])) if (free & m) >> i & 1]
-        if len(ids) >= g and (best is None or len(ids) < len(best)):
-            best = ids
-    assert best is not None
-    return best[:g]
-
-
 # -- whole nodes ---------------------------------------------------------------------------------------
 def multi_cost(ix: FabricIndex, state: ClusterState, take: dict[int, int]) -> tuple[int, dict[str, int], list[int]]:
-    """Cost of taking take[leaf] whole nodes from each leaf (see README "Objective")."""
+    """Cost of taking take[leaf] whole nodes from each leaf (placer/cost.py)."""
     wf = _whole_free_groups(ix, state)
     leaves = [l for l, x in take.items() if x > 0]
     n = sum(take.values())
@@ -167,8 +121,8 @@ def multi_cost(ix: FabricIndex, state: ClusterState, take: dict[int, int]) -> tu
     broken_leaves = sum(1 for l in leaves if wf[l] and take[l] < ix.group_nodes[l])
     partial = sum(1 for l in leaves if take[l] < free[l])
     leftover = int(sum(int(free[l]) for l in leaves) - n)
-    frag = 2 * broken_leaves + 4 * broken_groups + partial
-    cost = ix.A * (len(leaves) - 1) + ix.B * tier + ix.CF * frag + leftover
+    cost = placement_cost(ix.weights, leaves=len(leaves), tier=tier, broken_leaves=broken_leaves,
+                          broken_groups=broken_groups, partial=partial, leftover=leftover)
     terms = {"leaves": len(leaves), "tier_groups": tier, "broken_nodes": 0, "broken_leaves": broken_leaves,
              "broken_groups": broken_groups, "partial": partial, "leftover": leftover,
              **ring_terms(groups)}
@@ -232,7 +186,8 @@ def choose_single_leaf(ix: FabricIndex, state: ClusterState, el: Eligibility, co
         ok = a >= 0
         a0 = np.maximum(a, 0)
         broken_groups += (ok & wf[a0] & (need < ix.group_nodes[a0])).astype(np.int64)
-    cost = ix.CF * (2 * broken_leaf + 4 * broken_groups + partial) + (free - need)
+    cost = placement_cost(ix.weights, leaves=1, tier=0, broken_leaves=broken_leaf, broken_groups=broken_groups,
+                          partial=partial, leftover=free - need)
     order = np.lexsort((cands, cost))
     best = _choice(ix, state, el, {int(cands[order[0]]): need}, "exact scan (single leaf)")
     assert best.cost == int(cost[order[0]])

@@ -11,6 +11,7 @@ from ortools.sat.python import cp_model
 
 from topology import ClusterState
 
+from .cost import placement_cost
 from .index import FabricIndex
 from .types import PlannerConfig
 
@@ -80,13 +81,13 @@ def solve_leaf_choice(ix: FabricIndex, state: ClusterState, counts: np.ndarray, 
             model.add_implication(fg, z[g])
             broken_g.append(z[g] - fg)
 
-    # -- objective (README "Objective"): leaves, tier-weighted groups, fragmentation, leftover
+    # -- objective (placer/cost.py): leaves, tier-weighted groups, fragmentation, leftover
     partial = [y[l] - full[l] if l in full else y[l] for l in leaves]
     broken_l = [p for l, p in zip(leaves, partial) if whole_free[l]]
     tier = [int(ix.fabric.group_level[g]) * z[g] for g in z]
     leftover = sum(int(free[l]) * y[l] for l in leaves) - need
-    model.minimize(ix.A * sum(y.values()) + ix.B * sum(tier)
-                   + ix.CF * (2 * sum(broken_l) + 4 * sum(broken_g) + sum(partial)) + leftover)
+    model.minimize(placement_cost(ix.weights, leaves=sum(y.values()), tier=sum(tier), broken_leaves=sum(broken_l),
+                                  broken_groups=sum(broken_g), partial=sum(partial), leftover=leftover))
 
     # -- greedy answer as a complete hint (every variable), so the first solution costs nothing to find
     used_groups: dict[int, int] = {}

@@ -8,6 +8,7 @@ import numpy as np
 from topology import ClusterState
 
 from .index import FabricIndex
+from .islands import best_island_free
 from .jobs import JobRequest
 
 
@@ -31,14 +32,24 @@ def _static_mask(ix: FabricIndex, job: JobRequest) -> tuple[np.ndarray, np.ndarr
         i = f.node_index.get(name)
         if i is not None:
             not_excl[i] = False
-    return feat_ok, not_excl, f.node_gpus
+    return feat_ok, not_excl, _in_partition(ix, job)
+
+
+def _in_partition(ix: FabricIndex, job: JobRequest) -> np.ndarray:
+    f = ix.fabric
+    if job.partition_nodes is None:  # not known: every node
+        return np.ones(f.n_nodes, dtype=bool)
+    mask = np.zeros(f.n_nodes, dtype=bool)
+    mask[[f.node_index[n] for n in job.partition_nodes if n in f.node_index]] = True
+    return mask
 
 
 def eligibility(ix: FabricIndex, state: ClusterState, job: JobRequest, spares: np.ndarray | None = None
                 ) -> Eligibility:
     f = ix.fabric
-    feat_ok, not_excl, node_gpus = _static_mask(ix, job)
-    candidates = feat_ok & not_excl
+    feat_ok, not_excl, in_part = _static_mask(ix, job)
+    node_gpus = ix.fabric.node_gpus
+    candidates = feat_ok & not_excl & in_part
     if spares is not None:
         candidates = candidates & ~spares
     # node size: the job's own, else the largest among nodes that could host it
@@ -47,15 +58,14 @@ def eligibility(ix: FabricIndex, state: ClusterState, job: JobRequest, spares: n
     else:
         sizes = node_gpus[candidates]
         size = int(sizes.max()) if sizes.size else int(node_gpus.max(initial=1))
-    multi = job.exclusive or job.gpus > size or (job.gpus_per_node is not None and job.gpus > job.gpus_per_node)
+    multi = job.multi_node(size)
+    need = job.nodes_needed(size)
     in_service = state.usable
     if multi:
         size_ok = node_gpus == size
-        need = job.nodes_needed(size)
         busy = state.free_mask != state.full_mask
     else:
         size_ok = node_gpus >= job.gpus
-        need = 1
         busy = ~_island_fits(ix, state, job.gpus)
     static = candidates & size_ok & (f.node_state == 0)
     now = candidates & size_ok & in_service & ~busy
@@ -63,7 +73,7 @@ def eligibility(ix: FabricIndex, state: ClusterState, job: JobRequest, spares: n
     remaining = np.ones(f.n_nodes, dtype=bool)
     spare_bad = spares if spares is not None else np.zeros(f.n_nodes, dtype=bool)
     for reason, bad in (("down or drained", ~in_service), ("kept as hot spares", spare_bad),
-                        ("excluded by the job", ~not_excl),
+                        ("outside the job's partition", ~in_part), ("excluded by the job", ~not_excl),
                         ("lacking features or GPU model", ~feat_ok), (f"not {size}-GPU nodes" if multi else "too few GPUs", ~size_ok),
                         ("busy", busy)):
         hit = int((bad & remaining).sum())
@@ -76,26 +86,3 @@ def eligibility(ix: FabricIndex, state: ClusterState, job: JobRequest, spares: n
 def _island_fits(ix: FabricIndex, state: ClusterState, gpus: int) -> np.ndarray:
     """Per node: some NVLink island has `gpus` free GPUs."""
     return best_island_free(ix, state, gpus) >= 0
-
-
-def best_island_free(ix: FabricIndex, state: ClusterState, gpus: int) -> np.ndarray:
-    """Per node: free GPUs of the tightest island holding `gpus` (-1 where none does)."""
-    f = ix.fabric
-    best = np.full(f.n_nodes, -1, dtype=np.int64)
-    if all(len(m) == 1 for m in ix.type_islands):  # every node all-to-all: the free count is the answer
-        free = state.free_gpus.astype(np.int64)
-        return np.where(free >= gpus, free, -1)
-    for t, masks in enumerate(ix.type_islands):
-        nodes = np.nonzero(f.node_type == t)[0]
-        if not nodes.size:
-            continue
-        free = state.free_mask[nodes]
-        tight = np.full(nodes.size, np.iinfo(np.int64).max, dtype=np.int64)
-        if max(bin(m).count("1") for m in masks) < gpus:  # larger than any island: anywhere on the node
-            masks = (sum(masks),)
-        for m in masks:
-            cnt = np.bitwise_count(free & np.uint64(m)).astype(np.int64)
-            ok = cnt >= gpus
-            tight = np.where(ok & (cnt < tight), cnt, tight)
-        best[nodes] = np.where(tight == np.iinfo(np.int64).max, -1, tight)
-    return best

@@ -11,11 +11,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-import numpy as np
-
 from topology import ClusterState, Fabric
 
-from .choose import Choice, bounds, choose_multi, choose_single, fewest, leaf_counts
+from .bounds import bounds, empty_fabric_bounds, leaf_counts
+from .choose import Choice, choose_multi, choose_single
 from .eligibility import Eligibility, eligibility
 from .index import FabricIndex, index_for, spare_mask
 from .jobs import JobRequest
@@ -58,10 +57,8 @@ def place_one(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: Planne
     el = el or eligibility(ix, state, job, spare_mask(ix, cfg.spares_per_su) if cfg.spares_per_su else None)
     need = el.nodes_needed
     p = Placement(job=job.job_id, status="pending", gpus=job.gpus, priority=job.priority)
-    static_counts = np.bincount(f.node_leaf[el.static], minlength=f.n_leaves)
-    static_k = fewest(static_counts, need)
-    counts = leaf_counts(ix, state, el)
-    b = bounds(ix, counts, need)
+    static_k = empty_fabric_bounds(ix, el.static, need).leaf
+    b = bounds(ix, leaf_counts(ix, el.now), need)
     p.leaf_lower_bound, p.pod_lower_bound = b.leaf, b.pod
     unit = f"{need} whole {el.gpus_per_node}-GPU node(s)" if el.multi_node else f"{job.gpus} GPU(s) on one node"
     excl = ", ".join(f"{r} {n}" for r, n in el.excluded.items())

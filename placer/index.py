@@ -8,6 +8,8 @@ import numpy as np
 
 from topology import Fabric
 
+from .cost import CostWeights, cost_weights
+
 
 @dataclass(frozen=True, eq=False)
 class FabricIndex:
@@ -19,11 +21,7 @@ class FabricIndex:
     leaf_pos: np.ndarray  # position of each leaf in leaf_order
     type_features: tuple[frozenset[str], ...]
     type_islands: tuple[tuple[int, ...], ...]  # per node type: uint64 masks of its NVLink islands
-    # cost weights (see README "Objective"): A per extra leaf, B per tier-weighted extra group, CF per
-    # fragmentation event; leftover units are counted with weight 1
-    A: int
-    B: int
-    CF: int
+    weights: CostWeights  # of the placement cost (placer/cost.py)
 
 
 @lru_cache(maxsize=8)
@@ -51,15 +49,8 @@ def index_for(fabric: Fabric) -> FabricIndex:
     leaf_pos = np.empty(nl, dtype=np.int32)
     leaf_pos[leaf_order] = np.arange(nl, dtype=np.int32)
     islands = tuple(tuple(sum(1 << g for g in isl) for isl in t.islands()) for t in fabric.node_types)
-    n = max(fabric.n_nodes, 1)
-    max_units = max(n, int(fabric.node_gpus.max()) if fabric.n_nodes else 1)
-    cf = max_units + 1
-    f_max = cf * (3 * nl + 4 * ng + 2) + max_units
-    b = f_max + 1
-    tier_max = sum(int(fabric.group_level[g]) for g in range(nl, ng))
-    a = b * (tier_max + 1)
     return FabricIndex(fabric, depth, anc, group_nodes, leaf_order, leaf_pos,
-                       tuple(frozenset(t.features) for t in fabric.node_types), islands, a, b, cf)
+                       tuple(frozenset(t.features) for t in fabric.node_types), islands, cost_weights(fabric))
 
 
 def spare_mask(ix: FabricIndex, per_leaf: int) -> np.ndarray:

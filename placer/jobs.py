@@ -13,17 +13,27 @@ from topology.hostlists import HostlistError, expand
 
 @dataclass(frozen=True)
 class JobRequest:
-    """One job. `gpus` is the total; a multi-node job takes ceil(gpus / gpus_per_node) whole nodes."""
+    """One job, with every constraint Slurm holds on it (translators: placer/jobs.py for job files and
+    trace rows, plugins/requests.py for the hook's job description and squeue / pyslurm jobs).
+
+    `gpus` is the total; a multi-node job takes ceil(gpus / gpus_per_node) whole nodes (`multi_node`).
+    """
 
     job_id: str
     gpus: int
     gpus_per_node: int | None = None  # given (or implied by `nodes`): multi-node jobs use nodes of this size
     priority: int = 0
     max_switches: int | None = None  # like sbatch --switches: at most this many leaves
-    features: tuple[str, ...] = ()
+    features: tuple[str, ...] = ()  # every node has all of these (the `&` terms of --constraint)
+    constraint: str | None = None  # sbatch --constraint as given, when it has more than `&` terms
     gpu_model: str | None = None  # like sbatch --gpus=h100:16
-    exclude: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()  # sbatch --exclude
+    required_nodes: tuple[str, ...] = ()  # sbatch --nodelist (-w): the job must run on all of them
+    partition: str | None = None
+    partition_nodes: tuple[str, ...] | None = None  # the partition's nodes (None: not known, every node)
+    qos: str | None = None
     exclusive: bool = False
+    time_limit_s: float | None = None  # sbatch --time
     submit_time: float | None = None
     duration: float | None = None
     tp: int | None = None  # 3D parallelism (tp x pp x dp = gpus): the placement then comes with a rank order
@@ -36,8 +46,24 @@ class JobRequest:
     def parallel(self) -> bool:
         return any(v is not None for v in (self.tp, self.pp, self.dp))
 
-    def nodes_needed(self, gpus_per_node: int) -> int:
-        return math.ceil(self.gpus / gpus_per_node)
+    def multi_node(self, node_gpus: int) -> bool:
+        """The rule for whole-node jobs: exclusive, larger than one node of this size, or asking more GPUs
+        than its own GPUs per node. Such a job takes whole nodes of exactly `node_gpus` GPUs."""
+        return self.exclusive or self.gpus > node_gpus or (
+            self.gpus_per_node is not None and self.gpus > self.gpus_per_node)
+
+    def nodes_needed(self, node_gpus: int) -> int:
+        """Whole nodes of `node_gpus` GPUs for a multi-node job; 1 otherwise."""
+        return math.ceil(self.gpus / node_gpus) if self.multi_node(node_gpus) else 1
+
+    def not_yet_honoured(self) -> str | None:
+        """Constraints the job carries that the planner does not honour yet (None: it honours them all).
+        A caller that meets one leaves the job to Slurm unchanged rather than place it wrongly."""
+        if self.required_nodes:
+            return f"--nodelist {','.join(self.required_nodes[:3])}{'…' if len(self.required_nodes) > 3 else ''}"
+        if self.constraint:
+            return f"--constraint {self.constraint!r}"
+        return None
 
 
 _KEYS = {"job_id", "id", "gpus", "nodes", "gpus_per_node", "priority", "max_switches", "switches", "features",
@@ -95,8 +121,9 @@ def job_from_mapping(d: dict[str, Any], path: str, problems: list[Problem], line
     prio = _num(d.get("priority"), f"{path}.priority", problems, line=line, minimum=-(2**31)) or 0
     maxsw = _num(d.get("max_switches", d.get("switches")), f"{path}.max_switches", problems, line=line, minimum=1)
     feats_raw = d.get("features", d.get("constraint")) or []
+    constraint = None
     if isinstance(feats_raw, str):
-        feats_raw = [f for f in feats_raw.replace("&", ",").split(",") if f.strip()]
+        feats_raw, constraint = split_constraint(feats_raw)
     if not isinstance(feats_raw, list) or not all(isinstance(f, str) for f in feats_raw):
         problems.append(Problem(f"{path}.features", f"expected feature names, got {feats_raw!r}", line=line))
         feats_raw = []
@@ -134,9 +161,19 @@ def job_from_mapping(d: dict[str, Any], path: str, problems: list[Problem], line
         return None
     return JobRequest(job_id=jid, gpus=int(gpus), gpus_per_node=int(gpn) if gpn else None, priority=int(prio),
                       max_switches=int(maxsw) if maxsw else None, features=tuple(f.strip() for f in feats_raw),
+                      constraint=constraint,
                       gpu_model=model.strip().lower() if model else None,
                       exclude=tuple(exclude), exclusive=bool(exclusive), submit_time=submit, duration=duration,
                       tp=tp, pp=pp, dp=dp, weights=weights)
+
+
+def split_constraint(text: str) -> tuple[list[str], str | None]:
+    """sbatch --constraint: plain `a&b` (or `a,b`) terms become features every node must have; anything
+    more (`a|b`, `[a|b]`, counts, parentheses) is kept whole as the job's `constraint`."""
+    text = text.strip()
+    if any(c in text for c in "|[]()*"):
+        return [], text
+    return [f for f in text.replace("&", ",").split(",") if f.strip()], None
 
 
 def jobs_from_list(items: Any, problems: list[Problem]) -> list[JobRequest]:

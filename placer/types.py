@@ -44,18 +44,3 @@ class Placement:
     ranks: list[list] | None = None  # rank -> [node, gpu] (3D-parallel jobs)
     rank_traffic: dict[str, float] | None = None  # our rank order's traffic per step
     name_order_traffic: dict[str, float] | None = None  # Slurm's default order on the same nodes
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {
-            "job": self.job, "status": self.status, "gpus": self.gpus, "nodes": self.nodes,
-            "gpu_ids": self.gpu_ids, "leaves": self.leaves, "leaf_lower_bound": self.leaf_lower_bound,
-            "pods": self.pods, "pod_lower_bound": self.pod_lower_bound, "cost": self.cost,
-            "cost_terms": self.cost_terms, "reason": self.reason, "solver": self.solver, "priority": self.priority,
-        }
-        if self.explain is not None:
-            d["explain"] = self.explain
-        if self.ranks is not None:
-            d["ranks"] = self.ranks
-            d["rank_traffic"] = self.rank_traffic
-            d["name_order_traffic"] = self.name_order_traffic
-        return d

@@ -8,11 +8,13 @@ claims are checked too: a job said not to fit must really not fit.
 """
 from __future__ import annotations
 
-import math
 from typing import Iterable
 
 from topology import ClusterState, Fabric
 
+from .cost import cost_weights, placement_cost
+from .index import index_for
+from .islands import island_masks
 from .jobs import JobRequest
 from .types import Placement
 
@@ -56,12 +58,12 @@ def validate(fabric: Fabric, initial: ClusterState, jobs: list[JobRequest], plac
     free = {n: set(initial.free_gpu_ids(n)) for n in range(f.n_nodes)}
     usable = [bool(u) for u in initial.usable]
     ngpu = [int(g) for g in f.node_gpus]
-    islands = [f.node_types[int(f.node_type[n])].islands() for n in range(f.n_nodes)]
+    type_masks = index_for(f).type_islands
 
     def islands_for(n: int, gpus: int) -> list[tuple[int, ...]]:
-        """Inside one NVLink island, unless the job is larger than every island of the node."""
-        isl = list(islands[n])
-        return isl if max(len(i) for i in isl) >= gpus else [tuple(range(ngpu[n]))]
+        """The GPU sets the job may take on node n (the one island rule, placer/islands.py)."""
+        masks = island_masks(type_masks[int(f.node_type[n])], gpus)
+        return [tuple(g for g in range(ngpu[n]) if m >> g & 1) for m in masks]
 
     def whole_free(n: int) -> bool:
         return usable[n] and len(free[n]) == ngpu[n]
@@ -72,6 +74,8 @@ def validate(fabric: Fabric, initial: ClusterState, jobs: list[JobRequest], plac
         t = f.node_types[int(f.node_type[n])]
         if not set(j.features) <= set(t.features) or f.node_names[n] in j.exclude:
             return False
+        if j.partition_nodes is not None and f.node_names[n] not in j.partition_nodes:
+            return False
         if j.gpu_model is not None and t.gpu_model.lower() != j.gpu_model:
             return False
         return ngpu[n] == size if size is not None else ngpu[n] >= j.gpus
@@ -81,6 +85,7 @@ def validate(fabric: Fabric, initial: ClusterState, jobs: list[JobRequest], plac
             return j.gpus_per_node
         sizes = [ngpu[n] for n in range(f.n_nodes) if set(j.features) <= set(f.node_types[int(f.node_type[n])].features)
                  and f.node_names[n] not in j.exclude
+                 and (j.partition_nodes is None or f.node_names[n] in j.partition_nodes)
                  and (j.gpu_model is None or f.node_types[int(f.node_type[n])].gpu_model.lower() == j.gpu_model)]
         return max(sizes) if sizes else max(ngpu)
 
@@ -96,8 +101,7 @@ def validate(fabric: Fabric, initial: ClusterState, jobs: list[JobRequest], plac
     for p in order:
         j = by_id[p.job]
         size = job_size(j)
-        multi = j.exclusive or j.gpus > size or (j.gpus_per_node is not None and j.gpus > j.gpus_per_node)
-        need = math.ceil(j.gpus / size) if multi else 1
+        multi, need = j.multi_node(size), j.nodes_needed(size)
         # what fits now, by this validator's own counting
         per_leaf: dict[int, int] = {}
         for n in range(f.n_nodes):
@@ -176,11 +180,8 @@ def validate(fabric: Fabric, initial: ClusterState, jobs: list[JobRequest], plac
 
 def _cost(f: Fabric, members: dict[int, set[int]], level: list[int], free: dict[int, set[int]], usable: list[bool],
           ngpu: list[int], j: JobRequest, nodes: list[int], gpu_ids: dict[str, list[int]], multi: bool) -> int:
-    """README "Objective", from first principles on the validator's own picture."""
-    from .index import index_for  # only the weights A, B, CF (constants of the fabric)
-
-    ix = index_for(f)
-
+    """The cost's terms counted from first principles on the validator's own picture; the formula and its
+    weights are the one definition (placer/cost.py)."""
     def whole(n: int) -> bool:
         return usable[n] and len(free[n]) == ngpu[n]
 
@@ -207,5 +208,6 @@ def _cost(f: Fabric, members: dict[int, set[int]], level: list[int], free: dict[
         leftover = len(free[n]) - len(gpu_ids[f.node_names[n]])
         partial = int(leftover > 0)
         broken_nodes = int(whole(n) and len(gpu_ids[f.node_names[n]]) < ngpu[n])
-    frag = 2 * broken_nodes + 2 * broken_leaves + 4 * broken_groups + partial
-    return ix.A * (len(leaves) - 1) + ix.B * tier + ix.CF * frag + leftover
+    return int(placement_cost(cost_weights(f), leaves=len(leaves), tier=tier, broken_nodes=broken_nodes,
+                              broken_leaves=broken_leaves, broken_groups=broken_groups, partial=partial,
+                              leftover=leftover))

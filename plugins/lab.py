@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from topology import BackendError, Fabric
-
-from .slurm_cli import run_command
 from topology.exporters import export_gres, export_slurm_tree
 from topology.fabric import NodeState
 from topology.hostlists import compress
+
+from .slurm_cli import run_command
 
 log = logging.getLogger(__name__)
 

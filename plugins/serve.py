@@ -22,11 +22,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from placer import JobRequest, PlannerConfig, place_one
-from placer.choose import fewest
+from placer.bounds import empty_fabric_bounds
 from placer.eligibility import eligibility
 from placer.index import index_for
 from topology import BackendError, ClusterState, Fabric
@@ -198,8 +197,7 @@ class Daemon:
                         "reason": f"nodes {compress(p.nodes)}: {p.leaves} leaf(s), bound {p.leaf_lower_bound}"}
             if p.status == "pending":
                 el = eligibility(self.ix, self.state, job)
-                k = fewest(np.bincount(self.fabric.node_leaf[el.static], minlength=self.fabric.n_leaves),
-                           el.nodes_needed) or 1
+                k = empty_fabric_bounds(self.ix, el.static, el.nodes_needed).leaf or 1
                 return {"action": "advise", "req_switch": int(k), "wait4switch": self.cfg.max_wait4switch_s,
                         "reason": f"no room now; asks Slurm for {k} leaf switch(es) within "
                                   f"{self.cfg.max_wait4switch_s} s"}

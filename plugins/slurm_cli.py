@@ -11,8 +11,7 @@ from typing import Any, Callable
 
 from topology import BackendError
 
-from .backend import (SlurmJob, SlurmNode, SlurmSnapshot, expand_nodes, node_state_of, parse_gpu_idx,
-                      parse_tres_gpus)
+from .backend import SlurmJob, SlurmNode, SlurmSnapshot, expand_nodes, node_state_of, parse_gpu_idx, parse_tres_gpus
 
 Runner = Callable[[list[str]], str]
 

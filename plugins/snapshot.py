@@ -3,27 +3,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from placer.plan_doc import SCHEMA
+from placer.plan_doc import document, plan_row
 from topology import Fabric
 
 from .backend import SlurmSnapshot, StateReport
 
 
 def snapshot_document(fabric: Fabric, snap: SlurmSnapshot, report: StateReport, backend: str) -> dict[str, Any]:
-    placements = []
+    rows = []
     for job in report.running:
         ids = {n: list(job.gpu_ids.get(n, ())) for n in job.nodes if n in fabric.node_index}
-        placements.append({
-            "job": str(job.job_id), "status": "placed", "gpus": sum(len(v) for v in ids.values()),
-            "nodes": list(job.nodes), "gpu_ids": {n: v for n, v in ids.items() if v},
-            "leaves": len({int(fabric.node_leaf[fabric.node_index[n]]) for n in ids}),
-            "leaf_lower_bound": None, "pods": None, "pod_lower_bound": None, "cost": None,
-            "reason": f"running in Slurm as {job.name!r} (user {job.user_id}, partition {job.partition})",
-            "solver": "slurm", "priority": job.priority})
+        rows.append(plan_row(
+            job=str(job.job_id), status="placed", gpus=sum(len(v) for v in ids.values()), nodes=list(job.nodes),
+            gpu_ids={n: v for n, v in ids.items() if v},
+            leaves=len({int(fabric.node_leaf[fabric.node_index[n]]) for n in ids}), leaf_lower_bound=None,
+            pods=None, pod_lower_bound=None, cost=None,
+            reason=f"running in Slurm as {job.name!r} (user {job.user_id}, partition {job.partition})",
+            solver="slurm", priority=job.priority))
     down = [{"node": n.name, "state": n.state, "reason": n.reason} for n in snap.nodes
             if n.state != "up" and n.name in fabric.node_index]
-    return {"schema": SCHEMA, "fabric": fabric.name, "source": f"slurm snapshot ({backend})",
-            "placements": placements, "down_nodes": down, "warnings": report.warnings,
-            "summary": {"running_jobs": len(placements), "pending_jobs": sum(j.state == "PENDING" for j in snap.jobs),
-                        "down_nodes": len(down),
-                        "gpus_in_use": int(fabric.total_gpus - report.state.free_gpus.sum())}}
+    summary = {"running_jobs": len(rows), "pending_jobs": sum(j.state == "PENDING" for j in snap.jobs),
+               "down_nodes": len(down), "gpus_in_use": int(fabric.total_gpus - report.state.free_gpus.sum())}
+    return document(fabric, rows, summary, source=f"slurm snapshot ({backend})", down_nodes=down,
+                    warnings=report.warnings)

@@ -8,6 +8,7 @@ import pytest
 
 from placer import JobRequest, PlannerConfig, place_one, plan
 from placer.index import index_for
+from placer.plan_doc import placement_row
 from placer.validate import validate
 from topology import ClusterState, build_fabric
 from topology.generate import design_for, generate
@@ -108,4 +109,4 @@ def test_deterministic_with_seed() -> None:
     jobs = random_jobs(fabric, rng, 30)
     a = plan(fabric, state, jobs, CFG)
     b = plan(fabric, state, jobs, CFG)
-    assert [p.to_dict() for p in a.placements] == [p.to_dict() for p in b.placements]
+    assert [placement_row(p) for p in a.placements] == [placement_row(p) for p in b.placements]

@@ -16,7 +16,7 @@ import pytest
 
 from cli.main import main
 from placer.jobs import JobRequest
-from placer.simulate import SimConfig, simulate
+from placer.sim import SimConfig, simulate
 from placer.tracegen import scale_to_load
 from placer.traces import parse_csv_trace, parse_sacct, parse_swf
 from topology import load_inventory_text

@@ -6,8 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from plugins.backend import (SlurmJob, SlurmNode, SlurmSnapshot, node_state_of, parse_gpu_idx, parse_tres_gpus,
-                             to_cluster_state)
+from plugins.backend import (
+    SlurmJob,
+    SlurmNode,
+    SlurmSnapshot,
+    node_state_of,
+    parse_gpu_idx,
+    parse_tres_gpus,
+    to_cluster_state,
+)
 from plugins.pyslurm_backend import same_release
 from plugins.slurm_cli import SlurmCliBackend, parse_sinfo_json, parse_squeue_json
 from topology import BackendError

@@ -12,8 +12,9 @@ import pytest
 from placer.eligibility import eligibility
 from placer.index import index_for
 from placer.jobs import JobRequest
-from placer.simulate import SimConfig, make_policy
+from placer.sim.policies import make_policy
 from placer.slurm_tree import slurm_tree_nodes
+from placer.types import PlannerConfig
 from plugins.backend import to_cluster_state
 from topology.hostlists import compress
 
@@ -68,7 +69,7 @@ def test_slurm_tree_policy_picks_the_node_and_gpus_real_slurm_picks(lab: LabHand
     fabric = lab.fabric
     ix = index_for(fabric)
     names = fabric.node_names
-    policy = make_policy("slurm-tree", SimConfig())
+    policy = make_policy("slurm-tree", PlannerConfig())
     cli = backend(lab)
     rng = random.Random(11)
     lab.clean()

@@ -1,0 +1,55 @@
+"""Lower bounds: the fewest leaves (and level-1 groups) a job's nodes can be spread over.
+
+The leaf lower bound *now* counts the nodes that can take the job in the current state; the bound on
+an *empty fabric* counts every node that could ever host it (in service, right size, features,
+partition, not excluded). Both are `fewest` over per-leaf counts; the metrics "at the leaf bound"
+compare a placement with the empty-fabric bound.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .index import FabricIndex
+
+
+@dataclass
+class Bounds:
+    leaf: int | None  # fewest leaves (None: does not fit)
+    pod: int | None  # fewest level-1 groups
+    counts: np.ndarray  # qualifying nodes per leaf
+
+
+def fewest(counts: np.ndarray, need: int) -> int | None:
+    """Fewest of these bins whose counts add up to `need`."""
+    if need <= 0:
+        return 0
+    s = np.sort(counts[counts > 0])[::-1]
+    if not s.size or s.sum() < need:
+        return None
+    return int(np.searchsorted(np.cumsum(s), need) + 1)
+
+
+def leaf_counts(ix: FabricIndex, nodes: np.ndarray) -> np.ndarray:
+    """Per leaf: how many of the nodes in the mask `nodes` it holds."""
+    return np.bincount(ix.fabric.node_leaf[nodes], minlength=ix.fabric.n_leaves).astype(np.int64)
+
+
+def bounds(ix: FabricIndex, counts: np.ndarray, need: int) -> Bounds:
+    """Leaf and level-1 group bounds for `need` nodes given per-leaf counts of qualifying nodes."""
+    leaf = fewest(counts, need)
+    pod = None
+    if ix.depth > 1:
+        a = ix.anc[1]
+        ok = a >= 0
+        pod = fewest(np.bincount(a[ok], weights=counts[ok], minlength=ix.fabric.n_groups).astype(np.int64), need)
+    elif leaf is not None:
+        pod = 1
+    return Bounds(leaf, pod, counts)
+
+
+def empty_fabric_bounds(ix: FabricIndex, static: np.ndarray, need: int) -> Bounds:
+    """The bounds on an empty fabric: `static` marks every node that could ever host the job
+    (Eligibility.static)."""
+    return bounds(ix, leaf_counts(ix, static), need)

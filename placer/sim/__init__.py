@@ -1,0 +1,17 @@
+"""Trace replay (`placer simulate`): one scheduler for every placement policy, one place for each part.
+
+  events.py     the clock: arrivals, job ends, timer wake-ups
+  cluster.py    the simulated cluster's bookkeeping (free GPUs, when nodes free, running jobs)
+  scheduler.py  when jobs start: FCFS with EASY backfill (or none), Slurm's --switches waiting;
+                a new scheduler implements `Scheduler` and is chosen in `make_scheduler`
+  policies.py   where jobs go: placer, Slurm's tree (22.05, 24.05), first-fit
+  metrics.py    what a replay measures
+  simulator.py  the event loop, `simulate()`
+"""
+from .metrics import common_busy_window, multi_node_placed, summarize_records, utilisation_in
+from .policies import POLICIES
+from .records import Alloc, JobRecord
+from .simulator import SimConfig, Simulator, simulate
+
+__all__ = ["POLICIES", "Alloc", "JobRecord", "SimConfig", "Simulator", "common_busy_window", "multi_node_placed",
+           "simulate", "summarize_records", "utilisation_in"]

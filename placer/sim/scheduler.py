@@ -1,0 +1,247 @@
+"""When jobs start: FCFS with EASY backfill (or none), the same for every placement policy.
+
+As Slurm's sched/backfill does in spirit: the queue head starts when it fits; otherwise it gets a
+reservation at the earliest time it could fit (the shadow time), and later jobs may start now if they
+fit and do not delay that reservation (they end before the shadow time, or are placed on nodes the head
+does not need then). At most `bf_depth` jobs are tried per pass, like Slurm's bf_max_job_test. Fit
+tests are O(1) from maintained counts; the policy is asked only for a job that fits. Under
+`switches_wait_s` (Slurm's --switches=<bound>@wait for every multi-node job) the wait runs from the
+job's first evaluation, and a waiting head reserves its first projected placement within the bound
+before its deadline (else its placement at the deadline).
+
+A new scheduler implements `Scheduler` (one method: start what may start now) and is chosen in
+`make_scheduler`; the clock, the cluster's bookkeeping, the policies and the metrics stay as they are.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from topology import ClusterState
+
+from ..bounds import fewest, leaf_counts
+from ..eligibility import eligibility
+from ..index import FabricIndex
+from .cluster import SimCluster
+from .events import Clock
+from .policies import Policy
+from .records import Alloc, JobRecord
+
+StartFn = Callable[[int, Alloc, float], None]
+SCHEDULERS = ("easy", "none")  # the `backfill` setting: FCFS with EASY backfill, or plain FCFS
+
+
+class Scheduler(Protocol):
+    def schedule(self, queue: list[int], t: float) -> int:
+        """Start (through the start function it was given) what may start at time t; remove those jobs
+        from `queue`; return how many started."""
+
+
+@dataclass
+class Reservation:
+    """The queue head's claim: its shadow time and what backfill must leave it."""
+
+    shadow: float
+    nodes: set[int] | None = None  # multi-node head: the node set it will start on
+    counted: set[int] | None = None  # (fallback) nodes counted towards it
+    count: int = 0
+    free: dict[int, int] | None = None  # single-node head: nodes that will hold it, and their free GPUs
+
+
+class FcfsBackfill:
+    def __init__(self, ix: FabricIndex, cluster: SimCluster, clock: Clock, policy: Policy, start: StartFn,
+                 backfill: str, bf_depth: int, switches_wait_s: float) -> None:
+        self.ix, self.cluster, self.clock, self.policy, self.start = ix, cluster, clock, policy, start
+        self.backfill, self.bf_depth, self.switches_wait_s = backfill, bf_depth, switches_wait_s
+
+    @property
+    def records(self) -> list[JobRecord]:
+        return self.cluster.records
+
+    # -- one pass --------------------------------------------------------------------------------------
+    def schedule(self, queue: list[int], t: float) -> int:
+        started = 0
+        while queue:
+            j = queue[0]
+            alloc = self.try_now(self.records[j], t)
+            if alloc is None:
+                break
+            self.start(j, alloc, t)
+            queue.pop(0)
+            started += 1
+        if self.backfill != "easy" or len(queue) < 2:
+            return started
+        return started + self._backfill(queue, t)
+
+    def _backfill(self, queue: list[int], t: float) -> int:
+        head = self.records[queue[0]]
+        res = self.shadow(head, t)
+        reserved = None
+        if res.nodes is not None:
+            reserved = np.zeros(self.ix.fabric.n_nodes, dtype=bool)
+            reserved[list(res.nodes)] = True
+        started, k, tried = 0, 1, 0
+        while k < len(queue) and tried < self.bf_depth:
+            j = queue[k]
+            tried += 1
+            rec = self.records[j]
+            end = t + float(rec.job.duration or 0.0)
+            alloc = self.try_now(rec, t, reserved if end > res.shadow else None)
+            if alloc is None or not _keeps(head, res, alloc, end):
+                k += 1
+                continue
+            _commit(head, res, alloc, end)
+            self.start(j, alloc, t)
+            queue.pop(k)
+            started += 1
+        return started
+
+    # -- asking the policy -----------------------------------------------------------------------------
+    def try_now(self, rec: JobRecord, t: float, avoid: np.ndarray | None = None) -> Alloc | None:
+        """The policy's placement for `rec` now, or None. `avoid`: nodes reserved for the queue head
+        that this job may not use (as Slurm's backfill tests a job only on the nodes free in its window)."""
+        if not self.cluster.quick_fits(rec):
+            return None
+        waiting = t < self.switch_deadline(rec, t)
+        # no policy can stay within the bound when the whole free nodes of each leaf cannot: skip asking
+        if waiting and self.bound_out_of_reach(rec, self.cluster.state):
+            self._wake(rec)
+            return None
+        el = eligibility(self.ix, self.cluster.state, rec.job)
+        if avoid is not None:
+            el.now = el.now & ~avoid
+        if int(el.now.sum()) < el.nodes_needed:
+            return None
+        alloc = self.policy(self.ix, self.cluster.state, rec.job, el)
+        if alloc is not None and waiting and self.cluster.leaves(alloc) > rec.leaf_bound:
+            self._wake(rec)
+            return None
+        if alloc is not None and rec.multi:
+            rec.leaf_bound_now = fewest(leaf_counts(self.ix, el.now), rec.nodes_needed) or 0
+        return alloc
+
+    def choose_on(self, projected: ClusterState, rec: JobRecord) -> Alloc | None:
+        el = eligibility(self.ix, projected, rec.job)
+        return self.policy(self.ix, projected, rec.job, el) if int(el.now.sum()) >= el.nodes_needed else None
+
+    # -- Slurm's --switches ----------------------------------------------------------------------------
+    def switch_deadline(self, rec: JobRecord, t: float) -> float:
+        """When a multi-node job stops waiting for a placement within its bound (-inf: it never waits).
+        The wait counts from the scheduler's first evaluation of its placement, as Slurm's
+        wait4switch_start does, not from submission: a job deep in a long queue keeps its full wait."""
+        if not rec.multi or self.switches_wait_s <= 0:
+            return -math.inf
+        if rec.switch_wait_from is None:
+            rec.switch_wait_from = t
+        return rec.switch_wait_from + self.switches_wait_s
+
+    def _wake(self, rec: JobRecord) -> None:
+        """Wait (boundedly) for a placement within the bound; wake up at the deadline."""
+        self.clock.wake_at(id(rec), self.switch_deadline(rec, math.inf))
+
+    def bound_out_of_reach(self, rec: JobRecord, state: ClusterState) -> bool:
+        """No policy can place `rec` within its leaf bound on `state`: the whole free nodes of each leaf
+        cannot hold it in that many leaves."""
+        counts = self.cluster.leaf_whole_free(rec.size, state)
+        return (fewest(counts, rec.nodes_needed) or math.inf) > rec.leaf_bound
+
+    # -- EASY backfill's reservation for the queue head ------------------------------------------------
+    def shadow(self, rec: JobRecord, t: float) -> Reservation:
+        return self._shadow_multi(rec, t) if rec.multi else self._shadow_single(rec)
+
+    def _shadow_multi(self, rec: JobRecord, t: float) -> Reservation:
+        c = self.cluster
+        ok = c.usable & (self.ix.fabric.node_gpus == rec.size)
+        times = np.maximum(c.node_free_time[ok], t)
+        n = rec.nodes_needed
+        if times.size < n:
+            return Reservation(math.inf)
+        shadow = float(np.partition(times, n - 1)[n - 1])
+        # as Slurm's backfill does: the head's reservation is the node set the policy would choose on the
+        # projected state at the shadow time; backfill must keep off those nodes
+        projected = c.state.copy()
+        i = c.release_until(projected, 0, shadow)
+        alloc = self.choose_on(projected, rec)
+        if alloc is None:  # cannot happen by construction; fall back to counting
+            counted = set(np.nonzero(ok & (c.node_free_time <= shadow))[0].tolist())
+            return Reservation(shadow, counted=counted, count=len(counted))
+        deadline = self.switch_deadline(rec, t)
+        if t < deadline and c.leaves(alloc) > rec.leaf_bound:
+            # still waiting under --switches: a placement beyond the bound would not start, so the
+            # reservation is the first projected one within it before the deadline, else the deadline's
+            later = self._within_bound_later(projected, i, rec, deadline)
+            if later is not None:
+                shadow, alloc = later
+        return Reservation(shadow, nodes={node for node, _ in alloc})
+
+    def _shadow_single(self, rec: JobRecord) -> Reservation:
+        c = self.cluster
+        g = rec.job.gpus
+        free: dict[int, int] = {}
+        shadow = math.inf
+        for end, j in c.ends:
+            if end > shadow:
+                break
+            for n, ids in self.records[j].alloc:
+                if not c.usable[n]:
+                    continue
+                free[n] = free.get(n, int(c.state.free_gpus[n])) + len(ids)
+                if free[n] >= g:
+                    shadow = min(shadow, end)
+        return Reservation(shadow, free={n: f for n, f in free.items() if f >= g})
+
+    def _within_bound_later(self, projected: ClusterState, i: int, rec: JobRecord,
+                            deadline: float) -> tuple[float, Alloc] | None:
+        """Walk later job ends up to `deadline`: the first time the policy places `rec` within its bound;
+        failing that, its placement at the deadline (when the job will start anyway): the fewest leaves
+        that waiting can buy, protected from backfill meanwhile."""
+        c = self.cluster
+        while i < len(c.ends) and c.ends[i][0] <= deadline:
+            when = c.ends[i][0]
+            i = c.release_until(projected, i, when)
+            if self.bound_out_of_reach(rec, projected):
+                continue
+            alloc = self.choose_on(projected, rec)
+            if alloc is not None and c.leaves(alloc) <= rec.leaf_bound:
+                return when, alloc
+        alloc = self.choose_on(projected, rec)
+        return (deadline, alloc) if alloc is not None else None
+
+
+def _keeps(head: JobRecord, res: Reservation, alloc: Alloc, end: float) -> bool:
+    """Starting `alloc` (ending at `end`) now leaves the head's reservation intact."""
+    if end <= res.shadow:  # (an unreachable head has an infinite shadow: nothing to keep)
+        return True
+    if res.nodes is not None:
+        return not any(n in res.nodes for n, _ in alloc)
+    if res.counted is not None:
+        lost = sum(1 for n, _ in alloc if n in res.counted)
+        return res.count - lost >= head.nodes_needed
+    fitting = res.free or {}
+    g = head.job.gpus
+    still = sum(1 for n, f in fitting.items() if f - sum(len(ids) for m, ids in alloc if m == n) >= g)
+    return still >= 1
+
+
+def _commit(head: JobRecord, res: Reservation, alloc: Alloc, end: float) -> None:
+    """Backfill started `alloc`: what it took from the head's counted or fitting nodes is gone."""
+    if end <= res.shadow or res.nodes is not None:
+        return
+    if res.counted is not None:
+        for n, _ in alloc:
+            if n in res.counted:
+                res.counted.discard(n)
+                res.count -= 1
+    elif res.free is not None:
+        for n, ids in alloc:
+            if n in res.free:
+                res.free[n] -= len(ids)
+
+
+def make_scheduler(name: str, **kw: Any) -> Scheduler:
+    """FCFS with EASY backfill ("easy") or without ("none"); the place to add another scheduler."""
+    return FcfsBackfill(backfill=name, **kw)

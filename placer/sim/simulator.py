@@ -1,0 +1,101 @@
+"""Trace replay: the event loop that ties the clock, the cluster, the scheduler and a policy together.
+
+The same scheduler for every policy; policies differ only in where jobs go (placer/sim/policies.py).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from topology import Fabric, RequestError
+
+from ..bounds import Bounds, empty_fabric_bounds
+from ..index import index_for
+from ..jobs import JobRequest
+from ..types import PlannerConfig
+from .cluster import SimCluster
+from .events import Clock
+from .metrics import measure, set_bounds, summarize_records
+from .policies import make_policy
+from .records import Alloc, JobRecord
+from .scheduler import SCHEDULERS, make_scheduler
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    backfill: str = "easy"  # easy | none
+    bf_depth: int = 100
+    # like every multi-node job asking sbatch --switches=<its leaf bound>@<this>: a placement spanning
+    # more leaves than the job needs on an empty fabric waits up to this long (0: off), for every policy
+    switches_wait_s: float = 0.0
+    planner: PlannerConfig = field(default_factory=lambda: PlannerConfig(time_limit_s=0.01))
+
+
+class Simulator:
+    def __init__(self, fabric: Fabric, policy: str, cfg: SimConfig | None = None,
+                 progress: Callable[[int], None] | None = None) -> None:
+        self.fabric, self.policy_name, self.cfg = fabric, policy, cfg or SimConfig()
+        if self.cfg.backfill not in SCHEDULERS:
+            raise RequestError(f"backfill must be one of {', '.join(SCHEDULERS)}, got {self.cfg.backfill!r}")
+        self.ix = index_for(fabric)
+        self.policy = make_policy(policy, self.cfg.planner)
+        self.progress = progress
+        self.cluster = SimCluster(fabric, self.ix)
+        self._static: dict[tuple[int, int], Bounds] = {}  # empty-fabric bounds per (node size, nodes needed)
+
+    def run(self, jobs: list[JobRequest]) -> list[JobRecord]:
+        c = self.cluster
+        c.records = [JobRecord(j) for j in jobs]
+        clock = Clock(jobs)
+        sched = make_scheduler(self.cfg.backfill, ix=self.ix, cluster=c, clock=clock, policy=self.policy,
+                               start=lambda j, alloc, t: self._start(clock, j, alloc, t),
+                               bf_depth=self.cfg.bf_depth, switches_wait_s=self.cfg.switches_wait_s)
+        queue: list[int] = []
+        while clock.pending(bool(queue)):
+            t = clock.advance(bool(queue))
+            for j in clock.ended_by(t):
+                c.finish(j, c.records[j])
+            for j in clock.arrivals_by(t):
+                if self._admit(c.records[j]):
+                    queue.append(j)
+            sched.schedule(queue, t)
+            if self.progress:
+                self.progress(clock.arrived)
+        return c.records
+
+    def _admit(self, rec: JobRecord) -> bool:
+        """Shape and empty-fabric bounds of an arriving job; False (and unplaceable) when it can never run."""
+        job = rec.job
+        rec.size = job.gpus_per_node or self.cluster.max_gpus
+        rec.multi, rec.nodes_needed = job.multi_node(rec.size), job.nodes_needed(rec.size)
+        set_bounds(rec, self._bounds(rec.size, rec.nodes_needed))
+        if (rec.multi and rec.leaf_bound == 0) or (not rec.multi and rec.size < job.gpus) or (job.duration or 0) <= 0:
+            rec.status = "unplaceable"
+            rec.reason = "larger than the fabric's nodes of its size" if (job.duration or 0) > 0 else "no duration"
+            return False
+        return True
+
+    def _bounds(self, size: int, need: int) -> Bounds:
+        key = (size, need)
+        if key not in self._static:
+            static = self.cluster.usable & (self.fabric.node_gpus == size)
+            self._static[key] = empty_fabric_bounds(self.ix, static, need)
+        return self._static[key]
+
+    def _start(self, clock: Clock, j: int, alloc: Alloc, t: float) -> None:
+        rec = self.cluster.records[j]
+        end = t + float(rec.job.duration or 0.0)
+        self.cluster.start(j, alloc, end)
+        rec.status, rec.start, rec.end, rec.alloc = "placed", t, end, alloc
+        measure(self.ix, rec)
+        clock.job_ends(end, j)
+
+
+def simulate(fabric: Fabric, jobs: list[JobRequest], policy: str, cfg: SimConfig | None = None,
+             progress: Callable[[int], None] | None = None) -> tuple[list[JobRecord], dict[str, Any]]:
+    records = Simulator(fabric, policy, cfg, progress).run(jobs)
+    return records, summarize_records(fabric, records)
+
+
+
