@@ -54,6 +54,10 @@ def place_one(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: Planne
               time_left_s: float | None = None, el: Eligibility | None = None) -> Placement:
     """Decide one job against `state` (not modified). `el` may pass eligibility already computed."""
     f = ix.fabric
+    unhonoured = job.not_yet_honoured()
+    if unhonoured:
+        return Placement(job=job.job_id, status="unplaceable", gpus=job.gpus, priority=job.priority,
+                         reason=f"{unhonoured} is not honoured by placer yet: left to Slurm")
     el = el or eligibility(ix, state, job, spare_mask(ix, cfg.spares_per_su) if cfg.spares_per_su else None)
     need = el.nodes_needed
     p = Placement(job=job.job_id, status="pending", gpus=job.gpus, priority=job.priority)

@@ -2,7 +2,7 @@
 fabric and an offered load. Pure: the distribution tables come in as plain data."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -68,5 +68,4 @@ def scale_to_load(jobs: list[JobRequest], total_gpus: int, load: float) -> list[
     if span <= 0 or work <= 0:
         return jobs
     factor = work / (load * total_gpus * span)
-    return [JobRequest(job_id=j.job_id, gpus=j.gpus, gpus_per_node=j.gpus_per_node, priority=j.priority,
-                       submit_time=((j.submit_time or 0.0) - t0) * factor, duration=j.duration) for j in jobs]
+    return [replace(j, submit_time=((j.submit_time or 0.0) - t0) * factor) for j in jobs]

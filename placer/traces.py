@@ -8,12 +8,12 @@ from __future__ import annotations
 import csv
 import io
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from topology import Problem
 
-from .jobs import JobRequest, jobs_from_csv
+from .jobs import JobRequest, job_from_mapping, jobs_from_csv
 
 
 @dataclass
@@ -64,7 +64,10 @@ def parse_swf(text: str, problems: list[Problem]) -> Trace:
         if run <= 0:
             skipped["no run time"] = skipped.get("no run time", 0) + 1
             continue
-        jobs.append(JobRequest(job_id=str(jid), gpus=procs, submit_time=submit, duration=run))
+        j = job_from_mapping({"job_id": jid, "gpus": procs, "submit_time": submit, "duration": run}, "", problems,
+                             line=no, strict_keys=False)
+        if j is not None:
+            jobs.append(j)
     return Trace(jobs, skipped, "swf")
 
 
@@ -128,11 +131,13 @@ def parse_sacct(text: str, problems: list[Problem]) -> Trace:
             skip("never ran (no start/end)")
             continue
         gpn = gpus // nnodes if nnodes > 1 and gpus % nnodes == 0 else None
-        jobs.append(JobRequest(job_id=jid, gpus=gpus, gpus_per_node=gpn, submit_time=submit, duration=end - start))
+        j = job_from_mapping({"job_id": jid, "gpus": gpus, "gpus_per_node": gpn, "submit_time": submit,
+                              "duration": end - start}, "", problems, line=no, strict_keys=False)
+        if j is not None:
+            jobs.append(j)
     if jobs:
         t0 = min(j.submit_time or 0.0 for j in jobs)
-        jobs = [JobRequest(job_id=j.job_id, gpus=j.gpus, gpus_per_node=j.gpus_per_node,
-                           submit_time=(j.submit_time or 0.0) - t0, duration=j.duration) for j in jobs]
+        jobs = [replace(j, submit_time=(j.submit_time or 0.0) - t0) for j in jobs]
     return Trace(jobs, skipped, "sacct")
 
 
@@ -164,8 +169,7 @@ def merge_traces(traces: list[tuple[str, Trace]]) -> Trace:
     skipped: dict[str, int] = {}
     for name, t in traces:
         for j in t.jobs:
-            jobs.append(JobRequest(job_id=f"{name}:{j.job_id}" if len(traces) > 1 else j.job_id, gpus=j.gpus,
-                                   gpus_per_node=j.gpus_per_node, submit_time=j.submit_time, duration=j.duration))
+            jobs.append(replace(j, job_id=f"{name}:{j.job_id}") if len(traces) > 1 else j)
         for k, v in t.skipped.items():
             skipped[k] = skipped.get(k, 0) + v
     jobs.sort(key=lambda j: (j.submit_time or 0.0, j.job_id))

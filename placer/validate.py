@@ -100,6 +100,10 @@ def validate(fabric: Fabric, initial: ClusterState, jobs: list[JobRequest], plac
                    key=lambda p: (-by_id[p.job].priority, by_id[p.job].submit_time or 0.0, pos[p.job]))
     for p in order:
         j = by_id[p.job]
+        if j.not_yet_honoured():
+            if p.status != "unplaceable":
+                bad.append(f"{p.job}: carries {j.not_yet_honoured()}, which placer does not honour, but is {p.status}")
+            continue
         size = job_size(j)
         multi, need = j.multi_node(size), j.nodes_needed(size)
         # what fits now, by this validator's own counting

@@ -41,6 +41,12 @@ class SlurmJob:
     gpus_per_node: int = 0  # requested (tres_per_node gres:gpu:N)
     gpus_per_job: int = 0  # requested (tres_per_job gres:gpu:N)
     required_nodes: tuple[str, ...] = ()
+    excluded_nodes: tuple[str, ...] = ()
+    features: str = ""  # --constraint as Slurm shows it
+    gpu_model: str | None = None  # the model in gres/gpu:MODEL:N, when the job named one
+    exclusive: bool = False
+    time_limit_s: float | None = None
+    qos: str = ""
 
     @property
     def running(self) -> bool:
@@ -102,6 +108,12 @@ def parse_tres_gpus(text: str | None) -> int:
         return 0
     m = re.search(r"gres[:/]gpu(?::[A-Za-z][^:,]*)?[:=](\d+)", text)
     return int(m.group(1)) if m else 0
+
+
+def parse_tres_gpu_model(text: str | None) -> str | None:
+    """`gres/gpu:h100:8` -> "h100"; `gres:gpu:8` -> None (no model named)."""
+    m = re.search(r"gres[:/]gpu:([A-Za-z][^:,=]*)[:=]\d+", text or "")
+    return m.group(1).lower() if m else None
 
 
 def node_state_of(base: str, flags: list[str] | tuple[str, ...]) -> str:

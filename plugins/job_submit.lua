@@ -55,7 +55,10 @@ function slurm_job_submit(job_desc, part_list, submit_uid)
 		min_nodes = num(job_desc.min_nodes),
 		max_nodes = num(job_desc.max_nodes),
 		exc_nodes = str(job_desc.exc_nodes),
+		req_nodes = str(job_desc.req_nodes),
 		shared = num(job_desc.shared),
+		time_limit = num(job_desc.time_limit),
+		qos = str(job_desc.qos),
 		fail_open = placer_fail_open,
 	}
 	local deadline = now() + BUDGET_S

@@ -29,9 +29,10 @@ from placer.bounds import empty_fabric_bounds
 from placer.eligibility import eligibility
 from placer.index import index_for
 from topology import BackendError, ClusterState, Fabric
-from topology.hostlists import HostlistError, compress, expand
+from topology.hostlists import compress
 
-from .backend import Backend, parse_tres_gpus, to_cluster_state
+from .backend import Backend, to_cluster_state
+from .requests import job_from_hook
 
 log = logging.getLogger(__name__)
 MAX_LINE = 64 * 1024
@@ -111,6 +112,14 @@ class Daemon:
             self.state = state
             self.state_time = time.time()
 
+    def state_summary(self) -> dict[str, Any]:
+        """What the daemon decides on: when it last read Slurm, GPUs in use, nodes it will not use."""
+        with self.lock:
+            st = self.state
+            unusable = [self.fabric.node_names[i] for i in np.nonzero(~st.usable)[0]]
+            return {"state_time": self.state_time, "gpus_in_use": int(self.fabric.total_gpus - st.free_gpus.sum()),
+                    "unusable_nodes": unusable}
+
     def refresher(self) -> None:
         while not self.stop.is_set():
             try:
@@ -125,34 +134,19 @@ class Daemon:
 
     # -- decisions -------------------------------------------------------------------------------
     def job_from_request(self, req: dict[str, Any]) -> tuple[JobRequest | None, str]:
-        name = str(req.get("name") or "submit")
+        """The daemon's policy (opt-out, managed partitions, GPU jobs only) around the one translator."""
         comment = str(req.get("comment") or "")
         if self.cfg.opt_out and self.cfg.opt_out in comment:
             return None, f"opted out ({self.cfg.opt_out} in comment)"
         partition = req.get("partition")
         if self.cfg.partitions and (partition or "") not in self.cfg.partitions:
             return None, f"partition {partition or '(default)'} is not managed by placer"
-        per_job = parse_tres_gpus(req.get("tres_per_job"))
-        per_node = parse_tres_gpus(req.get("tres_per_node"))
-        min_nodes = req.get("min_nodes") if isinstance(req.get("min_nodes"), int) else None
-        nodes = min_nodes or 1
-        gpus = per_job or per_node * nodes
-        if gpus <= 0:
-            if self.cfg.gpu_only:
-                return None, "no GPUs requested"
+        job, why = job_from_hook(req)
+        if job is None and why == "no GPUs requested" and not self.cfg.gpu_only:
             return None, "CPU-only jobs are left to Slurm"
-        exclusive = req.get("shared") == 0
-        gpn = per_node if per_node and (nodes > 1 or exclusive) else None
-        feats = str(req.get("features") or "")
-        features = tuple(f for f in feats.replace("&", ",").split(",") if f) if "|" not in feats else ()
-        exclude: tuple[str, ...] = ()
-        if req.get("exc_nodes"):
-            try:
-                exclude = tuple(expand(str(req["exc_nodes"])))
-            except HostlistError:
-                return None, "unreadable --exclude list"
-        return JobRequest(job_id=name, gpus=gpus, gpus_per_node=gpn, features=features, exclude=exclude,
-                          exclusive=exclusive), ""
+        if job is not None and (unhonoured := job.not_yet_honoured()):
+            return None, f"{unhonoured} is left to Slurm (placer does not honour it yet)"
+        return job, why
 
     def decide(self, req: Any) -> dict[str, Any]:
         t0 = time.perf_counter()
@@ -161,6 +155,8 @@ class Daemon:
             return {"action": "none", "reason": "bad request: expected a version-1 object"}
         if req.get("op") == "decisions":
             return {"action": "none", "decisions": list(self.recent)}
+        if req.get("op") == "state":
+            return {"action": "none", **self.state_summary()}
         fail_open = req.get("fail_open")
         if isinstance(fail_open, int) and fail_open > 0:
             self.metrics.fail_open.inc(fail_open)

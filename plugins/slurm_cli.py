@@ -11,7 +11,16 @@ from typing import Any, Callable
 
 from topology import BackendError
 
-from .backend import SlurmJob, SlurmNode, SlurmSnapshot, expand_nodes, node_state_of, parse_gpu_idx, parse_tres_gpus
+from .backend import (
+    SlurmJob,
+    SlurmNode,
+    SlurmSnapshot,
+    expand_nodes,
+    node_state_of,
+    parse_gpu_idx,
+    parse_tres_gpu_model,
+    parse_tres_gpus,
+)
 
 Runner = Callable[[list[str]], str]
 
@@ -75,6 +84,21 @@ def _num(v: Any) -> int:
         return 0
 
 
+def _minutes_s(v: Any) -> float | None:
+    """A time limit in minutes (a number, or newer Slurm's {"set", "infinite", "number"}) in seconds."""
+    if isinstance(v, dict) and (v.get("infinite") or not v.get("set", True)):
+        return None
+    minutes = _num(v)
+    return float(minutes * 60) if minutes > 0 else None
+
+
+def _exclusive(shared: Any) -> bool:
+    """squeue's `shared` (a word, or a list of flags in newer Slurm): only an explicit "exclusive" counts;
+    a plain job shows "none" (24.11) or nothing (26.05), so nothing else is read into it."""
+    flags = shared if isinstance(shared, list) else [shared]
+    return any(str(f).lower() == "exclusive" for f in flags)
+
+
 def parse_squeue_json(text: str) -> list[SlurmJob]:
     doc = _load(text, "squeue --json")
     out = []
@@ -98,7 +122,11 @@ def parse_squeue_json(text: str) -> list[SlurmJob]:
             ("RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED") else (),
             gpu_ids=gpu_ids, gpus_per_node=parse_tres_gpus(j.get("tres_per_node")),
             gpus_per_job=parse_tres_gpus(j.get("tres_per_job")),
-            required_nodes=expand_nodes(j.get("required_nodes"))))
+            required_nodes=expand_nodes(j.get("required_nodes")),
+            excluded_nodes=expand_nodes(j.get("excluded_nodes")), features=j.get("features", "") or "",
+            gpu_model=parse_tres_gpu_model(j.get("tres_per_job")) or parse_tres_gpu_model(j.get("tres_per_node")),
+            exclusive=_exclusive(j.get("shared")), time_limit_s=_minutes_s(j.get("time_limit")),
+            qos=j.get("qos", "") or ""))
     return out
 
 

@@ -94,14 +94,15 @@ def test_metrics_leaf_bound_and_unavoidable_pairs() -> None:
 
 
 def test_first_fit_scatters_where_placer_does_not() -> None:
-    """n2 and n3 busy with 1-GPU jobs: a 2-node job fits only on n1+n4 (two leaves) for everyone, but
-    placer packs the 1-GPU jobs on one node so a whole leaf stays free."""
+    """Both 1-GPU jobs share n1 under either policy. The pair then has l2 whole: placer takes it (one
+    leaf); first-fit takes the lowest names, n2 and n3, across both leaves."""
     jobs = [J("s1", 1, 0, 100), J("s2", 1, 0, 100), J("pair", 16, 1, 10)]
     ours, s_ours = run(jobs, policy="placer")
     ff, s_ff = run(jobs, policy="first-fit")
-    assert ours["pair"].leaves == 1 and s_ours["at_leaf_lower_bound"] == 1.0
-    assert [n for n, _ in ours["s1"].alloc] == [n for n, _ in ours["s2"].alloc]
-    assert ff["pair"].leaves <= 2
+    assert [n for n, _ in ours["s1"].alloc] == [n for n, _ in ours["s2"].alloc] == [0]
+    assert [n for n, _ in ours["pair"].alloc] == [2, 3] and s_ours["at_leaf_lower_bound"] == 1.0
+    assert [n for n, _ in ff["pair"].alloc] == [1, 2] and ff["pair"].leaves == 2
+    assert s_ff["at_leaf_lower_bound"] == 0.0 and s_ff["excess_cross_leaf_pairs"] == 1.0
 
 
 def test_beyond_the_bound_by_choice_separates_the_policy_from_the_state() -> None:

@@ -11,7 +11,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -24,6 +26,7 @@ from topology.hostlists import expand
 BASE = Path("/var/lib/placer-lab-test")
 SOCKET = Path("/run/placer-test/placer.sock")
 PLACER = [sys.executable, "-c", "from cli.main import entry; entry()"]
+T = TypeVar("T")
 
 
 def lab_available() -> str | None:
@@ -84,6 +87,18 @@ class LabHandle:
 
     def ctld_log(self) -> str:
         return (BASE / "log" / "slurmctld.log").read_text(errors="replace")
+
+
+def wait_until(what: str, check: Callable[[], T | None], timeout_s: float = 30, every_s: float = 0.1) -> T:
+    """Poll `check` until it returns something truthy (returned) or the deadline passes (fails, naming `what`)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+        time.sleep(every_s)
 
 
 def backend(lab: LabHandle) -> SlurmCliBackend:
@@ -148,6 +163,13 @@ class DaemonProc:
             data += chunk
         s.close()
         return json.loads(data)
+
+    def state(self) -> dict:
+        return self.ask({"v": 1, "op": "state"})
+
+    def sees(self, what: str, check: Callable[[dict], bool], timeout_s: float = 30) -> dict:
+        """Wait until the daemon's state (refreshed from Slurm) satisfies `check`."""
+        return wait_until(f"the daemon to see {what}", lambda: (st := self.state()) if check(st) else None, timeout_s)
 
     def decisions(self) -> dict[str, dict]:
         return {d["name"]: d for d in self.ask({"v": 1, "op": "decisions"})["decisions"]}

@@ -21,17 +21,19 @@ from plugins.pyslurm_backend import available as pyslurm_available
 from plugins.slurm_cli import SlurmCliBackend
 from topology.hostlists import expand
 
-from .conftest import BASE, SOCKET, LabHandle, backend, running_nodes
+from .conftest import BASE, SOCKET, LabHandle, backend, running_nodes, wait_until
 
 pytestmark = pytest.mark.lab
 
 
 def test_advise_job_runs_on_the_daemons_nodes(lab: LabHandle, daemon_factory) -> None:
     # fragment first: one whole node busy in each leaf, so "best fit" has choices to make
-    for node in ("gpu001", "gpu010", "gpu020"):
-        lab.sbatch("-J", f"filler-{node}", "-w", node, "--exclusive", "--gres=gpu:8", "--comment=placer:off")
+    fillers = [lab.sbatch("-J", f"filler-{node}", "-w", node, "--exclusive", "--gres=gpu:8", "--comment=placer:off")
+               for node in ("gpu001", "gpu010", "gpu020")]
+    for filler in fillers:
+        running_nodes(lab, filler)
     d = daemon_factory()
-    time.sleep(1.5)  # one refresh: the daemon sees the fillers
+    d.sees("the three fillers running", lambda st: st["gpus_in_use"] == 24)
     job = lab.sbatch("-J", "advised", "-N", "3", "--exclusive", "--gres=gpu:8")
     chosen = d.decisions()["advised"]
     assert chosen["action"] == "advise" and "req_nodes" in chosen
@@ -231,11 +233,18 @@ def test_sigkilled_watch_loop_then_restart(lab: LabHandle, daemon_factory) -> No
 def test_drained_node_never_gets_a_job_and_snapshot_agrees(lab: LabHandle, daemon_factory, tmp_path) -> None:
     lab.run("scontrol", "update", "NodeName=gpu005", "State=DRAIN", "Reason=integration-test")
     d = daemon_factory()
-    time.sleep(1.2)
+    d.sees("gpu005 drained", lambda st: "gpu005" in st["unusable_nodes"])
     jobs = [lab.sbatch("-J", f"fill-{i}", "-N", "2", "--exclusive", "--gres=gpu:8") for i in range(15)]
     jobs += [lab.sbatch("-J", f"fill-small-{i}", "--gres=gpu:4") for i in range(4)]
-    time.sleep(3)
-    by = lab.jobs_by_id()
+
+    def all_scheduled() -> dict | None:
+        # every job running, or pending for a reason Slurm's scheduler gave it (it has been looked at)
+        by = lab.jobs_by_id()
+        done = all(by[j]["job_state"] == "RUNNING" or by[j].get("state_reason") not in ("None", "", None)
+                   for j in jobs)
+        return by if done else None
+
+    by = wait_until("every job scheduled or given a pending reason", all_scheduled, timeout_s=60)
     for j in jobs:
         assert "gpu005" not in expand(by[j]["nodes"] or "x0"), f"job {j} on the drained node"
     decisions = d.decisions()
