@@ -2,17 +2,22 @@
 from __future__ import annotations
 
 import json
-import time
 
 import click
 
-from placer.plan_doc import apply_plan_document
 from placer.ranks import Parallelism, name_order_layout, placer_layout, rank_table, traffic
 from placer.ranks import hostfile as rank_hostfile
-from placer.replace import choose_replacements
-from plugins.backend import to_cluster_state
 from plugins.pyslurm_backend import choose_backend
-from topology import ClusterState, Fabric, Problem, RequestError
+from plugins.replace_flow import (
+    JobView,
+    apply_replacement,
+    job_in_plan,
+    job_in_slurm,
+    job_pending_again,
+    rank_rows,
+    replace_nodes,
+)
+from topology import Fabric, Problem, RequestError
 from topology.hostlists import HostlistError, compress, expand
 
 from .files import load_fabric, read_text, write_output
@@ -48,40 +53,17 @@ def _parallelism(tp, pp, dp, weights: str, gpus: int) -> Parallelism:
     return par
 
 
-def _from_plan(fabric: Fabric, plan_path: str, job: str) -> tuple[dict, ClusterState]:
-    try:
-        doc = json.loads(read_text(plan_path))
-    except json.JSONDecodeError as exc:
-        raise RequestError(problems=[Problem("", f"not valid JSON: {exc.msg}", line=exc.lineno)], source=plan_path) from None
-    state = ClusterState(fabric)
-    apply_plan_document(fabric, state, doc, plan_path)
-    for p in doc.get("placements", []):
-        if str(p.get("job")) == job and p.get("status") == "placed":
-            return p, state
-    raise RequestError(f"{plan_path}: no placed job {job!r}")
-
-
-def _from_slurm(fabric: Fabric, slurm_conf: str | None, backend: str, job: str, nodes_opt: str | None):
+def _job(fabric: Fabric, plan_path: str | None, job: str, slurm_conf: str | None, backend: str,
+         nodes_opt: str | None = None, live_apply: bool = False) -> JobView:
+    if plan_path:
+        try:
+            doc = json.loads(read_text(plan_path))
+        except json.JSONDecodeError as exc:
+            raise RequestError(problems=[Problem("", f"not valid JSON: {exc.msg}", line=exc.lineno)],
+                               source=plan_path) from None
+        return job_in_plan(fabric, doc, job, plan_path)
     be = choose_backend(backend, slurm_conf)
-    snap = be.snapshot()
-    state = to_cluster_state(fabric, snap).state
-    match = [j for j in snap.jobs if str(j.job_id) == job]
-    if not match:
-        raise RequestError(f"Slurm has no job {job}")
-    j = match[0]
-    try:
-        # a running job's nodes; otherwise (requeued, completing: a partial list) the nodes it requires
-        given = expand(nodes_opt) if nodes_opt else []
-        nodes = list(j.nodes) if j.state == "RUNNING" else list(given or j.required_nodes or j.nodes)
-    except HostlistError as exc:
-        raise RequestError(f"--nodes: {exc}") from None
-    if not nodes:
-        raise RequestError(f"job {job} shows no nodes in Slurm (requeued?): give its old nodes with --nodes")
-    bad = [n for n in nodes if n not in fabric.node_index]
-    if bad:
-        raise RequestError(f"job {job} runs on nodes outside the fabric: {compress(bad)}")
-    gpu_ids = {n: list(j.gpu_ids.get(n) or range(int(fabric.node_gpus[fabric.node_index[n]]))) for n in nodes}
-    return {"job": job, "nodes": nodes, "gpu_ids": gpu_ids}, state, be, j
+    return job_pending_again(fabric, be, job, nodes_opt) if live_apply else job_in_slurm(fabric, be, job, nodes_opt)
 
 
 def _render_layout(fabric: Fabric, layout, par: Parallelism) -> list[str]:
@@ -118,9 +100,7 @@ def _traffic_lines(ours: dict, name: dict) -> list[str]:
 def ranks_cmd(inventory, job, plan_path, tp, pp, dp, weights, hostfile, fmt, slurm_conf, backend) -> None:
     """The rank order of a tp x pp x dp job and its traffic, next to Slurm's default order (by node name)."""
     fabric, _ = load_fabric(inventory)
-    placement = _from_plan(fabric, plan_path, job)[0] if plan_path else _from_slurm(fabric, slurm_conf, backend, job,
-                                                                                    None)[0]
-    gpu_ids = {n: list(v) for n, v in placement["gpu_ids"].items()}
+    gpu_ids = _job(fabric, plan_path, job, slurm_conf, backend).gpu_ids
     par = _parallelism(tp, pp, dp, weights, sum(len(v) for v in gpu_ids.values()))
     ours = placer_layout(fabric, gpu_ids, par)
     name = name_order_layout(fabric, gpu_ids, par)
@@ -164,53 +144,29 @@ def replace_cmd(inventory, job, failed, plan_path, nodes_opt, spares_per_su, tp,
         failed_nodes = expand(failed)
     except HostlistError as exc:
         raise RequestError(f"--failed: {exc}") from None
-    if plan_path:
-        if do_apply:
-            raise click.UsageError("--apply works on the live Slurm, not on a plan")
-        placement, state = _from_plan(fabric, plan_path, job)
-        be = slurm_job = None
-    else:
-        placement, state, be, slurm_job = _from_slurm(fabric, slurm_conf, backend, job, nodes_opt)
-        deadline = time.monotonic() + 60
-        while do_apply and slurm_job.state == "COMPLETING" and time.monotonic() < deadline:
-            time.sleep(0.5)  # a requeue in progress: pin the job once it is pending again
-            placement, state, be, slurm_job = _from_slurm(fabric, slurm_conf, backend, job, nodes_opt)
-        if do_apply and slurm_job.state not in ("PENDING",):
-            raise RequestError(f"job {job} is {slurm_job.state}: requeue it first (scontrol requeuehold {job})")
-    for n in failed_nodes:
-        if n in fabric.node_index:
-            state.set_usable(fabric.node_index[n], False)
-    nodes = list(placement["nodes"])
-    plan = choose_replacements(fabric, state, nodes, failed_nodes, spares_per_su)
-    lines = [f"job {job}: {len(failed_nodes)} failed node(s) of {len(nodes)}"]
-    for r in plan.replacements:
-        lines.append(f"  {r.failed} -> {r.node or '(none)'}: {r.why}")
-    result: dict = {"job": job, "replacements": [r.__dict__ for r in plan.replacements], "nodes": plan.nodes}
+    if plan_path and do_apply:
+        raise click.UsageError("--apply works on the live Slurm, not on a plan")
+    view = _job(fabric, plan_path, job, slurm_conf, backend, nodes_opt, live_apply=do_apply)
+    par = None
     if any(v is not None for v in (tp, pp, dp)):
-        gpu_ids = {n: list(v) for n, v in placement["gpu_ids"].items()}
-        par = _parallelism(tp, pp, dp, weights, sum(len(v) for v in gpu_ids.values()))
-        before = placer_layout(fabric, gpu_ids, par)
-        swap = {fabric.node_index[r.failed]: fabric.node_index[r.node] for r in plan.replacements if r.node}
-        after = [(swap.get(n, n), g) for n, g in before]
-        t_before, t_after = traffic(fabric, before, par), traffic(fabric, after, par)
-        lines.append(f"  traffic crossing leaves per step: {t_before['cross_leaf']:,.0f} before, "
-                     f"{t_after['cross_leaf']:,.0f} after (pods: {t_before['cross_pod']:,.0f} -> "
-                     f"{t_after['cross_pod']:,.0f})")
-        result.update(ranks=rank_table(fabric, after, par), traffic_before=t_before, traffic_after=t_after)
-        if hostfile:
-            write_output(hostfile, rank_hostfile(fabric, after))
-    elif hostfile:
-        write_output(hostfile, "".join(f"{n}\n" for n in plan.nodes))
-    if plan.missing:
+        par = _parallelism(tp, pp, dp, weights, sum(len(v) for v in view.gpu_ids.values()))
+    res = replace_nodes(fabric, view, failed_nodes, spares_per_su, par)
+    lines = [f"job {job}: {len(failed_nodes)} failed node(s) of {len(view.nodes)}"]
+    lines += [f"  {r.failed} -> {r.node or '(none)'}: {r.why}" for r in res.plan.replacements]
+    result: dict = {"job": job, "replacements": [r.__dict__ for r in res.plan.replacements], "nodes": res.plan.nodes}
+    if par is not None and res.traffic_before is not None and res.traffic_after is not None:
+        tb, ta = res.traffic_before, res.traffic_after
+        lines.append(f"  traffic crossing leaves per step: {tb['cross_leaf']:,.0f} before, {ta['cross_leaf']:,.0f} "
+                     f"after (pods: {tb['cross_pod']:,.0f} -> {ta['cross_pod']:,.0f})")
+        result.update(ranks=rank_rows(fabric, res, par), traffic_before=tb, traffic_after=ta)
+    if hostfile:
+        write_output(hostfile, rank_hostfile(fabric, res.layout_after) if res.layout_after is not None
+                     else "".join(f"{n}\n" for n in res.plan.nodes))
+    if res.plan.missing:
         click.echo("\n".join(lines), err=True)
-        raise RequestError(f"no replacement for {compress(plan.missing)}: nothing applied")
+        raise RequestError(f"no replacement for {compress(res.plan.missing)}: nothing applied")
     if do_apply:
-        assert be is not None and slurm_job is not None
-        be.pin(slurm_job.job_id, compress(plan.nodes), len(plan.nodes))
-        if not keep_begin_time:
-            be.start_now(slurm_job.job_id)
-        if slurm_job.held:
-            be.release(slurm_job.job_id)
-        lines.append(f"  applied: job {job} pinned to {compress(plan.nodes)}" + (" and released" if slurm_job.held else ""))
+        done = apply_replacement(view, res.plan.nodes, keep_begin_time)
+        lines.append(f"  applied: job {job} {' and '.join(done)}")
         result["applied"] = True
     click.echo(json.dumps(result, indent=1) if fmt == "json" else "\n".join(lines))

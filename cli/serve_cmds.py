@@ -14,7 +14,7 @@ from plugins.apply import apply_once
 from plugins.apply import release_all as release_all_jobs
 from plugins.pyslurm_backend import choose_backend
 from plugins.serve import Daemon, ServeConfig, serve, with_overrides
-from topology import RequestError
+from topology import BackendError, RequestError
 
 from .files import load_fabric, read_text
 from .slurm_cmds import BACKEND, SLURM_CONF
@@ -117,6 +117,6 @@ def apply_cmd(inventory: str, mode: str, interval_s: float, max_hold_s: float, r
             click.echo(f"placer: error: {e}", err=True)
         if mode == "once" or stop["now"]:
             if r.errors and mode == "once":
-                raise SystemExit(3)
+                raise BackendError(f"{len(r.errors)} job(s) could not be pinned or released (see above)")
             return
         time.sleep(interval_s)

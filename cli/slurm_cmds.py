@@ -10,6 +10,7 @@ from plugins.backend import to_cluster_state
 from plugins.lab import DEFAULT_DIR, Lab, LabOptions
 from plugins.pyslurm_backend import choose_backend
 from plugins.snapshot import snapshot_document
+from topology import BackendError
 from topology.subset import first_nodes
 
 from .files import load_fabric, write_output
@@ -47,11 +48,11 @@ def lab_up(inventory: str, nodes: int | None, base: str, no_hook: bool, socket_p
 @lab.command("status")
 @click.option("--dir", "base", type=click.Path(file_okay=False), default=str(DEFAULT_DIR), show_default=True)
 def lab_status(base: str) -> None:
-    """What runs, and Slurm's view of the nodes."""
+    """What runs, and Slurm's view of the nodes (exit 3 when the lab is not up)."""
     st = Lab(LabOptions(base=Path(base))).status()
     click.echo(json.dumps(st, indent=1))
     if not st["up"]:
-        raise SystemExit(1)
+        raise BackendError(f"the lab under {base} is not up (exit 3)")
 
 
 @lab.command("down")
