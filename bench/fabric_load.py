@@ -75,7 +75,8 @@ def main() -> int:
             worst = max(r["load_s"] for r in rows)
             good = load <= 5.0 and rss <= 1024
             ok &= good
-            print(f"  from {kind:<14} load median {load:6.2f} s (max {worst:.2f} s), ClusterState {state * 1e3:5.1f} ms, "
+            print(f"  from {kind:<14} load median {load:6.2f} s (max {worst:.2f} s), "
+                  f"ClusterState {state * 1e3:5.1f} ms, "
                   f"peak RSS median {rss:6.0f} MiB  [{'meets' if good else 'MISSES'} <= 5 s, <= 1 GiB]")
     return 0 if ok else 1
 

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,7 @@ from states import MULTI_NODE_SIZES, MULTI_NODE_WEIGHTS, SMALL_GPUS, SMALL_WEIGH
 from plugins.backend import SlurmSnapshot  # noqa: E402
 from plugins.lab import Lab, LabOptions  # noqa: E402
 from plugins.serve import Daemon, ServeConfig, serve  # noqa: E402
-from topology import dump_inventory  # noqa: E402
+from topology import ClusterState, dump_inventory  # noqa: E402
 from topology.generate import design_for, generate  # noqa: E402
 
 
@@ -88,7 +89,8 @@ def lab_part(submits: int) -> bool:
     print(f"  without the hook                         {statistics.median(off) * 1e3:7.2f} {pct(off, 99) * 1e3:7.2f}")
     print(f"  with job_submit.lua -> placer serve      {statistics.median(on) * 1e3:7.2f} {pct(on, 99) * 1e3:7.2f}")
     ok = d <= 0.005
-    print(f"  added by the hook                        {d * 1e3:+7.2f}           [{'meets' if ok else 'MISSES'} <= +5 ms]")
+    verdict = "meets" if ok else "MISSES"
+    print(f"  added by the hook                        {d * 1e3:+7.2f}           [{verdict} <= +5 ms]")
     return ok
 
 
@@ -98,21 +100,31 @@ class _NoSlurm:
     def snapshot(self) -> SlurmSnapshot:
         return SlurmSnapshot((), ())
 
+    def pin(self, job_id: int, nodes: str, num_nodes: int) -> None:
+        raise RuntimeError("read-only fake: the daemon never pins")
+
+    def release(self, job_id: int) -> None:
+        raise RuntimeError("read-only fake: the daemon never releases")
+
+    def start_now(self, job_id: int) -> None:
+        raise RuntimeError("read-only fake: the daemon never changes begin times")
+
 
 class _SteadyDaemon(Daemon):
     """Answers every submit against the same fragmented state (its reservations are undone after each
     answer, inside the measured time, so the figures are if anything pessimistic)."""
 
-    base: object = None
+    base: ClusterState | None = None
 
     def refresh(self) -> None:
         if self.base is not None:
             with self.lock:
                 self.state = self.base.copy()
 
-    def decide(self, req):  # type: ignore[override]
+    def decide(self, req: Any) -> dict[str, Any]:
         answer = super().decide(req)
         with self.lock:
+            assert self.base is not None
             self.state = self.base.copy()
             self.reservations = []
         return answer
@@ -135,7 +147,8 @@ def daemon_part(preset: str, n: int) -> bool:
     reqs = []
     for i in range(n):
         if rng.random() < 0.5:
-            reqs.append({"v": 1, "name": f"s{i}", "tres_per_node": f"gres:gpu:{int(rng.choice(SMALL_GPUS, p=SMALL_WEIGHTS))}"})
+            gpus = int(rng.choice(SMALL_GPUS, p=SMALL_WEIGHTS))
+            reqs.append({"v": 1, "name": f"s{i}", "tres_per_node": f"gres:gpu:{gpus}"})
         else:
             nodes = int(rng.choice(MULTI_NODE_SIZES, p=MULTI_NODE_WEIGHTS / MULTI_NODE_WEIGHTS.sum()))
             reqs.append({"v": 1, "name": f"m{i}", "tres_per_node": "gres:gpu:8", "min_nodes": nodes, "shared": 0})
@@ -171,7 +184,8 @@ def daemon_part(preset: str, n: int) -> bool:
             trip.append(time.perf_counter() - t)
         proc.terminate()
         proc.join(10)
-    print(f"\ndaemon decision time on {preset} ({fabric.total_gpus:,} GPUs, 80% busy), {n} submits (ms)   p50     p99     max")
+    print(f"\ndaemon decision time on {preset} ({fabric.total_gpus:,} GPUs, 80% busy), {n} submits (ms)"
+          "   p50     p99     max")
     print(f"  in process                                                      {pct(inproc, 50) * 1e3:6.2f} "
           f"{pct(inproc, 99) * 1e3:7.2f} {max(inproc) * 1e3:7.2f}")
     ok = pct(trip, 99) <= 0.010

@@ -31,9 +31,10 @@ from states import MULTI_NODE_SIZES, MULTI_NODE_WEIGHTS, SMALL_GPUS, SMALL_WEIGH
 from placer import JobRequest, PlannerConfig, place_one, plan  # noqa: E402
 from placer.eligibility import eligibility  # noqa: E402
 from placer.index import index_for  # noqa: E402
-from placer.slurm_tree import slurm_tree_choice  # noqa: E402
+from placer.slurm_tree import Version, slurm_tree_choice  # noqa: E402
 from topology.generate import design_for, generate  # noqa: E402
 
+VERSIONS: tuple[Version, ...] = ("22.05", "24.05")
 DECISION_SIZES = [8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384]
 COMPARE_SIZES = [16, 24, 40, 64, 96, 128, 200, 256, 320, 512, 640, 1024, 1536, 2048, 3072, 4096, 8192, 16384]
 
@@ -87,7 +88,8 @@ def main() -> int:
     print("  how decided: " + ", ".join(f"{k} {v}" for k, v in sorted(solvers.items())))
 
     # -- leaf lower bound: placer vs Slurm's tree on the same states
-    print("\nmulti-node jobs at the leaf lower bound   placer   slurm 22.05   slurm 24.05   (pods over bound: ours/22.05)")
+    print("\nmulti-node jobs at the leaf lower bound   placer   slurm 22.05   slurm 24.05"
+          "   (pods over bound: ours/22.05)")
     tot = {"ours": 0, "22.05": 0, "24.05": 0, "n": 0}
     for si, s in enumerate(states):
         cnt = {"ours": 0, "22.05": 0, "24.05": 0, "n": 0}
@@ -101,8 +103,8 @@ def main() -> int:
             cnt["n"] += 1
             cnt["ours"] += p.leaves == p.leaf_lower_bound
             pods_over["ours"] += p.pods - (p.pod_lower_bound or 1)
-            for v in ("22.05", "24.05"):
-                ch = slurm_tree_choice(ix, s, el, v)  # type: ignore[arg-type]
+            for v in VERSIONS:
+                ch = slurm_tree_choice(ix, s, el, v)
                 assert ch is not None
                 cnt[v] += ch.leaves == p.leaf_lower_bound
                 if v == "22.05":
@@ -119,7 +121,8 @@ def main() -> int:
     share = tot["ours"] / n
     good = share >= 0.99
     ok &= good
-    print(f"  overall ({tot['n']} jobs)                  {share:6.1%}   {tot['22.05'] / n:11.1%}   {tot['24.05'] / n:11.1%}"
+    print(f"  overall ({tot['n']} jobs)                  {share:6.1%}   {tot['22.05'] / n:11.1%}   "
+          f"{tot['24.05'] / n:11.1%}"
           f"   [{'meets' if good else 'MISSES'} >= 99%, ours >= Slurm on every state]")
 
     # -- a 1,000-job queue at once
@@ -137,8 +140,9 @@ def main() -> int:
     summ = result.summary()
     good = el_s <= 10.0
     ok &= good
-    print(f"\n{args.queue:,}-job queue: {el_s:.2f} s   [{'meets' if good else 'MISSES'} <= 10 s]; placed {summ['placed']}, "
-          f"pending {summ['pending']}, multi-node at leaf bound {summ['at_leaf_lower_bound']}/{summ['multi_node_jobs']}, "
+    print(f"\n{args.queue:,}-job queue: {el_s:.2f} s   [{'meets' if good else 'MISSES'} <= 10 s]; "
+          f"placed {summ['placed']}, pending {summ['pending']}, "
+          f"multi-node at leaf bound {summ['at_leaf_lower_bound']}/{summ['multi_node_jobs']}, "
           f"greedy fallbacks {summ['greedy_fallbacks']}")
 
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -84,9 +84,9 @@ def plan_cmd(inventory: str, jobs_path: str, state_path: str | None, down: str |
              batch_time_limit_s: float, solver: str, workers: int, seed: int, spares_per_su: int, explain: bool,
              dump_models: str | None, fmt: str, output: str | None) -> None:
     """Place jobs on a fabric (dry run) and say where each goes and why."""
-    fabric, problems = load_fabric(inventory)
-    for p in problems:
-        click.echo(p.render(inventory), err=True)
+    fabric, warnings = load_fabric(inventory)
+    for w in warnings:
+        click.echo(w.render(inventory), err=True)
     jobs = load_jobs(jobs_path)
     state = ClusterState(fabric)
     if state_path:
@@ -108,8 +108,8 @@ def plan_cmd(inventory: str, jobs_path: str, state_path: str | None, down: str |
         for n in names:
             state.set_usable(fabric.node_index[n], False)
     cfg = PlannerConfig(time_limit_s=time_limit_s, batch_time_limit_s=batch_time_limit_s, num_workers=workers,
-                        random_seed=seed, solver=solver, explain=explain, dump_models=bool(dump_models),
-                        spares_per_su=spares_per_su)
+                        random_seed=seed, solver="greedy" if solver == "greedy" else "cpsat", explain=explain,
+                        dump_models=bool(dump_models), spares_per_su=spares_per_su)
     result = plan(fabric, state, jobs, cfg)
     doc = plan_document(fabric, result.placements, result.summary())
     if dump_models:

@@ -24,8 +24,9 @@ def _time_grid(runs: dict[str, list[JobRecord]], bins: int = 200) -> np.ndarray:
 
 def _coverage(r: JobRecord, grid: np.ndarray) -> np.ndarray:
     """Share of each time bin that the job's [start, end) covers."""
-    lo = np.clip(r.start, grid[:-1], grid[1:])
-    hi = np.clip(r.end, grid[:-1], grid[1:])
+    start, end = r.ran()
+    lo = np.clip(start, grid[:-1], grid[1:])
+    hi = np.clip(end, grid[:-1], grid[1:])
     return (hi - lo) / np.diff(grid)
 
 
@@ -70,7 +71,7 @@ def write_plots(fabric: Fabric, runs: dict[str, list[JobRecord]], directory: str
     # 2. wait-time CDF
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, recs in runs.items():
-        w = np.sort([max(r.start - (r.job.submit_time or 0.0), 0.0) for r in recs if r.status == "placed"])
+        w = np.sort([max(r.wait_s or 0.0, 0.0) for r in recs if r.status == "placed"])
         if w.size:
             ax.step(np.maximum(w, 1.0) / hours, np.arange(1, w.size + 1) / w.size, where="post", label=name)
     ax.set_xscale("log")

@@ -108,8 +108,9 @@ def ranks_cmd(inventory, job, plan_path, tp, pp, dp, weights, hostfile, fmt, slu
     if hostfile:
         write_output(hostfile, rank_hostfile(fabric, ours))
     if fmt == "json":
-        click.echo(json.dumps({"job": job, "tp": par.tp, "pp": par.pp, "dp": par.dp, "ranks": rank_table(fabric, ours, par),
-                               "traffic": t_ours, "name_order_traffic": t_name}, indent=1))
+        click.echo(json.dumps({"job": job, "tp": par.tp, "pp": par.pp, "dp": par.dp,
+                               "ranks": rank_table(fabric, ours, par), "traffic": t_ours,
+                               "name_order_traffic": t_name}, indent=1))
         return
     click.echo(f"job {job}: {par.size} ranks (tp {par.tp} x pp {par.pp} x dp {par.dp}) on {len(gpu_ids)} nodes; "
                f"rank = tp + {par.tp}*(dp + {par.dp}*pp)")

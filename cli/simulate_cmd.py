@@ -79,7 +79,8 @@ def load_trace(paths: tuple[str, ...], fmt: str):
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False), help="Write PNG plots here.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def simulate_cmd(inventory: str, traces: tuple[str, ...], trace_format: str, policy: str, backfill: str,
-                 bf_depth: int, switches_wait_s: float, load: float | None, limit: int | None, time_limit_s: float, out_path: str | None,
+                 bf_depth: int, switches_wait_s: float, load: float | None, limit: int | None, time_limit_s: float,
+                 out_path: str | None,
                  plot_dir: str | None, fmt: str) -> None:
     """Replay a job trace under several placement policies with the same scheduler; compare them."""
     fabric, _ = load_fabric(inventory)
@@ -96,13 +97,17 @@ def simulate_cmd(inventory: str, traces: tuple[str, ...], trace_format: str, pol
     cfg = SimConfig(backfill=backfill, bf_depth=bf_depth, switches_wait_s=switches_wait_s,
                     planner=PlannerConfig(time_limit_s=time_limit_s))
     runs, summaries = {}, {}
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   transient=True, disable=not sys.stderr.isatty(), console=None) as bar:
         for name in policies:
             task = bar.add_task(f"{name:<16}", total=len(jobs))
-            recs, summ = simulate(fabric, jobs, name, cfg, progress=lambda n, t=task: bar.update(t, completed=n))
+
+            def advance(n: int, t: TaskID = task) -> None:
+                bar.update(t, completed=n)
+
+            recs, summ = simulate(fabric, jobs, name, cfg, progress=advance)
             runs[name], summaries[name] = recs, summ
     t0, t1 = common_busy_window(runs)
     for name in policies:  # one window for all, so the figures compare

@@ -130,8 +130,9 @@ def import_(source: str, file: str | None, topology_conf: str | None, slurm_conf
                 re.compile(host_regex)
             except re.error as exc:
                 raise RequestError(f"--host-regex: {exc}") from None
+        mapping = parse_node_map(read_text(node_map), node_map) if node_map else None
         opt = ImportOptions(gpus_per_node=gpus_per_node or 8, gpu_model=gpu_model, host_regex=host_regex,
-                            hosts=host_set, node_map=parse_node_map(read_text(node_map), node_map) if node_map else None,
+                            hosts=host_set, node_map=mapping,
                             keep_unnamed=keep_unnamed, name=name or Path(file).stem)
         fabric, problems = import_ibnetdiscover(read_text(file), opt, file)
         header = f"imported from ibnetdiscover dump {file}"

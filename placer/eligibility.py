@@ -24,7 +24,8 @@ class Eligibility:
 
 def _static_mask(ix: FabricIndex, job: JobRequest) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     f = ix.fabric
-    feat_ok_type = np.array([set(job.features) <= feats and (job.gpu_model is None or t.gpu_model.lower() == job.gpu_model)
+    feat_ok_type = np.array([set(job.features) <= feats
+                             and (job.gpu_model is None or t.gpu_model.lower() == job.gpu_model)
                              for feats, t in zip(ix.type_features, ix.fabric.node_types)], dtype=bool)
     feat_ok = feat_ok_type[f.node_type] if f.n_nodes else np.zeros(0, dtype=bool)
     not_excl = np.ones(f.n_nodes, dtype=bool)
@@ -74,7 +75,8 @@ def eligibility(ix: FabricIndex, state: ClusterState, job: JobRequest, spares: n
     spare_bad = spares if spares is not None else np.zeros(f.n_nodes, dtype=bool)
     for reason, bad in (("down or drained", ~in_service), ("kept as hot spares", spare_bad),
                         ("outside the job's partition", ~in_part), ("excluded by the job", ~not_excl),
-                        ("lacking features or GPU model", ~feat_ok), (f"not {size}-GPU nodes" if multi else "too few GPUs", ~size_ok),
+                        ("lacking features or GPU model", ~feat_ok),
+                        (f"not {size}-GPU nodes" if multi else "too few GPUs", ~size_ok),
                         ("busy", busy)):
         hit = int((bad & remaining).sum())
         if hit:

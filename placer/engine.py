@@ -8,8 +8,9 @@ spent, the remaining jobs get the greedy answer, and each says so in its `solver
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from topology import ClusterState, Fabric
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from topology import Problem
 from topology.hostlists import HostlistError, expand
@@ -77,13 +78,18 @@ def _num(v: Any, path: str, problems: list[Problem], *, line: int | None, minimu
     try:
         x = float(v) if allow_float else int(str(v).strip()) if not isinstance(v, int) else v
     except (TypeError, ValueError):
-        problems.append(Problem(path, f"expected a {'number' if allow_float else 'whole number'}, got {v!r}", line=line))
+        kind = "number" if allow_float else "whole number"
+        problems.append(Problem(path, f"expected a {kind}, got {v!r}", line=line))
         return None
     if isinstance(v, bool) or (not allow_float and isinstance(v, float)) or x < minimum or x != x:
-        problems.append(Problem(path, f"must be a {'number' if allow_float else 'whole number'} >= {minimum}, got {v!r}",
-                                line=line))
+        kind = "number" if allow_float else "whole number"
+        problems.append(Problem(path, f"must be a {kind} >= {minimum}, got {v!r}", line=line))
         return None
     return x
+
+
+def _int_or_none(x: float | int | None) -> int | None:
+    return None if x is None else int(x)
 
 
 def job_from_mapping(d: dict[str, Any], path: str, problems: list[Problem], line: int | None = None,
@@ -164,7 +170,7 @@ def job_from_mapping(d: dict[str, Any], path: str, problems: list[Problem], line
                       constraint=constraint,
                       gpu_model=model.strip().lower() if model else None,
                       exclude=tuple(exclude), exclusive=bool(exclusive), submit_time=submit, duration=duration,
-                      tp=tp, pp=pp, dp=dp, weights=weights)
+                      tp=_int_or_none(tp), pp=_int_or_none(pp), dp=_int_or_none(dp), weights=weights)
 
 
 def split_constraint(text: str) -> tuple[list[str], str | None]:

@@ -15,8 +15,8 @@ crossing each tier, and cost = cross_leaf + cross_pod (pod crossings use the lea
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from topology import Fabric, RequestError
 
@@ -43,7 +43,7 @@ class Parallelism:
 Slot = tuple[int, int]  # (node index, GPU index)
 
 
-def _slots_in_order(fabric: Fabric, gpu_ids: dict[str, Sequence[int]], node_order: list[str]) -> list[Slot]:
+def _slots_in_order(fabric: Fabric, gpu_ids: Mapping[str, Sequence[int]], node_order: list[str]) -> list[Slot]:
     return [(fabric.node_index[n], g) for n in node_order for g in sorted(gpu_ids[n])]
 
 
@@ -83,7 +83,7 @@ def _replica_packed_nodes(fabric: Fabric, nodes: Sequence[str], per_replica_node
     return whole + rest
 
 
-def placer_layout(fabric: Fabric, gpu_ids: dict[str, Sequence[int]], par: Parallelism) -> list[Slot]:
+def placer_layout(fabric: Fabric, gpu_ids: Mapping[str, Sequence[int]], par: Parallelism) -> list[Slot]:
     """The cheapest of a few candidate layouts under the cost model: nodes in tree order (or with whole
     pipelines packed into leaves first), filled with TP innermost and then PP (pipelines together) or
     DP (data-parallel groups together)."""
@@ -107,7 +107,7 @@ def placer_layout(fabric: Fabric, gpu_ids: dict[str, Sequence[int]], par: Parall
     return _local_gpu_order(best[1])
 
 
-def name_order_layout(fabric: Fabric, gpu_ids: dict[str, Sequence[int]], par: Parallelism) -> list[Slot]:
+def name_order_layout(fabric: Fabric, gpu_ids: Mapping[str, Sequence[int]], par: Parallelism) -> list[Slot]:
     """Slurm's default: tasks block-distributed over nodes sorted by name, ranks in that order."""
     nodes = sorted(gpu_ids, key=lambda n: [int(t) if t.isdigit() else t for t in __import__("re").split(r"(\d+)", n)])
     slots = _slots_in_order(fabric, gpu_ids, nodes)

@@ -25,7 +25,8 @@ class Trace:
 
 def parse_csv_trace(text: str, problems: list[Problem]) -> Trace:
     jobs = jobs_from_csv(text, problems)
-    out, skipped = [], {}
+    out: list[JobRequest] = []
+    skipped: dict[str, int] = {}
     for j in jobs:
         if j.submit_time is None or j.duration is None:
             problems.append(Problem(f"job {j.job_id}", "a trace needs submit_time and duration"))
@@ -121,7 +122,7 @@ def parse_sacct(text: str, problems: list[Problem]) -> Trace:
             problems.append(Problem(f"job {jid}", f"unreadable time or node count: {exc}", line=no))
             continue
         tres = parts[col["AllocTRES"]] if "AllocTRES" in col and parts[col["AllocTRES"]] else \
-            parts[col.get("ReqTRES", col.get("AllocTRES"))]
+            parts[col.get("ReqTRES", col["AllocTRES"])]
         m = _TRES_GPU.search(tres or "")
         gpus = int(m.group(1)) if m else 0
         if gpus <= 0:

@@ -8,7 +8,7 @@ claims are checked too: a job said not to fit must really not fit.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from topology import ClusterState, Fabric
 

@@ -118,10 +118,10 @@ def parse_tres_gpu_model(text: str | None) -> str | None:
 
 def node_state_of(base: str, flags: list[str] | tuple[str, ...]) -> str:
     base = (base or "").upper()
-    flags = {f.upper() for f in flags}
-    if base in ("DOWN", "FUTURE", "UNKNOWN") or "FAIL" in flags or "NOT_RESPONDING" in flags:
+    upper = {f.upper() for f in flags}
+    if base in ("DOWN", "FUTURE", "UNKNOWN") or "FAIL" in upper or "NOT_RESPONDING" in upper:
         return "down"
-    if flags & UNUSABLE_FLAGS or base in ("DRAIN", "DRAINED", "DRAINING"):
+    if upper & UNUSABLE_FLAGS or base in ("DRAIN", "DRAINED", "DRAINING"):
         return "drain"
     return "up"
 

@@ -145,7 +145,8 @@ class Lab:
         missing = [p for p in ("/usr/sbin/slurmctld", "/usr/sbin/slurmd", "/usr/sbin/munged", "/usr/bin/sinfo")
                    if not Path(p).exists()]
         if missing:
-            raise BackendError(f"missing {', '.join(missing)}; install Debian's packages: apt-get install -y {PACKAGES}")
+            raise BackendError(f"missing {', '.join(missing)}; install Debian's packages: "
+                               f"apt-get install -y {PACKAGES}")
 
     def up(self, fabric: Fabric, wait_s: float = 120) -> dict:
         self.check_prerequisites()

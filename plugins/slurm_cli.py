@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from topology import BackendError
 

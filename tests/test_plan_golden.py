@@ -7,6 +7,7 @@ where given, the node set Slurm 22.05's topology/tree would choose (traced by ha
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import pytest
 import yaml
@@ -15,7 +16,7 @@ from placer import PlannerConfig, plan
 from placer.eligibility import eligibility
 from placer.index import index_for
 from placer.jobs import jobs_from_list
-from placer.slurm_tree import slurm_tree_choice
+from placer.slurm_tree import Version, slurm_tree_choice
 from placer.validate import validate
 from topology import ClusterState, load_inventory_text
 from topology.hostlists import expand
@@ -62,6 +63,6 @@ def test_slurm_tree_case(path: Path, key: str, version: str) -> None:
     ix = index_for(fabric)
     by_id = {j.job_id: j for j in jobs}
     for job, nodes in case[key].items():
-        choice = slurm_tree_choice(ix, state, eligibility(ix, state, by_id[job]), version=version)
+        choice = slurm_tree_choice(ix, state, eligibility(ix, state, by_id[job]), version=cast(Version, version))
         assert choice is not None
         assert sorted(fabric.node_names[n] for n in choice.nodes) == sorted(expand(nodes))

@@ -84,6 +84,7 @@ def test_jobs_with_parallelism() -> None:
     assert "tp x pp x dp = 4 x 2 x 3 = 24, but the job asks for 16 GPUs" in text and "expected {tp: W" in text
     result = plan(FABRIC, ClusterState(FABRIC), jobs)
     p = result.placements[0]
+    assert p.ranks is not None and p.rank_traffic is not None and p.name_order_traffic is not None
     assert p.status == "placed" and len(p.ranks) == 16 and p.rank_traffic["cross_leaf"] == 8.0
     assert p.name_order_traffic["cross_leaf"] == 16.0
 

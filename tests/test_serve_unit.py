@@ -36,6 +36,15 @@ class FakeSlurm:
     def snapshot(self) -> SlurmSnapshot:
         return SlurmSnapshot(tuple(self.nodes), tuple(self.jobs))
 
+    def pin(self, job_id: int, nodes: str, num_nodes: int) -> None:
+        raise AssertionError("read-only fake: the daemon never pins")
+
+    def release(self, job_id: int) -> None:
+        raise AssertionError("read-only fake: the daemon never releases")
+
+    def start_now(self, job_id: int) -> None:
+        raise AssertionError("read-only fake: the daemon never changes begin times")
+
 
 def daemon(**kw) -> tuple[Daemon, FakeSlurm]:
     slurm = FakeSlurm()

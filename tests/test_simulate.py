@@ -188,7 +188,7 @@ def test_load_scaling() -> None:
     jobs = [J(f"x{i}", 8, i * 100.0, 50.0) for i in range(11)]
     scaled = scale_to_load(jobs, total_gpus=32, load=0.5)
     work = 11 * 8 * 50.0
-    span = scaled[-1].submit_time - scaled[0].submit_time
+    span = (scaled[-1].submit_time or 0.0) - (scaled[0].submit_time or 0.0)
     assert work / (32 * span) == pytest.approx(0.5)
 
 
@@ -233,8 +233,8 @@ def test_trace_generate_from_alibaba(capsys, tmp_path: Path) -> None:
     problems: list = []
     t = parse_csv_trace(out.read_text(), problems)
     assert problems == [] and len(t.jobs) == 2000
-    work = sum(j.gpus * j.duration for j in t.jobs)
-    span = t.jobs[-1].submit_time - t.jobs[0].submit_time
+    work = sum(j.gpus * (j.duration or 0.0) for j in t.jobs)
+    span = (t.jobs[-1].submit_time or 0.0) - (t.jobs[0].submit_time or 0.0)
     assert 0.6 < work / (16384 * span) < 1.3  # Poisson arrivals around the asked load
     assert any(j.gpus > 8 for j in t.jobs) and any(j.gpus == 1 for j in t.jobs)
 

@@ -21,8 +21,7 @@ def _leaf_nodes(fabric: Fabric, leaf: int) -> list[str]:
 
 
 def _group_speed(fabric: Fabric, g: int) -> int | None:
-    speeds = [fabric.switches[s].link_speed for s in fabric.group_switches[g]]
-    speeds = [s for s in speeds if s is not None]
+    speeds = [sp for s in fabric.group_switches[g] if (sp := fabric.switches[s].link_speed) is not None]
     return min(speeds) if speeds else None
 
 
@@ -269,13 +268,15 @@ def export_ibnetdiscover(fabric: Fabric) -> str:
             port_no = len(ports[leaf])
             ca_blocks.append(f'vendid=0x2c9\ndevid=0x1021\nsysimgguid=0x{g}\ncaguid=0x{g}\n'
                              f'Ca\t1 "H-{g}"\t\t# "{host} {adapter}"\n'
-                             f'[1]({g}) \t"S-{leaf}"[{port_no}]\t\t# lid 1 lmc 0 "MF0;{s.name}:MQM9700/U1" lid 1 {speed}\n')
+                             f'[1]({g}) \t"S-{leaf}"[{port_no}]\t\t# lid 1 lmc 0 '
+                             f'"MF0;{s.name}:MQM9700/U1" lid 1 {speed}\n')
     out = ["#", f"# Topology file: synthetic, written by placer from inventory {fabric.name!r}", "#", ""]
     for si, s in enumerate(fabric.switches):
         for m, member in enumerate(s.members):
             g = sw_guid[(si, m)]
             lines = ["vendid=0x2c9", "devid=0xd2f2", f"sysimgguid=0x{g}", f"switchguid=0x{g}({g})",
-                     f'Switch\t{max(len(ports[g]), 1)} "S-{g}"\t\t# "MF0;{member}:MQM9700/U1" enhanced port 0 lid 1 lmc 0']
+                     f'Switch\t{max(len(ports[g]), 1)} "S-{g}"\t\t# "MF0;{member}:MQM9700/U1" '
+                     f'enhanced port 0 lid 1 lmc 0']
             for p, (peer, desc, ws) in enumerate(ports[g], start=1):
                 suffix = f"({peer[2:]}) " if peer.startswith("H-") else ""
                 lines.append(f'[{p}]\t"{peer}"[1]{suffix}\t\t# "{desc}" lid 1 {ws}')

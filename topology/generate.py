@@ -6,6 +6,7 @@ layer, pods under a core. Logical spine/core switches list their physical member
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from .build import build_fabric
 from .fabric import Fabric
@@ -59,7 +60,7 @@ def design_for(preset: str | None, **overrides: int | str | None) -> Design:
     if preset is not None and preset not in PRESETS:
         raise RequestError(f"unknown preset {preset!r}; one of {', '.join(PRESETS)}")
     d = PRESETS[preset] if preset else Design()
-    given = {k: v for k, v in overrides.items() if v is not None}
+    given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     d = replace(d, **given)
     for field_name in ("pods", "sus_per_pod", "nodes_per_su", "gpus_per_node"):
         if getattr(d, field_name) < 1:

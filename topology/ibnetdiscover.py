@@ -65,7 +65,8 @@ def parse_dump(text: str) -> Dump:
         if m:
             kind, _, guid, desc, _ = m.groups()
             if guid in devices:
-                problems.append(Problem("", f"device {guid} appears twice (first at line {devices[guid].line})", line=no))
+                problems.append(Problem("", f"device {guid} appears twice (first at line {devices[guid].line})",
+                                        line=no))
                 cur = None
                 continue
             cur = devices[guid] = Device(kind, guid, desc or "", sysimg, no)
@@ -222,7 +223,7 @@ def import_ibnetdiscover(text: str, opt: ImportOptions, source: str = "dump") ->
     # the switch graph between units (links inside a chassis do not count)
     links: dict[str, dict[str, list[int | None]]] = defaultdict(lambda: defaultdict(list))
     for d in switches.values():
-        for port, (peer, _, ws) in d.ports.items():
+        for peer, _, ws in d.ports.values():
             if peer in unit_of and unit_of[peer] != unit_of[d.guid]:
                 links[unit_of[d.guid]][unit_of[peer]].append(gbps(ws))
     leaves = {u for host in attach for u, _, _ in attach[host]}
@@ -243,7 +244,7 @@ def import_ibnetdiscover(text: str, opt: ImportOptions, source: str = "dump") ->
 
     # rails: a leaf's rail is its adapters' most common name
     leaf_adapter: dict[str, Counter] = defaultdict(Counter)
-    for host, att in attach.items():
+    for att in attach.values():
         for u, adapter, _ in att:
             leaf_adapter[u][adapter] += 1
     names = sorted({c.most_common(1)[0][0] for c in leaf_adapter.values()},
@@ -253,12 +254,12 @@ def import_ibnetdiscover(text: str, opt: ImportOptions, source: str = "dump") ->
 
     # speeds: the most common speed on each unit's downward links; slower links are reported
     speeds: Counter = Counter()
-    for host, att in attach.items():
+    for att in attach.values():
         for _, _, s in att:
             if s:
                 speeds[s] += 1
-    for u, peers in links.items():
-        for v, ss in peers.items():
+    for peers in links.values():
+        for ss in peers.values():
             speeds.update(s for s in ss if s)
     usual = speeds.most_common(1)[0][0] if speeds else None
     slow = [(u, v, s) for u, peers in links.items() for v, ss in peers.items() for s in ss

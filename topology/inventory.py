@@ -79,47 +79,63 @@ def spec_from_document(doc: Any, problems: list[Problem]) -> FabricSpec:
         problems.append(Problem("version", f"unsupported inventory version {version!r} (this placer reads "
                                            f"version {FORMAT_VERSION})"))
     spec = FabricSpec(name=str(doc.get("name") or "fabric"))
-
-    # node types
     types = doc.get("node_types") or {}
     if not isinstance(types, dict):
         problems.append(Problem("node_types", "expected a mapping of type name to attributes"))
         types = {}
     for tname, t in types.items():
-        tpath = f"node_types.{tname}"
-        if not isinstance(t, dict):
-            problems.append(Problem(tpath, f"expected a mapping, got {t!r}"))
-            continue
-        _unknown_keys(t, _TYPE_KEYS, tpath, problems)
-        gpus = _int(t, "gpus", tpath, problems)
-        if gpus is None:
-            problems.append(Problem(f"{tpath}.gpus", f"node type {tname!r} needs a GPU count"))
-            gpus = 0
-        feats = t.get("features") or []
-        if isinstance(feats, str):
-            feats = [f for f in feats.split(",") if f]
-        if not isinstance(feats, list) or not all(isinstance(f, str) for f in feats):
-            problems.append(Problem(f"{tpath}.features", f"expected a list of feature names, got {feats!r}"))
-            feats = []
-        islands = t.get("nvlink_islands") or []
-        ok = isinstance(islands, list) and all(
-            isinstance(i, list) and all(isinstance(g, int) and not isinstance(g, bool) for g in i) for i in islands)
-        if not ok:
-            problems.append(Problem(f"{tpath}.nvlink_islands", f"expected a list of GPU index lists, got {islands!r}"))
-            islands = []
-        links = t.get("nvlinks") or []
-        ok = isinstance(links, list) and all(isinstance(r, list) and len(r) == gpus and all(
-            isinstance(x, int) and not isinstance(x, bool) and x >= -1 for x in r) for r in links) and \
-            (not links or len(links) == gpus)
-        if not ok:
-            problems.append(Problem(f"{tpath}.nvlinks", f"expected a {gpus}x{gpus} matrix of NVLink counts, got "
-                                                        f"{str(links)[:60]}"))
-            links = []
-        spec.node_types[str(tname)] = NodeType(
-            name=str(tname), gpus=gpus, gpu_model=_str(t, "gpu_model", tpath, problems, "gpu") or "gpu",
-            features=tuple(feats), nvlink_islands=tuple(tuple(i) for i in islands),
-            nvlinks=tuple(tuple(r) for r in links))
+        nt = _node_type(str(tname), t, problems)
+        if nt is not None:
+            spec.node_types[str(tname)] = nt
+    default_type = _default_type(doc, spec, problems)
+    declared: set[str] = set()
+    _nodes(doc, spec, default_type, declared, problems)
+    _switches(doc, spec, default_type, declared, problems)
+    for i, d in enumerate(_list_of_maps(doc, "nvlink_domains", problems)):
+        path = f"nvlink_domains[{i}]"
+        _unknown_keys(d, _DOMAIN_KEYS, path, problems)
+        name = _str(d, "name", path, problems) or f"domain{i}"
+        spec.domains.append(DomainSpec(name=name, path=path, nodes=expand_into(d.get("nodes") or "",
+                                                                                f"{path}.nodes", problems)))
+    return spec
 
+
+def _node_type(tname: str, t: Any, problems: list[Problem]) -> NodeType | None:
+    tpath = f"node_types.{tname}"
+    if not isinstance(t, dict):
+        problems.append(Problem(tpath, f"expected a mapping, got {t!r}"))
+        return None
+    _unknown_keys(t, _TYPE_KEYS, tpath, problems)
+    gpus = _int(t, "gpus", tpath, problems)
+    if gpus is None:
+        problems.append(Problem(f"{tpath}.gpus", f"node type {tname!r} needs a GPU count"))
+        gpus = 0
+    feats = t.get("features") or []
+    if isinstance(feats, str):
+        feats = [f for f in feats.split(",") if f]
+    if not isinstance(feats, list) or not all(isinstance(f, str) for f in feats):
+        problems.append(Problem(f"{tpath}.features", f"expected a list of feature names, got {feats!r}"))
+        feats = []
+    islands = t.get("nvlink_islands") or []
+    ok = isinstance(islands, list) and all(
+        isinstance(i, list) and all(isinstance(g, int) and not isinstance(g, bool) for g in i) for i in islands)
+    if not ok:
+        problems.append(Problem(f"{tpath}.nvlink_islands", f"expected a list of GPU index lists, got {islands!r}"))
+        islands = []
+    links = t.get("nvlinks") or []
+    ok = isinstance(links, list) and all(isinstance(r, list) and len(r) == gpus and all(
+        isinstance(x, int) and not isinstance(x, bool) and x >= -1 for x in r) for r in links) and \
+        (not links or len(links) == gpus)
+    if not ok:
+        problems.append(Problem(f"{tpath}.nvlinks", f"expected a {gpus}x{gpus} matrix of NVLink counts, got "
+                                                    f"{str(links)[:60]}"))
+        links = []
+    return NodeType(name=tname, gpus=gpus, gpu_model=_str(t, "gpu_model", tpath, problems, "gpu") or "gpu",
+                    features=tuple(feats), nvlink_islands=tuple(tuple(i) for i in islands),
+                    nvlinks=tuple(tuple(r) for r in links))
+
+
+def _default_type(doc: dict[str, Any], spec: FabricSpec, problems: list[Problem]) -> str | None:
     defaults = doc.get("defaults") or {}
     if not isinstance(defaults, dict):
         problems.append(Problem("defaults", "expected a mapping"))
@@ -128,9 +144,11 @@ def spec_from_document(doc: Any, problems: list[Problem]) -> FabricSpec:
     default_type = _str(defaults, "type", "defaults", problems)
     if default_type is not None and default_type not in spec.node_types:
         problems.append(Problem("defaults.type", f"unknown node type {default_type!r}"))
+    return default_type
 
-    # nodes
-    declared: set[str] = set()
+
+def _nodes(doc: dict[str, Any], spec: FabricSpec, default_type: str | None, declared: set[str],
+           problems: list[Problem]) -> None:
     for i, n in enumerate(_list_of_maps(doc, "nodes", problems)):
         path = f"nodes[{i}]"
         _unknown_keys(n, _NODE_KEYS, path, problems)
@@ -151,7 +169,10 @@ def spec_from_document(doc: Any, problems: list[Problem]) -> FabricSpec:
             spec.nodes.append(NodeSpec(name=name, path=f"{path}.names[{k}]", type=tname, state=state, reason=reason))
             declared.add(name)
 
-    # switches
+
+def _switches(doc: dict[str, Any], spec: FabricSpec, default_type: str | None, declared: set[str],
+              problems: list[Problem]) -> None:
+    """Switches; with a default node type, nodes first named under a switch are declared there."""
     for i, s in enumerate(_list_of_maps(doc, "switches", problems)):
         path = f"switches[{i}]"
         name = _str(s, "name", path, problems)
@@ -172,14 +193,6 @@ def spec_from_document(doc: Any, problems: list[Problem]) -> FabricSpec:
                 if nname not in declared:
                     declared.add(nname)
                     spec.nodes.append(NodeSpec(name=nname, path=f"{path}.nodes[{k}]", type=default_type))
-
-    for i, d in enumerate(_list_of_maps(doc, "nvlink_domains", problems)):
-        path = f"nvlink_domains[{i}]"
-        _unknown_keys(d, _DOMAIN_KEYS, path, problems)
-        name = _str(d, "name", path, problems) or f"domain{i}"
-        spec.domains.append(DomainSpec(name=name, path=path, nodes=expand_into(d.get("nodes") or "",
-                                                                                f"{path}.nodes", problems)))
-    return spec
 
 
 def parse_yaml(text: str, source: str, problems: list[Problem]) -> Any:

@@ -7,18 +7,21 @@ fixed point, because once two switches merge, their parents serve one class of c
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
+from typing import TypeVar
 
 from networkx.utils import UnionFind
 
+K = TypeVar("K", bound=Hashable)
 
-def merge_co_parents(uf: UnionFind, items: Iterable[Hashable], parents: Callable[[Hashable], list]) -> UnionFind:
+
+def merge_co_parents(uf: UnionFind, items: Iterable[K], parents: Callable[[K], list[K]]) -> UnionFind:
     """Union, until nothing changes, the parents of every class of `items` (classes as `uf` has them)."""
-    items = list(items)
+    members_of: list[K] = list(items)
     changed = True
     while changed:
         changed = False
-        classes: dict[Hashable, list[Hashable]] = {}
-        for x in items:
+        classes: dict[Hashable, list[K]] = {}
+        for x in members_of:
             classes.setdefault(uf[x], []).append(x)
         for members in classes.values():
             ps = [p for m in members for p in parents(m)]

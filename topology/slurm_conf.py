@@ -168,7 +168,8 @@ def parse_topology_conf(text: str, source: str, problems: list[Problem]) -> list
             problems.append(Problem(cl.pairs[0][0], f"unknown topology.conf line starting {key0}=", line=cl.line))
             continue
         if val0 in seen:
-            problems.append(Problem(f"SwitchName={val0}", f"duplicate switch (first at line {seen[val0]})", line=cl.line))
+            problems.append(Problem(f"SwitchName={val0}", f"duplicate switch (first at line {seen[val0]})",
+                                    line=cl.line))
             continue
         sw = TopoSwitch(val0, cl.line)
         for k, v in cl.pairs[1:]:
@@ -241,7 +242,7 @@ def tree_to_switch_specs(topo: list[TopoSwitch], problems: list[Problem], add_ro
     specs: list[SwitchSpec] = []
     class_name: dict[str, str] = {}
     for cls, members in sorted(classes.items(), key=lambda kv: order[kv[1][0]]):
-        members.sort(key=order.get)
+        members.sort(key=lambda m: order[m])
         head = by_name[members[0]]
         class_name[cls] = head.name
         if len(members) > 1:
@@ -249,18 +250,18 @@ def tree_to_switch_specs(topo: list[TopoSwitch], problems: list[Problem], add_ro
                                     f"switches {', '.join(members)} serve the same children (redundant fat-tree "
                                     f"switches); merged into one logical switch {head.name!r}", "warning", head.line))
         nodes = [n for m in members for n in by_name[m].nodes]
-        speeds = {by_name[m].link_speed for m in members} - {None}
+        speeds = {speed for m in members if (speed := by_name[m].link_speed) is not None}
         specs.append(SwitchSpec(name=head.name, path=f"{label}={head.name}", nodes=nodes,
                                 members=members if len(members) > 1 else [],
                                 link_speed=min(speeds) if speeds else None, line=head.line))
     for sp in specs:
         ps = {class_name[uf[p]] for m in (sp.members or [sp.name]) for p in edges.get(m, [])}
         sp.parent = next(iter(ps)) if ps else None
-    roots = [s for s in specs if s.parent is None]
+    roots = [sp for sp in specs if sp.parent is None]
     if len(roots) > 1 and add_root:
         problems.append(Problem("", f"{len(roots)} top switches joined under added root {add_root!r}", "warning"))
-        for s in roots:
-            s.parent = add_root
+        for sp in roots:
+            sp.parent = add_root
         specs.append(SwitchSpec(name=add_root, path=f"--add-root {add_root}"))
     elif len(roots) > 1:
         problems.append(Problem("", f"leaves with no path to the others: {len(roots)} separate trees under "
@@ -283,7 +284,8 @@ def import_slurm(topology_text: str, slurm_text: str | None, *, topology_source:
         for n in s.nodes:
             if n in leaf_of and leaf_of[n] is not s:
                 tproblems.append(Problem(f"SwitchName={s.name}", f"node {n!r} is also under {leaf_of[n].name!r} "
-                                         f"(line {leaf_of[n].line}): Slurm's tree takes one leaf per node", line=s.line))
+                                         f"(line {leaf_of[n].line}): Slurm's tree takes one leaf per node",
+                                         line=s.line))
             else:
                 leaf_of.setdefault(n, s)
     specs = tree_to_switch_specs(topo, tproblems, add_root)
@@ -320,12 +322,13 @@ def import_slurm(topology_text: str, slurm_text: str | None, *, topology_source:
         for n in missing:
             by_switch.setdefault(leaf_of[n].name, []).append(n)
         for sw, ns in by_switch.items():
+            first = next(s.line for s in topo if s.name == sw)
             tproblems.append(Problem(f"SwitchName={sw}", f"nodes {compress(ns)} are in topology.conf but not in "
-                                                         f"slurm.conf", line=next(s.line for s in topo if s.name == sw)))
-        unplaced = [n for n in conf.nodes if n.gpus >= 1 and n.name not in leaf_of]
-        for n in unplaced:
-            sproblems.append(Problem(f"NodeName={n.name}", "GPU node is in slurm.conf but under no switch in "
-                                                           "topology.conf", line=n.line))
+                                                         f"slurm.conf", line=first))
+        unplaced = [cn for cn in conf.nodes if cn.gpus >= 1 and cn.name not in leaf_of]
+        for cn in unplaced:
+            sproblems.append(Problem(f"NodeName={cn.name}", "GPU node is in slurm.conf but under no switch in "
+                                                            "topology.conf", line=cn.line))
         keep = set(gpuless)
         for sp in specs:
             sp.nodes = [n for n in sp.nodes if n not in keep]

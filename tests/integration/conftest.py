@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -117,7 +117,7 @@ def running_nodes(lab: LabHandle, job_id: int, timeout_s: float = 30) -> list[st
 
 
 @pytest.fixture(scope="session")
-def lab(tmp_path_factory) -> LabHandle:
+def lab(tmp_path_factory) -> Iterator[LabHandle]:
     why = lab_available()
     if why:
         pytest.skip(why)
@@ -169,7 +169,11 @@ class DaemonProc:
 
     def sees(self, what: str, check: Callable[[dict], bool], timeout_s: float = 30) -> dict:
         """Wait until the daemon's state (refreshed from Slurm) satisfies `check`."""
-        return wait_until(f"the daemon to see {what}", lambda: (st := self.state()) if check(st) else None, timeout_s)
+        def seen() -> dict | None:
+            st = self.state()
+            return st if check(st) else None
+
+        return wait_until(f"the daemon to see {what}", seen, timeout_s)
 
     def decisions(self) -> dict[str, dict]:
         return {d["name"]: d for d in self.ask({"v": 1, "op": "decisions"})["decisions"]}

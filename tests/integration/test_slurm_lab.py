@@ -191,6 +191,10 @@ class _CrashAfter:
         self._tick()
         self.inner.release(job_id)
 
+    def start_now(self, job_id: int) -> None:
+        self._tick()
+        self.inner.start_now(job_id)
+
 
 def test_killing_the_apply_loop_halfway_loses_nothing(lab: LabHandle, daemon_factory) -> None:
     daemon_factory("--mode", "steer")
