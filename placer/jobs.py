@@ -68,7 +68,8 @@ class JobRequest:
 
 
 _KEYS = {"job_id", "id", "gpus", "nodes", "gpus_per_node", "priority", "max_switches", "switches", "features",
-         "constraint", "gpu_model", "exclude", "exclusive", "submit_time", "duration", "tp", "pp", "dp", "weights"}
+         "constraint", "gpu_model", "exclude", "nodelist", "partition", "qos", "time_limit_s", "exclusive",
+         "submit_time", "duration", "tp", "pp", "dp", "weights"}
 
 
 def _num(v: Any, path: str, problems: list[Problem], *, line: int | None, minimum: int = 0,
@@ -94,7 +95,8 @@ def _int_or_none(x: float | int | None) -> int | None:
 
 def job_from_mapping(d: dict[str, Any], path: str, problems: list[Problem], line: int | None = None,
                      strict_keys: bool = True) -> JobRequest | None:
-    """One job from a mapping (YAML/JSON entry or CSV row); appends problems and returns None when unusable."""
+    """One job from a mapping (YAML/JSON entry, CSV or trace row): the translator for job files and traces.
+    Appends problems and returns None when unusable."""
     before = len(problems)
     if strict_keys:
         for k in d:
@@ -107,6 +109,37 @@ def job_from_mapping(d: dict[str, Any], path: str, problems: list[Problem], line
         return None
     jid = str(jid).strip()
     path = f"{path}({jid})"
+
+    def num(key: str, minimum: int = 0, allow_float: bool = False) -> Any:
+        return _num(d.get(key), f"{path}.{key}", problems, line=line, minimum=minimum, allow_float=allow_float)
+
+    gpus, gpn = _size(d, path, problems, line, before)
+    features, constraint = _features(d, path, problems, line)
+    model = d.get("gpu_model")
+    if model is not None and not isinstance(model, str):
+        problems.append(Problem(f"{path}.gpu_model", f"expected a GPU model name, got {model!r}", line=line))
+        model = None
+    tp, pp, dp = (_int_or_none(num(k, minimum=1)) for k in ("tp", "pp", "dp"))
+    weights = _weights(d, path, problems, line, gpus, tp, pp, dp)
+    common = dict(priority=num("priority", minimum=-(2**31)) or 0,
+                  max_switches=_num(d.get("max_switches", d.get("switches")), f"{path}.max_switches", problems,
+                                    line=line, minimum=1),
+                  exclude=tuple(_hostlist(d, "exclude", path, problems, line)),
+                  required_nodes=tuple(_hostlist(d, "nodelist", path, problems, line)),
+                  partition=str(d["partition"]).strip() or None if d.get("partition") is not None else None,
+                  qos=str(d["qos"]).strip() or None if d.get("qos") is not None else None,
+                  time_limit_s=num("time_limit_s", allow_float=True), submit_time=num("submit_time", allow_float=True),
+                  duration=num("duration", allow_float=True))
+    if len(problems) > before or gpus is None:
+        return None
+    return JobRequest(job_id=jid, gpus=int(gpus), gpus_per_node=int(gpn) if gpn else None,
+                      features=features, constraint=constraint, gpu_model=model.strip().lower() if model else None,
+                      exclusive=_flag(d.get("exclusive", False)), tp=tp, pp=pp, dp=dp, weights=weights, **common)
+
+
+def _size(d: dict[str, Any], path: str, problems: list[Problem], line: int | None, before: int
+          ) -> tuple[int | None, int | None]:
+    """(gpus, gpus_per_node) from gpus, nodes and gpus_per_node, any two of which imply the third."""
     gpus = _num(d.get("gpus"), f"{path}.gpus", problems, line=line, minimum=1)
     nodes = _num(d.get("nodes"), f"{path}.nodes", problems, line=line, minimum=1)
     gpn = _num(d.get("gpus_per_node"), f"{path}.gpus_per_node", problems, line=line, minimum=1)
@@ -124,53 +157,52 @@ def job_from_mapping(d: dict[str, Any], path: str, problems: list[Problem], line
         problems.append(Problem(f"{path}.gpus", "nodes given without gpus or gpus_per_node", line=line))
     if gpus is None and len(problems) == before:
         problems.append(Problem(f"{path}.gpus", "a job needs gpus (or nodes and gpus_per_node)", line=line))
-    prio = _num(d.get("priority"), f"{path}.priority", problems, line=line, minimum=-(2**31)) or 0
-    maxsw = _num(d.get("max_switches", d.get("switches")), f"{path}.max_switches", problems, line=line, minimum=1)
-    feats_raw = d.get("features", d.get("constraint")) or []
+    return _int_or_none(gpus), _int_or_none(gpn)
+
+
+def _features(d: dict[str, Any], path: str, problems: list[Problem], line: int | None
+              ) -> tuple[tuple[str, ...], str | None]:
+    raw = d.get("features", d.get("constraint")) or []
     constraint = None
-    if isinstance(feats_raw, str):
-        feats_raw, constraint = split_constraint(feats_raw)
-    if not isinstance(feats_raw, list) or not all(isinstance(f, str) for f in feats_raw):
-        problems.append(Problem(f"{path}.features", f"expected feature names, got {feats_raw!r}", line=line))
-        feats_raw = []
-    excl_raw = d.get("exclude") or []
-    exclude: list[str] = []
-    for part in (excl_raw if isinstance(excl_raw, list) else [excl_raw]):
+    if isinstance(raw, str):
+        raw, constraint = split_constraint(raw)
+    if not isinstance(raw, list) or not all(isinstance(f, str) for f in raw):
+        problems.append(Problem(f"{path}.features", f"expected feature names, got {raw!r}", line=line))
+        raw = []
+    return tuple(f.strip() for f in raw), constraint
+
+
+def _hostlist(d: dict[str, Any], key: str, path: str, problems: list[Problem], line: int | None) -> list[str]:
+    raw = d.get(key) or []
+    out: list[str] = []
+    for part in (raw if isinstance(raw, list) else [raw]):
         try:
-            exclude.extend(expand(str(part)))
+            out.extend(expand(str(part)))
         except HostlistError as exc:
-            problems.append(Problem(f"{path}.exclude", str(exc), line=line))
-    model = d.get("gpu_model")
-    if model is not None and not isinstance(model, str):
-        problems.append(Problem(f"{path}.gpu_model", f"expected a GPU model name, got {model!r}", line=line))
-        model = None
-    exclusive = d.get("exclusive", False)
-    if isinstance(exclusive, str):
-        exclusive = exclusive.strip().lower() in ("1", "true", "yes")
-    submit = _num(d.get("submit_time"), f"{path}.submit_time", problems, line=line, allow_float=True)
-    duration = _num(d.get("duration"), f"{path}.duration", problems, line=line, allow_float=True)
-    tp, pp, dp = (_num(d.get(k), f"{path}.{k}", problems, line=line, minimum=1) for k in ("tp", "pp", "dp"))
-    weights = (1.0, 1.0, 1.0)
-    if any(v is not None for v in (tp, pp, dp)) and gpus is not None:
-        prod = (tp or 1) * (pp or 1) * (dp or 1)
-        if prod != gpus:
-            problems.append(Problem(f"{path}.tp", f"tp x pp x dp = {tp or 1} x {pp or 1} x {dp or 1} = {prod}, "
-                                                  f"but the job asks for {gpus} GPUs", line=line))
-        w = d.get("weights") or {}
-        if not isinstance(w, dict) or not all(k in ("tp", "pp", "dp") for k in w) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in w.values()):
-            problems.append(Problem(f"{path}.weights", f"expected {{tp: W, pp: W, dp: W}} (numbers >= 0), got {w!r}",
-                                    line=line))
-        else:
-            weights = (float(w.get("tp", 1.0)), float(w.get("pp", 1.0)), float(w.get("dp", 1.0)))
-    if len(problems) > before or gpus is None:
-        return None
-    return JobRequest(job_id=jid, gpus=int(gpus), gpus_per_node=int(gpn) if gpn else None, priority=int(prio),
-                      max_switches=int(maxsw) if maxsw else None, features=tuple(f.strip() for f in feats_raw),
-                      constraint=constraint,
-                      gpu_model=model.strip().lower() if model else None,
-                      exclude=tuple(exclude), exclusive=bool(exclusive), submit_time=submit, duration=duration,
-                      tp=_int_or_none(tp), pp=_int_or_none(pp), dp=_int_or_none(dp), weights=weights)
+            problems.append(Problem(f"{path}.{key}", str(exc), line=line))
+    return out
+
+
+def _flag(v: Any) -> bool:
+    return v.strip().lower() in ("1", "true", "yes") if isinstance(v, str) else bool(v)
+
+
+def _weights(d: dict[str, Any], path: str, problems: list[Problem], line: int | None, gpus: int | None,
+             tp: int | None, pp: int | None, dp: int | None) -> tuple[float, float, float]:
+    """Traffic weights of a tp x pp x dp job, whose product must be its GPU count."""
+    if not any(v is not None for v in (tp, pp, dp)) or gpus is None:
+        return (1.0, 1.0, 1.0)
+    prod = (tp or 1) * (pp or 1) * (dp or 1)
+    if prod != gpus:
+        problems.append(Problem(f"{path}.tp", f"tp x pp x dp = {tp or 1} x {pp or 1} x {dp or 1} = {prod}, "
+                                              f"but the job asks for {gpus} GPUs", line=line))
+    w = d.get("weights") or {}
+    if not isinstance(w, dict) or not all(k in ("tp", "pp", "dp") for k in w) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in w.values()):
+        problems.append(Problem(f"{path}.weights", f"expected {{tp: W, pp: W, dp: W}} (numbers >= 0), got {w!r}",
+                                line=line))
+        return (1.0, 1.0, 1.0)
+    return (float(w.get("tp", 1.0)), float(w.get("pp", 1.0)), float(w.get("dp", 1.0)))
 
 
 def split_constraint(text: str) -> tuple[list[str], str | None]:

@@ -27,15 +27,7 @@ def slurm_tree_nodes(ix: FabricIndex, usable: np.ndarray, need: int, version: Ve
     level = f.group_level.astype(np.int64)
     parent = np.where(f.group_parent >= 0, f.group_parent, np.arange(ng)).astype(np.int64)  # root: its own parent
 
-    def counts(mask: np.ndarray) -> np.ndarray:
-        c = np.zeros(ng, dtype=np.int64)
-        c[:nl] = np.bincount(f.node_leaf[mask], minlength=nl)
-        for lv in range(ix.depth - 1):
-            kids = np.nonzero((level == lv) & (f.group_parent >= 0))[0]
-            np.add.at(c, f.group_parent[kids], c[kids])
-        return c
-
-    cnt = counts(usable)
+    cnt = _counts(ix, usable)
     # step 2: scope = highest-level switch with enough usable nodes, the later one on equal level
     top = -1
     for g in range(ng):
@@ -47,51 +39,15 @@ def slurm_tree_nodes(ix: FabricIndex, usable: np.ndarray, need: int, version: Ve
     under_top = np.zeros(nl, dtype=bool)
     under_top[np.nonzero(ix.anc[int(level[top])] == top)[0]] = True
     cand = usable & under_top[f.node_leaf]
-    cnt = counts(cand)
+    cnt = _counts(ix, cand)
     taken = np.zeros(f.n_nodes, dtype=bool)
     dist = np.zeros(nl, dtype=np.int64)
     hops = _hop_matrix(ix)
 
-    def compare(i: int, j: int, rem: int) -> tuple[int, bool]:
-        i_fit = False
-        while True:
-            i_fit, j_fit = bool(cnt[i] >= rem), bool(cnt[j] >= rem)
-            if i_fit and j_fit:
-                if cnt[i] < cnt[j]:
-                    return 1, i_fit
-                if cnt[i] > cnt[j]:
-                    return -1, i_fit
-                break
-            if i_fit:
-                return 1, i_fit
-            if j_fit:
-                return -1, i_fit
-            if (parent[i] != i or parent[j] != j) and parent[i] != parent[j]:
-                i, j = int(parent[i]), int(parent[j])
-                continue
-            break
-        if cnt[i] > cnt[j]:
-            return 1, i_fit
-        if cnt[i] < cnt[j]:
-            return -1, i_fit
-        if level[i] < level[j]:
-            return 1, i_fit
-        if level[i] > level[j]:
-            return -1, i_fit
-        return 0, i_fit
-
     rem = need
     chosen: list[int] = []
     while rem > 0:
-        best = -1
-        for leaf in np.nonzero(cnt[:nl] > 0)[0].tolist():  # step 4: leaves in table order
-            if best == -1:
-                best = leaf
-                continue
-            tcs, i_fit = compare(leaf, best, rem)
-            closer_wins = i_fit if version == "24.05" else tcs >= 0
-            if (dist[leaf] < dist[best] and closer_wins) or (dist[leaf] == dist[best] and tcs > 0):
-                best = leaf
+        best = _best_leaf(cnt, parent, level, dist, nl, rem, version)
         if best == -1:
             return None
         # step 6: all its usable nodes in node-index order, as many as still needed
@@ -108,6 +64,65 @@ def slurm_tree_nodes(ix: FabricIndex, usable: np.ndarray, need: int, version: Ve
         cnt[best] = 0
         dist += hops[best]
     return chosen
+
+
+def _best_leaf(cnt: np.ndarray, parent: np.ndarray, level: np.ndarray, dist: np.ndarray, nl: int, rem: int,
+               version: Version) -> int:
+    """Step 4: over the leaves with nodes left, in table order, the closest best fit (-1: none)."""
+    best = -1
+    for leaf in np.nonzero(cnt[:nl] > 0)[0].tolist():
+        if best == -1:
+            best = leaf
+            continue
+        tcs, i_fit = _compare(cnt, parent, level, leaf, best, rem)
+        closer_wins = i_fit if version == "24.05" else tcs >= 0
+        if (dist[leaf] < dist[best] and closer_wins) or (dist[leaf] == dist[best] and tcs > 0):
+            best = leaf
+    return best
+
+
+def _counts(ix: FabricIndex, mask: np.ndarray) -> np.ndarray:
+    """Nodes of `mask` under every group (leaves, then each level summed into its parents)."""
+    f = ix.fabric
+    level = f.group_level.astype(np.int64)
+    c = np.zeros(f.n_groups, dtype=np.int64)
+    c[:f.n_leaves] = np.bincount(f.node_leaf[mask], minlength=f.n_leaves)
+    for lv in range(ix.depth - 1):
+        kids = np.nonzero((level == lv) & (f.group_parent >= 0))[0]
+        np.add.at(c, f.group_parent[kids], c[kids])
+    return c
+
+
+def _compare(cnt: np.ndarray, parent: np.ndarray, level: np.ndarray, i: int, j: int, rem: int
+             ) -> tuple[int, bool]:
+    """Slurm's _topo_compare_switches: > 0 when leaf i is the better choice than j for `rem` nodes, and
+    whether i alone fits; climbs to the parents while neither fits and they differ."""
+    i_fit = False
+    while True:
+        i_fit, j_fit = bool(cnt[i] >= rem), bool(cnt[j] >= rem)
+        if i_fit and j_fit:
+            if cnt[i] < cnt[j]:
+                return 1, i_fit
+            if cnt[i] > cnt[j]:
+                return -1, i_fit
+            break
+        if i_fit:
+            return 1, i_fit
+        if j_fit:
+            return -1, i_fit
+        if (parent[i] != i or parent[j] != j) and parent[i] != parent[j]:
+            i, j = int(parent[i]), int(parent[j])
+            continue
+        break
+    if cnt[i] > cnt[j]:
+        return 1, i_fit
+    if cnt[i] < cnt[j]:
+        return -1, i_fit
+    if level[i] < level[j]:
+        return 1, i_fit
+    if level[i] > level[j]:
+        return -1, i_fit
+    return 0, i_fit
 
 
 def _hop_matrix(ix: FabricIndex) -> np.ndarray:

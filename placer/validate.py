@@ -45,50 +45,78 @@ def _fewest(counts: Iterable[int], need: int) -> int | None:
     return None if need > 0 else 0
 
 
+class _Picture:
+    """The validator's own plain picture of the cluster: free GPU ids per node, usable flags, groups."""
+
+    def __init__(self, f: Fabric, initial: ClusterState, reserved: set[str] | frozenset[str]) -> None:
+        self.f, self.reserved = f, reserved
+        self.members = _group_nodes(f)
+        self.level = [int(x) for x in f.group_level]
+        self.free = {n: set(initial.free_gpu_ids(n)) for n in range(f.n_nodes)}
+        self.usable = [bool(u) for u in initial.usable]
+        self.ngpu = [int(g) for g in f.node_gpus]
+        self.type_masks = index_for(f).type_islands
+
+    def islands_for(self, n: int, gpus: int) -> list[tuple[int, ...]]:
+        """The GPU sets the job may take on node n (the one island rule, placer/islands.py)."""
+        masks = island_masks(self.type_masks[int(self.f.node_type[n])], gpus)
+        return [tuple(g for g in range(self.ngpu[n]) if m >> g & 1) for m in masks]
+
+    def whole_free(self, n: int) -> bool:
+        return self.usable[n] and len(self.free[n]) == self.ngpu[n]
+
+    def allowed(self, j: JobRequest, n: int) -> bool:
+        """Features, GPU model, exclusions and partition allow the job on node n."""
+        f = self.f
+        t = f.node_types[int(f.node_type[n])]
+        name = f.node_names[n]
+        return (set(j.features) <= set(t.features) and name not in j.exclude
+                and (j.partition_nodes is None or name in j.partition_nodes)
+                and (j.gpu_model is None or t.gpu_model.lower() == j.gpu_model))
+
+    def qualifies(self, j: JobRequest, n: int, size: int | None) -> bool:
+        if self.f.node_names[n] in self.reserved:  # hot spares: only replacements may use them
+            return False
+        if not self.allowed(j, n):
+            return False
+        return self.ngpu[n] == size if size is not None else self.ngpu[n] >= j.gpus
+
+    def job_size(self, j: JobRequest) -> int:
+        if j.gpus_per_node is not None:
+            return j.gpus_per_node
+        sizes = [self.ngpu[n] for n in range(self.f.n_nodes) if self.allowed(j, n)]
+        return max(sizes) if sizes else max(self.ngpu)
+
+    def leaves_now(self, j: JobRequest, size: int, multi: bool, need: int) -> int | None:
+        """Fewest leaves the job fits in now, by this validator's own counting."""
+        per_leaf: dict[int, int] = {}
+        for n in range(self.f.n_nodes):
+            if not self.usable[n] or not self.qualifies(j, n, size if multi else None):
+                continue
+            if multi:
+                ok = self.whole_free(n)
+            else:
+                ok = any(len(self.free[n] & set(isl)) >= j.gpus for isl in self.islands_for(n, j.gpus))
+            if ok:
+                per_leaf[int(self.f.node_leaf[n])] = per_leaf.get(int(self.f.node_leaf[n]), 0) + 1
+        return _fewest(per_leaf.values(), need)
+
+    def leaves_empty(self, j: JobRequest, size: int, multi: bool, need: int) -> int | None:
+        """Fewest leaves the job fits in on an empty fabric (nodes in service)."""
+        static: dict[int, int] = {}
+        for n in range(self.f.n_nodes):
+            if self.f.node_state[n] == 0 and self.qualifies(j, n, size if multi else None):
+                static[int(self.f.node_leaf[n])] = static.get(int(self.f.node_leaf[n]), 0) + 1
+        return _fewest(static.values(), need)
+
+
 def validate(fabric: Fabric, initial: ClusterState, jobs: list[JobRequest], placements: list[Placement],
              check_cost: bool = True, reserved: set[str] | frozenset[str] = frozenset()) -> list[str]:
     """Every violation found, as readable strings (empty: all good)."""
-    f = fabric
     bad: list[str] = []
     by_id = {j.job_id: j for j in jobs}
     pos = {j.job_id: i for i, j in enumerate(jobs)}
-    members = _group_nodes(f)
-    level = [int(x) for x in f.group_level]
-    # plain picture: free GPU ids per node, usable flag
-    free = {n: set(initial.free_gpu_ids(n)) for n in range(f.n_nodes)}
-    usable = [bool(u) for u in initial.usable]
-    ngpu = [int(g) for g in f.node_gpus]
-    type_masks = index_for(f).type_islands
-
-    def islands_for(n: int, gpus: int) -> list[tuple[int, ...]]:
-        """The GPU sets the job may take on node n (the one island rule, placer/islands.py)."""
-        masks = island_masks(type_masks[int(f.node_type[n])], gpus)
-        return [tuple(g for g in range(ngpu[n]) if m >> g & 1) for m in masks]
-
-    def whole_free(n: int) -> bool:
-        return usable[n] and len(free[n]) == ngpu[n]
-
-    def qualifies(j: JobRequest, n: int, size: int | None) -> bool:
-        if f.node_names[n] in reserved:  # hot spares: only replacements may use them
-            return False
-        t = f.node_types[int(f.node_type[n])]
-        if not set(j.features) <= set(t.features) or f.node_names[n] in j.exclude:
-            return False
-        if j.partition_nodes is not None and f.node_names[n] not in j.partition_nodes:
-            return False
-        if j.gpu_model is not None and t.gpu_model.lower() != j.gpu_model:
-            return False
-        return ngpu[n] == size if size is not None else ngpu[n] >= j.gpus
-
-    def job_size(j: JobRequest) -> int:
-        if j.gpus_per_node is not None:
-            return j.gpus_per_node
-        sizes = [ngpu[n] for n in range(f.n_nodes) if set(j.features) <= set(f.node_types[int(f.node_type[n])].features)
-                 and f.node_names[n] not in j.exclude
-                 and (j.partition_nodes is None or f.node_names[n] in j.partition_nodes)
-                 and (j.gpu_model is None or f.node_types[int(f.node_type[n])].gpu_model.lower() == j.gpu_model)]
-        return max(sizes) if sizes else max(ngpu)
-
+    pic = _Picture(fabric, initial, reserved)
     seen = set()
     for p in placements:
         if p.job not in by_id:
@@ -104,81 +132,85 @@ def validate(fabric: Fabric, initial: ClusterState, jobs: list[JobRequest], plac
             if p.status != "unplaceable":
                 bad.append(f"{p.job}: carries {j.not_yet_honoured()}, which placer does not honour, but is {p.status}")
             continue
-        size = job_size(j)
+        size = pic.job_size(j)
         multi, need = j.multi_node(size), j.nodes_needed(size)
-        # what fits now, by this validator's own counting
-        per_leaf: dict[int, int] = {}
-        for n in range(f.n_nodes):
-            if not usable[n] or not qualifies(j, n, size if multi else None):
-                continue
-            if multi:
-                ok = whole_free(n)
-            else:
-                ok = any(len(free[n] & set(isl)) >= j.gpus for isl in islands_for(n, j.gpus))
-            if ok:
-                per_leaf[int(f.node_leaf[n])] = per_leaf.get(int(f.node_leaf[n]), 0) + 1
-        k_now = _fewest(per_leaf.values(), need)
+        k_now = pic.leaves_now(j, size, multi, need)
         if p.status != "placed":
-            fits = k_now is not None and (j.max_switches is None or k_now <= j.max_switches)
-            if fits:
-                bad.append(f"{p.job}: said {p.status} but fits now on {k_now} leaves")
-            if p.status == "unplaceable":
-                static: dict[int, int] = {}
-                for n in range(f.n_nodes):
-                    if f.node_state[n] == 0 and qualifies(j, n, size if multi else None):
-                        static[int(f.node_leaf[n])] = static.get(int(f.node_leaf[n]), 0) + 1
-                ks = _fewest(static.values(), need)
-                if ks is not None and (j.max_switches is None or ks <= j.max_switches):
-                    bad.append(f"{p.job}: said unplaceable but fits an empty fabric on {ks} leaves")
-            continue
-        # -- a placed job
-        nodes = [f.node_index.get(name, -1) for name in p.nodes]
-        if -1 in nodes:
-            bad.append(f"{p.job}: unknown node in {p.nodes}")
-            continue
-        if len(set(nodes)) != len(nodes):
-            bad.append(f"{p.job}: a node listed twice")
-        if set(p.gpu_ids) != set(p.nodes):
-            bad.append(f"{p.job}: gpu_ids nodes {sorted(p.gpu_ids)} differ from nodes {sorted(p.nodes)}")
-            continue
-        if len(nodes) != need:
-            bad.append(f"{p.job}: {len(nodes)} nodes, needs {need}")
-        total = sum(len(v) for v in p.gpu_ids.values())
-        for n in nodes:
-            name = f.node_names[n]
-            ids = p.gpu_ids[name]
-            if not usable[n]:
-                bad.append(f"{p.job}: node {name} is down or drained")
-            if not qualifies(j, n, size if multi else None):
-                bad.append(f"{p.job}: node {name} does not qualify (features, GPU model, size or exclusion)")
-            if len(set(ids)) != len(ids) or not set(ids) <= set(range(ngpu[n])):
-                bad.append(f"{p.job}: bad GPU ids {ids} on {name}")
-            if not set(ids) <= free[n]:
-                bad.append(f"{p.job}: GPUs {sorted(set(ids) - free[n])} of {name} already given")
-            if multi and sorted(ids) != list(range(ngpu[n])):
-                bad.append(f"{p.job}: multi-node job must take whole node {name}, got GPUs {ids}")
-            if not multi and not any(set(ids) <= set(isl) for isl in islands_for(n, j.gpus)):
-                bad.append(f"{p.job}: GPUs {ids} of {name} span NVLink islands")
-        if not multi and total != j.gpus:
-            bad.append(f"{p.job}: {total} GPUs given, asked {j.gpus}")
-        leaves = [int(f.node_leaf[n]) for n in nodes]
-        leaf_set = set(leaves)
-        if p.leaves != len(leaf_set):
-            bad.append(f"{p.job}: reports {p.leaves} leaves, spans {len(leaf_set)}")
-        if j.max_switches is not None and len(leaf_set) > j.max_switches:
-            bad.append(f"{p.job}: spans {len(leaf_set)} leaves, max_switches {j.max_switches}")
-        if p.leaf_lower_bound != k_now:
-            bad.append(f"{p.job}: leaf_lower_bound {p.leaf_lower_bound}, recomputed {k_now}")
-        # rank order: each leaf's nodes are contiguous
-        runs = [leaves[0]] + [b for a, b in zip(leaves, leaves[1:]) if a != b]
-        if len(runs) != len(leaf_set):
-            bad.append(f"{p.job}: rank order leaves and re-enters a leaf")
-        if check_cost:
-            want = _cost(f, members, level, free, usable, ngpu, j, nodes, p.gpu_ids, multi)
-            if p.cost != want:
-                bad.append(f"{p.job}: cost {p.cost}, recomputed {want}")
-        for n in nodes:
-            free[n] -= set(p.gpu_ids[f.node_names[n]])
+            bad += _check_not_placed(pic, p, j, size, multi, need, k_now)
+        else:
+            bad += _check_placed(pic, p, j, size, multi, need, k_now, check_cost)
+    return bad
+
+
+def _check_not_placed(pic: _Picture, p: Placement, j: JobRequest, size: int, multi: bool, need: int,
+                      k_now: int | None) -> list[str]:
+    """A job said not to fit must really not fit (now; for `unplaceable`, even on an empty fabric)."""
+    bad = []
+    if k_now is not None and (j.max_switches is None or k_now <= j.max_switches):
+        bad.append(f"{p.job}: said {p.status} but fits now on {k_now} leaves")
+    if p.status == "unplaceable":
+        ks = pic.leaves_empty(j, size, multi, need)
+        if ks is not None and (j.max_switches is None or ks <= j.max_switches):
+            bad.append(f"{p.job}: said unplaceable but fits an empty fabric on {ks} leaves")
+    return bad
+
+
+def _check_placed(pic: _Picture, p: Placement, j: JobRequest, size: int, multi: bool, need: int,
+                  k_now: int | None, check_cost: bool) -> list[str]:
+    """Nodes, GPUs, leaves, bound, rank order and cost of a placed job; then its GPUs are taken."""
+    f = pic.f
+    nodes = [f.node_index.get(name, -1) for name in p.nodes]
+    if -1 in nodes:
+        return [f"{p.job}: unknown node in {p.nodes}"]
+    bad = []
+    if len(set(nodes)) != len(nodes):
+        bad.append(f"{p.job}: a node listed twice")
+    if set(p.gpu_ids) != set(p.nodes):
+        return bad + [f"{p.job}: gpu_ids nodes {sorted(p.gpu_ids)} differ from nodes {sorted(p.nodes)}"]
+    if len(nodes) != need:
+        bad.append(f"{p.job}: {len(nodes)} nodes, needs {need}")
+    for n in nodes:
+        bad += _check_node(pic, p, j, n, size, multi)
+    total = sum(len(v) for v in p.gpu_ids.values())
+    if not multi and total != j.gpus:
+        bad.append(f"{p.job}: {total} GPUs given, asked {j.gpus}")
+    leaves = [int(f.node_leaf[n]) for n in nodes]
+    leaf_set = set(leaves)
+    if p.leaves != len(leaf_set):
+        bad.append(f"{p.job}: reports {p.leaves} leaves, spans {len(leaf_set)}")
+    if j.max_switches is not None and len(leaf_set) > j.max_switches:
+        bad.append(f"{p.job}: spans {len(leaf_set)} leaves, max_switches {j.max_switches}")
+    if p.leaf_lower_bound != k_now:
+        bad.append(f"{p.job}: leaf_lower_bound {p.leaf_lower_bound}, recomputed {k_now}")
+    # rank order: each leaf's nodes are contiguous
+    runs = [leaves[0]] + [b for a, b in zip(leaves, leaves[1:]) if a != b]
+    if len(runs) != len(leaf_set):
+        bad.append(f"{p.job}: rank order leaves and re-enters a leaf")
+    if check_cost:
+        want = _cost(f, pic.members, pic.level, pic.free, pic.usable, pic.ngpu, j, nodes, p.gpu_ids, multi)
+        if p.cost != want:
+            bad.append(f"{p.job}: cost {p.cost}, recomputed {want}")
+    for n in nodes:
+        pic.free[n] -= set(p.gpu_ids[f.node_names[n]])
+    return bad
+
+
+def _check_node(pic: _Picture, p: Placement, j: JobRequest, n: int, size: int, multi: bool) -> list[str]:
+    name = pic.f.node_names[n]
+    ids = p.gpu_ids[name]
+    bad = []
+    if not pic.usable[n]:
+        bad.append(f"{p.job}: node {name} is down or drained")
+    if not pic.qualifies(j, n, size if multi else None):
+        bad.append(f"{p.job}: node {name} does not qualify (features, GPU model, size or exclusion)")
+    if len(set(ids)) != len(ids) or not set(ids) <= set(range(pic.ngpu[n])):
+        bad.append(f"{p.job}: bad GPU ids {ids} on {name}")
+    if not set(ids) <= pic.free[n]:
+        bad.append(f"{p.job}: GPUs {sorted(set(ids) - pic.free[n])} of {name} already given")
+    if multi and sorted(ids) != list(range(pic.ngpu[n])):
+        bad.append(f"{p.job}: multi-node job must take whole node {name}, got GPUs {ids}")
+    if not multi and not any(set(ids) <= set(isl) for isl in pic.islands_for(n, j.gpus)):
+        bad.append(f"{p.job}: GPUs {ids} of {name} span NVLink islands")
     return bad
 
 
