@@ -9,15 +9,12 @@ import click
 import yaml
 
 from topology import InventoryError, Problem, RequestError, dump_inventory
-from topology.build import build_fabric
 from topology.exporters import EXPORTERS, export
 from topology.generate import PRESET_HELP, PRESETS, design_for, generate
 from topology.hostlists import HostlistError, expand
 from topology.ibnetdiscover import ImportOptions, import_ibnetdiscover, parse_node_map
-from topology.nvidia_smi import node_type_from_topo, parse_clique_csv
+from topology.nvidia_smi import node_type_from_topo, parse_clique_csv, with_domains, with_node_type
 from topology.slurm_conf import import_slurm
-from topology.spec import DomainSpec
-from topology.subset import fabric_to_spec
 from topology.summary import render_summary, summarize
 
 from .files import load_fabric, read_text, write_output
@@ -109,48 +106,36 @@ def import_(source: str, file: str | None, topology_conf: str | None, slurm_conf
     if source == "slurm":
         if not topology_conf:
             raise click.UsageError("--from slurm needs --topology-conf (and usually --slurm-conf)")
-        ttext = read_text(topology_conf)
         stext = read_text(slurm_conf) if slurm_conf else None
         fabric, problems = import_slurm(
-            ttext, stext, topology_source=topology_conf, slurm_source=slurm_conf or "slurm.conf",
+            read_text(topology_conf), stext, topology_source=topology_conf, slurm_source=slurm_conf or "slurm.conf",
             gpus_per_node=gpus_per_node, gpu_model=gpu_model, add_root=add_root,
             name=name or topology_conf.rsplit("/", 1)[-1].removesuffix(".conf"))
         header = f"imported from {topology_conf}" + (f" and {slurm_conf}" if slurm_conf else "")
     elif source == "ibnetdiscover":
         if not file:
             raise click.UsageError("--from ibnetdiscover needs the dump file")
-        if hosts and host_regex:
-            raise click.UsageError("give --hosts or --host-regex, not both")
-        try:
-            host_set = set(expand(hosts)) if hosts else None
-        except HostlistError as exc:
-            raise RequestError(f"--hosts: {exc}") from None
-        if host_regex:
-            try:
-                re.compile(host_regex)
-            except re.error as exc:
-                raise RequestError(f"--host-regex: {exc}") from None
-        mapping = parse_node_map(read_text(node_map), node_map) if node_map else None
-        opt = ImportOptions(gpus_per_node=gpus_per_node or 8, gpu_model=gpu_model, host_regex=host_regex,
-                            hosts=host_set, node_map=mapping,
-                            keep_unnamed=keep_unnamed, name=name or Path(file).stem)
+        opt = _ibnet_options(gpus_per_node, gpu_model, hosts, host_regex, node_map, keep_unnamed,
+                             name or Path(file).stem)
         fabric, problems = import_ibnetdiscover(read_text(file), opt, file)
         header = f"imported from ibnetdiscover dump {file}"
     elif source == "nvidia-smi-topo":
         if not file or not node_model:
             raise click.UsageError("--from nvidia-smi-topo needs the matrix file and --node-model NAME")
-        fabric, problems = _with_node_type(file, node_model, gpu_model, base_inventory)
-        if fabric is None:
+        if base_inventory is None:
+            _print_node_type(file, node_model, gpu_model)
             return
+        base, _ = load_fabric(base_inventory)
+        old = next((t for t in base.node_types if t.name == node_model), None)
+        t = node_type_from_topo(read_text(file), node_model, old.gpu_model if old else gpu_model,
+                                old.features if old else (), source=file)
+        fabric, problems = with_node_type(base, t, file, base_inventory)
         header = f"node type {node_model} from {file}"
     else:
         if not file or not base_inventory:
             raise click.UsageError("--from nvl-domains needs the node,clique_id CSV and --inventory INV")
         base, _ = load_fabric(base_inventory)
-        spec = fabric_to_spec(base)
-        cliques = parse_clique_csv(read_text(file), file)
-        spec.domains = [DomainSpec(f"clique-{c}", f"{file}: clique {c}", nodes) for c, nodes in cliques.items()]
-        fabric, problems = build_fabric(spec, file)
+        fabric, problems = with_domains(base, parse_clique_csv(read_text(file), file), file)
         header = f"{base_inventory} with NVLink domains from {file}"
     _warn(problems, None, strict)
     write_output(output, dump_inventory(fabric, header=header))
@@ -159,32 +144,33 @@ def import_(source: str, file: str | None, topology_conf: str | None, slurm_conf
                    f"{fabric.n_leaves:,} leaves", err=True)
 
 
-def _with_node_type(file: str, node_model: str, gpu_model: str, base_inventory: str | None):
-    """nvidia-smi topo -m -> a node type; into the inventory when one is given, else printed as YAML."""
-    if base_inventory is None:
-        t = node_type_from_topo(read_text(file), node_model, gpu_model, source=file)
-        doc = {"node_types": {t.name: {"gpus": t.gpus, "gpu_model": t.gpu_model,
-                                       **({"nvlink_islands": [list(i) for i in t.nvlink_islands]}
-                                          if t.nvlink_islands else {}),
-                                       "nvlinks": [list(r) for r in t.nvlinks]}}}
-        click.echo(f"# node type {node_model} from {file}; paste under node_types: of an inventory")
-        click.echo(yaml.safe_dump(doc, sort_keys=False, default_flow_style=None).rstrip())
-        return None, []
-    base, _ = load_fabric(base_inventory)
-    spec = fabric_to_spec(base)
-    old = spec.node_types.get(node_model)
-    t = node_type_from_topo(read_text(file), node_model, old.gpu_model if old else gpu_model,
-                            old.features if old else (), source=file)
-    problems = []
-    if old is not None and old.gpus != t.gpus:
-        raise RequestError(f"{file} shows {t.gpus} GPUs but node type {node_model!r} in {base_inventory} has "
-                           f"{old.gpus}")
-    if old is None:
-        problems.append(Problem(f"node_types.{node_model}", f"no node of {base_inventory} uses the new type "
-                                                            f"{node_model!r} yet", "warning"))
-    spec.node_types[node_model] = t
-    fabric, warnings = build_fabric(spec, base_inventory)
-    return fabric, problems + warnings
+def _ibnet_options(gpus_per_node: int | None, gpu_model: str, hosts: str | None, host_regex: str | None,
+                   node_map: str | None, keep_unnamed: bool, name: str) -> ImportOptions:
+    if hosts and host_regex:
+        raise click.UsageError("give --hosts or --host-regex, not both")
+    try:
+        host_set = set(expand(hosts)) if hosts else None
+    except HostlistError as exc:
+        raise RequestError(f"--hosts: {exc}") from None
+    if host_regex:
+        try:
+            re.compile(host_regex)
+        except re.error as exc:
+            raise RequestError(f"--host-regex: {exc}") from None
+    mapping = parse_node_map(read_text(node_map), node_map) if node_map else None
+    return ImportOptions(gpus_per_node=gpus_per_node or 8, gpu_model=gpu_model, host_regex=host_regex,
+                         hosts=host_set, node_map=mapping, keep_unnamed=keep_unnamed, name=name)
+
+
+def _print_node_type(file: str, node_model: str, gpu_model: str) -> None:
+    """nvidia-smi topo -m -> a node type, printed as YAML to paste into an inventory."""
+    t = node_type_from_topo(read_text(file), node_model, gpu_model, source=file)
+    doc = {"node_types": {t.name: {"gpus": t.gpus, "gpu_model": t.gpu_model,
+                                   **({"nvlink_islands": [list(i) for i in t.nvlink_islands]}
+                                      if t.nvlink_islands else {}),
+                                   "nvlinks": [list(r) for r in t.nvlinks]}}}
+    click.echo(f"# node type {node_model} from {file}; paste under node_types: of an inventory")
+    click.echo(yaml.safe_dump(doc, sort_keys=False, default_flow_style=None).rstrip())
 
 
 @topology.command("export")

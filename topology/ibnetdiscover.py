@@ -18,7 +18,7 @@ from .build import build_fabric
 from .fabric import Fabric
 from .problems import InventoryError, Problem, errors_in
 from .slurm_conf import TopoSwitch, tree_to_switch_specs
-from .spec import FabricSpec, NodeSpec, NodeType
+from .spec import FabricSpec, NodeSpec, NodeType, SwitchSpec
 
 _HEADER = re.compile(r'^(Switch|Ca|Rt)\s+(\d+)\s+"([^"]+)"\s*(?:#\s*"([^"]*)")?(.*)$')
 _SWITCH_PORT = re.compile(r'^\[(\d+)\]\s*"([^"]+)"\[(\d+)\](?:\(([0-9a-fA-F]+)\))?\s*(?:#\s*"([^"]*)")?(.*)$')
@@ -142,20 +142,52 @@ def _norm_guid(g: str) -> str:
     return g.lower().removeprefix("h-").removeprefix("0x").lstrip("0")
 
 
+Attach = dict[str, list[tuple[str, str, int | None]]]  # host -> [(unit, adapter, Gb/s)]
+Links = dict[str, dict[str, list[int | None]]]  # unit -> neighbour unit -> link speeds
+
+
 def import_ibnetdiscover(text: str, opt: ImportOptions, source: str = "dump") -> tuple[Fabric, list[Problem]]:
+    """A fabric from an ibnetdiscover dump, in passes: parse -> switch units (directors merged) -> hosts
+    from adapters -> the switch graph and its levels -> rails -> link speeds -> the tree -> build."""
     dump = parse_dump(text)
     problems = list(dump.problems)
     if errors_in(problems):
         raise InventoryError(problems, source)
-    devices = dump.devices
-    switches = {g: d for g, d in devices.items() if d.kind == "Switch"}
-    cas = {g: d for g, d in devices.items() if d.kind == "Ca"}
+    switches = {g: d for g, d in dump.devices.items() if d.kind == "Switch"}
+    cas = {g: d for g, d in dump.devices.items() if d.kind == "Ca"}
     if not switches:
         hosts = ", ".join(sorted(d.desc or g for g, d in cas.items())[:5])
         raise InventoryError([Problem("", f"the dump has no switch, so there is no fabric to build "
                                           f"({len(cas)} adapter(s): {hosts})")], source)
+    unit_of, unit_members = _switch_units(switches, problems)
+    attach = _attach_hosts(cas, unit_of, opt, problems)
+    if not attach:
+        raise InventoryError(problems + [Problem("", "no compute adapter left: nothing to place jobs on "
+                                                     "(check the host filter and the node map)")], source)
+    links: Links = defaultdict(lambda: defaultdict(list))
+    for d in switches.values():  # links inside a chassis do not count
+        for peer, _, ws in d.ports.values():
+            if peer in unit_of and unit_of[peer] != unit_of[d.guid]:
+                links[unit_of[d.guid]][unit_of[peer]].append(gbps(ws))
+    level = _levels(attach, links, unit_members, problems)
+    rail_of = _rails(attach)
+    usual = _usual_speed(attach, links, problems)
+    specs = _tree(attach, links, level, unit_members, usual, rail_of, problems)
+    fspec = FabricSpec(name=opt.name)
+    tname = f"{opt.gpu_model}x{opt.gpus_per_node}"
+    fspec.node_types[tname] = NodeType(tname, opt.gpus_per_node, opt.gpu_model, ())
+    for host in attach:
+        fspec.nodes.append(NodeSpec(host, f"host {host}", tname))
+    fspec.switches = specs
+    if errors_in(problems):
+        raise InventoryError(problems, source)
+    fabric, warnings = build_fabric(fspec, source)
+    return fabric, problems + warnings
 
-    # directors: switch ASICs sharing a system image GUID are one chassis
+
+def _switch_units(switches: dict[str, Device], problems: list[Problem]
+                  ) -> tuple[dict[str, str], dict[str, list[Device]]]:
+    """Directors: switch ASICs sharing a system image GUID are one chassis (one unit)."""
     by_img: dict[str, list[Device]] = defaultdict(list)
     for d in switches.values():
         by_img[d.sysimg or d.guid].append(d)
@@ -171,29 +203,35 @@ def import_ibnetdiscover(text: str, opt: ImportOptions, source: str = "dump") ->
         if len(devs) > 1:
             problems.append(Problem(uid, f"director chassis: {len(devs)} switch ASICs with system image GUID {img} "
                                          f"taken as one switch", "warning"))
+    return unit_of, unit_members
 
-    # adapters: SHARP aggregation nodes out; hosts named from descriptions or the map; the host filter
+
+def _host_of(g: str, d: Device, nmap: dict[str, str]) -> tuple[str | None, str]:
+    """(host, adapter) from the node map, else from the adapter's description (None: a default one)."""
+    if _norm_guid(g) in nmap:
+        return nmap[_norm_guid(g)], "port1"
+    if d.desc and not DEFAULT_DESC.match(d.desc.strip()):
+        parts = d.desc.split()
+        return parts[0], parts[1] if len(parts) > 1 else "port1"
+    return None, "port1"
+
+
+def _attach_hosts(cas: dict[str, Device], unit_of: dict[str, str], opt: ImportOptions,
+                  problems: list[Problem]) -> Attach:
+    """Adapters: SHARP aggregation nodes out; hosts named from descriptions or the map; the host filter."""
     nmap = {_norm_guid(k): v for k, v in (opt.node_map or {}).items()}
-    sharp = unnamed_dropped = filtered = 0
+    sharp = filtered = 0
     unnamed: list[str] = []
     host_rx = re.compile(opt.host_regex) if opt.host_regex else None
-    attach: dict[str, list[tuple[str, str, int | None]]] = defaultdict(list)  # host -> [(unit, adapter, gbps)]
-    adapter_of_host: dict[str, set[str]] = defaultdict(set)
+    attach: Attach = defaultdict(list)
     for g, d in sorted(cas.items(), key=lambda kv: kv[1].line):
         if "aggregation node" in d.desc.lower():
             sharp += 1
             continue
-        host, adapter = None, "port1"
-        if _norm_guid(g) in nmap:
-            host = nmap[_norm_guid(g)]
-        elif d.desc and not DEFAULT_DESC.match(d.desc.strip()):
-            parts = d.desc.split()
-            host = parts[0]
-            adapter = parts[1] if len(parts) > 1 else adapter
+        host, adapter = _host_of(g, d, nmap)
         if host is None:
             unnamed.append(g)
             if not opt.keep_unnamed:
-                unnamed_dropped += 1
                 continue
             host = g
         if (host_rx and not host_rx.search(host)) or (opt.hosts is not None and host not in opt.hosts):
@@ -205,7 +243,6 @@ def import_ibnetdiscover(text: str, opt: ImportOptions, source: str = "dump") ->
                                         "warning", d.line))
                 continue
             attach[host].append((unit_of[peer], adapter if len(d.ports) == 1 else f"{adapter}/{port}", gbps(ws)))
-            adapter_of_host[host].add(adapter)
     if sharp:
         problems.append(Problem("", f"{sharp} SHARP aggregation node(s) ignored (not compute nodes)", "warning"))
     if unnamed:
@@ -216,16 +253,12 @@ def import_ibnetdiscover(text: str, opt: ImportOptions, source: str = "dump") ->
                                     f"unknown: {shown}; {what}", "warning"))
     if filtered:
         problems.append(Problem("", f"{filtered} adapter(s) left out by the host filter", "warning"))
-    if not attach:
-        raise InventoryError(problems + [Problem("", "no compute adapter left: nothing to place jobs on "
-                                                     "(check the host filter and the node map)")], source)
+    return attach
 
-    # the switch graph between units (links inside a chassis do not count)
-    links: dict[str, dict[str, list[int | None]]] = defaultdict(lambda: defaultdict(list))
-    for d in switches.values():
-        for peer, _, ws in d.ports.values():
-            if peer in unit_of and unit_of[peer] != unit_of[d.guid]:
-                links[unit_of[d.guid]][unit_of[peer]].append(gbps(ws))
+
+def _levels(attach: Attach, links: Links, unit_members: dict[str, list[Device]],
+            problems: list[Problem]) -> dict[str, int]:
+    """Each unit's distance from the leaves (units holding hosts); units out of reach are reported."""
     leaves = {u for host in attach for u, _, _ in attach[host]}
     level = {u: 0 for u in leaves}
     frontier = sorted(leaves)
@@ -241,8 +274,11 @@ def import_ibnetdiscover(text: str, opt: ImportOptions, source: str = "dump") ->
     if orphans:
         problems.append(Problem("", f"{len(orphans)} switch(es) with no path to any compute adapter ignored: "
                                     f"{', '.join(orphans[:6])}", "warning"))
+    return level
 
-    # rails: a leaf's rail is its adapters' most common name
+
+def _rails(attach: Attach) -> dict[str, int]:
+    """Rails (when hosts hang from several leaves): a leaf's rail is its adapters' most common name."""
     leaf_adapter: dict[str, Counter] = defaultdict(Counter)
     for att in attach.values():
         for u, adapter, _ in att:
@@ -250,9 +286,11 @@ def import_ibnetdiscover(text: str, opt: ImportOptions, source: str = "dump") ->
     names = sorted({c.most_common(1)[0][0] for c in leaf_adapter.values()},
                    key=lambda a: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", a)])
     multi_rail = any(len({u for u, _, _ in att}) > 1 for att in attach.values())
-    rail_of = {u: names.index(c.most_common(1)[0][0]) for u, c in leaf_adapter.items()} if multi_rail else {}
+    return {u: names.index(c.most_common(1)[0][0]) for u, c in leaf_adapter.items()} if multi_rail else {}
 
-    # speeds: the most common speed on each unit's downward links; slower links are reported
+
+def _usual_speed(attach: Attach, links: Links, problems: list[Problem]) -> int | None:
+    """The most common link speed; slower links are reported."""
     speeds: Counter = Counter()
     for att in attach.values():
         for _, _, s in att:
@@ -268,8 +306,13 @@ def import_ibnetdiscover(text: str, opt: ImportOptions, source: str = "dump") ->
     if slow:
         shown = ", ".join(f"{a}-{b} {s} Gb/s" for a, b, s in slow[:6])
         problems.append(Problem("", f"{len(slow)} link(s) slower than the usual {usual} Gb/s: {shown}", "warning"))
+    return usual
 
-    # the tree: leaves hold nodes, upper units list their children (neighbours one level down)
+
+def _tree(attach: Attach, links: Links, level: dict[str, int], unit_members: dict[str, list[Device]],
+          usual: int | None, rail_of: dict[str, int], problems: list[Problem]) -> list[SwitchSpec]:
+    """Leaves hold hosts, upper units list their children (neighbours one level down); then the one
+    co-parent merge of topology.conf's importer, and each leaf's rail."""
     topo: list[TopoSwitch] = []
     hosts_of_leaf: dict[str, list[str]] = defaultdict(list)
     for host in attach:
@@ -285,21 +328,12 @@ def import_ibnetdiscover(text: str, opt: ImportOptions, source: str = "dump") ->
     tree_problems: list[Problem] = []
     specs = tree_to_switch_specs(topo, tree_problems, label="switch")
     problems += tree_problems
-    for sp in specs:
-        if sp.nodes and rail_of:
-            sp.rail = rail_of.get(sp.name)
-            if sp.members:  # co-parent merging only happens above the leaves; a leaf keeps its own rail
-                sp.rail = None
-    fspec = FabricSpec(name=opt.name)
-    tname = f"{opt.gpu_model}x{opt.gpus_per_node}"
-    fspec.node_types[tname] = NodeType(tname, opt.gpus_per_node, opt.gpu_model, ())
-    for host in attach:
-        fspec.nodes.append(NodeSpec(host, f"host {host}", tname))
-    fspec.switches = specs
-    if errors_in(problems):
-        raise InventoryError(problems, source)
-    fabric, warnings = build_fabric(fspec, source)
-    return fabric, problems + warnings
+    for spec in specs:
+        if spec.nodes and rail_of:
+            spec.rail = rail_of.get(spec.name)
+            if spec.members:  # co-parent merging only happens above the leaves; a leaf keeps its own rail
+                spec.rail = None
+    return specs
 
 
 def parse_node_map(text: str, source: str) -> dict[str, str]:

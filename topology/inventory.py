@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from .build import build_fabric
-from .fabric import Fabric, NodeState
+from .fabric import Fabric, NodeState, Switch
 from .hostlists import compress_ordered, expand_into
 from .problems import InventoryError, Problem
 from .spec import NODE_STATES, DomainSpec, FabricSpec, NodeSpec, NodeType, SwitchSpec
@@ -241,17 +241,31 @@ def _hostlist_or_list(names: list[str]) -> str:
 
 def fabric_to_document(fabric: Fabric) -> dict[str, Any]:
     """The canonical inventory document for a fabric; load(dump(f)) rebuilds the same fabric."""
-    doc: dict[str, Any] = {"version": FORMAT_VERSION, "name": fabric.name, "node_types": {}}
-    for t in fabric.node_types:
-        td: dict[str, Any] = {"gpus": t.gpus, "gpu_model": t.gpu_model}
-        if t.features:
-            td["features"] = list(t.features)
-        if t.nvlink_islands:
-            td["nvlink_islands"] = [list(i) for i in t.nvlink_islands]
-        if t.nvlinks:
-            td["nvlinks"] = [list(r) for r in t.nvlinks]
-        doc["node_types"][t.name] = td
-    # nodes: runs of equal attributes in node-index order, each run one hostlist
+    doc: dict[str, Any] = {"version": FORMAT_VERSION, "name": fabric.name,
+                           "node_types": {t.name: _type_document(t) for t in fabric.node_types},
+                           "nodes": _node_runs(fabric),
+                           "switches": [_switch_document(fabric, s) for s in fabric.switches]}
+    if fabric.domain_names:
+        doc["nvlink_domains"] = [
+            {"name": d, "nodes": _hostlist_or_list([fabric.node_names[n] for n in range(fabric.n_nodes)
+                                                    if fabric.node_domain[n] == i])}
+            for i, d in enumerate(fabric.domain_names)]
+    return doc
+
+
+def _type_document(t: NodeType) -> dict[str, Any]:
+    td: dict[str, Any] = {"gpus": t.gpus, "gpu_model": t.gpu_model}
+    if t.features:
+        td["features"] = list(t.features)
+    if t.nvlink_islands:
+        td["nvlink_islands"] = [list(i) for i in t.nvlink_islands]
+    if t.nvlinks:
+        td["nvlinks"] = [list(r) for r in t.nvlinks]
+    return td
+
+
+def _node_runs(fabric: Fabric) -> list[dict[str, Any]]:
+    """Nodes as runs of equal attributes in node-index order, each run one hostlist."""
     runs: list[dict[str, Any]] = []
     cur_key: tuple | None = None
     cur: list[str] = []
@@ -274,30 +288,24 @@ def fabric_to_document(fabric: Fabric) -> dict[str, Any]:
             cur_key, cur = key, []
         cur.append(name)
     flush()
-    doc["nodes"] = runs
-    sws = []
-    for s in fabric.switches:
-        sd: dict[str, Any] = {"name": s.name}
-        if s.parent >= 0:
-            sd["parent"] = fabric.switches[s.parent].name
-        if s.rail is not None:
-            sd["rail"] = s.rail
-        if s.su:
-            sd["su"] = s.su
-        if s.members != (s.name,):
-            sd["members"] = _hostlist_or_list(list(s.members))
-        if s.link_speed is not None:
-            sd["link_speed"] = s.link_speed
-        if s.nodes:
-            sd["nodes"] = _hostlist_or_list([fabric.node_names[n] for n in s.nodes])
-        sws.append(sd)
-    doc["switches"] = sws
-    if fabric.domain_names:
-        doc["nvlink_domains"] = [
-            {"name": d, "nodes": _hostlist_or_list([fabric.node_names[n] for n in range(fabric.n_nodes)
-                                                    if fabric.node_domain[n] == i])}
-            for i, d in enumerate(fabric.domain_names)]
-    return doc
+    return runs
+
+
+def _switch_document(fabric: Fabric, s: Switch) -> dict[str, Any]:
+    sd: dict[str, Any] = {"name": s.name}
+    if s.parent >= 0:
+        sd["parent"] = fabric.switches[s.parent].name
+    if s.rail is not None:
+        sd["rail"] = s.rail
+    if s.su:
+        sd["su"] = s.su
+    if s.members != (s.name,):
+        sd["members"] = _hostlist_or_list(list(s.members))
+    if s.link_speed is not None:
+        sd["link_speed"] = s.link_speed
+    if s.nodes:
+        sd["nodes"] = _hostlist_or_list([fabric.node_names[n] for n in s.nodes])
+    return sd
 
 
 def dump_inventory(fabric: Fabric, header: str | None = None) -> str:

@@ -7,11 +7,29 @@ import re
 
 from networkx.utils import UnionFind
 
-from .problems import InventoryError, Problem
-from .spec import NodeType
+from .build import build_fabric
+from .fabric import Fabric
+from .problems import InventoryError, Problem, RequestError
+from .spec import DomainSpec, NodeType
+from .subset import fabric_to_spec
 
 _NV = re.compile(r"^NV(\d+)$")
 PATH_KINDS = {"X", "PIX", "PXB", "PHB", "NODE", "SYS", "SOC", "NV"}
+
+
+def _row_counts(name: str, cells: list[str], gpu_cols: list[str], line: int, problems: list[Problem]) -> list[int]:
+    """One GPU's row: NVLinks to each GPU (-1 for itself); PCIe/SMP paths count 0."""
+    out = [0] * len(cells)
+    for j, cell in enumerate(cells):
+        nv = _NV.match(cell)
+        if cell == "X":
+            out[j] = -1
+        elif nv:
+            out[j] = int(nv.group(1))
+        elif cell not in PATH_KINDS:
+            problems.append(Problem(f"{name}/{gpu_cols[j]}", f"unknown link kind {cell!r} (expected X, NV#, PIX, "
+                                                             f"PXB, PHB, NODE or SYS)", line=line))
+    return out
 
 
 def parse_topo_matrix(text: str, source: str = "nvidia-smi topo -m") -> tuple[int, tuple[tuple[int, ...], ...]]:
@@ -46,15 +64,7 @@ def parse_topo_matrix(text: str, source: str = "nvidia-smi topo -m") -> tuple[in
             continue
         i = gpu_cols.index(name)
         seen.add(i)
-        for j, cell in enumerate(cells[:n]):
-            nv = _NV.match(cell)
-            if cell == "X":
-                counts[i][j] = -1
-            elif nv:
-                counts[i][j] = int(nv.group(1))
-            elif cell not in PATH_KINDS:
-                problems.append(Problem(f"{name}/{gpu_cols[j]}", f"unknown link kind {cell!r} (expected X, NV#, PIX, "
-                                                                 f"PXB, PHB, NODE or SYS)", line=no + 1))
+        counts[i] = _row_counts(name, cells[:n], gpu_cols, no + 1, problems)
     missing = [g for k, g in enumerate(gpu_cols) if k not in seen]
     if missing:
         problems.append(Problem("", f"no rows for {', '.join(missing)}"))
@@ -111,3 +121,26 @@ def parse_clique_csv(text: str, source: str = "cliques.csv") -> dict[str, list[s
     if problems:
         raise InventoryError(problems, source)
     return out
+
+
+def with_node_type(base: Fabric, t: NodeType, source: str, base_source: str) -> tuple[Fabric, list[Problem]]:
+    """`base` (read from `base_source`) with node type `t.name` replaced (or added) by `t`, read from the
+    matrix in `source`: same GPU count only."""
+    spec = fabric_to_spec(base)
+    old = spec.node_types.get(t.name)
+    if old is not None and old.gpus != t.gpus:
+        raise RequestError(f"{source} shows {t.gpus} GPUs but node type {t.name!r} in {base_source} has {old.gpus}")
+    problems = []
+    if old is None:
+        problems.append(Problem(f"node_types.{t.name}", f"no node of {base_source} uses the new type {t.name!r} "
+                                                        f"yet", "warning"))
+    spec.node_types[t.name] = t
+    fabric, warnings = build_fabric(spec, base_source)
+    return fabric, problems + warnings
+
+
+def with_domains(base: Fabric, cliques: dict[str, list[str]], source: str) -> tuple[Fabric, list[Problem]]:
+    """`base` with its NVLink domains replaced by these cliques (`parse_clique_csv`)."""
+    spec = fabric_to_spec(base)
+    spec.domains = [DomainSpec(f"clique-{c}", f"{source}: clique {c}", nodes) for c, nodes in cliques.items()]
+    return build_fabric(spec, source)

@@ -192,19 +192,8 @@ def parse_topology_conf(text: str, source: str, problems: list[Problem]) -> list
     return switches
 
 
-def tree_to_switch_specs(topo: list[TopoSwitch], problems: list[Problem], add_root: str | None = None,
-                         label: str = "SwitchName") -> list[SwitchSpec]:
-    """Turn child lists (Slurm's, or an importer's) into single-parent logical switches, reporting every repair."""
-    by_name = {s.name: s for s in topo}
-    order = {s.name: i for i, s in enumerate(topo)}
-    for s in topo:
-        for c in s.children:
-            if c not in by_name:
-                problems.append(Problem(f"{label}={s.name}", f"names unknown switch {c!r}", line=s.line))
-        if s.nodes and s.children:
-            problems.append(Problem(f"{label}={s.name}", "has both Nodes= and Switches=; a leaf holds nodes only",
-                                    line=s.line))
-    # distance up from the leaves; a "child" that is higher than its parent closes a cycle
+def _distance_from_leaves(topo: list[TopoSwitch]) -> dict[str, int]:
+    """Hops up from the leaves (switches with nodes) for every switch that has nodes below it."""
     dist: dict[str, int] = {s.name: 0 for s in topo if s.nodes}
     frontier = list(dist)
     parents_of: dict[str, list[str]] = {}
@@ -219,7 +208,13 @@ def tree_to_switch_specs(topo: list[TopoSwitch], problems: list[Problem], add_ro
                     dist[p] = dist[c] + 1
                     nxt.append(p)
         frontier = nxt
-    edges: dict[str, list[str]] = {}  # child -> parents kept
+    return dist
+
+
+def _kept_edges(topo: list[TopoSwitch], by_name: dict[str, TopoSwitch], dist: dict[str, int],
+                problems: list[Problem], label: str) -> dict[str, list[str]]:
+    """child -> parents kept; a "child" that is higher than its parent closes a cycle and is dropped."""
+    edges: dict[str, list[str]] = {}
     for s in topo:
         if s.name not in dist:
             problems.append(Problem(f"{label}={s.name}", "has no nodes below it; ignored", "warning", s.line))
@@ -233,6 +228,23 @@ def tree_to_switch_specs(topo: list[TopoSwitch], problems: list[Problem], add_ro
                                         f"... -> {s.name}); taken as an uplink and dropped", "warning", s.line))
                 continue
             edges.setdefault(c, []).append(s.name)
+    return edges
+
+
+def tree_to_switch_specs(topo: list[TopoSwitch], problems: list[Problem], add_root: str | None = None,
+                         label: str = "SwitchName") -> list[SwitchSpec]:
+    """Turn child lists (Slurm's, or an importer's) into single-parent logical switches, reporting every repair."""
+    by_name = {s.name: s for s in topo}
+    order = {s.name: i for i, s in enumerate(topo)}
+    for s in topo:
+        for c in s.children:
+            if c not in by_name:
+                problems.append(Problem(f"{label}={s.name}", f"names unknown switch {c!r}", line=s.line))
+        if s.nodes and s.children:
+            problems.append(Problem(f"{label}={s.name}", "has both Nodes= and Switches=; a leaf holds nodes only",
+                                    line=s.line))
+    dist = _distance_from_leaves(topo)
+    edges = _kept_edges(topo, by_name, dist, problems, label)
     # co-parents of one child are one logical switch (a fat-tree's redundant spines)
     names = [s.name for s in topo if s.name in dist]
     uf = merge_co_parents(UnionFind(names), names, lambda m: edges.get(m, []))
