@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import logging
 import signal
-import time
+import threading
 from pathlib import Path
 
 import click
 import yaml
 
 from placer import PlannerConfig
-from plugins.apply import apply_once
+from plugins.apply import ApplyReport, apply_loop
 from plugins.apply import release_all as release_all_jobs
 from plugins.pyslurm_backend import choose_backend
 from plugins.serve import Daemon, ServeConfig, serve, with_overrides
@@ -102,21 +102,20 @@ def apply_cmd(inventory: str, mode: str, interval_s: float, max_hold_s: float, r
         done = release_all_jobs(be)
         click.echo(f"released {len(done)} held job(s)" + (f": {done}" if done else ""))
         return
-    cfg = PlannerConfig(time_limit_s=time_limit_s)
-    stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
-    while True:
-        r = apply_once(fabric, be, cfg, max_hold_s)
-        for jid, nodes in r.pinned:
-            click.echo(f"job {jid}: pinned to {nodes}, released")
-        for jid, why in r.released_unpinned:
-            click.echo(f"job {jid}: released unpinned ({why})")
-        for jid, why in r.waiting:
-            click.echo(f"job {jid}: stays held: {why}")
-        for e in r.errors:
-            click.echo(f"placer: error: {e}", err=True)
-        if mode == "once" or stop["now"]:
-            if r.errors and mode == "once":
-                raise BackendError(f"{len(r.errors)} job(s) could not be pinned or released (see above)")
-            return
-        time.sleep(interval_s)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    last = apply_loop(fabric, be, PlannerConfig(time_limit_s=time_limit_s), max_hold_s,
+                      interval_s if mode == "watch" else None, stop, _print_report)
+    if mode == "once" and last.errors:
+        raise BackendError(f"{len(last.errors)} job(s) could not be pinned or released (see above)")
+
+
+def _print_report(r: ApplyReport) -> None:
+    for jid, nodes in r.pinned:
+        click.echo(f"job {jid}: pinned to {nodes}, released")
+    for jid, why in r.released_unpinned:
+        click.echo(f"job {jid}: released unpinned ({why})")
+    for jid, why in r.waiting:
+        click.echo(f"job {jid}: stays held: {why}")
+    for e in r.errors:
+        click.echo(f"placer: error: {e}", err=True)

@@ -9,7 +9,9 @@ released but not yet started keep their nodes in the plan's state, so two runs n
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from placer import JobRequest, PlannerConfig, plan
@@ -106,6 +108,17 @@ def apply_once(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s:
         log.info("job %d pinned to %s (%d leaf/leaves, bound %s) and released", j.job_id, nodes, p.leaves,
                  p.leaf_lower_bound)
     return out
+
+
+def apply_loop(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s: float, interval_s: float | None,
+               stop: threading.Event, report: Callable[[ApplyReport], None]) -> ApplyReport:
+    """`placer apply`: one pass (interval None), or a pass every `interval_s` until `stop` is set; each
+    pass's report goes to `report`. Returns the last pass's report."""
+    while True:
+        r = apply_once(fabric, backend, cfg, max_hold_s)
+        report(r)
+        if interval_s is None or stop.wait(interval_s):
+            return r
 
 
 def release_all(backend: Backend) -> list[int]:
