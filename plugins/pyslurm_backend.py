@@ -84,7 +84,10 @@ class PyslurmBackend:
                 partition=j.partition or "", priority=int(j.priority or 0), reason=j.state_reason or "",
                 comment=j.comment or "", submit_time=int(j.submit_time or 0), node_count=int(j.num_nodes or 0),
                 nodes=expand_nodes(j.allocated_nodes), gpu_ids=_gpu_layout(j), gpus_per_node=per_node,
-                required_nodes=expand_nodes(j.required_nodes)))
+                required_nodes=expand_nodes(j.required_nodes),
+                # documented pyslurm Job attributes; untested here (no pyslurm matches Debian's Slurm)
+                excluded_nodes=expand_nodes(getattr(j, "excluded_nodes", None)),
+                features=str(getattr(j, "constraints", None) or ""), qos=str(getattr(j, "qos", None) or "")))
         return SlurmSnapshot(tuple(nodes), tuple(jobs))
 
     def pin(self, job_id: int, nodes: str, num_nodes: int) -> None:
