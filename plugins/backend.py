@@ -9,7 +9,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from topology import ClusterState, Fabric
+import numpy as np
+
+from topology import BackendError, ClusterState, Fabric
 from topology.hostlists import expand
 
 RUNNING_STATES = {"RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED", "STAGE_OUT", "SIGNALING"}
@@ -22,6 +24,9 @@ class SlurmNode:
     name: str
     state: str  # "up" | "drain" | "down"
     reason: str = ""
+    features: tuple[str, ...] | None = None  # active features (None: the backend did not say)
+    gpus: int | None = None  # GPUs configured (Gres=gpu[:model]:N), when the backend says
+    gpu_model: str | None = None  # the model in Gres=gpu:MODEL:N, when named
 
 
 @dataclass(frozen=True)
@@ -134,35 +139,85 @@ class StateReport:
 
 
 def to_cluster_state(fabric: Fabric, snap: SlurmSnapshot) -> StateReport:
-    """Slurm's picture as a ClusterState: down/drained nodes unusable, running jobs' GPUs allocated."""
+    """Slurm's picture as a ClusterState: down/drained nodes unusable, running jobs' GPUs allocated.
+
+    Never silently empty: no node at all, or none of the fabric's, is a BackendError; fabric nodes
+    Slurm does not list are not used, and nodes whose GPUs or features differ from the inventory are
+    warned about (one line per kind)."""
     state = ClusterState(fabric)
-    warnings: list[str] = []
+    warnings = _node_states(fabric, snap, state)
+    running = []
+    for job in snap.jobs:
+        if job.running:
+            running.append(job)
+            warnings += _allocate(fabric, state, job)
+    return StateReport(state, warnings, running)
+
+
+def _node_states(fabric: Fabric, snap: SlurmSnapshot, state: ClusterState) -> list[str]:
+    if not snap.nodes:
+        raise BackendError("Slurm reported no nodes at all: refusing to treat the cluster as empty")
+    seen = np.zeros(fabric.n_nodes, dtype=bool)
+    mismatched: dict[str, list[str]] = {}
     for n in snap.nodes:
         i = fabric.node_index.get(n.name)
         if i is None:
             continue  # nodes outside the fabric (login, CPU-only) are not ours to place on
-        state.set_usable(i, n.state == "up")
-    running = []
-    for job in snap.jobs:
-        if not job.running:
+        seen[i] = True
+        state.set_usable(i, bool(state.usable[i]) and n.state == "up")  # listed twice (two partitions): worst wins
+        for kind in _differences(fabric, i, n):
+            mismatched.setdefault(kind, []).append(n.name)
+    if not seen.any():
+        raise BackendError(f"none of the {fabric.n_nodes} nodes of fabric {fabric.name!r} is known to Slurm "
+                           f"({len(snap.nodes)} nodes there, e.g. {snap.nodes[0].name}): wrong inventory or cluster?")
+    warnings = []
+    missing = [fabric.node_names[i] for i in np.nonzero(~seen)[0]]
+    for name in missing:
+        state.set_usable(fabric.node_index[name], False)
+    if missing:
+        warnings.append(f"{len(missing)} node(s) of the inventory are not in Slurm and will not be used: "
+                        f"{_some(missing)}")
+    for kind, names in mismatched.items():
+        warnings.append(f"{len(names)} node(s) whose {kind} in Slurm differ from the inventory: {_some(names)}")
+    return warnings
+
+
+def _allocate(fabric: Fabric, state: ClusterState, job: SlurmJob) -> list[str]:
+    """A running job's GPUs taken; GPUs already taken, or nodes outside the fabric, are warned about."""
+    warnings = []
+    for node in job.nodes:
+        i = fabric.node_index.get(node)
+        if i is None:
+            warnings.append(f"job {job.job_id} runs on {node}, which is not in fabric {fabric.name!r}")
             continue
-        running.append(job)
-        for node in job.nodes:
-            i = fabric.node_index.get(node)
-            if i is None:
-                warnings.append(f"job {job.job_id} runs on {node}, which is not in fabric {fabric.name!r}")
-                continue
-            ids = list(job.gpu_ids.get(node, ()))
-            if not ids:
-                continue  # a job without GPUs on this node
-            free = set(state.free_gpu_ids(i))
-            clash = [g for g in ids if g not in free or g >= int(fabric.node_gpus[i])]
-            if clash:
-                warnings.append(f"job {job.job_id}: GPUs {clash} of {node} are already taken or do not exist")
-                ids = [g for g in ids if g not in clash]
-            if ids:
-                state.allocate(i, ids)
-    return StateReport(state, warnings, running)
+        ids = list(job.gpu_ids.get(node, ()))
+        if not ids:
+            continue  # a job without GPUs on this node
+        free = set(state.free_gpu_ids(i))
+        clash = [g for g in ids if g not in free or g >= int(fabric.node_gpus[i])]
+        if clash:
+            warnings.append(f"job {job.job_id}: GPUs {clash} of {node} are already taken or do not exist")
+            ids = [g for g in ids if g not in clash]
+        if ids:
+            state.allocate(i, ids)
+    return warnings
+
+
+def _differences(fabric: Fabric, i: int, n: SlurmNode) -> list[str]:
+    """What Slurm says of node i that the inventory contradicts (only what the backend reported)."""
+    t = fabric.node_types[int(fabric.node_type[i])]
+    out = []
+    if n.gpus is not None and n.gpus != int(fabric.node_gpus[i]):
+        out.append("GPU count")
+    if n.gpu_model is not None and n.gpu_model.lower() != t.gpu_model.lower():
+        out.append("GPU model")
+    if n.features is not None and not set(t.features) <= set(n.features):
+        out.append("features")
+    return out
+
+
+def _some(names: list[str], k: int = 5) -> str:
+    return ", ".join(names[:k]) + (f" and {len(names) - k} more" if len(names) > k else "")
 
 
 def expand_nodes(text: str | None) -> tuple[str, ...]:

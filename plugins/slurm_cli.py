@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from collections.abc import Callable
 from typing import Any
@@ -64,16 +65,69 @@ def _load(text: str, what: str) -> dict[str, Any]:
 
 
 def parse_sinfo_json(text: str) -> list[SlurmNode]:
+    """`sinfo --json` of every data_parser version: 22.05's flat `nodes` list, or 23.x+'s `sinfo` groups
+    (one per state and partition, `{"node": {"state": [...]}, "nodes": {"nodes": [names]}, ...}`).
+    A document with no node in either shape is an error, never an empty cluster."""
     doc = _load(text, "sinfo --json")
-    out = []
-    for n in doc.get("nodes", []):
-        state = n.get("state", "")
-        if isinstance(state, list):  # newer Slurm: a list of base state and flags
-            base, flags = (state[0] if state else ""), state[1:]
-        else:
-            base, flags = state, n.get("state_flags", []) or []
-        out.append(SlurmNode(n["name"], node_state_of(base, flags), n.get("reason") or ""))
+    if isinstance(doc.get("sinfo"), list):
+        out = [node for group in doc["sinfo"] for node in _sinfo_group(group)]
+    elif isinstance(doc.get("nodes"), list):
+        out = [_sinfo_node(n) for n in doc["nodes"]]
+    else:
+        raise BackendError(f"sinfo --json printed neither `sinfo` groups nor a `nodes` list "
+                           f"(keys: {', '.join(sorted(doc)) or 'none'}): an unknown Slurm version?")
+    if not out:
+        raise BackendError("sinfo --json listed no nodes: refusing to treat the cluster as empty")
     return out
+
+
+def _state(state: Any, flags: Any = ()) -> str:
+    """A node's state: a list of base state and flags (newer Slurm), or a word plus `state_flags`."""
+    if isinstance(state, list):
+        return node_state_of(str(state[0]) if state else "", [str(f) for f in state[1:]])
+    return node_state_of(str(state or ""), [str(f) for f in (flags or [])])
+
+
+def _reason(r: Any) -> str:
+    return str(r.get("description") or "") if isinstance(r, dict) else str(r or "")
+
+
+def _features(v: Any) -> tuple[str, ...] | None:
+    """`"a,b"` (22.05), or {"total", "active"} (newer): the active features."""
+    if isinstance(v, dict):
+        v = v.get("active", v.get("total"))
+    if v is None:
+        return None
+    return tuple(f for f in str(v).split(",") if f)
+
+
+def _gres(v: Any) -> tuple[int | None, str | None]:
+    """GPUs configured and their model from `gpu:h100:8` (22.05: a string; newer: {"total": ...})."""
+    if isinstance(v, dict):
+        v = v.get("total")
+    if v is None:
+        return None, None
+    gpus, model = 0, None
+    for part in str(v).split(","):
+        m = re.match(r"gpu(?::([A-Za-z][^:(]*))?:(\d+)", part.strip())
+        if m:
+            gpus += int(m.group(2))
+            model = model or m.group(1)
+    return gpus, model
+
+
+def _sinfo_node(n: dict[str, Any]) -> SlurmNode:
+    gpus, model = _gres(n.get("gres"))
+    return SlurmNode(str(n["name"]), _state(n.get("state", ""), n.get("state_flags")), _reason(n.get("reason")),
+                     _features(n.get("active_features", n.get("features"))), gpus, model)
+
+
+def _sinfo_group(g: dict[str, Any]) -> list[SlurmNode]:
+    state = _state((g.get("node") or {}).get("state", ""))
+    gpus, model = _gres(g.get("gres"))
+    features, reason = _features(g.get("features")), _reason(g.get("reason"))
+    names = [name for entry in (g.get("nodes") or {}).get("nodes", []) for name in expand_nodes(str(entry))]
+    return [SlurmNode(name, state, reason, features, gpus, model) for name in names]
 
 
 def _num(v: Any) -> int:

@@ -30,7 +30,7 @@ class FakeSlurm:
     name = "fake"
 
     def __init__(self) -> None:
-        self.nodes: list[SlurmNode] = []
+        self.nodes: list[SlurmNode] = [SlurmNode(n, "up") for n in FABRIC.node_names]
         self.jobs: list[SlurmJob] = []
 
     def snapshot(self) -> SlurmSnapshot:
@@ -96,7 +96,7 @@ def test_no_room_now_asks_for_the_leaf_bound_with_a_bounded_wait() -> None:
 
 def test_drained_nodes_are_never_advised() -> None:
     d, slurm = daemon()
-    slurm.nodes = [SlurmNode(f"gpu{i:03d}", "drain", "x") for i in range(1, 9)]
+    slurm.nodes = [SlurmNode(f"gpu{i:03d}", "drain" if i <= 8 else "up", "x") for i in range(1, 17)]
     d.refresh()
     for k in range(4):
         a = d.decide(req(f"j{k}", tres_per_node="gres:gpu:8", min_nodes=2, shared=0))

@@ -21,6 +21,7 @@ from topology import BackendError
 from topology.generate import design_for, generate
 
 DATA = Path(__file__).parent / "data" / "slurm2205"
+ALL_UP = tuple(SlurmNode(n, "up") for n in generate(design_for("tiny")).node_names)
 
 
 def test_squeue_json_2205() -> None:
@@ -35,8 +36,8 @@ def test_squeue_json_2205() -> None:
 
 def test_sinfo_json_2205() -> None:
     nodes = {n.name: n for n in parse_sinfo_json((DATA / "sinfo.json").read_text())}
-    assert nodes["gpu012"] == SlurmNode("gpu012", "down", "dead psu")
-    assert nodes["gpu016"] == SlurmNode("gpu016", "drain", "test drain")
+    assert nodes["gpu012"] == SlurmNode("gpu012", "down", "dead psu", ("h100",), 8, "h100")
+    assert nodes["gpu016"] == SlurmNode("gpu016", "drain", "test drain", ("h100",), 8, "h100")
     assert nodes["gpu015"].state == "up" and len(nodes) == 16
 
 
@@ -57,7 +58,7 @@ def test_conflicts_and_unknown_nodes_are_warned() -> None:
     fabric = generate(design_for("tiny"))
     jobs = (SlurmJob(1, "a", "RUNNING", nodes=("gpu001",), gpu_ids={"gpu001": (0, 1)}),
             SlurmJob(2, "b", "RUNNING", nodes=("gpu001", "login1"), gpu_ids={"gpu001": (1, 2)}))
-    r = to_cluster_state(fabric, SlurmSnapshot((), jobs))
+    r = to_cluster_state(fabric, SlurmSnapshot(ALL_UP, jobs))
     assert any("GPUs [1] of gpu001 are already taken" in w for w in r.warnings)
     assert any("login1, which is not in fabric" in w for w in r.warnings)
     assert r.state.free_gpu_ids(0) == [3, 4, 5, 6, 7]

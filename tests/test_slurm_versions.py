@@ -1,0 +1,89 @@
+"""`sinfo --json` and `squeue --json` of every Slurm shape: 22.05's flat node list (captured from the lab,
+tests/data/slurm2205/), the grouped `sinfo` of 24.11 and 26.05 (real captures in ../shared/data/slurm-json,
+skipped when absent, and small fixtures of our own), and a snapshot that can never silently be empty.
+
+Fabric of the real captures (128 nodes, as the captured clusters):
+        top
+     /   |   \\
+   l1   l2 .. l8       16 nodes each: n[001-016] ... n[113-128], 8 H100 GPUs, feature h100
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from plugins.backend import SlurmNode, SlurmSnapshot, to_cluster_state
+from plugins.slurm_cli import parse_sinfo_json, parse_squeue_json
+from topology import BackendError, load_inventory_text
+
+from .conftest import dedent, shared_file
+
+FABRIC, _ = load_inventory_text(dedent("""
+    version: 1
+    node_types: {h100x8: {gpus: 8, gpu_model: h100, features: [h100]}}
+    defaults: {type: h100x8}
+    switches:
+      - {name: top}
+    """) + "".join(f"  - {{name: l{k}, parent: top, nodes: \"n[{16 * k - 15:03d}-{16 * k:03d}]\"}}\n"
+                   for k in range(1, 9)))
+
+
+@pytest.mark.parametrize("version", ["24.11.5", "26.05.5"])
+def test_real_grouped_sinfo_and_squeue(version: str) -> None:
+    sinfo = shared_file(f"slurm-json/{version}/sinfo.json").read_text()
+    squeue = shared_file(f"slurm-json/{version}/squeue.json").read_text()
+    nodes = {n.name: n for n in parse_sinfo_json(sinfo)}
+    assert len(nodes) == 128
+    assert (nodes["n127"].state, nodes["n127"].reason) == ("down", "down-test")
+    assert (nodes["n128"].state, nodes["n128"].reason) == ("drain", "modern-test")
+    assert (nodes["n050"].state, nodes["n050"].features, nodes["n050"].gpus, nodes["n050"].gpu_model) == (
+        "up", ("h100",), 8, "h100")
+    jobs = {j.job_id: j for j in parse_squeue_json(squeue)}
+    assert jobs[6].held and "placer:steer" in jobs[6].comment and jobs[6].gpus == 4
+    assert jobs[4].gpu_model == "h100" and jobs[4].running
+    r = to_cluster_state(FABRIC, SlurmSnapshot(tuple(nodes.values()), tuple(jobs.values())))
+    idx = FABRIC.node_index
+    assert r.warnings == []
+    assert not r.state.usable[idx["n127"]] and not r.state.usable[idx["n128"]] and r.state.usable[idx["n050"]]
+    in_use = sum(sum(len(v) for v in j.gpu_ids.values()) for j in r.running)
+    assert in_use == 8 * 2 + 3 + 2 + 4 and int(FABRIC.total_gpus - r.state.free_gpus.sum()) == in_use
+
+
+GROUPED = {"sinfo": [
+    {"node": {"state": ["IDLE"]}, "nodes": {"nodes": ["n[001-004]"]}, "features": {"total": "h100", "active": "h100"},
+     "gres": {"total": "gpu:h100:8"}, "reason": {"description": ""}},
+    {"node": {"state": ["IDLE", "DRAIN"]}, "nodes": {"nodes": ["n005"]}, "features": {"active": "h100"},
+     "gres": {"total": "gpu:h100:8"}, "reason": {"description": "fan"}},
+    {"node": {"state": ["MIXED"]}, "nodes": {"nodes": ["n006"]}, "features": {"active": ""},
+     "gres": {"total": "gpu:a100:4"}, "reason": {"description": ""}},
+    # n001 also in a second partition, drained there: the worse state wins
+    {"node": {"state": ["DOWN"]}, "nodes": {"nodes": ["n001"]}, "features": {"active": "h100"},
+     "gres": {"total": "gpu:h100:8"}, "reason": {"description": "dead"}}]}
+
+
+def test_grouped_sinfo_fixture_and_what_differs_from_the_inventory() -> None:
+    nodes = parse_sinfo_json(json.dumps(GROUPED))
+    assert [n.name for n in nodes] == ["n001", "n002", "n003", "n004", "n005", "n006", "n001"]
+    r = to_cluster_state(FABRIC, SlurmSnapshot(tuple(nodes), ()))
+    idx = FABRIC.node_index
+    assert [bool(r.state.usable[idx[n]]) for n in ("n001", "n002", "n005", "n006", "n007")] == [
+        False, True, False, True, False]
+    assert r.warnings[0].startswith("122 node(s) of the inventory are not in Slurm and will not be used: n007")
+    assert "1 node(s) whose GPU count in Slurm differ from the inventory: n006" in r.warnings
+    assert "1 node(s) whose GPU model in Slurm differ from the inventory: n006" in r.warnings
+    assert "1 node(s) whose features in Slurm differ from the inventory: n006" in r.warnings
+
+
+@pytest.mark.parametrize("doc, why", [({"sinfo": []}, "listed no nodes"), ({"nodes": []}, "listed no nodes"),
+                                      ({"partitions": []}, "neither `sinfo` groups nor a `nodes` list")])
+def test_a_parse_that_finds_no_node_is_an_error(doc: dict, why: str) -> None:
+    with pytest.raises(BackendError, match=why):
+        parse_sinfo_json(json.dumps(doc))
+
+
+def test_a_snapshot_never_silently_empty() -> None:
+    with pytest.raises(BackendError, match="no nodes at all"):
+        to_cluster_state(FABRIC, SlurmSnapshot((), ()))
+    with pytest.raises(BackendError, match="none of the 128 nodes of fabric"):
+        to_cluster_state(FABRIC, SlurmSnapshot((SlurmNode("gpu001", "up"),), ()))
