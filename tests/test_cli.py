@@ -155,3 +155,21 @@ def test_installed_console_script_runs() -> None:
     proc = subprocess.run([str(exe), "topology", "validate", "/nonexistent.yaml"], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_written_files_are_readable_by_slurm(capsys, tmp_path: Path) -> None:
+    """slurmctld runs as SlurmUser: an export must not be 0600 (the temp file's mode); a file replaced
+    keeps its own mode."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        new = tmp_path / "topology.conf"
+        assert run(capsys, "topology", "export", "preset:tiny", "--format", "slurm-tree", "-o", str(new))[0] == 0
+        assert stat.S_IMODE(new.stat().st_mode) == 0o644
+        new.chmod(0o640)
+        assert run(capsys, "topology", "export", "preset:tiny", "--format", "slurm-tree", "-o", str(new))[0] == 0
+        assert stat.S_IMODE(new.stat().st_mode) == 0o640
+    finally:
+        os.umask(old)
