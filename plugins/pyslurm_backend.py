@@ -7,11 +7,21 @@ Job.release) and is not exercised on this project's machines: the agreement test
 """
 from __future__ import annotations
 
-from typing import Any
+import functools
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, TypeVar
 
 from topology import BackendError
 
-from .backend import SlurmJob, SlurmNode, SlurmSnapshot, expand_nodes, node_state_of, parse_tres_gpus
+from .backend import Backend, SlurmJob, SlurmNode, SlurmSnapshot, expand_nodes, node_state_of, parse_tres_gpus
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def same_release(pyslurm_version: str, slurm_version: str) -> bool:
@@ -24,16 +34,61 @@ def same_release(pyslurm_version: str, slurm_version: str) -> bool:
     return pa == sa
 
 
-def available(slurm_version: str | None = None) -> tuple[bool, str]:
-    """(usable, why not): pyslurm imports and, when Slurm's version is known, matches it."""
+def probe(slurm_conf: str | None = None, timeout_s: float = 20.0) -> tuple[str | None, str]:
+    """(pyslurm's version, "") when pyslurm imports in a child process, else (None, why not).
+
+    Importing pyslurm loads libslurm, which ends the whole process (its `fatal`, no exception) when it
+    finds no slurm.conf: only a child process may find that out."""
+    env = dict(os.environ)
+    if slurm_conf:
+        env["SLURM_CONF"] = slurm_conf
+    code = "import pyslurm; print(getattr(pyslurm, '__version__', ''))"
     try:
-        import pyslurm
-    except Exception as exc:  # ImportError, or a library mismatch at load time
-        return False, f"pyslurm does not import here ({type(exc).__name__}: {exc})"
-    version = str(getattr(pyslurm, "__version__", ""))
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                              timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return None, f"importing pyslurm did not finish within {timeout_s:g} s"
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        return None, f"pyslurm does not import here ({last})"
+    return done.stdout.strip(), ""
+
+
+def available(slurm_version: str | None = None, slurm_conf: str | None = None) -> tuple[bool, str]:
+    """(usable, why not): pyslurm imports (checked in a child process) and, when Slurm's version is
+    known, matches it."""
+    version, why = probe(slurm_conf)
+    if version is None:
+        return False, why
     if slurm_version and not same_release(version, slurm_version):
         return False, f"pyslurm {version} does not match {slurm_version.strip()}"
     return True, ""
+
+
+def _import_pyslurm(slurm_conf: str | None) -> Any:
+    """pyslurm, in this process, reading `slurm_conf` (libslurm takes SLURM_CONF from the environment
+    when it loads, never from an option): only after `probe` said it imports."""
+    if slurm_conf:
+        if "pyslurm" in sys.modules and os.environ.get("SLURM_CONF") != slurm_conf:
+            raise BackendError(f"pyslurm is already loaded for SLURM_CONF={os.environ.get('SLURM_CONF')!r}; "
+                               f"it cannot switch to {slurm_conf}")
+        os.environ["SLURM_CONF"] = slurm_conf
+    import pyslurm
+
+    return pyslurm
+
+
+def _backend_errors(fn: Callable[..., T]) -> Callable[..., T]:
+    """Every pyslurm error (RPCError and the rest) becomes a BackendError (exit 3; the refresher survives)."""
+    @functools.wraps(fn)
+    def wrapped(*args: Any, **kw: Any) -> T:
+        try:
+            return fn(*args, **kw)
+        except BackendError:
+            raise
+        except Exception as exc:
+            raise BackendError(f"pyslurm {fn.__name__} failed: {type(exc).__name__}: {exc}") from exc
+    return wrapped
 
 
 def _gpu_layout(job: Any) -> dict[str, tuple[int, ...]]:
@@ -59,14 +114,19 @@ def _gpu_layout(job: Any) -> dict[str, tuple[int, ...]]:
 class PyslurmBackend:
     name = "pyslurm"
 
-    def __init__(self) -> None:
-        ok, why = available()
-        if not ok:
-            raise BackendError(why)
-        import pyslurm
+    def __init__(self, slurm_conf: str | None = None, module: Any = None, jobs_fallback: Any = None) -> None:
+        """`module`: a pyslurm stand-in (tests); otherwise pyslurm itself, once a child process showed
+        that it imports with this slurm.conf. `jobs_fallback`: something with `jobs()` (the CLI
+        backend) for the per-job GPU requests pyslurm 22.5 does not show (`--gpus=N`)."""
+        self.jobs_fallback = jobs_fallback
+        if module is None:
+            ok, why = available(slurm_conf=slurm_conf)
+            if not ok:
+                raise BackendError(why)
+            module = _import_pyslurm(slurm_conf)
+        self.pyslurm = module
 
-        self.pyslurm = pyslurm
-
+    @_backend_errors
     def snapshot(self) -> SlurmSnapshot:
         ps = self.pyslurm
         nodes = []
@@ -88,31 +148,49 @@ class PyslurmBackend:
                 # documented pyslurm Job attributes; untested here (no pyslurm matches Debian's Slurm)
                 excluded_nodes=expand_nodes(getattr(j, "excluded_nodes", None)),
                 features=str(getattr(j, "constraints", None) or ""), qos=str(getattr(j, "qos", None) or "")))
-        return SlurmSnapshot(tuple(nodes), tuple(jobs))
+        return SlurmSnapshot(tuple(nodes), tuple(self._with_job_gpus(jobs)))
 
+    def _with_job_gpus(self, jobs: list[SlurmJob]) -> list[SlurmJob]:
+        """Pending jobs that show no GPUs may have asked per job (`--gpus=N`), which pyslurm 22.5 does not
+        show: ask the fallback (squeue) for those, rather than take them for CPU jobs."""
+        unknown = {j.job_id for j in jobs if j.state == "PENDING" and j.gpus == 0}
+        if not unknown or self.jobs_fallback is None:
+            return jobs
+        seen = {j.job_id: j for j in self.jobs_fallback.jobs() if j.job_id in unknown}
+        return [replace(j, gpus_per_job=seen[j.job_id].gpus_per_job, gpus_per_node=seen[j.job_id].gpus_per_node,
+                        gpu_model=seen[j.job_id].gpu_model) if j.job_id in seen else j for j in jobs]
+
+    @_backend_errors
     def pin(self, job_id: int, nodes: str, num_nodes: int) -> None:
         ps = self.pyslurm
         ps.Job(job_id).modify(ps.JobSubmitDescription(required_nodes=nodes, nodes=num_nodes))
 
+    @_backend_errors
     def release(self, job_id: int) -> None:
         self.pyslurm.Job(job_id).release()
 
+    @_backend_errors
     def start_now(self, job_id: int) -> None:
         ps = self.pyslurm
         ps.Job(job_id).modify(ps.JobSubmitDescription(begin_time="now"))
 
 
-def choose_backend(name: str, slurm_conf: str | None):
-    """`auto`: pyslurm when it imports, else the command-line tools."""
+def choose_backend(name: str, slurm_conf: str | None) -> Backend:
+    """`auto`: pyslurm when it imports (checked in a child process, with this slurm.conf) and matches
+    the running Slurm, else the command-line tools."""
     from .slurm_cli import SlurmCliBackend, subprocess_runner
 
     cli = SlurmCliBackend(subprocess_runner(slurm_conf))
     if name == "slurm-cli":
         return cli
     if name == "pyslurm":
-        return PyslurmBackend()
+        return PyslurmBackend(slurm_conf, jobs_fallback=cli)
     try:  # auto: pyslurm only when it imports and matches the running Slurm
         version = cli.version()
-    except Exception:
+    except BackendError:
         return cli
-    return PyslurmBackend() if available(version)[0] else cli
+    ok, why = available(version, slurm_conf)
+    if not ok:
+        log.info("backend: slurm-cli (%s)", why)
+        return cli
+    return PyslurmBackend(slurm_conf, jobs_fallback=cli)

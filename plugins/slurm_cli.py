@@ -196,8 +196,10 @@ class SlurmCliBackend:
 
     def snapshot(self) -> SlurmSnapshot:
         nodes = parse_sinfo_json(self.run(["sinfo", "--json"]))
-        jobs = parse_squeue_json(self.run(["squeue", "--json", "--states=all"]))
-        return SlurmSnapshot(tuple(nodes), tuple(jobs))
+        return SlurmSnapshot(tuple(nodes), tuple(self.jobs()))
+
+    def jobs(self) -> list[SlurmJob]:
+        return parse_squeue_json(self.run(["squeue", "--json", "--states=all"]))
 
     def pin(self, job_id: int, nodes: str, num_nodes: int) -> None:
         self.run(["scontrol", "update", f"JobId={job_id}", f"ReqNodeList={nodes}", f"NumNodes={num_nodes}"])

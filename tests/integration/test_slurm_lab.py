@@ -305,14 +305,14 @@ def test_metrics_count_decisions_and_fail_opens(lab: LabHandle, daemon_factory) 
 
 
 def test_pyslurm_and_cli_backends_agree(lab: LabHandle) -> None:
-    ok, why = pyslurm_available()
+    ok, why = pyslurm_available(slurm_conf=lab.env["SLURM_CONF"])
     if not ok:
         pytest.skip(f"pyslurm backend not testable here: {why}; PyPI has only pyslurm 25.11, which refuses "
                     f"Slurm 22.05 (../shared/SLURM-LAB.md)")
     from plugins.pyslurm_backend import PyslurmBackend
 
     a = to_cluster_state(lab.fabric, backend(lab).snapshot())
-    b = to_cluster_state(lab.fabric, PyslurmBackend().snapshot())
+    b = to_cluster_state(lab.fabric, PyslurmBackend(lab.env["SLURM_CONF"]).snapshot())
     assert (a.state.free_mask == b.state.free_mask).all() and (a.state.usable == b.state.usable).all()
 
 
