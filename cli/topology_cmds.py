@@ -8,8 +8,9 @@ from pathlib import Path
 import click
 import yaml
 
-from topology import InventoryError, Problem, RequestError, dump_inventory
-from topology.exporters import EXPORTERS, export
+from plugins.slurm_cli import run_command
+from topology import BackendError, InventoryError, Problem, RequestError, dump_inventory
+from topology.exporters import EXPORTERS, SLURM_READS_FROM, export, format_refused, parse_slurm_version
 from topology.generate import PRESET_HELP, PRESETS, design_for, generate
 from topology.hostlists import HostlistError, expand
 from topology.ibnetdiscover import ImportOptions, import_ibnetdiscover, parse_node_map
@@ -178,12 +179,28 @@ def _print_node_type(file: str, node_model: str, gpu_model: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(list(EXPORTERS)), required=True, help="What to write.")
 @click.option("--block-size", type=int, help="Nodes per block for slurm-block/slurm-yaml when there are no "
                                              "NVLink domains.")
+@click.option("--slurm-version", metavar="X.Y", help="The Slurm that will read the file: formats it cannot read "
+              "are refused (default: the installed Slurm's, from `sinfo --version`, when it answers).")
 @click.option("-o", "--output", metavar="FILE", help="Write here (default: stdout).")
-def export_(inventory: str, fmt: str, block_size: int | None, output: str | None) -> None:
+def export_(inventory: str, fmt: str, block_size: int | None, slurm_version: str | None, output: str | None) -> None:
     """Translate INVENTORY (YAML or preset:NAME) into Slurm's files, Graphviz or JSON."""
     fabric, problems = load_fabric(inventory)
     _warn(problems, inventory)
+    if fmt in SLURM_READS_FROM:
+        version = slurm_version or _running_slurm_version()
+        if version is None:
+            click.echo(f"placer: note: Slurm's version is unknown (no --slurm-version, no controller reached); "
+                       f"{fmt} needs Slurm {'.'.join(map(str, SLURM_READS_FROM[fmt]))} or later", err=True)
+        elif (why := format_refused(fmt, parse_slurm_version(version))) is not None:
+            raise RequestError(why)
     write_output(output, export(fabric, fmt, block_size))
+
+
+def _running_slurm_version() -> str | None:
+    try:
+        return run_command(["sinfo", "--version"], timeout_s=5.0).strip() or None
+    except BackendError:
+        return None
 
 
 @topology.command("generate")

@@ -173,3 +173,16 @@ def test_written_files_are_readable_by_slurm(capsys, tmp_path: Path) -> None:
         assert stat.S_IMODE(new.stat().st_mode) == 0o640
     finally:
         os.umask(old)
+
+
+@pytest.mark.parametrize("fmt, version, refused", [
+    ("slurm-block", "22.05", "Slurm 22.05 cannot read topology/block (slurm-block): it needs Slurm 23.11 or later"),
+    ("slurm-yaml", "24.11", "Slurm 24.11 cannot read topology.yaml (slurm-yaml): it needs Slurm 25.05 or later"),
+    ("slurm-yaml", "slurm 26.05.5", None), ("slurm-block", "24.11", None), ("slurm-tree", "22.05", None)])
+def test_export_refuses_formats_the_slurm_version_cannot_read(capsys, fmt: str, version: str,
+                                                               refused: str | None) -> None:
+    code, out, err = run(capsys, "topology", "export", "preset:gb200-nvl72", "--format", fmt, "--slurm-version", version)
+    if refused:
+        assert (code, out) == (2, "") and refused in err
+    else:
+        assert code == 0 and (out.startswith("#") or out.startswith("- topology")), err

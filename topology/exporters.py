@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -232,6 +233,29 @@ def export(fabric: Fabric, fmt: str, block_size: int | None = None) -> str:
     if block_size is not None:
         raise RequestError(f"--block-size applies to slurm-block and slurm-yaml, not {fmt}")
     return EXPORTERS[fmt](fabric)
+
+
+# the first Slurm release that reads each format (tree: every release placer supports); verified on the
+# lab: 22.05 reads tree only, 24.11 tree and block, 26.05 all three (../shared/SLURM-LAB.md)
+SLURM_READS_FROM = {"slurm-block": (23, 11), "slurm-yaml": (25, 5)}
+
+
+def parse_slurm_version(text: str) -> tuple[int, int]:
+    """`24.11`, `24.11.5` or `slurm 24.11.5` (sinfo --version) -> (24, 11)."""
+    m = re.search(r"(\d+)\.(\d+)", text or "")
+    if not m:
+        raise RequestError(f"--slurm-version: expected a Slurm version like 24.11, got {text!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def format_refused(fmt: str, version: tuple[int, int]) -> str | None:
+    """Why Slurm `version` cannot read format `fmt` (None: it can)."""
+    need = SLURM_READS_FROM.get(fmt)
+    if need is None or version >= need:
+        return None
+    what = {"slurm-block": "topology/block", "slurm-yaml": "topology.yaml"}[fmt]
+    return (f"Slurm {version[0]}.{version[1]:02d} cannot read {what} ({fmt}): it needs Slurm "
+            f"{need[0]}.{need[1]:02d} or later; export slurm-tree for this cluster")
 
 
 def export_ibnetdiscover(fabric: Fabric) -> str:
