@@ -9,6 +9,7 @@ import click
 from plugins.backend import to_cluster_state
 from plugins.lab import DEFAULT_DIR, Lab, LabOptions
 from plugins.pyslurm_backend import choose_backend
+from plugins.slurm_cli import SlurmCliBackend, saved_outputs_runner
 from plugins.snapshot import snapshot_document
 from topology import BackendError
 from topology.subset import first_nodes
@@ -72,11 +73,15 @@ def slurm() -> None:
 @click.option("--inventory", required=True, help="Inventory YAML or preset:NAME.")
 @SLURM_CONF
 @BACKEND
+@click.option("--from-dir", "from_dir", type=click.Path(file_okay=False, exists=True),
+              help="Read saved `sinfo --json` and `squeue --json` outputs (sinfo.json, squeue.json) from this "
+                   "directory instead of asking Slurm.")
 @click.option("-o", "--output", help="Write here (default: stdout).")
-def slurm_snapshot(inventory: str, slurm_conf: str | None, backend: str, output: str | None) -> None:
+def slurm_snapshot(inventory: str, slurm_conf: str | None, backend: str, from_dir: str | None,
+                   output: str | None) -> None:
     """Running jobs and down nodes as placer.plan/v1 (usable as `placer plan --state`)."""
     fabric, _ = load_fabric(inventory)
-    be = choose_backend(backend, slurm_conf)
+    be = SlurmCliBackend(saved_outputs_runner(from_dir)) if from_dir else choose_backend(backend, slurm_conf)
     snap = be.snapshot()
     report = to_cluster_state(fabric, snap)
     for w in report.warnings:

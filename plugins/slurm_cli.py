@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from topology import BackendError
@@ -183,6 +184,27 @@ def parse_squeue_json(text: str) -> list[SlurmJob]:
             exclusive=_exclusive(j.get("shared")), time_limit_s=_minutes_s(j.get("time_limit")),
             qos=j.get("qos", "") or ""))
     return out
+
+
+SAVED_FILES = {"sinfo": "sinfo.json", "squeue": "squeue.json"}
+
+
+def saved_outputs_runner(directory: str) -> Runner:
+    """Answers `sinfo --json` and `squeue --json` from files saved in `directory` (sinfo.json,
+    squeue.json: what an admin sends when asking for help), so a snapshot can be taken without Slurm.
+    Anything else (pinning, releasing) is refused: saved outputs are read-only."""
+    base = Path(directory)
+
+    def run(cmd: list[str]) -> str:
+        name = SAVED_FILES.get(cmd[0]) if "--json" in cmd else None
+        if name is None:
+            raise BackendError(f"`{' '.join(cmd)}` cannot run on saved outputs in {base}: they are read-only")
+        try:
+            return (base / name).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise BackendError(f"saved output {base / name}: {exc.strerror} (save it with `{cmd[0]} --json`)") from None
+
+    return run
 
 
 class SlurmCliBackend:

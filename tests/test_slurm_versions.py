@@ -87,3 +87,30 @@ def test_a_snapshot_never_silently_empty() -> None:
         to_cluster_state(FABRIC, SlurmSnapshot((), ()))
     with pytest.raises(BackendError, match="none of the 128 nodes of fabric"):
         to_cluster_state(FABRIC, SlurmSnapshot((SlurmNode("gpu001", "up"),), ()))
+
+
+@pytest.mark.parametrize("version", ["24.11.5", "26.05.5"])
+def test_snapshot_from_saved_outputs(version: str, tmp_path, capsys) -> None:
+    """`placer slurm snapshot --from-dir`: the real captures give the down and drained nodes and the
+    running jobs (before the grouped-sinfo parser, the down list was empty)."""
+    from cli.main import main
+    from topology import dump_inventory
+
+    saved = shared_file(f"slurm-json/{version}/sinfo.json").parent
+    inv = tmp_path / "inv.yaml"
+    inv.write_text(dump_inventory(FABRIC))
+    assert main(["slurm", "snapshot", "--inventory", str(inv), "--from-dir", str(saved)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {(d["node"], d["state"], d["reason"]) for d in doc["down_nodes"]} == {
+        ("n127", "down", "down-test"), ("n128", "drain", "modern-test")}
+    assert doc["summary"]["running_jobs"] == 4 and doc["summary"]["gpus_in_use"] == 25
+
+
+def test_saved_outputs_are_read_only_and_name_what_is_missing(tmp_path) -> None:
+    from plugins.slurm_cli import SlurmCliBackend, saved_outputs_runner
+
+    be = SlurmCliBackend(saved_outputs_runner(str(tmp_path)))
+    with pytest.raises(BackendError, match=r"sinfo.json: No such file or directory \(save it with `sinfo --json`\)"):
+        be.snapshot()
+    with pytest.raises(BackendError, match="read-only"):
+        be.release(3)
