@@ -22,7 +22,7 @@ class Eligibility:
     excluded: dict[str, int]  # reason -> node count, each node counted once, first reason wins
 
 
-def _static_mask(ix: FabricIndex, job: JobRequest) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _static_mask(ix: FabricIndex, job: JobRequest) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     f = ix.fabric
     feat_ok_type = np.array([set(job.features) <= feats
                              and (job.gpu_model is None or t.gpu_model.lower() == job.gpu_model)
@@ -36,10 +36,11 @@ def _static_mask(ix: FabricIndex, job: JobRequest) -> tuple[np.ndarray, np.ndarr
     return feat_ok, not_excl, _in_partition(ix, job)
 
 
-def _in_partition(ix: FabricIndex, job: JobRequest) -> np.ndarray:
+def _in_partition(ix: FabricIndex, job: JobRequest) -> np.ndarray | None:
+    """The job's partition's nodes; None when not known (every node, and no array on the hot path)."""
     f = ix.fabric
-    if job.partition_nodes is None:  # not known: every node
-        return np.ones(f.n_nodes, dtype=bool)
+    if job.partition_nodes is None:
+        return None
     mask = np.zeros(f.n_nodes, dtype=bool)
     mask[[f.node_index[n] for n in job.partition_nodes if n in f.node_index]] = True
     return mask
@@ -50,7 +51,7 @@ def eligibility(ix: FabricIndex, state: ClusterState, job: JobRequest, spares: n
     f = ix.fabric
     feat_ok, not_excl, in_part = _static_mask(ix, job)
     node_gpus = ix.fabric.node_gpus
-    candidates = feat_ok & not_excl & in_part
+    candidates = feat_ok & not_excl if in_part is None else feat_ok & not_excl & in_part
     if spares is not None:
         candidates = candidates & ~spares
     # node size: the job's own, else the largest among nodes that could host it
@@ -72,12 +73,14 @@ def eligibility(ix: FabricIndex, state: ClusterState, job: JobRequest, spares: n
     now = candidates & size_ok & in_service & ~busy
     excluded: dict[str, int] = {}
     remaining = np.ones(f.n_nodes, dtype=bool)
-    spare_bad = spares if spares is not None else np.zeros(f.n_nodes, dtype=bool)
-    for reason, bad in (("down or drained", ~in_service), ("kept as hot spares", spare_bad),
-                        ("outside the job's partition", ~in_part), ("excluded by the job", ~not_excl),
+    outside = ~in_part if in_part is not None else None
+    for reason, bad in (("down or drained", ~in_service), ("kept as hot spares", spares),
+                        ("outside the job's partition", outside), ("excluded by the job", ~not_excl),
                         ("lacking features or GPU model", ~feat_ok),
                         (f"not {size}-GPU nodes" if multi else "too few GPUs", ~size_ok),
                         ("busy", busy)):
+        if bad is None:
+            continue
         hit = int((bad & remaining).sum())
         if hit:
             excluded[reason] = hit
