@@ -14,7 +14,6 @@ from plugins.replace_flow import (
     job_in_plan,
     job_in_slurm,
     job_pending_again,
-    rank_rows,
     replace_nodes,
 )
 from topology import Fabric, Problem, RequestError
@@ -159,7 +158,7 @@ def replace_cmd(inventory, job, failed, plan_path, nodes_opt, spares_per_su, tp,
         tb, ta = res.traffic_before, res.traffic_after
         lines.append(f"  traffic crossing leaves per step: {tb['cross_leaf']:,.0f} before, {ta['cross_leaf']:,.0f} "
                      f"after (pods: {tb['cross_pod']:,.0f} -> {ta['cross_pod']:,.0f})")
-        result.update(ranks=rank_rows(fabric, res, par), traffic_before=tb, traffic_after=ta)
+        result.update(ranks=rank_table(fabric, res.layout_after or [], par), traffic_before=tb, traffic_after=ta)
     if hostfile:
         write_output(hostfile, rank_hostfile(fabric, res.layout_after) if res.layout_after is not None
                      else "".join(f"{n}\n" for n in res.plan.nodes))

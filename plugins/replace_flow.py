@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from placer.plan_doc import apply_plan_document
-from placer.ranks import Parallelism, Slot, placer_layout, rank_table, traffic
+from placer.ranks import Parallelism, Slot, placer_layout, traffic
 from placer.replace import ReplacePlan, choose_replacements
 from topology import ClusterState, Fabric, RequestError
 from topology.hostlists import HostlistError, compress, expand
@@ -116,8 +116,3 @@ def apply_replacement(view: JobView, nodes: list[str], keep_begin_time: bool) ->
         view.backend.release(j.job_id)
         done.append("released")
     return done
-
-
-def rank_rows(fabric: Fabric, result: ReplaceResult, par: Parallelism) -> list[dict]:
-    assert result.layout_after is not None
-    return rank_table(fabric, result.layout_after, par)

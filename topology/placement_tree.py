@@ -166,8 +166,8 @@ def _group_names(spec: FabricSpec, keys: list[tuple[int, ...]], inner: list[tupl
         if len(key) == 1:
             derived.append(spec.switches[key[0]].name)
         else:
-            given = {spec.switches[s].su for s in key if spec.switches[s].su}
-            derived.append(given.pop() or "" if len(given) == 1 else common_name([spec.switches[s].name for s in key]))
+            given = sorted({su for s in key if (su := spec.switches[s].su)})
+            derived.append(given[0] if len(given) == 1 else common_name([spec.switches[s].name for s in key]))
     clash = {n for n in derived if derived.count(n) > 1}
     names: list[str] = []
     for li, key in enumerate(keys):
