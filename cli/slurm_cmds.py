@@ -7,11 +7,13 @@ from pathlib import Path
 import click
 
 from plugins.backend import to_cluster_state
-from plugins.lab import DEFAULT_DIR, Lab, LabOptions
+from plugins.lab import TOPOLOGIES, Lab, LabOptions, default_dir
+from plugins.lab_chroot import RELEASES
 from plugins.pyslurm_backend import choose_backend
 from plugins.slurm_cli import SlurmCliBackend, saved_outputs_runner
 from plugins.snapshot import snapshot_document
 from topology import BackendError
+from topology.exporters import format_refused, parse_slurm_version
 from topology.subset import first_nodes
 
 from .files import load_fabric, write_output
@@ -24,43 +26,73 @@ BACKEND = click.option("--backend", type=click.Choice(["auto", "slurm-cli", "pys
 
 @click.group()
 def lab() -> None:
-    """A real Slurm 22.05 cluster on this machine (needs root and Debian's Slurm packages)."""
+    """A real Slurm cluster on this machine: 22.05 from Debian 12, 24.11 and 26.05 from chroots (needs root)."""
+
+
+SLURM_VERSION = click.option("--slurm", "version", type=click.Choice(list(RELEASES)), default="22.05",
+                             show_default=True, help="Slurm to run: the host's 22.05, or Debian trixie's 24.11 / "
+                             "sid's 26.05 in a chroot (made once, about 90 s, under /var/lib/placer-chroot).")
+LAB_DIR = click.option("--dir", "base", type=click.Path(file_okay=False),
+                       help="The lab's directory [default: /var/lib/placer-lab, /var/lib/placer-lab-VERSION for "
+                       "24.11 and 26.05].")
+
+
+def _lab_dir(base: str | None, version: str) -> Path:
+    return Path(base) if base else default_dir(version)
 
 
 @lab.command("up")
 @click.option("--inventory", required=True, help="Inventory YAML or preset:NAME.")
 @click.option("--nodes", type=int, help="Only the first N nodes (default: all; 128 start in ~1 s).")
-@click.option("--dir", "base", type=click.Path(file_okay=False), default=str(DEFAULT_DIR), show_default=True)
+@SLURM_VERSION
+@LAB_DIR
+@click.option("--topology", type=click.Choice(TOPOLOGIES), default="tree", show_default=True,
+              help="The exported topology Slurm loads: topology.conf tree or block (23.11+), topology.yaml (25.05+).")
+@click.option("--block-size", type=click.IntRange(min=1), help="Nodes per block (block, yaml) for fabrics "
+              "without NVLink domains.")
 @click.option("--no-hook", is_flag=True, help="Do not install job_submit.lua.")
 @click.option("--socket", "socket_path", default="/run/placer/placer.sock", show_default=True,
               help="Where job_submit.lua finds `placer serve`.")
 @click.option("--hook-budget-s", type=float, default=0.05, show_default=True)
-def lab_up(inventory: str, nodes: int | None, base: str, no_hook: bool, socket_path: str, hook_budget_s: float) -> None:
-    """Start munged (unless running), slurmctld and one slurmd per node, all on 127.0.0.1."""
+def lab_up(inventory: str, nodes: int | None, version: str, base: str | None, topology: str,
+           block_size: int | None, no_hook: bool, socket_path: str, hook_budget_s: float) -> None:
+    """Start munged, slurmctld and one slurmd per node, all on 127.0.0.1 (the host's munged is reused)."""
     fabric, _ = load_fabric(inventory)
     if nodes is not None:
         fabric = first_nodes(fabric, nodes)
-    opt = LabOptions(base=Path(base), hook=not no_hook, socket_path=Path(socket_path), hook_budget_s=hook_budget_s)
+    refused = format_refused({"block": "slurm-block", "yaml": "slurm-yaml"}.get(topology, "slurm-tree"),
+                             parse_slurm_version(version))
+    if refused:
+        raise click.UsageError(f"--topology {topology}: {refused}")
+    lab_dir = _lab_dir(base, version)
+    opt = LabOptions(base=lab_dir, slurm=version, topology=topology, block_size=block_size, hook=not no_hook,
+                     socket_path=Path(socket_path), hook_budget_s=hook_budget_s)
     state = Lab(opt).up(fabric)
-    click.echo(f"lab up: {len(state['nodes'])} nodes, {len(state['processes'])} processes under {base}")
+    click.echo(f"lab up: Slurm {version}, {len(state['nodes'])} nodes, {len(state['processes'])} processes "
+               f"under {lab_dir}")
     click.echo(f"export SLURM_CONF={state['slurm_conf']}")
+    if state.get("path"):
+        click.echo(f"export PATH={lab_dir / 'bin'}:$PATH   # Slurm {version}'s own clients, from its chroot")
 
 
 @lab.command("status")
-@click.option("--dir", "base", type=click.Path(file_okay=False), default=str(DEFAULT_DIR), show_default=True)
-def lab_status(base: str) -> None:
+@SLURM_VERSION
+@LAB_DIR
+def lab_status(version: str, base: str | None) -> None:
     """What runs, and Slurm's view of the nodes (exit 3 when the lab is not up)."""
-    st = Lab(LabOptions(base=Path(base))).status()
+    lab_dir = _lab_dir(base, version)
+    st = Lab(LabOptions(base=lab_dir, slurm=version)).status()
     click.echo(json.dumps(st, indent=1))
     if not st["up"]:
-        raise BackendError(f"the lab under {base} is not up (exit 3)")
+        raise BackendError(f"the lab under {lab_dir} is not up (exit 3)")
 
 
 @lab.command("down")
-@click.option("--dir", "base", type=click.Path(file_okay=False), default=str(DEFAULT_DIR), show_default=True)
-def lab_down(base: str) -> None:
-    """Stop exactly what `lab up` started, by pid."""
-    stopped = Lab(LabOptions(base=Path(base))).down()
+@SLURM_VERSION
+@LAB_DIR
+def lab_down(version: str, base: str | None) -> None:
+    """Stop exactly what `lab up` started, by pid, and undo a chroot's mounts."""
+    stopped = Lab(LabOptions(base=_lab_dir(base, version), slurm=version)).down()
     click.echo(f"stopped {len(stopped)} processes" if stopped else "no lab processes were running")
 
 

@@ -180,7 +180,7 @@ def _print_node_type(file: str, node_model: str, gpu_model: str) -> None:
 @click.option("--block-size", type=int, help="Nodes per block for slurm-block/slurm-yaml when there are no "
                                              "NVLink domains.")
 @click.option("--slurm-version", metavar="X.Y", help="The Slurm that will read the file: formats it cannot read "
-              "are refused (default: the installed Slurm's, from `sinfo --version`, when it answers).")
+              "are refused (default: the running controller's, from `scontrol show config`, else the clients' own).")
 @click.option("-o", "--output", metavar="FILE", help="Write here (default: stdout).")
 def export_(inventory: str, fmt: str, block_size: int | None, slurm_version: str | None, output: str | None) -> None:
     """Translate INVENTORY (YAML or preset:NAME) into Slurm's files, Graphviz or JSON."""
@@ -197,10 +197,16 @@ def export_(inventory: str, fmt: str, block_size: int | None, slurm_version: str
 
 
 def _running_slurm_version() -> str | None:
-    try:
-        return run_command(["sinfo", "--version"], timeout_s=5.0).strip() or None
-    except BackendError:
-        return None
+    """The running controller's version (`scontrol show config` asks slurmctld), else the clients'."""
+    for cmd in (["scontrol", "show", "config"], ["sinfo", "--version"]):
+        try:
+            out = run_command(cmd, timeout_s=5.0)
+        except BackendError:
+            continue
+        m = re.search(r"^SLURM_VERSION\s*=\s*(\S+)", out, re.M) if cmd[0] == "scontrol" else None
+        if m or cmd[0] == "sinfo":
+            return m.group(1) if m else out.strip() or None
+    return None
 
 
 @topology.command("generate")

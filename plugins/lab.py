@@ -1,28 +1,44 @@
-"""A real Slurm 22.05 cluster on this machine for tests, CI and trying the hook (see ../shared/SLURM-LAB.md).
+"""A real Slurm cluster on this machine for tests, CI and trying the hook (see ../shared/SLURM-LAB.md).
 
-munged (unless one already runs), one slurmctld, one slurmd per node (each on its own port, all on
-127.0.0.1) with fake GPU devices, topology.conf exported from the inventory, and optionally our
-job_submit.lua. Everything lives under one directory (default /var/lib/placer-lab) with its own
-slurm.conf, so /etc/slurm is untouched: clients find it through SLURM_CONF. `down` stops exactly the
-processes `up` started, by pid, after checking each pid still runs the program it started.
+Its own munged, one slurmctld, one slurmd per node (each on its own port, all on 127.0.0.1) with fake GPU
+devices, the topology exported from the inventory, and optionally our job_submit.lua. Slurm 22.05 runs
+from the host's Debian packages; 24.11 and 26.05 from Debian trixie and sid in chroots
+(plugins/lab_chroot.py), with the lab's directory bind-mounted at the same path inside. Everything
+lives under one directory (default /var/lib/placer-lab, /var/lib/placer-lab-VERSION for the newer ones)
+with its own slurm.conf, so /etc/slurm is untouched: clients find it through SLURM_CONF (and, for a
+chroot, PATH: wrappers in DIR/bin run the chroot's own clients). `down` stops exactly the processes
+`up` started, by pid, after checking each pid still runs the program it started, then undoes the mounts.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
+import pwd
 import shutil
 import signal
 import socket
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from topology import BackendError, Fabric
-from topology.exporters import export_gres, export_slurm_tree
+from topology.exporters import export_gres, export_slurm_block, export_slurm_tree, export_slurm_yaml
 from topology.fabric import NodeState
 from topology.hostlists import compress
 
+from .lab_chroot import (
+    CHROOT_ROOT,
+    SlurmRelease,
+    bind,
+    chroot_user,
+    make_chroot,
+    mount_system,
+    release,
+    unmount,
+    write_client_wrappers,
+)
 from .slurm_cli import run_command
 
 log = logging.getLogger(__name__)
@@ -30,22 +46,45 @@ log = logging.getLogger(__name__)
 PACKAGES = "munge slurmctld slurmd slurm-client slurm-wlm-basic-plugins lua-socket lua-cjson"
 DEFAULT_DIR = Path("/var/lib/placer-lab")
 HOOK_SOURCE = Path(__file__).with_name("job_submit.lua")
+TOPOLOGIES = ("tree", "block", "yaml")  # topology.conf tree, topology.conf block, topology.yaml (25.05+)
+
+
+def default_dir(version: str = "22.05") -> Path:
+    return DEFAULT_DIR if release(version).suite is None else Path(f"{DEFAULT_DIR}-{version}")
 
 
 @dataclass(frozen=True)
 class LabOptions:
     base: Path = DEFAULT_DIR
-    ctld_port: int = 16817
-    slurmd_port: int = 17001
+    slurm: str = "22.05"  # a key of lab_chroot.RELEASES
+    ctld_port: int | None = None  # None: the release's own default
+    slurmd_port: int | None = None
     hook: bool = True
     socket_path: Path = Path("/run/placer/placer.sock")
     hook_budget_s: float = 0.05
     cpus: int = 16
     memory_mib: int = 64000
+    topology: str = "tree"
+    block_size: int | None = None  # nodes per block (block and yaml) where the fabric has no NVLink domains
+    chroot_root: Path = CHROOT_ROOT
+    extra_conf: tuple[str, ...] = field(default=())  # more slurm.conf lines (tests)
+
+    @property
+    def release(self) -> SlurmRelease:
+        return release(self.slurm)
+
+    @property
+    def ports(self) -> tuple[int, int]:
+        rel = self.release
+        return self.ctld_port or rel.ctld_port, self.slurmd_port or rel.slurmd_port
 
 
 def slurm_env(base: Path = DEFAULT_DIR) -> dict[str, str]:
-    return {**os.environ, "SLURM_CONF": str(base / "etc" / "slurm.conf")}
+    """The environment for Slurm's clients against the lab under `base` (PATH too for a chroot's lab)."""
+    env = {**os.environ, "SLURM_CONF": str(base / "etc" / "slurm.conf")}
+    if (base / "bin").is_dir():
+        env["PATH"] = f"{base / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}"
+    return env
 
 
 # -- configuration text (pure) ---------------------------------------------------------------------
@@ -56,9 +95,10 @@ def slurm_conf_text(fabric: Fabric, opt: LabOptions) -> str:
         "# written by `placer lab up`; the lab's own slurm.conf (see ../shared/SLURM-LAB.md)",
         "ClusterName=placerlab",
         f"SlurmctldHost={host}(127.0.0.1)",
-        f"SlurmctldPort={opt.ctld_port}",
+        f"SlurmctldPort={opt.ports[0]}",
         "SlurmUser=slurm",
         "AuthType=auth/munge",
+        f"AuthInfo=socket={b}/munge/munge.socket",  # the lab's own munged (Lab._start_munged)
         f"StateSaveLocation={b}/ctld",
         f"SlurmdSpoolDir={b}/spool/%n",
         f"SlurmctldPidFile={b}/run/slurmctld.pid",
@@ -75,19 +115,21 @@ def slurm_conf_text(fabric: Fabric, opt: LabOptions) -> str:
         "GresTypes=gpu",
         "SchedulerType=sched/backfill",
         "SchedulerParameters=max_switch_wait=300",
-        "TopologyPlugin=topology/tree",
+        *_topology_lines(opt.topology),
         "ReturnToService=2",
         "MpiDefault=none",
+        "MailProg=/bin/true",  # else newer Slurm logs "Configured MailProg is invalid" (no mail here)
         "MinJobAge=5",
         "KillWait=5",
     ]
     if opt.hook:
         lines.append("JobSubmitPlugins=lua")
+    lines += opt.extra_conf
     for i, name in enumerate(fabric.node_names):
         t = fabric.node_types[int(fabric.node_type[i])]
         gres = f"gpu:{t.gpu_model}:{t.gpus}" if t.gpu_model != "gpu" else f"gpu:{t.gpus}"
         feats = f" Feature={','.join(t.features)}" if t.features else ""
-        lines.append(f"NodeName={name} NodeHostname=localhost NodeAddr=127.0.0.1 Port={opt.slurmd_port + i} "
+        lines.append(f"NodeName={name} NodeHostname=localhost NodeAddr=127.0.0.1 Port={opt.ports[1] + i} "
                      f"CPUs={opt.cpus} RealMemory={opt.memory_mib} Gres={gres}{feats}")
     for i, s in enumerate(fabric.node_state.tolist()):
         if s != NodeState.UP:
@@ -95,6 +137,22 @@ def slurm_conf_text(fabric: Fabric, opt: LabOptions) -> str:
             lines.append(f'DownNodes={fabric.node_names[i]} State={NodeState(s).name} Reason="{reason}"')
     lines.append(f"PartitionName=gpu Nodes={compress(fabric.node_names)} Default=YES MaxTime=INFINITE State=UP")
     return "\n".join(lines) + "\n"
+
+
+def _topology_lines(kind: str) -> list[str]:
+    if kind not in TOPOLOGIES:
+        raise BackendError(f"lab topology {kind!r}: choose one of {', '.join(TOPOLOGIES)}")
+    # topology.yaml (25.05+) is read when present and names its own plugins: no TopologyPlugin line
+    return {"tree": ["TopologyPlugin=topology/tree"], "block": ["TopologyPlugin=topology/block"], "yaml": []}[kind]
+
+
+def topology_files(fabric: Fabric, kind: str, block_size: int | None = None) -> dict[str, str]:
+    """The lab's topology file for `kind`, by file name (what `placer topology export` writes)."""
+    if kind == "yaml":
+        return {"topology.yaml": export_slurm_yaml(fabric, block_size)}
+    if kind == "block":
+        return {"topology.conf": export_slurm_block(fabric, block_size)}
+    return {"topology.conf": export_slurm_tree(fabric)}
 
 
 def hook_text(opt: LabOptions) -> str:
@@ -132,6 +190,8 @@ class Lab:
     def __init__(self, opt: LabOptions = LabOptions()) -> None:
         self.opt = opt
         self.state_file = opt.base / "lab.json"
+        rel = opt.release
+        self.root: Path | None = None if rel.suite is None else opt.chroot_root / rel.suite
 
     def load_state(self) -> dict | None:
         try:
@@ -139,66 +199,121 @@ class Lab:
         except (OSError, ValueError):
             return None
 
+    # -- where Slurm's programs are: the host, or the release's chroot ----------------------------------
+    def _inside(self, path: str) -> Path:
+        return Path(path) if self.root is None else self.root / path.lstrip("/")
+
+    def _cmd(self, *argv: str) -> list[str]:
+        return list(argv) if self.root is None else ["chroot", str(self.root), *argv]
+
+    def _ids(self, user: str) -> tuple[int, int]:
+        if self.root is not None:
+            return chroot_user(self.root, user)
+        pw = pwd.getpwnam(user)
+        return pw.pw_uid, pw.pw_gid
+
     def check_prerequisites(self) -> None:
         if os.geteuid() != 0:
             raise BackendError("placer lab needs root: it starts munged, slurmctld and one slurmd per node")
+        if self.root is not None:
+            make_chroot(self.opt.release, self.opt.chroot_root)
         missing = [p for p in ("/usr/sbin/slurmctld", "/usr/sbin/slurmd", "/usr/sbin/munged", "/usr/bin/sinfo")
-                   if not Path(p).exists()]
+                   if not self._inside(p).exists()]
         if missing:
-            raise BackendError(f"missing {', '.join(missing)}; install Debian's packages: "
+            where = f" in {self.root}" if self.root else ""
+            raise BackendError(f"missing {', '.join(missing)}{where}; install Debian's packages: "
                                f"apt-get install -y {PACKAGES}")
+
+    def _write_files(self, fabric: Fabric) -> None:
+        b = self.opt.base
+        for sub in ("ctld", "log"):  # a fresh controller state and fresh logs every time (tests read the logs)
+            shutil.rmtree(b / sub, ignore_errors=True)
+        for sub in ("etc", "run", "log", "spool", "ctld", "fakegpu"):
+            (b / sub).mkdir(parents=True, exist_ok=True)
+        uid, gid = self._ids("slurm")
+        for sub in ("ctld", "log", "run"):
+            os.chown(b / sub, uid, gid)
+        b.chmod(0o755)
+        for g in range(int(fabric.node_gpus.max())):  # fake GPUs: character devices that are /dev/null
+            dev = b / "fakegpu" / f"gpu{g}"
+            if not dev.exists():
+                os.mknod(dev, 0o666 | 0o020000, os.makedev(1, 3))
+        etc = b / "etc"
+        for old in ("topology.conf", "topology.yaml"):
+            (etc / old).unlink(missing_ok=True)
+        files = {"slurm.conf": slurm_conf_text(fabric, self.opt),
+                 **topology_files(fabric, self.opt.topology, self.opt.block_size),
+                 "gres.conf": export_gres(fabric, devices=str(b / "fakegpu" / "gpu"))}
+        if self.opt.hook:
+            files["job_submit.lua"] = hook_text(self.opt)
+        for name, text in files.items():
+            (etc / name).write_text(text)
+            (etc / name).chmod(0o644)  # slurmctld reads them as SlurmUser
+        shutil.rmtree(b / "bin", ignore_errors=True)
+        if self.root is not None:
+            write_client_wrappers(b / "bin", self.root)
+
+    def _mount(self, state: dict, save: Callable[[], None]) -> None:
+        """The chroot's /proc, /dev, cgroups, then the lab's directory and the socket's at the same paths."""
+        assert self.root is not None
+        mounts: list[str] = state["mounts"]
+        try:
+            mounts += mount_system(self.root)
+            mounts.append(bind(self.opt.base, self._inside(str(self.opt.base))))
+            if self.opt.hook:
+                sock_dir = self.opt.socket_path.parent
+                sock_dir.mkdir(parents=True, exist_ok=True)
+                mounts.append(bind(sock_dir, self._inside(str(sock_dir))))
+        finally:
+            save()
+
+    def _start_munged(self, procs: list[dict], save: Callable[[], None]) -> None:
+        """The lab's own munged (socket, pid, log and seed under DIR/munge; the system's key): labs never
+        share one, so `down` stops only its own and a second lab cannot pull it from under the first."""
+        d = self.opt.base / "munge"
+        d.mkdir(exist_ok=True)
+        os.chown(d, *self._ids("munge"))
+        d.chmod(0o755)  # munged refuses a socket directory others can write; clients must reach the socket
+        pid_file = d / "munged.pid"
+        pid_file.unlink(missing_ok=True)
+        _run(self._cmd("runuser", "-u", "munge", "--", "/usr/sbin/munged", f"--socket={d / 'munge.socket'}",
+                       f"--pid-file={pid_file}", f"--log-file={d / 'munged.log'}", f"--seed-file={d / 'munged.seed'}"))
+        procs.append({"name": "munged", "program": "munged", "pid": _pid_from(pid_file)})
+        save()
 
     def up(self, fabric: Fabric, wait_s: float = 120) -> dict:
         self.check_prerequisites()
         old = self.load_state()
         if old and any(_alive(p["pid"], p["program"]) for p in old["processes"]):
             raise BackendError(f"a lab is already up under {self.opt.base}; `placer lab down` first")
+        if old:
+            unmount(old.get("mounts", []))  # a killed earlier lab's mounts
         b = self.opt.base
-        for sub in ("etc", "run", "log", "spool", "ctld", "fakegpu"):
-            (b / sub).mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(b / "ctld", ignore_errors=True)  # a fresh controller state every time
-        (b / "ctld").mkdir()
-        for sub in ("ctld", "log", "run"):
-            shutil.chown(b / sub, "slurm", "slurm")
-        b.chmod(0o755)
-        gpus = int(fabric.node_gpus.max())
-        for g in range(gpus):  # fake GPUs: character devices that are /dev/null (a regular file is refused)
-            dev = b / "fakegpu" / f"gpu{g}"
-            if not dev.exists():
-                os.mknod(dev, 0o666 | 0o020000, os.makedev(1, 3))
-        etc = b / "etc"
-        (etc / "slurm.conf").write_text(slurm_conf_text(fabric, self.opt))
-        (etc / "topology.conf").write_text(export_slurm_tree(fabric))
-        (etc / "gres.conf").write_text(export_gres(fabric, devices=str(b / "fakegpu" / "gpu")))
-        if self.opt.hook:
-            (etc / "job_submit.lua").write_text(hook_text(self.opt))
+        self._write_files(fabric)
+        conf = str(b / "etc" / "slurm.conf")
         env = slurm_env(b)
         procs: list[dict] = []
-        state = {"base": str(b), "slurm_conf": str(etc / "slurm.conf"), "nodes": list(fabric.node_names),
-                 "fabric": fabric.name, "processes": procs, "started": time.time()}
+        state = {"base": str(b), "slurm": self.opt.slurm, "chroot": str(self.root) if self.root else None,
+                 "slurm_conf": conf, "path": env["PATH"] if self.root else None, "nodes": list(fabric.node_names),
+                 "fabric": fabric.name, "processes": procs, "mounts": [], "started": time.time()}
 
         def save() -> None:
             self.state_file.write_text(json.dumps(state, indent=1))
 
         try:
-            munge_pid = Path("/run/munge/munged.pid")
-            running = munge_pid.exists() and _alive(int(munge_pid.read_text().strip() or 0), "munged")
-            if not running:
-                Path("/run/munge").mkdir(parents=True, exist_ok=True)
-                shutil.chown("/run/munge", "munge", "munge")
-                _run(["runuser", "-u", "munge", "--", "/usr/sbin/munged"])
-                procs.append({"name": "munged", "program": "munged", "pid": _pid_from(munge_pid)})
-                save()
+            if self.root is not None:
+                self._mount(state, save)
+            self._start_munged(procs, save)
             for p in (b / "run").glob("*.pid"):
                 p.unlink()
-            _run(["/usr/sbin/slurmctld", "-i", "-f", str(etc / "slurm.conf")], env)
+            _run(self._cmd("/usr/sbin/slurmctld", "-i", "-f", conf), env)
             procs.append({"name": "slurmctld", "program": "slurmctld", "pid": _pid_from(b / "run" / "slurmctld.pid")})
             save()
             for i, name in enumerate(fabric.node_names):
                 if fabric.node_state[i] == NodeState.DOWN:
                     continue  # a down node's slurmd does not run (ReturnToService=2 would revive it)
                 (b / "spool" / name).mkdir(exist_ok=True)
-                _run(["/usr/sbin/slurmd", "-N", name, "-f", str(etc / "slurm.conf")], env)
+                _run(self._cmd("/usr/sbin/slurmd", "-N", name, "-f", conf), env)
                 procs.append({"name": f"slurmd:{name}", "program": "slurmd",
                               "pid": _pid_from(b / "run" / f"slurmd-{name}.pid")})
             save()
@@ -232,9 +347,11 @@ class Lab:
         if not st:
             return {"up": False, "base": str(self.opt.base)}
         alive = {p["name"]: _alive(p["pid"], p["program"]) for p in st["processes"]}
-        out = {"up": all(alive.values()) and bool(alive), "base": st["base"], "slurm_conf": st["slurm_conf"],
-               "nodes": len(st["nodes"]), "processes_alive": sum(alive.values()), "processes": len(alive),
-               "dead": [n for n, a in alive.items() if not a]}
+        out = {"up": all(alive.values()) and bool(alive), "base": st["base"], "slurm": st.get("slurm", "22.05"),
+               "slurm_conf": st["slurm_conf"], "nodes": len(st["nodes"]), "processes_alive": sum(alive.values()),
+               "processes": len(alive), "dead": [n for n, a in alive.items() if not a]}
+        if st.get("chroot"):
+            out |= {"chroot": st["chroot"], "path": st.get("path"), "mounts": len(st.get("mounts", []))}
         if alive.get("slurmctld"):
             try:
                 out["sinfo"] = _run(["sinfo", "-h", "-o", "%T %D"], slurm_env(Path(st["base"])), timeout=10).split("\n")
@@ -243,7 +360,8 @@ class Lab:
         return out
 
     def down(self, wait_s: float = 15) -> list[str]:
-        """Stop what `up` started (slurmd, then slurmctld, then munged if we started it), by pid."""
+        """Stop what `up` started (slurmd, then slurmctld, then munged if we started it), by pid; then
+        undo the chroot's mounts."""
         st = self.load_state()
         if not st:
             return []
@@ -263,5 +381,9 @@ class Lab:
             if _alive(p["pid"], p["program"]):
                 log.warning("%s (pid %d) ignored SIGTERM; killing it", p["name"], p["pid"])
                 os.kill(p["pid"], signal.SIGKILL)
+        stuck = unmount(st.get("mounts", []))
+        if stuck:
+            raise BackendError(f"the lab's processes stopped but {', '.join(stuck)} would not unmount; "
+                               f"try `umount -R` on them")
         self.state_file.unlink(missing_ok=True)
         return stopped

@@ -15,6 +15,7 @@ from typing import Any
 from topology import BackendError
 
 from .backend import (
+    RUNNING_STATES,
     SlurmJob,
     SlurmNode,
     SlurmSnapshot,
@@ -89,6 +90,21 @@ def _state(state: Any, flags: Any = ()) -> str:
     return node_state_of(str(state or ""), [str(f) for f in (flags or [])])
 
 
+# squeue shows one word per job: the first of these flags the job carries, else its base state (Slurm's
+# job_state_string). 22.05's JSON printed that word; 24.11+ print [base, flags...], e.g. a job being
+# requeued is ["PENDING", "COMPLETING"] and a cancelled one still on its nodes ["CANCELLED", "COMPLETING"]:
+# both are COMPLETING, as in 22.05, and keep their nodes.
+JOB_FLAGS_SHOWN = ("COMPLETING", "STAGE_OUT", "CONFIGURING", "RESIZING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD",
+                   "SPECIAL_EXIT", "STOPPED", "REVOKED", "RESV_DEL_HOLD", "SIGNALING")
+
+
+def _job_state(v: Any) -> str:
+    if not isinstance(v, list):
+        return str(v or "").upper()
+    words = [str(w).upper() for w in v]
+    return next((f for f in JOB_FLAGS_SHOWN if f in words[1:]), words[0] if words else "")
+
+
 def _reason(r: Any) -> str:
     return str(r.get("description") or "") if isinstance(r, dict) else str(r or "")
 
@@ -159,8 +175,7 @@ def parse_squeue_json(text: str) -> list[SlurmJob]:
     doc = _load(text, "squeue --json")
     out = []
     for j in doc.get("jobs", []):
-        state = j.get("job_state", "")
-        state = state[0] if isinstance(state, list) else state
+        state = _job_state(j.get("job_state"))
         gpu_ids: dict[str, tuple[int, ...]] = {}
         res = j.get("job_resources") or {}
         alloc = res.get("allocated_nodes") or []
@@ -170,12 +185,12 @@ def parse_squeue_json(text: str) -> list[SlurmJob]:
             if node:
                 gpu_ids[node] = parse_gpu_idx(gres)
         out.append(SlurmJob(
-            job_id=int(j["job_id"]), name=j.get("name", ""), state=str(state).upper(),
+            job_id=int(j["job_id"]), name=j.get("name", ""), state=state,
             user_id=_num(j.get("user_id")), partition=j.get("partition", "") or "",
             priority=_num(j.get("priority")), reason=j.get("state_reason", "") or "",
             comment=j.get("comment", "") or "", submit_time=_num(j.get("submit_time")),
-            node_count=_num(j.get("node_count")), nodes=expand_nodes(j.get("nodes")) if state in
-            ("RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED") else (),
+            node_count=_num(j.get("node_count")), nodes=expand_nodes(j.get("nodes")) if state in RUNNING_STATES
+            else (),
             gpu_ids=gpu_ids, gpus_per_node=parse_tres_gpus(j.get("tres_per_node")),
             gpus_per_job=parse_tres_gpus(j.get("tres_per_job")),
             required_nodes=expand_nodes(j.get("required_nodes")),

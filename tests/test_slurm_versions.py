@@ -114,3 +114,22 @@ def test_saved_outputs_are_read_only_and_name_what_is_missing(tmp_path) -> None:
         be.snapshot()
     with pytest.raises(BackendError, match="read-only"):
         be.release(3)
+
+
+@pytest.mark.parametrize("job_state,word,keeps_nodes", [
+    (["PENDING", "COMPLETING"], "COMPLETING", True),  # a requeue in progress (24.11, seen on the lab)
+    (["CANCELLED", "COMPLETING"], "COMPLETING", True),  # cancelled, still on its nodes
+    (["RUNNING", "CONFIGURING"], "CONFIGURING", True),
+    (["PENDING"], "PENDING", False),
+    (["RUNNING"], "RUNNING", True),
+    ("COMPLETING", "COMPLETING", True),  # 22.05 printed the word itself
+    (["CANCELLED"], "CANCELLED", False),
+])
+def test_job_state_flags_read_as_squeue_shows_them(job_state, word: str, keeps_nodes: bool) -> None:
+    """Newer Slurm prints [base, flags...]; the first flag squeue would show wins, as 22.05's word did.
+    Taking the base alone read a requeue in progress as PENDING (replace --apply then raced Slurm's
+    requeue delay) and a completing job as off its nodes."""
+    doc = {"jobs": [{"job_id": 7, "name": "j", "job_state": job_state, "nodes": "n[001-002]", "node_count": 2}]}
+    (job,) = parse_squeue_json(json.dumps(doc))
+    assert job.state == word
+    assert job.nodes == (("n001", "n002") if keeps_nodes else ())

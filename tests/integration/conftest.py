@@ -5,8 +5,11 @@ The lab uses its own directory, ports and socket so it never collides with a dev
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,21 +20,35 @@ from typing import TypeVar
 
 import pytest
 
-from plugins.lab import Lab, LabOptions
-from plugins.slurm_cli import SlurmCliBackend, subprocess_runner
+from plugins.backend import SlurmJob
+from plugins.lab import Lab, LabOptions, hook_text, slurm_env
+from plugins.lab_chroot import RELEASES, chroot_ready
+from plugins.slurm_cli import SlurmCliBackend, parse_squeue_json, run_command
 from topology import dump_inventory
 from topology.generate import design_for, generate
-from topology.hostlists import expand
 
-BASE = Path("/var/lib/placer-lab-test")
-SOCKET = Path("/run/placer-test/placer.sock")
+# per Slurm version: own directory, ports and socket (the 22.05 ones keep their historical names)
+LAB_PORTS = {"22.05": (16917, 17301), "24.11": (16927, 20301), "26.05": (16937, 23301)}
 PLACER = [sys.executable, "-c", "from cli.main import entry; entry()"]
 T = TypeVar("T")
 
 
-def lab_available() -> str | None:
+def lab_paths(version: str) -> tuple[Path, Path]:
+    """The lab's directory and the hook's socket for one Slurm version."""
+    suffix = "" if version == "22.05" else f"-{version}"
+    return Path(f"/var/lib/placer-lab-test{suffix}"), Path(f"/run/placer-test{suffix}/placer.sock")
+
+
+def lab_available(version: str) -> str | None:
     if os.geteuid() != 0:
         return "integration tests need root (they start munged, slurmctld and slurmd)"
+    if version not in RELEASES:
+        raise pytest.UsageError(f"--slurm {version}: the lab runs {', '.join(RELEASES)}")
+    if RELEASES[version].suite is not None:
+        # a chroot: made on first use (debootstrap); everything else lives inside it
+        if not chroot_ready(RELEASES[version]) and shutil.which("debootstrap") is None:
+            return f"Slurm {version} runs in a chroot made with debootstrap: apt-get install -y debootstrap"
+        return None
     for exe in ("/usr/sbin/slurmctld", "/usr/sbin/slurmd", "/usr/sbin/munged", "/usr/bin/sbatch"):
         if not Path(exe).exists():
             return f"{exe} is absent: apt-get install -y munge slurmctld slurmd slurm-client slurm-wlm-basic-plugins lua-socket lua-cjson"
@@ -44,6 +61,8 @@ def lab_available() -> str | None:
 class LabHandle:
     def __init__(self, lab: Lab, inventory: Path, env: dict[str, str]) -> None:
         self.lab, self.inventory, self.env = lab, inventory, env
+        self.version = lab.opt.slurm
+        self.base, self.socket = lab.opt.base, lab.opt.socket_path
         self.fabric = generate(design_for("tiny", pods=2, sus_per_pod=2, nodes_per_su=8, rails=0))
 
     def run(self, *cmd: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -57,15 +76,16 @@ class LabHandle:
 
     def sbatch(self, *args: str) -> int:
         # job output goes to the lab's log directory, never into the working tree
-        out = self.run("sbatch", "--parsable", f"--output={BASE}/log/job-%j.out", *args,
+        out = self.run("sbatch", "--parsable", f"--output={self.base}/log/job-%j.out", *args,
                        "--wrap", "sleep 300").stdout.strip()
         return int(out.split(";")[0])
 
-    def squeue(self) -> list[dict]:
-        return json.loads(self.run("squeue", "--json").stdout)["jobs"]
+    def squeue(self) -> list[SlurmJob]:
+        # through our own parser: the raw JSON differs between Slurm versions (job_state a word or a list)
+        return parse_squeue_json(self.run("squeue", "--json").stdout)
 
-    def jobs_by_id(self) -> dict[int, dict]:
-        return {j["job_id"]: j for j in self.squeue()}
+    def jobs_by_id(self) -> dict[int, SlurmJob]:
+        return {j.job_id: j for j in self.squeue()}
 
     def clean(self, timeout_s: float = 60) -> None:
         """Cancel every job, undrain every node, wait until all nodes are idle."""
@@ -73,7 +93,7 @@ class LabHandle:
         deadline = time.monotonic() + timeout_s
         live = {"PENDING", "RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED"}
         while time.monotonic() < deadline:
-            if not [j for j in self.squeue() if j["job_state"] in live]:
+            if not [j for j in self.squeue() if j.state in live]:
                 break
             time.sleep(0.3)
         names = ",".join(self.fabric.node_names)
@@ -85,8 +105,18 @@ class LabHandle:
             time.sleep(0.3)
         raise AssertionError("lab nodes did not come back to idle")
 
+    @contextlib.contextmanager
+    def hook_budget(self, seconds: float) -> Iterator[None]:
+        """job_submit.lua with another budget for a while (slurmctld reads the script at each submit)."""
+        script = self.base / "etc" / "job_submit.lua"
+        script.write_text(hook_text(dataclasses.replace(self.lab.opt, hook_budget_s=seconds)))
+        try:
+            yield
+        finally:
+            script.write_text(hook_text(self.lab.opt))
+
     def ctld_log(self) -> str:
-        return (BASE / "log" / "slurmctld.log").read_text(errors="replace")
+        return (self.base / "log" / "slurmctld.log").read_text(errors="replace")
 
 
 def wait_until(what: str, check: Callable[[], T | None], timeout_s: float = 30, every_s: float = 0.1) -> T:
@@ -102,7 +132,8 @@ def wait_until(what: str, check: Callable[[], T | None], timeout_s: float = 30, 
 
 
 def backend(lab: LabHandle) -> SlurmCliBackend:
-    return SlurmCliBackend(subprocess_runner(lab.env["SLURM_CONF"]))
+    """The CLI backend in the lab's environment (SLURM_CONF, and PATH to a chroot's own clients)."""
+    return SlurmCliBackend(lambda cmd: run_command(cmd, lab.env))
 
 
 def running_nodes(lab: LabHandle, job_id: int, timeout_s: float = 30) -> list[str]:
@@ -110,24 +141,37 @@ def running_nodes(lab: LabHandle, job_id: int, timeout_s: float = 30) -> list[st
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         j = lab.jobs_by_id().get(job_id)
-        if j and j["job_state"] == "RUNNING":
-            return sorted(expand(j["nodes"]))
+        if j and j.state == "RUNNING":
+            return sorted(j.nodes)
         time.sleep(0.2)
-    raise AssertionError(f"job {job_id} did not start: {lab.jobs_by_id().get(job_id, {}).get('state_reason')}")
+    last = lab.jobs_by_id().get(job_id)
+    raise AssertionError(f"job {job_id} did not start: {last.reason if last else 'it is gone'}")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses the lab runs once per Slurm version of --slurm (one lab at a time)."""
+    if "lab" in metafunc.fixturenames:
+        versions = [v.strip() for v in metafunc.config.getoption("--slurm").split(",") if v.strip()]
+        metafunc.parametrize("lab", versions, indirect=True, scope="session")
 
 
 @pytest.fixture(scope="session")
-def lab(tmp_path_factory) -> Iterator[LabHandle]:
-    why = lab_available()
+def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
+    version = request.param
+    why = lab_available(version)
     if why:
         pytest.skip(why)
-    opt = LabOptions(base=BASE, ctld_port=16917, slurmd_port=17301, socket_path=SOCKET, hook_budget_s=0.05)
+    base, sock = lab_paths(version)
+    ctld_port, slurmd_port = LAB_PORTS[version]
+    opt = LabOptions(base=base, slurm=version, ctld_port=ctld_port, slurmd_port=slurmd_port, socket_path=sock,
+                     hook_budget_s=0.05)
     lab = Lab(opt)
     lab.down()  # a lab left behind by a killed earlier run of these tests (same dir: ours)
     inv = tmp_path_factory.mktemp("lab") / "inventory.yaml"
-    handle = LabHandle(lab, inv, {**os.environ, "SLURM_CONF": str(BASE / "etc" / "slurm.conf")})
+    handle = LabHandle(lab, inv, slurm_env(base))
     inv.write_text(dump_inventory(handle.fabric))
     lab.up(handle.fabric)
+    handle.env = slurm_env(base)  # PATH now includes the chroot's client wrappers (made by up)
     try:
         yield handle
     finally:
@@ -136,16 +180,17 @@ def lab(tmp_path_factory) -> Iterator[LabHandle]:
 
 class DaemonProc:
     def __init__(self, lab: LabHandle, *args: str) -> None:
-        self.log = BASE / "log" / f"serve-{time.time_ns()}.log"
+        self.socket = lab.socket
+        self.log = lab.base / "log" / f"serve-{time.time_ns()}.log"
         self.fh = self.log.open("w")
-        self.proc = subprocess.Popen([*PLACER, "serve", "--inventory", str(lab.inventory), "--socket", str(SOCKET),
+        self.proc = subprocess.Popen([*PLACER, "serve", "--inventory", str(lab.inventory), "--socket", str(lab.socket),
                                       "--refresh-s", "1", *args], stdout=self.fh, stderr=subprocess.STDOUT,
                                      env=lab.env)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"placer serve exited: {self.log.read_text()}")
-            if SOCKET.exists() and "placer serve:" in self.log.read_text():
+            if self.socket.exists() and "placer serve:" in self.log.read_text():
                 return
             time.sleep(0.1)
         raise AssertionError(f"placer serve did not start: {self.log.read_text()}")
@@ -153,7 +198,7 @@ class DaemonProc:
     def ask(self, req: dict) -> dict:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(5)
-        s.connect(str(SOCKET))
+        s.connect(str(self.socket))
         s.sendall((json.dumps(req) + "\n").encode())
         data = b""
         while not data.endswith(b"\n"):
@@ -201,6 +246,5 @@ def daemon_factory(lab: LabHandle):
     yield start
     for d in started:
         d.stop()
-    if SOCKET.exists():
-        SOCKET.unlink()
+    lab.socket.unlink(missing_ok=True)
     lab.clean()

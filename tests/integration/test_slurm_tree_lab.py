@@ -13,7 +13,7 @@ from placer.eligibility import eligibility
 from placer.index import index_for
 from placer.jobs import JobRequest
 from placer.sim.policies import make_policy
-from placer.slurm_tree import slurm_tree_nodes
+from placer.slurm_tree import Version, slurm_tree_nodes
 from placer.types import PlannerConfig
 from plugins.backend import to_cluster_state
 from topology.hostlists import compress
@@ -23,6 +23,11 @@ from .conftest import LabHandle, backend, running_nodes
 pytestmark = pytest.mark.lab
 
 STATES = 10
+
+
+def tree_version(lab: LabHandle) -> Version:
+    """Which of Slurm's two tree algorithms the lab's version runs (../shared/SLURM-TREE.md)."""
+    return "22.05" if lab.version == "22.05" else "24.05"
 
 
 def test_slurm_tree_policy_picks_the_nodes_real_slurm_picks(lab: LabHandle) -> None:
@@ -44,7 +49,7 @@ def test_slurm_tree_policy_picks_the_nodes_real_slurm_picks(lab: LabHandle) -> N
             slurm = running_nodes(lab, job)
             usable = np.ones(fabric.n_nodes, dtype=bool)
             usable[busy] = False
-            ours = slurm_tree_nodes(ix, usable, need, "22.05")
+            ours = slurm_tree_nodes(ix, usable, need, tree_version(lab))
             assert ours is not None
             assert sorted(names[i] for i in ours) == slurm, (
                 f"state {case}: {need} nodes with {compress(names[i] for i in busy)} unusable: "
@@ -69,7 +74,7 @@ def test_slurm_tree_policy_picks_the_node_and_gpus_real_slurm_picks(lab: LabHand
     fabric = lab.fabric
     ix = index_for(fabric)
     names = fabric.node_names
-    policy = make_policy("slurm-tree", PlannerConfig())
+    policy = make_policy("slurm-tree" if tree_version(lab) == "22.05" else "slurm-tree-24.05", PlannerConfig())
     cli = backend(lab)
     rng = random.Random(11)
     lab.clean()
