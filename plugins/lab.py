@@ -186,6 +186,25 @@ def _alive(pid: int, program: str) -> bool:
     return Path(cmd).name.startswith(program)
 
 
+def _signal(proc: dict, sig: int) -> None:
+    if _alive(proc["pid"], proc["program"]):
+        try:
+            os.kill(proc["pid"], sig)
+        except ProcessLookupError:
+            pass
+
+
+def _stop(proc: dict, wait_s: float) -> None:
+    """SIGTERM, wait, then SIGKILL: one process `up` started, by pid."""
+    _signal(proc, signal.SIGTERM)
+    deadline = time.monotonic() + wait_s
+    while _alive(proc["pid"], proc["program"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(proc["pid"], proc["program"]):
+        log.warning("%s (pid %d) ignored SIGTERM; killing it", proc["name"], proc["pid"])
+        _signal(proc, signal.SIGKILL)
+
+
 class Lab:
     def __init__(self, opt: LabOptions = LabOptions()) -> None:
         self.opt = opt
@@ -226,7 +245,9 @@ class Lab:
 
     def _write_files(self, fabric: Fabric) -> None:
         b = self.opt.base
-        for sub in ("ctld", "log"):  # a fresh controller state and fresh logs every time (tests read the logs)
+        # a fresh controller state, fresh logs (tests read them) and fresh slurmd spools: a job step left in a
+        # spool by an earlier lab is reported as an orphan with a duplicate job id, and its node drained
+        for sub in ("ctld", "log", "spool"):
             shutil.rmtree(b / sub, ignore_errors=True)
         for sub in ("etc", "run", "log", "spool", "ctld", "fakegpu"):
             (b / sub).mkdir(parents=True, exist_ok=True)
@@ -312,16 +333,45 @@ class Lab:
             for i, name in enumerate(fabric.node_names):
                 if fabric.node_state[i] == NodeState.DOWN:
                     continue  # a down node's slurmd does not run (ReturnToService=2 would revive it)
-                (b / "spool" / name).mkdir(exist_ok=True)
-                _run(self._cmd("/usr/sbin/slurmd", "-N", name, "-f", conf), env)
-                procs.append({"name": f"slurmd:{name}", "program": "slurmd",
-                              "pid": _pid_from(b / "run" / f"slurmd-{name}.pid")})
+                procs.append(self._start_slurmd(name, env))
             save()
             self._wait_ready(fabric, env, wait_s)
         except BaseException:
             self.down()
             raise
         return state
+
+    def _start_slurmd(self, name: str, env: dict[str, str]) -> dict:
+        b = self.opt.base
+        (b / "spool" / name).mkdir(exist_ok=True)
+        pid_file = b / "run" / f"slurmd-{name}.pid"
+        pid_file.unlink(missing_ok=True)
+        _run(self._cmd("/usr/sbin/slurmd", "-N", name, "-f", str(b / "etc" / "slurm.conf")), env)
+        return {"name": f"slurmd:{name}", "program": "slurmd", "pid": _pid_from(pid_file)}
+
+    def stop_node(self, name: str, wait_s: float = 10) -> None:
+        """Stop one node's slurmd (a node that is really gone: nothing of it can re-register)."""
+        st = self._running_state()
+        proc = next((p for p in st["processes"] if p["name"] == f"slurmd:{name}"), None)
+        if proc is None:
+            raise BackendError(f"no slurmd of {name} runs in the lab under {self.opt.base}")
+        _stop(proc, wait_s)
+        st["processes"].remove(proc)
+        self.state_file.write_text(json.dumps(st, indent=1))
+
+    def start_node(self, name: str) -> None:
+        """Start one node's slurmd again (after stop_node)."""
+        st = self._running_state()
+        if name not in st["nodes"] or any(p["name"] == f"slurmd:{name}" for p in st["processes"]):
+            raise BackendError(f"{name} is not a stopped node of the lab under {self.opt.base}")
+        st["processes"].append(self._start_slurmd(name, slurm_env(self.opt.base)))
+        self.state_file.write_text(json.dumps(st, indent=1))
+
+    def _running_state(self) -> dict:
+        st = self.load_state()
+        if not st:
+            raise BackendError(f"no lab is up under {self.opt.base}")
+        return st
 
     def _wait_ready(self, fabric: Fabric, env: dict[str, str], wait_s: float) -> None:
         deadline = time.monotonic() + wait_s
@@ -359,6 +409,19 @@ class Lab:
                 out["sinfo_error"] = str(exc)
         return out
 
+    def _cancel_jobs(self, env: dict[str, str], wait_s: float = 10) -> None:
+        """Cancel the lab's jobs first: their slurmstepd and job processes outlive a stopped slurmd."""
+        try:
+            ids = _run(["squeue", "-h", "-o", "%i"], env, timeout=10).split()
+            if ids:
+                _run(["scancel", "--full", *ids], env, timeout=10)
+            deadline = time.monotonic() + wait_s
+            while ids and time.monotonic() < deadline:
+                time.sleep(0.2)
+                ids = _run(["squeue", "-h", "-o", "%i"], env, timeout=10).split()
+        except BackendError as exc:  # best effort: stopping the daemons comes first
+            log.warning("could not cancel the lab's jobs before stopping it: %s", exc)
+
     def down(self, wait_s: float = 15) -> list[str]:
         """Stop what `up` started (slurmd, then slurmctld, then munged if we started it), by pid; then
         undo the chroot's mounts."""
@@ -366,21 +429,14 @@ class Lab:
         if not st:
             return []
         order = sorted(st["processes"], key=lambda p: {"slurmd": 0, "slurmctld": 1, "munged": 2}[p["program"]])
-        stopped = []
-        for p in order:
-            if _alive(p["pid"], p["program"]):
-                try:
-                    os.kill(p["pid"], signal.SIGTERM)
-                except ProcessLookupError:
-                    continue
-                stopped.append(p["name"])
+        if any(p["program"] == "slurmctld" and _alive(p["pid"], "slurmctld") for p in order):
+            self._cancel_jobs(slurm_env(Path(st["base"])))
+        stopped = [p["name"] for p in order if _alive(p["pid"], p["program"])]
+        for p in order:  # SIGTERM to all first, so they stop in parallel
+            _signal(p, signal.SIGTERM)
         deadline = time.monotonic() + wait_s
         for p in order:
-            while _alive(p["pid"], p["program"]) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _alive(p["pid"], p["program"]):
-                log.warning("%s (pid %d) ignored SIGTERM; killing it", p["name"], p["pid"])
-                os.kill(p["pid"], signal.SIGKILL)
+            _stop(p, max(deadline - time.monotonic(), 0.0))
         stuck = unmount(st.get("mounts", []))
         if stuck:
             raise BackendError(f"the lab's processes stopped but {', '.join(stuck)} would not unmount; "

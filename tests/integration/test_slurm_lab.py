@@ -2,6 +2,7 @@
 the apply loop, the snapshot. Each test leaves the lab clean (no jobs, no drained node)."""
 from __future__ import annotations
 
+import contextlib
 import grp
 import json
 import os
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -249,39 +251,69 @@ def test_sigkilled_watch_loop_then_restart(lab: LabHandle, daemon_factory) -> No
     assert all(by[j].state == "RUNNING" for j in jobs)
 
 
-def test_drained_node_never_gets_a_job_and_snapshot_agrees(lab: LabHandle, daemon_factory, tmp_path) -> None:
-    lab.run("scontrol", "update", "NodeName=gpu005", "State=DRAIN", "Reason=integration-test")
-    d = daemon_factory()
-    d.sees("gpu005 drained", lambda st: "gpu005" in st["unusable_nodes"])
-    jobs = [lab.sbatch("-J", f"fill-{i}", "-N", "2", "--exclusive", "--gres=gpu:8") for i in range(15)]
-    jobs += [lab.sbatch("-J", f"fill-small-{i}", "--gres=gpu:4") for i in range(4)]
+@contextlib.contextmanager
+def _drained_and_down(lab: LabHandle, drained: str, down: str) -> Iterator[None]:
+    """`drained` drained; `down` really gone (its slurmd stopped) and set DOWN. A node set DOWN while its
+    slurmd runs, or is only paused, is soon back: ReturnToService=2 revives it on its next registration."""
+    lab.run("scontrol", "update", f"NodeName={drained}", "State=DRAIN", "Reason=integration-test")
+    lab.lab.stop_node(down)
+    try:
+        lab.run("scontrol", "update", f"NodeName={down}", "State=DOWN", "Reason=integration-down")
+        yield
+    finally:
+        lab.lab.start_node(down)
 
-    def all_scheduled() -> dict[int, SlurmJob] | None:
-        # every job running, or pending for a reason Slurm's scheduler gave it (it has been looked at)
-        by = lab.jobs_by_id()
-        done = all(by[j].state == "RUNNING" or by[j].reason not in ("None", "")
-                   for j in jobs)
-        return by if done else None
 
-    by = wait_until("every job scheduled or given a pending reason", all_scheduled, timeout_s=60)
-    for j in jobs:
-        assert "gpu005" not in by[j].nodes, f"job {j} on the drained node"
-    decisions = d.decisions()
-    assert all("gpu005" not in expand(x.get("req_nodes", "x0")) for x in decisions.values())
-    snap = tmp_path / "snap.json"
-    lab.placer("slurm", "snapshot", "--inventory", str(lab.inventory), "--backend", "slurm-cli", "-o", str(snap))
-    doc = json.loads(snap.read_text())
-    running = {j.job_id: sorted(j.nodes) for j in lab.squeue() if j.state == "RUNNING"}
-    assert {int(p["job"]): sorted(p["nodes"]) for p in doc["placements"]} == running
-    assert {"node": "gpu005", "state": "drain", "reason": "integration-test"} in doc["down_nodes"]
-    # and it is a valid --state for planning: nothing planned onto busy or drained nodes
-    jobs_file = tmp_path / "jobs.yaml"
-    jobs_file.write_text("- {job_id: next, gpus: 8}\n")
-    plan = json.loads(lab.placer("plan", "--inventory", str(lab.inventory), "--jobs", str(jobs_file), "--state",
-                                 str(snap), "--format", "json").stdout)
-    placed = plan["placements"][0]
-    busy = {n for nodes in running.values() for n in nodes}
-    assert placed["status"] == "pending" or not (set(placed["nodes"]) & (busy | {"gpu005"}))
+def _unusable_seen(st: dict) -> bool:
+    return {"gpu005", "gpu006"} <= set(st["unusable_nodes"])
+
+
+def test_drained_and_down_nodes_never_get_a_job_and_snapshot_agrees(lab: LabHandle, daemon_factory,
+                                                                      tmp_path) -> None:
+    with _drained_and_down(lab, "gpu005", "gpu006"):
+        d = daemon_factory()
+        d.sees("gpu005 drained and gpu006 down", _unusable_seen)
+        jobs = [lab.sbatch("-J", f"fill-{i}", "-N", "2", "--exclusive", "--gres=gpu:8") for i in range(15)]
+        jobs += [lab.sbatch("-J", f"fill-small-{i}", "--gres=gpu:4") for i in range(4)]
+
+        def all_scheduled() -> dict[int, SlurmJob] | None:
+            # every job running, or pending for a reason Slurm's scheduler gave it (it has been looked at)
+            by = lab.jobs_by_id()
+            done = all(by[j].state == "RUNNING" or by[j].reason not in ("None", "") for j in jobs)
+            return by if done else None
+
+        by = wait_until("every job scheduled or given a pending reason", all_scheduled, timeout_s=60)
+        for j in jobs:
+            assert not {"gpu005", "gpu006"} & set(by[j].nodes), f"job {j} on the drained or down node"
+        decisions = d.decisions()
+        assert not [x for x in decisions.values() if {"gpu005", "gpu006"} & set(expand(x.get("req_nodes", "x0")))]
+        snap = tmp_path / "snap.json"
+        lab.placer("slurm", "snapshot", "--inventory", str(lab.inventory), "--backend", "slurm-cli", "-o", str(snap))
+        doc = json.loads(snap.read_text())
+        running = {j.job_id: sorted(j.nodes) for j in lab.squeue() if j.state == "RUNNING"}
+        assert {int(p["job"]): sorted(p["nodes"]) for p in doc["placements"]} == running
+        assert {"node": "gpu005", "state": "drain", "reason": "integration-test"} in doc["down_nodes"]
+        assert {"node": "gpu006", "state": "down", "reason": "integration-down"} in doc["down_nodes"]
+        # and it is a valid --state for planning: nothing planned onto busy, drained or down nodes
+        jobs_file = tmp_path / "jobs.yaml"
+        jobs_file.write_text("- {job_id: next, gpus: 8}\n")
+        plan = json.loads(lab.placer("plan", "--inventory", str(lab.inventory), "--jobs", str(jobs_file), "--state",
+                                     str(snap), "--format", "json").stdout)
+        placed = plan["placements"][0]
+        busy = {n for nodes in running.values() for n in nodes}
+        assert placed["status"] == "pending" or not (set(placed["nodes"]) & (busy | {"gpu005", "gpu006"}))
+
+
+def test_apply_never_pins_to_drained_or_down_nodes(lab: LabHandle, daemon_factory) -> None:
+    with _drained_and_down(lab, "gpu005", "gpu006"):
+        daemon_factory("--mode", "steer").sees("gpu005 drained and gpu006 down", _unusable_seen)
+        jobs = _submit_50_held(lab)
+        out = lab.placer("apply", "--inventory", str(lab.inventory), "--once")
+        pinned = [set(expand(line.split()[4].rstrip(","))) for line in out.stdout.splitlines() if "pinned to" in line]
+        assert len(pinned) == len(jobs) == 50, out.stdout  # they need 27 of the 30 usable nodes
+        assert not [p for p in pinned if {"gpu005", "gpu006"} & p]
+        by = _wait_all_running(lab, jobs)
+        assert not [j for j in jobs if {"gpu005", "gpu006"} & (set(by[j].nodes) | set(by[j].required_nodes))]
 
 
 def test_max_hold_releases_unpinned(lab: LabHandle, daemon_factory) -> None:
