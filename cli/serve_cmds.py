@@ -107,7 +107,8 @@ def apply_cmd(inventory: str, mode: str, interval_s: float, max_hold_s: float, r
     last = apply_loop(fabric, be, PlannerConfig(time_limit_s=time_limit_s), max_hold_s,
                       interval_s if mode == "watch" else None, stop, _print_report)
     if mode == "once" and last.errors:
-        raise BackendError(f"{len(last.errors)} job(s) could not be pinned or released (see above)")
+        raise BackendError(f"{len(last.errors)} error(s): jobs not pinned or released, or a wrong inventory "
+                           "(see above)")
 
 
 def _print_report(r: ApplyReport) -> None:

@@ -18,7 +18,7 @@ from placer import JobRequest, PlannerConfig, plan
 from topology import BackendError, ClusterState, Fabric
 from topology.hostlists import compress
 
-from .backend import Backend, SlurmJob, SlurmSnapshot, to_cluster_state
+from .backend import Backend, SlurmJob, SlurmSnapshot, StateReport, to_cluster_state
 from .requests import job_from_slurm
 from .serve import STEER_TAG
 
@@ -53,6 +53,21 @@ def _reserve_released(fabric: Fabric, state: ClusterState, snap: SlurmSnapshot) 
                 state.allocate(n, take)
 
 
+def _release_on_mismatch(backend: Backend, snap: SlurmSnapshot, report: StateReport, out: ApplyReport
+                         ) -> ApplyReport:
+    """The inventory does not describe this cluster: pin nothing, give every held job back to Slurm."""
+    why = f"the inventory does not match Slurm ({report.mismatch_text()})"
+    log.error("%s: pinning nothing, releasing every job the hook held", why)
+    out.errors.append(why)
+    for j in steered_held(snap):
+        try:
+            backend.release(j.job_id)
+            out.released_unpinned.append((j.job_id, why))
+        except BackendError as exc:
+            out.errors.append(f"job {j.job_id}: {exc}")
+    return out
+
+
 def job_request(j: SlurmJob) -> JobRequest:
     """A held job as the planner sees it (the one translator), with one known gap: its required nodes are
     not kept, because apply cannot yet tell a user's --nodelist from its own earlier pin of a job that
@@ -66,6 +81,8 @@ def apply_once(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s:
     out = ApplyReport()
     snap = backend.snapshot()
     report = to_cluster_state(fabric, snap)
+    if report.mismatch:
+        return _release_on_mismatch(backend, snap, report, out)
     _reserve_released(fabric, report.state, snap)
     todo: list[SlurmJob] = []
     for j in steered_held(snap):

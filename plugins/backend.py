@@ -136,6 +136,12 @@ class StateReport:
     state: ClusterState
     warnings: list[str]
     running: list[SlurmJob]
+    # what the inventory gets wrong about this cluster, by kind ("not in Slurm", "GPU count", "GPU model",
+    # "features") -> node names: advice from a wrong inventory can put jobs where they cannot run
+    mismatch: dict[str, list[str]] = field(default_factory=dict)
+
+    def mismatch_text(self) -> str:
+        return "; ".join(f"{kind}: {len(names)} node(s), {_some(names)}" for kind, names in self.mismatch.items())
 
 
 def to_cluster_state(fabric: Fabric, snap: SlurmSnapshot) -> StateReport:
@@ -145,16 +151,20 @@ def to_cluster_state(fabric: Fabric, snap: SlurmSnapshot) -> StateReport:
     Slurm does not list are not used, and nodes whose GPUs or features differ from the inventory are
     warned about (one line per kind)."""
     state = ClusterState(fabric)
-    warnings = _node_states(fabric, snap, state)
+    mismatch = _node_states(fabric, snap, state)
+    warnings = [f"{len(names)} node(s) of the inventory are not in Slurm and will not be used: {_some(names)}"
+                if kind == "not in Slurm" else
+                f"{len(names)} node(s) whose {kind} in Slurm differ from the inventory: {_some(names)}"
+                for kind, names in mismatch.items()]
     running = []
     for job in snap.jobs:
         if job.running:
             running.append(job)
             warnings += _allocate(fabric, state, job)
-    return StateReport(state, warnings, running)
+    return StateReport(state, warnings, running, mismatch)
 
 
-def _node_states(fabric: Fabric, snap: SlurmSnapshot, state: ClusterState) -> list[str]:
+def _node_states(fabric: Fabric, snap: SlurmSnapshot, state: ClusterState) -> dict[str, list[str]]:
     if not snap.nodes:
         raise BackendError("Slurm reported no nodes at all: refusing to treat the cluster as empty")
     seen = np.zeros(fabric.n_nodes, dtype=bool)
@@ -170,16 +180,10 @@ def _node_states(fabric: Fabric, snap: SlurmSnapshot, state: ClusterState) -> li
     if not seen.any():
         raise BackendError(f"none of the {fabric.n_nodes} nodes of fabric {fabric.name!r} is known to Slurm "
                            f"({len(snap.nodes)} nodes there, e.g. {snap.nodes[0].name}): wrong inventory or cluster?")
-    warnings = []
     missing = [fabric.node_names[i] for i in np.nonzero(~seen)[0]]
     for name in missing:
         state.set_usable(fabric.node_index[name], False)
-    if missing:
-        warnings.append(f"{len(missing)} node(s) of the inventory are not in Slurm and will not be used: "
-                        f"{_some(missing)}")
-    for kind, names in mismatched.items():
-        warnings.append(f"{len(names)} node(s) whose {kind} in Slurm differ from the inventory: {_some(names)}")
-    return warnings
+    return ({"not in Slurm": missing} if missing else {}) | mismatched
 
 
 def _allocate(fabric: Fabric, state: ClusterState, job: SlurmJob) -> list[str]:

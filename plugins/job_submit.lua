@@ -38,6 +38,104 @@ local function num(v)
 	return v
 end
 
+-- An answer is applied only if every value in it is one Slurm can run: a well-formed but wrong answer
+-- (another cluster's node names, a node count of a million, a negative switch count) must never make a
+-- submission fail or a job wait forever; it leaves the job unchanged and counts as a fail-open.
+local MAX_WAIT4SWITCH_S = 7 * 24 * 3600
+
+local function whole(v, lo, hi)
+	return type(v) == "number" and v == math.floor(v) and v >= lo and v <= hi
+end
+
+local function hostlist(v)
+	return type(v) == "string" and #v > 0 and #v <= 65536 and v:match("^[%w%-%._,%[%]]+$") ~= nil
+end
+
+-- Slurm host lists ("gpu[001-004,007],n-[1-2]x[01-02]") as a set of names; nil if unreadable or over
+-- `limit` names. Partitions' lists are cached: the Lua state lives as long as slurmctld.
+local function expand_one(item, out, limit)
+	local pre, body, rest = item:match("^([^%[]*)%[([^%]]*)%](.*)$")
+	if not pre then
+		out.n = out.n + 1
+		out.names[item] = true
+		return out.n <= limit
+	end
+	for part in body:gmatch("[^,]+") do
+		local a, b = part:match("^(%d+)%-(%d+)$")
+		if not a then a, b = part:match("^(%d+)$"), part:match("^(%d+)$") end
+		if not a or tonumber(b) < tonumber(a) or tonumber(b) - tonumber(a) > limit then return false end
+		for k = tonumber(a), tonumber(b) do
+			if not expand_one(pre .. string.format("%0" .. #a .. "d", k) .. rest, out, limit) then return false end
+		end
+	end
+	return true
+end
+
+local function expand_hostlist(text, limit)
+	local out = {n = 0, names = {}}
+	local depth, start = 0, 1
+	for i = 1, #text + 1 do  -- split at commas outside brackets
+		local c = text:sub(i, i)
+		if c == "[" then depth = depth + 1 elseif c == "]" then depth = depth - 1 end
+		if (c == "," and depth == 0) or i == #text + 1 then
+			local item = text:sub(start, i - 1)
+			if item ~= "" and not expand_one(item, out, limit) then return nil end
+			start = i + 1
+		end
+	end
+	return out.names
+end
+
+placer_partition_nodes = placer_partition_nodes or {}
+
+local function partition_names(part_list, wanted)
+	-- the job's partition (or the default one): its node set, or nil when it cannot be read
+	for _, part in pairs(part_list or {}) do
+		if (wanted and part.name == wanted) or (not wanted and part.flag_default == 1) then
+			local nodes = part.nodes
+			if type(nodes) ~= "string" then return nil end
+			if placer_partition_nodes[nodes] == nil then
+				placer_partition_nodes[nodes] = expand_hostlist(nodes, 2000000) or false
+			end
+			return placer_partition_nodes[nodes] or nil
+		end
+	end
+	return nil
+end
+
+local function given(v)
+	return v ~= nil and v ~= "" and v ~= slurm.NO_VAL
+end
+
+-- why the advice cannot be applied to this job (nil: it can)
+local function advice_problem(job_desc, answer, part_list)
+	local min_nodes = num(job_desc.min_nodes) or 1
+	local max_nodes = num(job_desc.max_nodes)
+	if answer.req_nodes ~= nil then
+		if given(job_desc.req_nodes) then return "it would replace the job's own --nodelist" end
+		if not hostlist(answer.req_nodes) then return "req_nodes is not a host list" end
+		local advised = expand_hostlist(answer.req_nodes, 100000)
+		if not advised then return "req_nodes cannot be read" end
+		local members = partition_names(part_list, job_desc.partition)
+		if not members then return "the partition's nodes cannot be read to check req_nodes" end
+		for node in pairs(advised) do
+			if not members[node] then return "node " .. node .. " is not in the job's partition" end
+		end
+		if not whole(answer.min_nodes, min_nodes, max_nodes or 1000000) then
+			return "min_nodes " .. tostring(answer.min_nodes) .. " does not fit the job's node count"
+		end
+	end
+	if answer.req_switch ~= nil then
+		if not whole(answer.req_switch, 1, math.max(min_nodes, 1)) then
+			return "req_switch " .. tostring(answer.req_switch) .. " is not 1.." .. math.max(min_nodes, 1)
+		end
+		if answer.wait4switch ~= nil and not whole(answer.wait4switch, 0, MAX_WAIT4SWITCH_S) then
+			return "wait4switch " .. tostring(answer.wait4switch) .. " is out of range"
+		end
+	end
+	return nil
+end
+
 function slurm_job_submit(job_desc, part_list, submit_uid)
 	local name = job_desc.name
 	if not (have_socket and have_json) then
@@ -87,15 +185,20 @@ function slurm_job_submit(job_desc, part_list, submit_uid)
 	if not decoded or type(answer) ~= "table" or type(answer.action) ~= "string" then
 		return fail_open(name, "garbled answer: " .. string.sub(line, 1, 80))
 	end
+	if answer.action ~= "advise" and answer.action ~= "steer" and answer.action ~= "none" then
+		return fail_open(name, "unknown action " .. string.sub(answer.action, 1, 40))
+	end
+	if answer.action == "advise" then
+		local problem = advice_problem(job_desc, answer, part_list)
+		if problem then return fail_open(name, "advice not applied: " .. problem) end
+	end
 	placer_fail_open = 0
 	if answer.action == "advise" then
-		if type(answer.req_nodes) == "string" then
+		if answer.req_nodes ~= nil then
 			job_desc.req_nodes = answer.req_nodes
-			if type(answer.min_nodes) == "number" then
-				job_desc.min_nodes = answer.min_nodes
-			end
+			job_desc.min_nodes = answer.min_nodes
 		end
-		if type(answer.req_switch) == "number" then
+		if answer.req_switch ~= nil then
 			job_desc.req_switch = answer.req_switch
 			job_desc.wait4switch = answer.wait4switch or 300
 		end

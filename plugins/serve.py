@@ -69,6 +69,9 @@ class Metrics:
         self.refresh_errors = Counter("placer_refresh_errors", "Failed refreshes from Slurm", registry=self.registry)
         self.state_age = Gauge("placer_state_age_seconds", "Age of the Slurm state the daemon decides on",
                                registry=self.registry)
+        self.mismatch = Gauge("placer_inventory_mismatch_nodes", "Inventory nodes Slurm does not know or "
+                              "describes otherwise (GPU count, model, features); above 0 the daemon gives no "
+                              "advice", registry=self.registry)
 
 
 @dataclass
@@ -86,6 +89,7 @@ class Daemon:
         self.lock = threading.Lock()
         self.state = ClusterState(fabric)
         self.state_time = 0.0
+        self.mismatch = ""  # what the inventory gets wrong about the cluster ("": nothing)
         self.reservations: list[Reservation] = []
         self.recent: deque[dict[str, Any]] = deque(maxlen=200)
         self.wake = threading.Event()
@@ -98,6 +102,12 @@ class Daemon:
         state = report.state
         for w in report.warnings:
             log.warning("%s", w)
+        mismatch = report.mismatch_text()
+        if mismatch and mismatch != self.mismatch:
+            log.error("the inventory does not match Slurm (%s): no advice until it does", mismatch)
+        elif self.mismatch and not mismatch:
+            log.warning("the inventory matches Slurm again: advising")
+        self.metrics.mismatch.set(sum(len(v) for v in report.mismatch.values()))
         now = time.monotonic()
         with self.lock:
             kept = []
@@ -112,6 +122,7 @@ class Daemon:
             self.reservations = kept
             self.state = state
             self.state_time = time.time()
+            self.mismatch = mismatch
 
     def state_summary(self) -> dict[str, Any]:
         """What the daemon decides on: when it last read Slurm, GPUs in use, nodes it will not use."""
@@ -162,6 +173,8 @@ class Daemon:
         if isinstance(fail_open, int) and fail_open > 0:
             self.metrics.fail_open.inc(fail_open)
         job, why = self.job_from_request(req)
+        if job is not None and self.mismatch:
+            job, why = None, f"the inventory does not match Slurm ({self.mismatch}): no advice"
         if job is None:
             answer: dict[str, Any] = {"action": "none", "reason": why}
         elif self.cfg.mode == "steer":

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Debian's Slurm 22.05 packages for `placer lab` and the integration tests (see ../shared/SLURM-LAB.md),
-# and debootstrap for the 24.11 / 26.05 labs (their chroots are made by `placer lab up --slurm V` on first use).
+# lua5.1 for the stand-alone tests of job_submit.lua, and debootstrap for the 24.11 / 26.05 labs (their
+# chroots are made by `placer lab up --slurm V` on first use).
 # Needs root (or sudo). The lab itself is started by `placer lab up`, never by systemd.
 set -euo pipefail
-pkgs=(munge slurmctld slurmd slurm-client slurm-wlm-basic-plugins lua-socket lua-cjson debootstrap)
+pkgs=(munge slurmctld slurmd slurm-client slurm-wlm-basic-plugins lua-socket lua-cjson lua5.1 debootstrap)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]} == 0)); then echo "install-slurm-lab.sh: already installed" >&2; exit 0; fi

@@ -173,3 +173,51 @@ def test_serve_config_file(tmp_path: Path) -> None:
     f.write_text("sockt: /x\n")
     with pytest.raises(RequestError, match="unknown keys"):
         load_serve_config(str(f))
+
+
+class RecordingSlurm(FakeSlurm):
+    """Records what `placer apply` asks of Slurm."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, int]] = []
+
+    def pin(self, job_id: int, nodes: str, num_nodes: int) -> None:
+        self.calls.append(("pin", job_id))
+
+    def release(self, job_id: int) -> None:
+        self.calls.append(("release", job_id))
+
+
+def test_a_wrong_inventory_gets_no_advice_until_it_matches() -> None:
+    d, slurm = daemon()
+    slurm.nodes[3] = SlurmNode("gpu004", "up", gpus=4)  # Slurm says 4 GPUs where the inventory says 8
+    d.refresh()
+    a = d.decide(req("a", tres_per_job="gres:gpu:1"))
+    assert a["action"] == "none" and "inventory does not match Slurm (GPU count: 1 node(s), gpu004)" in a["reason"]
+    assert metric(d, "placer_inventory_mismatch_nodes") == 1
+    slurm.nodes = slurm.nodes[:-2]  # and two inventory nodes Slurm does not know
+    d.refresh()
+    assert metric(d, "placer_inventory_mismatch_nodes") == 3
+    assert "not in Slurm: 2 node(s), gpu015, gpu016" in d.decide(req("b", tres_per_job="gres:gpu:1"))["reason"]
+    slurm.nodes = [SlurmNode(n, "up") for n in FABRIC.node_names]
+    d.refresh()
+    assert d.decide(req("c", tres_per_job="gres:gpu:1"))["action"] == "advise"
+    assert metric(d, "placer_inventory_mismatch_nodes") == 0
+
+
+def test_apply_releases_held_jobs_and_pins_nothing_on_a_wrong_inventory() -> None:
+    from placer import PlannerConfig
+    from plugins.apply import apply_once
+
+    slurm = RecordingSlurm()
+    slurm.nodes[0] = SlurmNode("gpu001", "up", gpu_model="l40s")  # the inventory says another model
+    slurm.jobs = [SlurmJob(job_id=7, name="held", state="PENDING", priority=0, reason="JobHeldUser",
+                           comment="placer:steer", node_count=1, gpus_per_job=2, submit_time=1000)]
+    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=1010)
+    assert slurm.calls == [("release", 7)] and not out.pinned
+    assert out.errors and "GPU model: 1 node(s), gpu001" in out.errors[0]
+    slurm.nodes[0] = SlurmNode("gpu001", "up")
+    slurm.calls.clear()
+    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=1010)
+    assert slurm.calls == [("pin", 7), ("release", 7)] and not out.errors

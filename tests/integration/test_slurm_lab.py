@@ -91,13 +91,35 @@ def _fake_daemon(sock: Path, behaviour: str) -> tuple[socket.socket, threading.E
                 held.append(conn)  # never answers
             else:
                 conn.recv(65536)
-                conn.sendall(b"this is not json\n")
+                conn.sendall(b"this is not json\n" if behaviour == "garbage" else behaviour.encode() + b"\n")
                 conn.close()
         for c in held:
             c.close()
 
     threading.Thread(target=loop, daemon=True).start()
     return srv, stop
+
+
+WRONG_ANSWERS = [  # well-formed, wrong: each must leave the job unchanged, never fail the submission
+    ({"action": "advise", "req_nodes": "nosuchnode,gpu[001-002]", "min_nodes": 3}, "node nosuchnode is not in"),
+    ({"action": "advise", "req_nodes": "gpu[001-002]", "min_nodes": 1000000}, "min_nodes 1000000"),
+    ({"action": "advise", "req_switch": -1}, "req_switch -1"),
+]
+
+
+@pytest.mark.parametrize("answer,log_part", WRONG_ANSWERS, ids=["unknown-node", "million-nodes", "negative-switch"])
+def test_a_wrong_answer_leaves_the_job_unchanged(lab: LabHandle, daemon_factory, answer: dict, log_part: str) -> None:
+    srv, stop = _fake_daemon(lab.socket, json.dumps(answer))
+    try:
+        job = lab.sbatch("-J", "wrong-answer", "-N", "2", "--exclusive", "--gres=gpu:8")
+    finally:
+        stop.set()
+        srv.close()
+        lab.socket.unlink(missing_ok=True)
+    assert len(running_nodes(lab, job)) == 2
+    j = lab.jobs_by_id()[job]
+    assert not j.required_nodes and j.node_count == 2
+    assert f"job wrong-answer goes in unchanged (fail-open): advice not applied: {log_part}" in lab.ctld_log()
 
 
 @pytest.mark.parametrize("behaviour,log_part", [("hang", "no answer within 0.05 s"), ("garbage", "garbled answer")])
@@ -257,8 +279,16 @@ def _drained_and_down(lab: LabHandle, drained: str, down: str) -> Iterator[None]
     slurmd runs, or is only paused, is soon back: ReturnToService=2 revives it on its next registration."""
     lab.run("scontrol", "update", f"NodeName={drained}", "State=DRAIN", "Reason=integration-test")
     lab.lab.stop_node(down)
-    try:
+
+    def stays_down() -> bool:
+        # a ping answered just before slurmd stopped can still return the node to service right after
+        # (seen on 24.11: "node_did_resp: node gpu006 returned to service" 0.2 s after DOWN): set it again
         lab.run("scontrol", "update", f"NodeName={down}", "State=DOWN", "Reason=integration-down")
+        time.sleep(1.5)
+        return lab.run("sinfo", "-h", "-N", "-n", down, "-o", "%T").stdout.strip().startswith("down")
+
+    try:
+        wait_until(f"{down} to stay down", stays_down, timeout_s=20)
         yield
     finally:
         lab.lab.start_node(down)
@@ -403,3 +433,21 @@ def test_replace_a_failed_node_on_a_requeued_job(lab: LabHandle, daemon_factory)
                      "--dp", "8", "--hostfile", str(hostfile))
     assert "128 ranks (tp 8 x pp 2 x dp 8) on 16 nodes" in out.stdout and "crossing leaves" in out.stdout
     assert set(hostfile.read_text().split()) == set(nodes)
+
+
+def test_a_wrong_inventory_changes_nothing(lab: LabHandle, daemon_factory, tmp_path) -> None:
+    """Another cluster's inventory (here: another GPU model): no advice, nothing pinned, held jobs given
+    back to Slurm, every submission goes through and runs."""
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text(lab.inventory.read_text().replace("gpu_model: h100", "gpu_model: gb200"))
+    held = daemon_factory("--mode", "steer")
+    steered = lab.sbatch("-J", "steered-then-wrong", "--gres=gpu:2")
+    assert lab.jobs_by_id()[steered].held
+    held.stop()
+    d = daemon_factory("--inventory", str(wrong))  # the later --inventory wins
+    job = lab.sbatch("-J", "under-wrong-inventory", "-N", "2", "--exclusive", "--gres=gpu:8")
+    assert len(running_nodes(lab, job)) == 2 and not lab.jobs_by_id()[job].required_nodes
+    assert "the inventory does not match Slurm (GPU model: 32 node(s)" in d.decisions()["under-wrong-inventory"]["reason"]
+    out = lab.placer("apply", "--inventory", str(wrong), "--once", check=False)
+    assert out.returncode == 3 and f"job {steered}: released unpinned (the inventory does not match" in out.stdout
+    assert running_nodes(lab, steered) and not lab.jobs_by_id()[steered].required_nodes

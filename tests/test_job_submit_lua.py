@@ -1,0 +1,133 @@
+"""plugins/job_submit.lua on its own (Lua 5.1, Debian's lua-socket and lua-cjson; skipped, saying so,
+without them): the hook applies an answer only when Slurm can run it. A well-formed but wrong answer
+(a node of another cluster or partition, a node count of a million, a negative switch count, a
+--nodelist overwritten) leaves the job unchanged and counts as a fail-open. The lab tests run the same
+script inside real slurmctld."""
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from plugins.lab import LabOptions, hook_text
+
+DRIVER = """
+slurm = {SUCCESS = 0, NO_VAL = 4294967294, log_info = function(fmt, ...) io.stderr:write(string.format(fmt, ...) .. "\\n") end}
+dofile(arg[1])
+local cjson = require("cjson")
+local input = cjson.decode(io.read("*a"))
+local rc = slurm_job_submit(input.job, input.parts, 0)
+print(cjson.encode({rc = rc, job = input.job, fail_open = placer_fail_open}))
+"""
+PARTS = {"gpu": {"name": "gpu", "nodes": "gpu[001-004]", "flag_default": 1},
+         "other": {"name": "other", "nodes": "p[1-2]-n[01-02],x7", "flag_default": 0}}
+NO_VAL = 4294967294
+
+
+def _lua_ready() -> str | None:
+    if shutil.which("lua5.1") is None:
+        return "lua5.1 is absent: apt-get install -y lua5.1 lua-socket lua-cjson"
+    probe = subprocess.run(["lua5.1", "-e", 'require("socket.unix"); require("cjson")'], capture_output=True)
+    return "lua-socket or lua-cjson is absent: apt-get install -y lua-socket lua-cjson" if probe.returncode else None
+
+
+@pytest.fixture
+def hook(tmp_path: Path) -> Iterator:
+    why = _lua_ready()
+    if why:
+        pytest.skip(why)
+    sock = tmp_path / "placer.sock"
+    script = tmp_path / "job_submit.lua"
+    script.write_text(hook_text(LabOptions(socket_path=sock, hook_budget_s=2.0)))
+    driver = tmp_path / "driver.lua"
+    driver.write_text(DRIVER)
+    answer: dict = {}
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(sock))
+    srv.listen(4)
+    srv.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.recv(65536)
+                conn.sendall(answer["line"].encode() + b"\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+
+    def submit(job: dict, reply: dict | str, parts: dict = PARTS) -> dict:
+        answer["line"] = reply if isinstance(reply, str) else json.dumps(reply)
+        done = subprocess.run(["lua5.1", str(driver), str(script)], input=json.dumps({"job": job, "parts": parts}),
+                              capture_output=True, text=True, timeout=20, check=True)
+        out = json.loads(done.stdout)
+        out["log"] = done.stderr
+        return out
+
+    yield submit
+    stop.set()
+    srv.close()
+
+
+JOB = {"name": "j", "min_nodes": 2, "max_nodes": 2}
+
+
+def test_good_advice_is_applied(hook) -> None:
+    out = hook(JOB, {"action": "advise", "req_nodes": "gpu[002-003]", "min_nodes": 2})
+    assert out["job"]["req_nodes"] == "gpu[002-003]" and out["job"]["min_nodes"] == 2 and out["fail_open"] == 0
+    out = hook({"name": "j", "min_nodes": 4}, {"action": "advise", "req_switch": 2, "wait4switch": 300})
+    assert out["job"]["req_switch"] == 2 and out["job"]["wait4switch"] == 300
+
+
+@pytest.mark.parametrize("job,reply,why", [
+    (JOB, {"action": "advise", "req_nodes": "nosuchnode,gpu001", "min_nodes": 2}, "node nosuchnode is not in"),
+    ({**JOB, "partition": "other"}, {"action": "advise", "req_nodes": "gpu[001-002]", "min_nodes": 2},
+     "not in the job's partition"),
+    (JOB, {"action": "advise", "req_nodes": "gpu[001-002]", "min_nodes": 1000000}, "min_nodes 1000000"),
+    (JOB, {"action": "advise", "req_nodes": "gpu[001-002]", "min_nodes": 1}, "min_nodes 1 does not fit"),
+    (JOB, {"action": "advise", "req_nodes": "gpu[001-002]"}, "min_nodes nil"),
+    (JOB, {"action": "advise", "req_nodes": "gpu001; rm -rf /", "min_nodes": 2}, "not a host list"),
+    (JOB, {"action": "advise", "req_switch": -1}, "req_switch -1"),
+    (JOB, {"action": "advise", "req_switch": 3}, "req_switch 3 is not 1..2"),
+    (JOB, {"action": "advise", "req_switch": 1.5}, "req_switch 1.5"),
+    (JOB, {"action": "advise", "req_switch": 1, "wait4switch": 10 ** 9}, "wait4switch"),
+    ({**JOB, "req_nodes": "gpu004"}, {"action": "advise", "req_nodes": "gpu[001-002]", "min_nodes": 2},
+     "replace the job's own --nodelist"),
+    (JOB, {"action": "cancel"}, "unknown action cancel"),
+    (JOB, "[1, 2]", "garbled answer"),
+])
+def test_wrong_answers_leave_the_job_unchanged(hook, job: dict, reply, why: str) -> None:
+    out = hook(job, reply)
+    assert out["job"] == job and out["rc"] == 0 and out["fail_open"] == 1
+    assert why in out["log"], out["log"]
+
+
+def test_partition_lists_with_several_ranges(hook) -> None:
+    job = {**JOB, "partition": "other"}
+    out = hook(job, {"action": "advise", "req_nodes": "p2-n[01-02]", "min_nodes": 2})
+    assert out["job"]["req_nodes"] == "p2-n[01-02]"
+    out = hook(job, {"action": "advise", "req_nodes": "p3-n01,x7", "min_nodes": 2})
+    assert "node p3-n01 is not in" in out["log"] and "req_nodes" not in out["job"]
+
+
+def test_an_unreadable_or_huge_partition_list_is_not_trusted(hook) -> None:
+    huge = {"gpu": {"name": "gpu", "nodes": "n[1-9999999]", "flag_default": 1}}
+    out = hook(JOB, {"action": "advise", "req_nodes": "n[1-2]", "min_nodes": 2}, parts=huge)
+    assert "req_nodes" not in out["job"] and "partition's nodes cannot be read" in out["log"]
+    out = hook(JOB, {"action": "advise", "req_nodes": "n[1-2]", "min_nodes": 2}, parts={})
+    assert "req_nodes" not in out["job"] and out["fail_open"] == 1
+
+
+def test_steer_holds_and_tags(hook) -> None:
+    out = hook({"name": "j", "comment": "mine"}, {"action": "steer", "reason": "held"})
+    assert out["job"]["priority"] == 0 and out["job"]["comment"] == "mine placer:steer"
