@@ -14,6 +14,7 @@ from topology import ClusterState, Problem, RequestError
 from topology.hostlists import HostlistError, compress, expand
 
 from .files import load_fabric, read_text, write_output
+from .params import FiniteRange
 
 
 def load_jobs(path: str) -> list:
@@ -67,9 +68,9 @@ def render_text(doc: dict, explain: bool) -> str:
 @click.option("--state", "state_path", type=click.Path(dir_okay=False),
               help="An earlier placer.plan/v1 document: its placed jobs occupy their GPUs.")
 @click.option("--down", "down", metavar="HOSTLIST", help="Nodes to treat as down for this plan.")
-@click.option("--time-limit-s", type=click.FloatRange(min=0.001), default=0.05, show_default=True,
+@click.option("--time-limit-s", type=FiniteRange(min=0.001), default=0.05, show_default=True,
               help="CP-SAT time limit per job.")
-@click.option("--batch-time-limit-s", type=click.FloatRange(min=0), default=10.0, show_default=True,
+@click.option("--batch-time-limit-s", type=FiniteRange(min=0), default=10.0, show_default=True,
               help="Time for the whole queue; later jobs get the greedy answer (said per job).")
 @click.option("--solver", type=click.Choice(["cpsat", "greedy"]), default="cpsat", show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="CP-SAT workers.")

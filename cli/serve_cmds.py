@@ -4,7 +4,9 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 import yaml
@@ -14,35 +16,68 @@ from plugins.apply import ApplyReport, apply_loop
 from plugins.apply import release_all as release_all_jobs
 from plugins.pyslurm_backend import choose_backend
 from plugins.serve import Daemon, ServeConfig, serve, with_overrides
-from topology import BackendError, RequestError
+from topology import BackendError, Problem, RequestError
 
 from .files import load_fabric, read_text
+from .params import FiniteRange
 from .slurm_cmds import BACKEND, SLURM_CONF
 
 log = logging.getLogger("placer")
-_CONFIG_KEYS = {"socket": "socket_path", "socket_group": "socket_group", "mode": "mode", "partitions": "partitions",
-                "gpu_only": "gpu_only", "opt_out": "opt_out", "refresh_s": "refresh_s",
-                "max_wait4switch_s": "max_wait4switch_s", "reservation_ttl_s": "reservation_ttl_s",
-                "metrics_port": "metrics_port"}
+def _text(v: Any) -> str | None:
+    return "a non-empty text" if not isinstance(v, str) or not v.strip() else None
+
+
+def _number(lo: float, hi: float, whole: bool = False) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        kinds = (int,) if whole else (int, float)
+        if isinstance(v, bool) or not isinstance(v, kinds) or not (lo <= v <= hi):  # NaN fails the range too
+            return f"a {'whole ' if whole else ''}number from {lo:g} to {hi:g}"
+        return None
+    return check
+
+
+# config key -> (ServeConfig field, check returning what the value should be, or None when it is fine)
+_CONFIG_KEYS: dict[str, tuple[str, Callable[[Any], str | None]]] = {
+    "socket": ("socket_path", lambda v: _text(v) or (None if str(v).startswith("/") else "an absolute path")),
+    "socket_group": ("socket_group", _text),
+    "mode": ("mode", lambda v: None if v in ("advise", "steer") else "advise or steer"),
+    "partitions": ("partitions", lambda v: None if isinstance(v, list) and all(isinstance(p, str) and p for p in v)
+                   else "a list of partition names"),
+    "gpu_only": ("gpu_only", lambda v: None if isinstance(v, bool) else "true or false"),
+    "opt_out": ("opt_out", _text),
+    "refresh_s": ("refresh_s", _number(0.1, 3600)),
+    "max_wait4switch_s": ("max_wait4switch_s", _number(0, 7 * 24 * 3600, whole=True)),
+    "reservation_ttl_s": ("reservation_ttl_s", _number(1, 3600)),
+    "metrics_port": ("metrics_port", _number(1, 65535, whole=True)),
+}
 
 
 def load_serve_config(path: str | None) -> ServeConfig:
+    """The serve config file: every bad or unknown key is reported at once (exit 2), nothing is guessed."""
     cfg = ServeConfig()
     if not path:
         return cfg
     doc = yaml.safe_load(read_text(path)) or {}
     if not isinstance(doc, dict):
-        raise RequestError(f"{path}: a serve config is a mapping")
-    unknown = sorted(set(doc) - set(_CONFIG_KEYS))
-    if unknown:
-        raise RequestError(f"{path}: unknown keys {unknown} (known: {sorted(_CONFIG_KEYS)})")
-    kw = {_CONFIG_KEYS[k]: v for k, v in doc.items()}
+        raise RequestError(f"{path}: a serve config is a mapping of settings")
+    problems = []
+    kw: dict[str, Any] = {}
+    for key, value in doc.items():
+        if key not in _CONFIG_KEYS:
+            problems.append(Problem(str(key), f"unknown setting (known: {', '.join(sorted(_CONFIG_KEYS))})"))
+            continue
+        name, check = _CONFIG_KEYS[key]
+        want = check(value)
+        if want:
+            problems.append(Problem(str(key), f"expected {want}, got {value!r}"))
+        else:
+            kw[name] = value
+    if problems:
+        raise RequestError(problems=problems, source=path)
     if "socket_path" in kw:
         kw["socket_path"] = Path(kw["socket_path"])
     if "partitions" in kw:
-        kw["partitions"] = tuple(kw["partitions"] or ())
-    if kw.get("mode", "advise") not in ("advise", "steer"):
-        raise RequestError(f"{path}: mode must be advise or steer, got {kw['mode']!r}")
+        kw["partitions"] = tuple(kw["partitions"])
     return with_overrides(cfg, **kw)
 
 
@@ -61,8 +96,10 @@ def _stop_on_signals(event) -> None:
               help="advise: ReqNodeList or --switches at submit; steer: hold for `placer apply` [advise].")
 @click.option("--partition", "partitions", multiple=True, help="Only jobs of these partitions [all].")
 @click.option("--all-jobs", is_flag=True, default=None, help="Also answer for jobs without GPUs.")
-@click.option("--refresh-s", type=float, help="Refresh from Slurm this often [5].")
-@click.option("--metrics-port", type=int, help="Prometheus metrics on 127.0.0.1:PORT/metrics [off].")
+@click.option("--refresh-s", type=FiniteRange(min=0.1, max=3600),
+              help="Refresh from Slurm this often [5].")
+@click.option("--metrics-port", type=click.IntRange(1, 65535), help="Prometheus metrics on 127.0.0.1:PORT/metrics "
+              "[off].")
 @SLURM_CONF
 @BACKEND
 def serve_cmd(inventory: str, config_path: str | None, socket_path: str | None, socket_group: str | None,
@@ -85,11 +122,11 @@ def serve_cmd(inventory: str, config_path: str | None, socket_path: str | None, 
 @click.option("--inventory", required=True, help="Inventory YAML or preset:NAME.")
 @click.option("--once", "mode", flag_value="once", default=True, help="One pass (default).")
 @click.option("--watch", "mode", flag_value="watch", help="Repeat every --interval-s until stopped.")
-@click.option("--interval-s", type=click.FloatRange(min=0.1), default=2.0, show_default=True)
-@click.option("--max-hold-s", type=click.FloatRange(min=0), default=600.0, show_default=True,
+@click.option("--interval-s", type=FiniteRange(min=0.1), default=2.0, show_default=True)
+@click.option("--max-hold-s", type=FiniteRange(min=0), default=600.0, show_default=True,
               help="Release a held job unpinned once it has waited this long.")
 @click.option("--release-all", is_flag=True, help="Emergency: release every job the hook held, and exit.")
-@click.option("--time-limit-s", type=click.FloatRange(min=0.001), default=0.05, show_default=True,
+@click.option("--time-limit-s", type=FiniteRange(min=0.001), default=0.05, show_default=True,
               help="CP-SAT time limit per job.")
 @SLURM_CONF
 @BACKEND

@@ -16,6 +16,7 @@ from placer.traces import merge_traces, parse_trace, write_csv_trace
 from topology import Problem, RequestError
 
 from .files import load_fabric, read_text, write_output
+from .params import FiniteRange
 
 SUMMARY_COLUMNS = [
     ("policy", "POLICY", "{}"), ("placed", "PLACED", "{:,}"), ("multi_node_jobs", "MULTI", "{:,}"),
@@ -66,14 +67,14 @@ def load_trace(paths: tuple[str, ...], fmt: str):
 @click.option("--backfill", type=click.Choice(["easy", "none"]), default="easy", show_default=True)
 @click.option("--bf-depth", type=click.IntRange(min=1), default=100, show_default=True,
               help="Jobs tried for backfill per pass (Slurm's bf_max_job_test).")
-@click.option("--switches-wait", "switches_wait_s", type=click.FloatRange(min=0), default=0, show_default=True,
+@click.option("--switches-wait", "switches_wait_s", type=FiniteRange(min=0), default=0, show_default=True,
               help="Every multi-node job behaves as if submitted with sbatch --switches=<its leaf bound>@<this "
                    "many seconds>, for every policy (0: off); the wait counts from the job's first evaluation, as "
                    "Slurm's wait4switch_start.")
-@click.option("--load", type=click.FloatRange(min=0.01), help="Rescale arrival times to offer this x the "
+@click.option("--load", type=FiniteRange(min=0.01), help="Rescale arrival times to offer this x the "
               "fabric's GPUs in work (heavy load: 0.9 and up).")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N jobs by submit time.")
-@click.option("--time-limit-s", type=click.FloatRange(min=0.001), default=0.01, show_default=True,
+@click.option("--time-limit-s", type=FiniteRange(min=0.001), default=0.01, show_default=True,
               help="CP-SAT time limit per job for the placer policy.")
 @click.option("--out", "out_path", help="Write the result (placer.plan/v1 with start/end per job) here.")
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False), help="Write PNG plots here.")
@@ -142,9 +143,9 @@ def trace() -> None:
               help="A directory with worker_count_distribution.csv and duration_quantiles.csv "
                    "(e.g. ../shared/data/traces/alibaba-spot-2026).")
 @click.option("--jobs", "count", type=click.IntRange(min=1), default=10000, show_default=True)
-@click.option("--load", type=click.FloatRange(min=0.01), default=0.9, show_default=True,
+@click.option("--load", type=FiniteRange(min=0.01), default=0.9, show_default=True,
               help="Offered work as a multiple of the fabric's GPUs.")
-@click.option("--max-duration-s", type=click.FloatRange(min=1), default=7 * 86400, show_default=True)
+@click.option("--max-duration-s", type=FiniteRange(min=1), default=7 * 86400, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", help="CSV trace (default: stdout).")
 def trace_generate(inventory: str, source: str, count: int, load: float, max_duration_s: float, seed: int,

@@ -29,7 +29,7 @@ from placer import JobRequest, PlannerConfig, place_one
 from placer.bounds import empty_fabric_bounds
 from placer.eligibility import eligibility
 from placer.index import index_for
-from topology import BackendError, ClusterState, Fabric
+from topology import BackendError, ClusterState, Fabric, RequestError
 from topology.hostlists import compress
 
 from .backend import Backend, to_cluster_state
@@ -253,7 +253,10 @@ def _prepare_socket(path: Path, group: str) -> int | None:
     except KeyError:
         log.warning("group %s does not exist: the socket keeps the daemon's group", group)
         gid = None
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.parent.is_dir():  # create the socket's own directory at most, never a tree of them
+        raise RequestError(f"socket {path}: {path.parent.parent} does not exist (placer creates only the "
+                           f"socket's own directory)")
+    path.parent.mkdir(exist_ok=True)
     if gid is not None and os.geteuid() == 0:
         os.chown(path.parent, 0, gid)
         path.parent.chmod(0o750)
@@ -270,9 +273,21 @@ def _prepare_socket(path: Path, group: str) -> int | None:
     return gid
 
 
+def _check_port_free(port: int) -> None:
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        probe.bind(("127.0.0.1", port))
+    except OSError as exc:
+        raise RequestError(f"--metrics-port {port}: 127.0.0.1:{port} cannot be used ({exc.strerror})") from None
+    finally:
+        probe.close()
+
+
 def serve(daemon: Daemon, ready: threading.Event | None = None) -> None:
     """Run until `daemon.stop` is set: first refresh, socket, metrics, refresher thread."""
     cfg = daemon.cfg
+    if cfg.metrics_port is not None:  # a busy port is the admin's setting to fix, found before anything starts
+        _check_port_free(cfg.metrics_port)
     daemon.refresh()
     gid = _prepare_socket(cfg.socket_path, cfg.socket_group)
     server = _Server(str(cfg.socket_path), _Handler)
@@ -281,7 +296,11 @@ def serve(daemon: Daemon, ready: threading.Event | None = None) -> None:
         os.chown(cfg.socket_path, 0, gid)
     cfg.socket_path.chmod(0o660)
     if cfg.metrics_port is not None:
-        start_http_server(cfg.metrics_port, addr="127.0.0.1", registry=daemon.metrics.registry)
+        try:
+            start_http_server(cfg.metrics_port, addr="127.0.0.1", registry=daemon.metrics.registry)
+        except OSError as exc:  # taken between the check and now
+            server.server_close()
+            raise RequestError(f"--metrics-port {cfg.metrics_port}: {exc.strerror}") from None
     threading.Thread(target=daemon.refresher, name="refresher", daemon=True).start()
     worker = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
     worker.start()

@@ -67,6 +67,8 @@ CASES = [
         """), [("", "hangs from a rail-less leaf 'plain' and from rail leaves")]),
     ("gpus-below-one", VALID.replace("g8: {gpus: 8, gpu_model: h100}", "g8: {gpus: 0, gpu_model: h100}"),
      [("node_types.g8.gpus", "has 0 GPUs; a GPU node needs at least 1")]),
+    ("gpus-above-what-plan-holds", VALID.replace("g8: {gpus: 8, gpu_model: h100}", "g8: {gpus: 65, gpu_model: h100}"),
+     [("node_types.g8.gpus", "has 65 GPUs; placer supports at most 64 per node")]),
     ("gpus-not-a-number", VALID.replace("gpus: 8", "gpus: eight"), [("node_types.g8.gpus", "expected a whole number")]),
     ("gpus-missing", VALID.replace("gpus: 8, ", ""), [("node_types.g8.gpus", "needs a GPU count")]),
     ("malformed-hostlist-in-switch", VALID.replace('"n[1-2]"', '"n[1-2"'), [("switches[1](l1).nodes", "malformed hostlist 'n[1-2'")]),

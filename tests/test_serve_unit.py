@@ -167,12 +167,36 @@ def test_serve_config_file(tmp_path: Path) -> None:
     f.write_text("mode: steer\npartitions: [gpu, big]\nrefresh_s: 2\nsocket: /tmp/x.sock\n")
     cfg = load_serve_config(str(f))
     assert cfg.mode == "steer" and cfg.partitions == ("gpu", "big") and cfg.refresh_s == 2
-    f.write_text("mode: sideways\n")
-    with pytest.raises(RequestError, match="mode must be advise or steer"):
+    # every bad key at once, each named
+    f.write_text("mode: sideways\nsockt: /x\nrefresh_s: 0\nmetrics_port: 70000\npartitions: gpu\n"
+                 "gpu_only: 'no'\nsocket: relative.sock\nmax_wait4switch_s: 1.5\n")
+    with pytest.raises(RequestError) as err:
         load_serve_config(str(f))
-    f.write_text("sockt: /x\n")
-    with pytest.raises(RequestError, match="unknown keys"):
-        load_serve_config(str(f))
+    text = err.value.render()
+    for part in ("mode: expected advise or steer, got 'sideways'", "sockt: unknown setting",
+                 "refresh_s: expected a number from 0.1 to 3600, got 0", "metrics_port: expected a whole number "
+                 "from 1 to 65535, got 70000", "partitions: expected a list of partition names",
+                 "gpu_only: expected true or false", "socket: expected an absolute path",
+                 "max_wait4switch_s: expected a whole number"):
+        assert part in text, text
+    assert len(err.value.problems) == 8
+
+
+def test_serve_refuses_a_busy_metrics_port_and_a_missing_socket_tree(tmp_path: Path) -> None:
+    busy = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    port = busy.getsockname()[1]
+    try:
+        d, _ = daemon(metrics_port=port, socket_path=tmp_path / "s" / "placer.sock")
+        with pytest.raises(RequestError, match=f"--metrics-port {port}: 127.0.0.1:{port} cannot be used"):
+            serve(d)
+    finally:
+        busy.close()
+    d, _ = daemon(socket_path=tmp_path / "no" / "such" / "placer.sock")
+    with pytest.raises(RequestError, match="does not exist .placer creates only the socket's own directory"):
+        serve(d)
+    assert not (tmp_path / "no").exists()
 
 
 class RecordingSlurm(FakeSlurm):
@@ -221,3 +245,15 @@ def test_apply_releases_held_jobs_and_pins_nothing_on_a_wrong_inventory() -> Non
     slurm.calls.clear()
     out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=1010)
     assert slurm.calls == [("pin", 7), ("release", 7)] and not out.errors
+
+
+@pytest.mark.parametrize("args", [["serve", "--refresh-s", "0"], ["serve", "--refresh-s", "nan"],
+                                  ["serve", "--metrics-port", "0"], ["serve", "--metrics-port", "65536"],
+                                  ["apply", "--interval-s", "nan"], ["apply", "--max-hold-s", "inf"]])
+def test_daemon_flags_out_of_range_are_usage_errors(args: list[str]) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    res = CliRunner().invoke(cli, [*args, "--inventory", "preset:tiny"])
+    assert res.exit_code == 2 and "Invalid value" in res.output

@@ -59,6 +59,20 @@ def test_gres_gpu_counts(gres: str, expected: tuple[int, str | None]) -> None:
     assert parse_gres_gpus(gres) == expected
 
 
+@pytest.mark.parametrize("gres", ["gpu:-8", "gpu:h100:x", "gpu:h100:-1", "gpu:h100:8:2", "gpu::8"])
+def test_unreadable_gpu_gres_is_an_error_not_a_model(gres: str) -> None:
+    with pytest.raises(ValueError, match="expected gpu"):
+        parse_gres_gpus(gres)
+    assert parse_gres_gpus("gpu:1g.10gb:7") == (7, "1g.10gb")  # MIG profiles start with a digit
+
+
+def test_unreadable_gres_names_the_line() -> None:
+    problems: list = []
+    conf = parse_slurm_conf("NodeName=n1 Gres=gpu:8\nNodeName=n2 Gres=gpu:-8\n", "slurm.conf", problems)
+    assert [n.name for n in conf.nodes] == ["n1"]
+    assert [(p.line, p.path) for p in problems] == [(2, "NodeName=n2")] and "gpu:-8" in problems[0].message
+
+
 def test_line_continuation_and_escaped_hash() -> None:
     problems: list = []
     lines = logical_lines("A=1 \\\n  B=2\nC=x\\#y # note\n", problems, "f")
@@ -170,3 +184,29 @@ def test_unknown_keys_and_empty_switches_are_warned() -> None:
     assert any("SwitchName=s1" in p and "unknown key 'colour' ignored" in m for p, m in msgs)
     assert any("SwitchName=spare" in p and "has no nodes below it; ignored" in m for p, m in msgs)
     assert "spare" not in fabric.switch_index
+
+
+@pytest.mark.parametrize("line", ['a=b c=d', 'Reason="bad fan" x=1', "a='x y' b", 'a=b\\ c d', '   ',
+                                  'a="x\\"y" z', 'k="a"b"c"', "Nodes=n[1-4]\tSwitches=s[1-2]"])
+def test_split_words_agrees_with_shell_rules(line: str) -> None:
+    import shlex
+
+    from topology.slurm_conf import split_words
+
+    assert split_words(line) == shlex.split(line, posix=True)
+
+
+@pytest.mark.parametrize("line", ['a="x', "a='x", "a=b\\"])
+def test_split_words_refuses_open_quotes(line: str) -> None:
+    from topology.slurm_conf import split_words
+
+    with pytest.raises(ValueError, match="no closing quotation or a dangling escape"):
+        split_words(line)
+
+
+def test_a_two_megabyte_line_is_read() -> None:
+    """shlex was quadratic in a token's length (a 2 MB Nodes= line never finished); this one is linear."""
+    from topology.slurm_conf import split_words
+
+    names = ",".join(f"n{i}" for i in range(300_000))
+    assert split_words(f"SwitchName=s1 Nodes={names}") == ["SwitchName=s1", f"Nodes={names}"]

@@ -19,7 +19,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from .fabric import Fabric, Switch, frozen
+from .fabric import MAX_GPUS_PER_NODE, Fabric, Switch, frozen
 from .placement_tree import Groups, Units, inner_groups, scalable_units
 from .problems import InventoryError, Problem, errors_in
 from .spec import NODE_STATES, FabricSpec
@@ -66,7 +66,10 @@ def node_types(spec: FabricSpec, problems: list[Problem]) -> dict[str, int]:
         if t.gpus < 1:
             problems.append(Problem(f"{tpath}.gpus", f"node type {tname!r} has {t.gpus} GPUs; a GPU node needs at "
                                                      f"least 1"))
-        if t.nvlink_islands:
+        elif t.gpus > MAX_GPUS_PER_NODE:  # what placement can hold: `validate` must not pass what `plan` refuses
+            problems.append(Problem(f"{tpath}.gpus", f"node type {tname!r} has {t.gpus} GPUs; placer supports at "
+                                                     f"most {MAX_GPUS_PER_NODE} per node"))
+        elif t.nvlink_islands:
             seen = sorted(g for isl in t.nvlink_islands for g in isl)
             if seen != list(range(t.gpus)):
                 problems.append(Problem(f"{tpath}.nvlink_islands",

@@ -23,6 +23,9 @@ class NodeState(IntEnum):
     DOWN = 2
 
 
+
+MAX_GPUS_PER_NODE = 64  # GPU sets are bitmasks in a uint64 (topology/state.py)
+
 @dataclass(frozen=True)
 class Switch:
     """A logical switch of the inventory (tier = Slurm's level: 0 for leaves, 1 + max of children)."""

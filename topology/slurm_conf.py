@@ -6,7 +6,6 @@ import, warnings say what was repaired (redundant spines merged, a child listed 
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass, field
 
 from networkx.utils import UnionFind
@@ -28,6 +27,32 @@ class ConfLine:
     pairs: list[tuple[str, str]]  # (key lower-cased, value) in order
 
 
+_WORD = re.compile(r"""(?:[^\s"'\\]|\\.|"(?:[^"\\]|\\.)*"|'[^']*')+""", re.S)
+_PIECE = re.compile(r"""\\(.)|"((?:[^"\\]|\\.)*)"|'([^']*)'|([^"'\\]+)""", re.S)
+
+
+def split_words(text: str) -> list[str]:
+    """Shell-like words (quotes and backslash escapes), in linear time: shlex builds each token one
+    character at a time, quadratic in the token's length (a 1 MB Nodes= line took 20 s, 2 MB never ended)."""
+    words, pos = [], 0
+    for m in _WORD.finditer(text):
+        if text[pos:m.start()].strip():
+            break
+        words.append("".join(_unquote(p) for p in _PIECE.finditer(m.group(0))))
+        pos = m.end()
+    if text[pos:].strip():
+        raise ValueError(f"no closing quotation or a dangling escape near {text[pos:pos + 20]!r}")
+    return words
+
+
+def _unquote(p: re.Match[str]) -> str:
+    if p.group(1) is not None:
+        return p.group(1)
+    if p.group(2) is not None:
+        return re.sub(r"\\(.)", r"\1", p.group(2))
+    return p.group(3) if p.group(3) is not None else p.group(4)
+
+
 def logical_lines(text: str, problems: list[Problem], source: str) -> list[ConfLine]:
     """Join `\\` continuations, drop comments, split key=value pairs (quotes allowed)."""
     out: list[ConfLine] = []
@@ -43,7 +68,7 @@ def logical_lines(text: str, problems: list[Problem], source: str) -> list[ConfL
         buf += line
         if buf.strip():
             try:
-                tokens = shlex.split(buf, comments=False, posix=True)
+                tokens = split_words(buf)
             except ValueError as exc:
                 problems.append(Problem("", f"cannot split line: {exc}", line=start))
                 buf = ""
@@ -80,16 +105,22 @@ class SlurmConf:
     nodes: list[SlurmNode] = field(default_factory=list)
 
 
-_GPU_GRES = re.compile(r"^gpu(?::([A-Za-z0-9_.\-]+))?(?::(\d+))?(?:\(.*\))?$", re.IGNORECASE)
+# a type names a model (h100, or a MIG profile such as 1g.10gb): letters, digits, `_.-`, never a leading
+# `-`, at least one letter; a count is a whole number
+_GPU_GRES = re.compile(r"^gpu(?::(?!-)([A-Za-z0-9_.\-]*[A-Za-z][A-Za-z0-9_.\-]*|\d+))?(?::(\d+))?(?:\(.*\))?$",
+                       re.IGNORECASE)
 
 
 def parse_gres_gpus(gres: str) -> tuple[int, str | None]:
-    """`gpu:h100:8,nic:2` -> (8, 'h100'); `gpu:4` -> (4, None); no GPUs -> (0, None)."""
+    """`gpu:h100:8,nic:2` -> (8, 'h100'); `gpu:4` -> (4, None); no GPUs -> (0, None). A GPU entry that
+    cannot be read (`gpu:-8`, `gpu:h100:x`) is a ValueError, never a model named "-8"."""
     total, model = 0, None
     for item in re.split(r",(?![^(]*\))", gres):
         item = item.strip()
         m = _GPU_GRES.match(item)
         if not m:
+            if re.match(r"^gpu(?:[:(]|$)", item, re.IGNORECASE):
+                raise ValueError(f"Gres entry {item!r}: expected gpu[:TYPE][:COUNT] with a whole count")
             continue
         typ, cnt = m.group(1), m.group(2)
         if cnt is None and typ is not None and typ.isdigit():  # gpu:8
@@ -116,7 +147,11 @@ def parse_slurm_conf(text: str, source: str, problems: list[Problem]) -> SlurmCo
             except HostlistError as exc:
                 problems.append(Problem("NodeName", str(exc), line=cl.line))
                 continue
-            gpus, model = parse_gres_gpus(merged.get("gres", ""))
+            try:
+                gpus, model = parse_gres_gpus(merged.get("gres", ""))
+            except ValueError as exc:
+                problems.append(Problem(f"NodeName={val0}", str(exc), line=cl.line))
+                continue
             feats = merged.get("features", merged.get("feature", ""))
             features = tuple(f for f in feats.split(",") if f)
             state = SLURM_STATES.get(merged.get("state", "").lower().split("+")[0], "up")

@@ -9,10 +9,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .fabric import Fabric, NodeState
+from .fabric import MAX_GPUS_PER_NODE, Fabric, NodeState
 from .problems import RequestError
-
-MAX_GPUS_PER_NODE = 64  # GPU sets are bitmasks in a uint64
 
 
 class ClusterState:
