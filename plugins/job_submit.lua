@@ -4,10 +4,13 @@ job_submit.lua: Slurm's submit-time hook for placer (JobSubmitPlugins=lua).
 It asks a running `placer serve` daemon over a unix socket (one JSON line out, one back) and
 never starts Python itself. Fail-open: if the daemon is absent, slower than BUDGET_S in total, or
 answers garbage, the job goes in unchanged and one log line says why. Needs Debian's lua-socket
-and lua-cjson. Edit the two settings below to match `placer serve --socket` and its budget.
+and lua-cjson. Edit the settings below to match `placer serve --socket`, its budget and back-off.
 --]]
 local SOCKET_PATH = "/run/placer/placer.sock"
 local BUDGET_S = 0.05
+-- after the daemon fails to answer in time, do not ask it again for this long: submits are serialised
+-- under slurmctld's job lock, so a hung daemon would otherwise cost every queued submit the full budget
+local BACKOFF_S = 1.0
 
 local have_socket, unix = pcall(require, "socket.unix")
 local have_gettime, socket = pcall(require, "socket")
@@ -20,6 +23,14 @@ local function fail_open(name, why)
 	placer_fail_open = placer_fail_open + 1
 	slurm.log_info("placer: job %s goes in unchanged (fail-open): %s", tostring(name), tostring(why))
 	return slurm.SUCCESS
+end
+
+placer_quiet_until = placer_quiet_until or 0
+
+local function give_up(name, why, now_s)
+	-- the daemon is absent or too slow: leave it alone for BACKOFF_S
+	placer_quiet_until = now_s + BACKOFF_S
+	return fail_open(name, why)
 end
 
 local function now()
@@ -159,27 +170,32 @@ function slurm_job_submit(job_desc, part_list, submit_uid)
 		qos = str(job_desc.qos),
 		fail_open = placer_fail_open,
 	}
-	local deadline = now() + BUDGET_S
+	local started = now()
+	if started < placer_quiet_until then
+		return fail_open(name, "placer did not answer a recent request in time; not asking until it has been "
+			.. BACKOFF_S .. " s")
+	end
+	local deadline = started + BUDGET_S
 	local make = unix.stream or unix
 	local conn = make()
 	conn:settimeout(BUDGET_S)
 	local ok, err = conn:connect(SOCKET_PATH)
 	if not ok then
 		conn:close()
-		return fail_open(name, "cannot reach placer at " .. SOCKET_PATH .. ": " .. tostring(err))
+		return give_up(name, "cannot reach placer at " .. SOCKET_PATH .. ": " .. tostring(err), now())
 	end
 	conn:settimeout(math.max(deadline - now(), 0.001))
 	ok, err = conn:send(cjson.encode(request) .. "\n")
 	if not ok then
 		conn:close()
-		return fail_open(name, "send failed: " .. tostring(err))
+		return give_up(name, "send failed: " .. tostring(err), now())
 	end
 	conn:settimeout(math.max(deadline - now(), 0.001))
 	local line
 	line, err = conn:receive("*l")
 	conn:close()
 	if not line then
-		return fail_open(name, "no answer within " .. BUDGET_S .. " s: " .. tostring(err))
+		return give_up(name, "no answer within " .. BUDGET_S .. " s: " .. tostring(err), now())
 	end
 	local decoded, answer = pcall(cjson.decode, line)
 	if not decoded or type(answer) ~= "table" or type(answer.action) ~= "string" then

@@ -62,6 +62,7 @@ class LabOptions:
     hook: bool = True
     socket_path: Path = Path("/run/placer/placer.sock")
     hook_budget_s: float = 0.05
+    hook_backoff_s: float = 1.0  # job_submit.lua's BACKOFF_S: how long it leaves a silent daemon alone
     cpus: int = 16
     memory_mib: int = 64000
     topology: str = "tree"
@@ -159,6 +160,7 @@ def hook_text(opt: LabOptions) -> str:
     """Our job_submit.lua with this lab's socket and budget filled in."""
     text = HOOK_SOURCE.read_text()
     text = text.replace('local SOCKET_PATH = "/run/placer/placer.sock"', f'local SOCKET_PATH = "{opt.socket_path}"')
+    text = text.replace("local BACKOFF_S = 1.0", f"local BACKOFF_S = {opt.hook_backoff_s}")
     return text.replace("local BUDGET_S = 0.05", f"local BUDGET_S = {opt.hook_budget_s}")
 
 

@@ -243,6 +243,9 @@ class _Handler(socketserver.StreamRequestHandler):
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     allow_reuse_address = True
+    # a burst of submits must find room in the listen queue (the default of 5 filled under 20 parallel
+    # submitters, and a full queue makes the hook wait out its budget)
+    request_queue_size = 1024
 
 
 def _prepare_socket(path: Path, group: str) -> int | None:

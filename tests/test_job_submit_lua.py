@@ -131,3 +131,33 @@ def test_an_unreadable_or_huge_partition_list_is_not_trusted(hook) -> None:
 def test_steer_holds_and_tags(hook) -> None:
     out = hook({"name": "j", "comment": "mine"}, {"action": "steer", "reason": "held"})
     assert out["job"]["priority"] == 0 and out["job"]["comment"] == "mine placer:steer"
+
+
+def test_a_hung_daemon_costs_one_budget_then_the_hook_backs_off(tmp_path: Path) -> None:
+    """Submits queue behind slurmctld's job lock: after one timeout the hook stops asking for BACKOFF_S,
+    so a hung daemon costs one budget per second, not one per submit."""
+    why = _lua_ready()
+    if why:
+        pytest.skip(why)
+    sock = tmp_path / "placer.sock"
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(sock))
+    srv.listen(64)  # accepts connections (the kernel does) and never answers: a hung daemon
+    script = tmp_path / "job_submit.lua"
+    script.write_text(hook_text(LabOptions(socket_path=sock, hook_budget_s=0.1, hook_backoff_s=0.5)))
+    driver = tmp_path / "driver.lua"
+    driver.write_text(DRIVER.replace("local input = cjson.decode(io.read(\"*a\"))", "local input = {job = {name = 'j'}, parts = {}}")
+                      .replace("local rc = slurm_job_submit(input.job, input.parts, 0)",
+                               "local t = {}\nfor i = 1, 4 do\n  local t0 = socket.gettime()\n"
+                               "  slurm_job_submit({name = 'j' .. i}, {}, 0)\n  t[i] = socket.gettime() - t0\n"
+                               "  if i == 3 then os.execute('sleep 0.6') end\nend\nlocal rc = t"))
+    try:
+        done = subprocess.run(["lua5.1", "-e", 'socket = require("socket")', str(driver), str(script)],
+                              capture_output=True, text=True, timeout=20, check=True)
+    finally:
+        srv.close()
+    took = json.loads(done.stdout)["rc"]
+    assert took[0] >= 0.09 and took[1] < 0.05 and took[2] < 0.05 and took[3] >= 0.09, took
+    assert "j1 goes in unchanged (fail-open): no answer within 0.1 s" in done.stderr
+    assert "j2 goes in unchanged (fail-open): placer did not answer a recent request in time" in done.stderr
+    assert "j4 goes in unchanged (fail-open): no answer within 0.1 s" in done.stderr  # asked again after 0.5 s

@@ -163,8 +163,9 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         pytest.skip(why)
     base, sock = lab_paths(version)
     ctld_port, slurmd_port = LAB_PORTS[version]
+    # a short back-off: tests start daemons right after others failed open (its own tests are stand-alone)
     opt = LabOptions(base=base, slurm=version, ctld_port=ctld_port, slurmd_port=slurmd_port, socket_path=sock,
-                     hook_budget_s=0.05)
+                     hook_budget_s=0.05, hook_backoff_s=0.2)
     lab = Lab(opt)
     lab.down()  # a lab left behind by a killed earlier run of these tests (same dir: ours)
     inv = tmp_path_factory.mktemp("lab") / "inventory.yaml"

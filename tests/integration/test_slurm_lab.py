@@ -370,7 +370,9 @@ def test_metrics_count_decisions_and_fail_opens(lab: LabHandle, daemon_factory) 
     lab.sbatch("-J", "reset-counter", "--gres=gpu:1")  # an answered request: the hook's counter is back to 0
     first.stop()
     lab.sbatch("-J", "before-daemon", "--gres=gpu:1")  # fails open: counted at the next answered request
+    failed_at = time.monotonic()
     d = daemon_factory("--metrics-port", "19465")
+    time.sleep(max(0.0, failed_at + 0.3 - time.monotonic()))  # the hook's back-off (0.2 s in this lab) is over
     lab.sbatch("-J", "with-daemon", "--gres=gpu:1")
     import urllib.request
 
