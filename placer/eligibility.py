@@ -7,6 +7,7 @@ import numpy as np
 
 from topology import ClusterState
 
+from .constraints import parse_constraint
 from .index import FabricIndex
 from .islands import best_island_free
 from .jobs import JobRequest
@@ -22,10 +23,13 @@ class Eligibility:
     excluded: dict[str, int]  # reason -> node count, each node counted once, first reason wins
 
 
-def _static_mask(ix: FabricIndex, job: JobRequest) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def _static_mask(ix: FabricIndex, job: JobRequest, alternative: int | None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     f = ix.fabric
+    c = parse_constraint(job.constraint)[0] if job.constraint else None  # unreadable ones never get here
     feat_ok_type = np.array([set(job.features) <= feats
                              and (job.gpu_model is None or t.gpu_model.lower() == job.gpu_model)
+                             and (c is None or c.allows(feats, alternative))
                              for feats, t in zip(ix.type_features, ix.fabric.node_types)], dtype=bool)
     feat_ok = feat_ok_type[f.node_type] if f.n_nodes else np.zeros(0, dtype=bool)
     not_excl = np.ones(f.n_nodes, dtype=bool)
@@ -46,10 +50,11 @@ def _in_partition(ix: FabricIndex, job: JobRequest) -> np.ndarray | None:
     return mask
 
 
-def eligibility(ix: FabricIndex, state: ClusterState, job: JobRequest, spares: np.ndarray | None = None
-                ) -> Eligibility:
+def eligibility(ix: FabricIndex, state: ClusterState, job: JobRequest, spares: np.ndarray | None = None,
+                alternative: int | None = None) -> Eligibility:
+    """`alternative`: one alternative of a matching-OR constraint (`[a|b]`); None: any of them."""
     f = ix.fabric
-    feat_ok, not_excl, in_part = _static_mask(ix, job)
+    feat_ok, not_excl, in_part = _static_mask(ix, job, alternative)
     node_gpus = ix.fabric.node_gpus
     candidates = feat_ok & not_excl if in_part is None else feat_ok & not_excl & in_part
     if spares is not None:

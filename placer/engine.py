@@ -16,6 +16,7 @@ from topology import ClusterState, Fabric
 
 from .bounds import bounds, empty_fabric_bounds, leaf_counts
 from .choose import Choice, choose_multi, choose_single
+from .constraints import parse_constraint
 from .eligibility import Eligibility, eligibility
 from .index import FabricIndex, index_for, spare_mask
 from .jobs import JobRequest
@@ -51,6 +52,12 @@ def _order(jobs: list[JobRequest]) -> list[int]:
                                                    jobs[i].submit_time if jobs[i].submit_time is not None else 0.0, i))
 
 
+def _preference(p: Placement) -> tuple[int, int, int]:
+    """Placed before pending before unplaceable; then fewer leaves over the bound, then lower cost."""
+    rank = {"placed": 0, "pending": 1}.get(p.status, 2)
+    return rank, p.leaves - (p.leaf_lower_bound or 0), p.cost if p.cost is not None else 0
+
+
 def place_one(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfig,
               time_left_s: float | None = None, el: Eligibility | None = None) -> Placement:
     """Decide one job against `state` (not modified). `el` may pass eligibility already computed."""
@@ -59,7 +66,20 @@ def place_one(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: Planne
     if unhonoured:
         return Placement(job=job.job_id, status="unplaceable", gpus=job.gpus, priority=job.priority,
                          reason=f"{unhonoured} is not honoured by placer yet: left to Slurm")
-    el = el or eligibility(ix, state, job, spare_mask(ix, cfg.spares_per_su) if cfg.spares_per_su else None)
+    spares = spare_mask(ix, cfg.spares_per_su) if cfg.spares_per_su else None
+    c = parse_constraint(job.constraint)[0] if job.constraint else None
+    if el is None and c is not None and len(c.alternatives) > 1:
+        # matching OR: every node takes the same alternative; the best placement over them wins
+        tries = [place_one(ix, state, job, cfg, time_left_s, eligibility(ix, state, job, spares, k))
+                 for k in range(len(c.alternatives))]
+        best = min(tries, key=_preference)
+        # the job's bounds are the best over its alternatives
+        best.leaf_lower_bound = min((t.leaf_lower_bound for t in tries if t.leaf_lower_bound is not None),
+                                    default=None)
+        best.pod_lower_bound = min((t.pod_lower_bound for t in tries if t.pod_lower_bound is not None),
+                                   default=None)
+        return best
+    el = el or eligibility(ix, state, job, spares)
     need = el.nodes_needed
     p = Placement(job=job.job_id, status="pending", gpus=job.gpus, priority=job.priority)
     static_k = empty_fabric_bounds(ix, el.static, need).leaf

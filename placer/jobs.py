@@ -11,6 +11,8 @@ from typing import Any
 from topology import Problem
 from topology.hostlists import HostlistError, expand
 
+from .constraints import parse_constraint
+
 
 @dataclass(frozen=True)
 class JobRequest:
@@ -63,7 +65,9 @@ class JobRequest:
         if self.required_nodes:
             return f"--nodelist {','.join(self.required_nodes[:3])}{'…' if len(self.required_nodes) > 3 else ''}"
         if self.constraint:
-            return f"--constraint {self.constraint!r}"
+            _, why = parse_constraint(self.constraint)
+            if why:
+                return f"--constraint {self.constraint!r} ({why})"
         return None
 
 

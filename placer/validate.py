@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 from topology import ClusterState, Fabric
 
+from .constraints import Constraint, parse_constraint
 from .cost import cost_weights, placement_cost
 from .index import index_for
 from .islands import island_masks
@@ -65,19 +66,22 @@ class _Picture:
     def whole_free(self, n: int) -> bool:
         return self.usable[n] and len(self.free[n]) == self.ngpu[n]
 
-    def allowed(self, j: JobRequest, n: int) -> bool:
-        """Features, GPU model, exclusions and partition allow the job on node n."""
+    def allowed(self, j: JobRequest, n: int, alternative: int | None = None) -> bool:
+        """Features, --constraint (one matching-OR alternative, or any), GPU model, exclusions and partition
+        allow the job on node n."""
         f = self.f
         t = f.node_types[int(f.node_type[n])]
         name = f.node_names[n]
+        c = _constraint(j)
         return (set(j.features) <= set(t.features) and name not in j.exclude
+                and (c is None or c.allows(frozenset(t.features), alternative))
                 and (j.partition_nodes is None or name in j.partition_nodes)
                 and (j.gpu_model is None or t.gpu_model.lower() == j.gpu_model))
 
-    def qualifies(self, j: JobRequest, n: int, size: int | None) -> bool:
+    def qualifies(self, j: JobRequest, n: int, size: int | None, alternative: int | None = None) -> bool:
         if self.f.node_names[n] in self.reserved:  # hot spares: only replacements may use them
             return False
-        if not self.allowed(j, n):
+        if not self.allowed(j, n, alternative):
             return False
         return self.ngpu[n] == size if size is not None else self.ngpu[n] >= j.gpus
 
@@ -88,10 +92,15 @@ class _Picture:
         return max(sizes) if sizes else max(self.ngpu)
 
     def leaves_now(self, j: JobRequest, size: int, multi: bool, need: int) -> int | None:
-        """Fewest leaves the job fits in now, by this validator's own counting."""
+        """Fewest leaves the job fits in now, by this validator's own counting (the best matching-OR
+        alternative's)."""
+        ks = [k for a in _alternatives(j) if (k := self._leaves_now(j, size, multi, need, a)) is not None]
+        return min(ks, default=None)
+
+    def _leaves_now(self, j: JobRequest, size: int, multi: bool, need: int, alternative: int | None) -> int | None:
         per_leaf: dict[int, int] = {}
         for n in range(self.f.n_nodes):
-            if not self.usable[n] or not self.qualifies(j, n, size if multi else None):
+            if not self.usable[n] or not self.qualifies(j, n, size if multi else None, alternative):
                 continue
             if multi:
                 ok = self.whole_free(n)
@@ -102,12 +111,25 @@ class _Picture:
         return _fewest(per_leaf.values(), need)
 
     def leaves_empty(self, j: JobRequest, size: int, multi: bool, need: int) -> int | None:
-        """Fewest leaves the job fits in on an empty fabric (nodes in service)."""
-        static: dict[int, int] = {}
-        for n in range(self.f.n_nodes):
-            if self.f.node_state[n] == 0 and self.qualifies(j, n, size if multi else None):
-                static[int(self.f.node_leaf[n])] = static.get(int(self.f.node_leaf[n]), 0) + 1
-        return _fewest(static.values(), need)
+        """Fewest leaves the job fits in on an empty fabric (nodes in service; best alternative)."""
+        ks = []
+        for a in _alternatives(j):
+            static: dict[int, int] = {}
+            for n in range(self.f.n_nodes):
+                if self.f.node_state[n] == 0 and self.qualifies(j, n, size if multi else None, a):
+                    static[int(self.f.node_leaf[n])] = static.get(int(self.f.node_leaf[n]), 0) + 1
+            if (k := _fewest(static.values(), need)) is not None:
+                ks.append(k)
+        return min(ks, default=None)
+
+
+def _constraint(j: JobRequest) -> Constraint | None:
+    return parse_constraint(j.constraint)[0] if j.constraint else None
+
+
+def _alternatives(j: JobRequest) -> list[int | None]:
+    c = _constraint(j)
+    return [None] if c is None or len(c.alternatives) == 1 else list(range(len(c.alternatives)))
 
 
 def validate(fabric: Fabric, initial: ClusterState, jobs: list[JobRequest], placements: list[Placement],
@@ -171,6 +193,8 @@ def _check_placed(pic: _Picture, p: Placement, j: JobRequest, size: int, multi: 
         bad.append(f"{p.job}: {len(nodes)} nodes, needs {need}")
     for n in nodes:
         bad += _check_node(pic, p, j, n, size, multi)
+    if not any(all(pic.allowed(j, n, a) for n in nodes) for a in _alternatives(j)):
+        bad.append(f"{p.job}: its nodes do not all meet one alternative of --constraint {j.constraint!r}")
     total = sum(len(v) for v in p.gpu_ids.values())
     if not multi and total != j.gpus:
         bad.append(f"{p.job}: {total} GPUs given, asked {j.gpus}")

@@ -36,8 +36,9 @@ def test_hook_request_keeps_every_constraint() -> None:
 
 
 @pytest.mark.parametrize("extra, carried", [({"req_nodes": "gpu003"}, "--nodelist gpu003"),
-                                            ({"features": "[a|b]"}, "--constraint '[a|b]'"),
-                                            ({"features": "a|b"}, "--constraint 'a|b'")])
+                                            ({"features": "[a|b]*2"}, "--constraint '[a|b]*2' (counts (`*N`))"),
+                                            ({"features": "a|b&c"},
+                                             "--constraint 'a|b&c' (& and | mixed without parentheses)")])
 def test_constraints_not_honoured_yet_are_carried_and_named(extra: dict, carried: str) -> None:
     job, _ = job_from_hook({"v": 1, "name": "x", "tres_per_job": "gres:gpu:4", **extra})
     assert job is not None and job.not_yet_honoured() == carried
