@@ -54,8 +54,8 @@ def test_honoured_forms(text: str, alts: list) -> None:
 def test_left_to_slurm(text: str, why: str) -> None:
     c, reason = parse_constraint(text)
     assert c is None and reason is not None and why in reason
-    job = JobRequest(job_id="j", gpus=8, constraint=text)
-    assert job.not_yet_honoured() is not None and why in job.not_yet_honoured()
+    unhonoured = JobRequest(job_id="j", gpus=8, constraint=text).not_yet_honoured()
+    assert unhonoured is not None and why in unhonoured
 
 
 def _nodes(constraint: str, gpus: int, state: ClusterState | None = None) -> list[str]:
