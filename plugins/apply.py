@@ -38,9 +38,10 @@ def steered_held(snap: SlurmSnapshot) -> list[SlurmJob]:
 
 
 def _reserve_released(fabric: Fabric, state: ClusterState, snap: SlurmSnapshot) -> None:
-    """Released by us, pinned, not started yet: their nodes are spoken for."""
+    """Pending, not held, with required nodes: released by us, advised by the hook, or pinned by the user
+    (-w); Slurm will start them there, so their nodes are spoken for."""
     for j in snap.jobs:
-        if j.state != "PENDING" or j.held or STEER_TAG not in j.comment or not j.required_nodes:
+        if j.state != "PENDING" or j.held or not j.required_nodes:
             continue
         per_node = j.gpus_per_node or max(j.gpus // max(len(j.required_nodes), 1), 1)
         for name in j.required_nodes:

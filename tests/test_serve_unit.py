@@ -257,3 +257,21 @@ def test_daemon_flags_out_of_range_are_usage_errors(args: list[str]) -> None:
 
     res = CliRunner().invoke(cli, [*args, "--inventory", "preset:tiny"])
     assert res.exit_code == 2 and "Invalid value" in res.output
+
+
+def test_apply_keeps_off_nodes_that_pending_advised_jobs_will_take() -> None:
+    """A hook-advised job (ReqNodeList set at submit, no steer tag) that Slurm has not started yet: its
+    nodes are spoken for, so apply never pins a held job onto them."""
+    from placer import PlannerConfig
+    from plugins.apply import apply_once
+
+    slurm = RecordingSlurm()
+    pins: dict[int, str] = {}
+    slurm.pin = lambda job_id, nodes, num_nodes: pins.__setitem__(job_id, nodes)  # type: ignore[method-assign]
+    advised = [SlurmJob(job_id=10 + i, name=f"advised{i}", state="PENDING", priority=1, reason="None",
+                        node_count=1, gpus_per_job=8, required_nodes=(n,)) for i, n in enumerate(FABRIC.node_names[:15])]
+    held = SlurmJob(job_id=7, name="held", state="PENDING", priority=0, reason="JobHeldUser", comment="placer:steer",
+                    node_count=1, gpus_per_job=8, submit_time=1000)
+    slurm.jobs = [*advised, held]
+    apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=1010)
+    assert pins == {7: FABRIC.node_names[15]}  # the one node no advised job will take
