@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from placer import JobRequest, PlannerConfig, plan
-from topology import BackendError, ClusterState, Fabric
+from topology import BackendError, Fabric
 from topology.hostlists import compress
 
-from .backend import Backend, SlurmJob, SlurmSnapshot, StateReport, to_cluster_state
+from .backend import Backend, SlurmJob, SlurmSnapshot, StateReport, hold_for_pending, to_cluster_state
 from .requests import job_from_slurm
 from .serve import STEER_TAG
 
@@ -35,23 +35,6 @@ class ApplyReport:
 
 def steered_held(snap: SlurmSnapshot) -> list[SlurmJob]:
     return sorted((j for j in snap.jobs if j.held and STEER_TAG in j.comment), key=lambda j: (j.submit_time, j.job_id))
-
-
-def _reserve_released(fabric: Fabric, state: ClusterState, snap: SlurmSnapshot) -> None:
-    """Pending, not held, with required nodes: released by us, advised by the hook, or pinned by the user
-    (-w); Slurm will start them there, so their nodes are spoken for."""
-    for j in snap.jobs:
-        if j.state != "PENDING" or j.held or not j.required_nodes:
-            continue
-        per_node = j.gpus_per_node or max(j.gpus // max(len(j.required_nodes), 1), 1)
-        for name in j.required_nodes:
-            n = fabric.node_index.get(name)
-            if n is None:
-                continue
-            free = state.free_gpu_ids(n)
-            take = free if (len(j.required_nodes) > 1 or per_node >= int(fabric.node_gpus[n])) else free[:per_node]
-            if take:
-                state.allocate(n, take)
 
 
 def _release_on_mismatch(backend: Backend, snap: SlurmSnapshot, report: StateReport, out: ApplyReport
@@ -84,7 +67,7 @@ def apply_once(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s:
     report = to_cluster_state(fabric, snap)
     if report.mismatch:
         return _release_on_mismatch(backend, snap, report, out)
-    _reserve_released(fabric, report.state, snap)
+    hold_for_pending(fabric, report.state, snap)
     todo: list[SlurmJob] = []
     for j in steered_held(snap):
         if j.gpus <= 0:

@@ -186,6 +186,23 @@ def _node_states(fabric: Fabric, snap: SlurmSnapshot, state: ClusterState) -> di
     return ({"not in Slurm": missing} if missing else {}) | mismatched
 
 
+def hold_for_pending(fabric: Fabric, state: ClusterState, snap: SlurmSnapshot) -> None:
+    """Pending, not held, with required nodes: released by us, advised by the hook, or pinned by the user
+    (-w); Slurm will start them there, so their nodes are spoken for."""
+    for j in snap.jobs:
+        if j.state != "PENDING" or j.held or not j.required_nodes:
+            continue
+        per_node = j.gpus_per_node or max(j.gpus // max(len(j.required_nodes), 1), 1)
+        for name in j.required_nodes:
+            n = fabric.node_index.get(name)
+            if n is None:
+                continue
+            free = state.free_gpu_ids(n)
+            take = free if (len(j.required_nodes) > 1 or per_node >= int(fabric.node_gpus[n])) else free[:per_node]
+            if take:
+                state.allocate(n, take)
+
+
 def _allocate(fabric: Fabric, state: ClusterState, job: SlurmJob) -> list[str]:
     """A running job's GPUs taken; GPUs already taken, or nodes outside the fabric, are warned about."""
     warnings = []

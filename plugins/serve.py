@@ -32,7 +32,7 @@ from placer.index import index_for
 from topology import BackendError, ClusterState, Fabric, RequestError
 from topology.hostlists import compress
 
-from .backend import Backend, to_cluster_state
+from .backend import Backend, hold_for_pending, to_cluster_state
 from .requests import job_from_hook
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ class Reservation:
     node: int
     gpus: list[int]
     expires: float
+    created: float = 0.0  # time.monotonic() of the advice
 
 
 class Daemon:
@@ -97,9 +98,11 @@ class Daemon:
 
     # -- state -----------------------------------------------------------------------------------
     def refresh(self) -> None:
+        asked = time.monotonic()
         snap = self.backend.snapshot()
         report = to_cluster_state(self.fabric, snap)
         state = report.state
+        hold_for_pending(self.fabric, state, snap)  # advised jobs Slurm has not started yet keep their nodes
         for w in report.warnings:
             log.warning("%s", w)
         mismatch = report.mismatch_text()
@@ -112,7 +115,9 @@ class Daemon:
         with self.lock:
             kept = []
             for r in self.reservations:
-                if r.expires < now:
+                # advice older than this snapshot is in Slurm's view now: pending with its nodes (held
+                # above), running (allocated), or cancelled (free again): the reservation has done its job
+                if r.expires < now or r.created < asked:
                     continue
                 free = set(state.free_gpu_ids(r.node))
                 if not set(r.gpus) <= free:
@@ -201,7 +206,7 @@ class Daemon:
                 expires = time.monotonic() + self.cfg.reservation_ttl_s
                 items = [(self.fabric.node_index[name], list(ids)) for name, ids in p.gpu_ids.items()]
                 self.state.allocate_many(items)
-                self.reservations.extend(Reservation(n, ids, expires) for n, ids in items)
+                self.reservations.extend(Reservation(n, ids, expires, time.monotonic()) for n, ids in items)
                 return {"action": "advise", "req_nodes": compress(p.nodes), "min_nodes": len(p.nodes),
                         "leaves": p.leaves, "leaf_lower_bound": p.leaf_lower_bound,
                         "reason": f"nodes {compress(p.nodes)}: {p.leaves} leaf(s), bound {p.leaf_lower_bound}"}

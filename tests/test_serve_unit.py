@@ -275,3 +275,20 @@ def test_apply_keeps_off_nodes_that_pending_advised_jobs_will_take() -> None:
     slurm.jobs = [*advised, held]
     apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=1010)
     assert pins == {7: FABRIC.node_names[15]}  # the one node no advised job will take
+
+
+def test_advice_is_held_while_pending_and_freed_once_cancelled() -> None:
+    """After the next refresh, Slurm's view decides: an advised job still pending keeps its nodes (its
+    ReqNodeList), one cancelled before it started gives them back at once (not after the 30 s TTL)."""
+    d, slurm = daemon()
+    a = d.decide(req("a", tres_per_node="gres:gpu:8", min_nodes=2, shared=0))
+    b = d.decide(req("b", tres_per_node="gres:gpu:8", min_nodes=2, shared=0))
+    nodes_a, nodes_b = expand(a["req_nodes"]), expand(b["req_nodes"])
+    slurm.jobs = [SlurmJob(job_id=1, name="a", state="PENDING", priority=1, node_count=2, gpus_per_node=8,
+                           required_nodes=tuple(nodes_a))]  # b was cancelled before it started
+    d.refresh()
+    assert d.reservations == []
+    free = {n: int(d.state.free_gpus[FABRIC.node_index[n]]) for n in nodes_a + nodes_b}
+    assert free == {**{n: 0 for n in nodes_a}, **{n: 8 for n in nodes_b}}
+    again = d.decide(req("c", tres_per_node="gres:gpu:8", min_nodes=2, shared=0))
+    assert not set(expand(again["req_nodes"])) & set(nodes_a)
