@@ -48,6 +48,7 @@ _CONFIG_KEYS: dict[str, tuple[str, Callable[[Any], str | None]]] = {
     "refresh_s": ("refresh_s", _number(0.1, 3600)),
     "max_wait4switch_s": ("max_wait4switch_s", _number(0, 7 * 24 * 3600, whole=True)),
     "reservation_ttl_s": ("reservation_ttl_s", _number(1, 3600)),
+    "max_hold_s": ("max_hold_s", _number(0, 7 * 24 * 3600)),
     "metrics_port": ("metrics_port", _number(1, 65535, whole=True)),
 }
 
@@ -100,16 +101,18 @@ def _stop_on_signals(event) -> None:
               help="Refresh from Slurm this often [5].")
 @click.option("--metrics-port", type=click.IntRange(1, 65535), help="Prometheus metrics on 127.0.0.1:PORT/metrics "
               "[off].")
+@click.option("--max-hold-s", type=FiniteRange(min=0), help="Steer mode: release a job the hook held once it "
+              "has waited this long unpinned (when `placer apply` is not running) [600].")
 @SLURM_CONF
 @BACKEND
 def serve_cmd(inventory: str, config_path: str | None, socket_path: str | None, socket_group: str | None,
               mode: str | None, partitions: tuple[str, ...], all_jobs: bool | None, refresh_s: float | None,
-              metrics_port: int | None, slurm_conf: str | None, backend: str) -> None:
+              metrics_port: int | None, max_hold_s: float | None, slurm_conf: str | None, backend: str) -> None:
     """The submit-time daemon that plugins/job_submit.lua asks (one decision per submit, in memory)."""
     cfg = with_overrides(load_serve_config(config_path), socket_path=Path(socket_path) if socket_path else None,
                          socket_group=socket_group, mode=mode, partitions=partitions or None,
                          gpu_only=(not all_jobs) if all_jobs else None, refresh_s=refresh_s,
-                         metrics_port=metrics_port)
+                         metrics_port=metrics_port, max_hold_s=max_hold_s)
     fabric, _ = load_fabric(inventory)
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger().setLevel(logging.INFO)  # one line per decision is the point of a daemon log

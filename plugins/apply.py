@@ -2,9 +2,10 @@
 
 Every run starts from Slurm's state, so it is idempotent and a crash anywhere loses nothing: a job is
 only ever pinned (ReqNodeList, NumNodes) and released, never cancelled; one pinned but not yet
-released is simply planned and pinned again. Only jobs the hook held (comment tag `placer:steer`)
-are touched. A job held longer than `max_hold_s` is released unpinned, and the log says so. Jobs
-released but not yet started keep their nodes in the plan's state, so two runs never double-book.
+released is simply planned and pinned again. Only jobs the hook held are touched (tag `placer:steer`
+in AdminComment, which users cannot write, and still the hook's own hold: JobHeldUser; an admin's
+hold is never released). A job held longer than `max_hold_s` is released unpinned, and the log says
+so. Pending jobs with required nodes keep them in the plan's state, so two runs never double-book.
 """
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from topology.hostlists import compress
 
 from .backend import Backend, SlurmJob, SlurmSnapshot, StateReport, hold_for_pending, to_cluster_state
 from .requests import job_from_slurm
-from .serve import STEER_TAG
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class ApplyReport:
 
 
 def steered_held(snap: SlurmSnapshot) -> list[SlurmJob]:
-    return sorted((j for j in snap.jobs if j.held and STEER_TAG in j.comment), key=lambda j: (j.submit_time, j.job_id))
+    return sorted((j for j in snap.jobs if j.steered), key=lambda j: (j.submit_time, j.job_id))
 
 
 def _release_on_mismatch(backend: Backend, snap: SlurmSnapshot, report: StateReport, out: ApplyReport

@@ -19,6 +19,11 @@ UNUSABLE_FLAGS = {"DRAIN", "DRAINED", "DRAINING", "FAIL", "FAILING", "MAINTENANC
                   "POWERED_DOWN", "POWER_DOWN", "REBOOT_REQUESTED", "REBOOT_ISSUED", "INVALID_REG"}
 
 
+# the hook's mark on a job it held for `placer apply`, in the job's AdminComment: users cannot write
+# that field, so they cannot get a job released by adding the tag to their own Comment
+STEER_TAG = "placer:steer"
+
+
 @dataclass(frozen=True)
 class SlurmNode:
     name: str
@@ -39,6 +44,7 @@ class SlurmJob:
     priority: int = 0
     reason: str = ""
     comment: str = ""
+    admin_comment: str = ""  # only admins and SlurmUser (our hook) can write it: where the steer tag lives
     submit_time: int = 0
     node_count: int = 0
     nodes: tuple[str, ...] = ()  # allocated nodes (running jobs)
@@ -56,6 +62,12 @@ class SlurmJob:
     @property
     def running(self) -> bool:
         return self.state in RUNNING_STATES
+
+    @property
+    def steered(self) -> bool:
+        """Held by our hook for `placer apply`: the tag in AdminComment and the hold it set (a user hold,
+        JobHeldUser); a job an admin then held (JobHeldAdmin) is the admin's, never released by placer."""
+        return self.held and self.reason == "JobHeldUser" and STEER_TAG in self.admin_comment
 
     @property
     def held(self) -> bool:

@@ -219,8 +219,15 @@ function slurm_job_submit(job_desc, part_list, submit_uid)
 			job_desc.wait4switch = answer.wait4switch or 300
 		end
 	elseif answer.action == "steer" then
+		if job_desc.priority == 0 then
+			-- submitted held by its user (sbatch -H): theirs to release, never placer's
+			slurm.log_info("placer: job %s: held by its user at submit; not steered", tostring(name))
+			return slurm.SUCCESS
+		end
 		job_desc.priority = 0
-		job_desc.comment = (job_desc.comment and (job_desc.comment .. " ") or "") .. "placer:steer"
+		-- the tag goes where users cannot write (AdminComment): apply releases only jobs carrying it
+		job_desc.admin_comment = (given(job_desc.admin_comment) and (job_desc.admin_comment .. " ") or "")
+			.. "placer:steer"
 	end
 	slurm.log_info("placer: job %s: %s", tostring(name), tostring(answer.reason or answer.action))
 	return slurm.SUCCESS

@@ -142,7 +142,8 @@ class PyslurmBackend:
             jobs.append(SlurmJob(
                 job_id=int(jid), name=j.name or "", state=state, user_id=int(j.user_id or 0),
                 partition=j.partition or "", priority=int(j.priority or 0), reason=j.state_reason or "",
-                comment=j.comment or "", submit_time=int(j.submit_time or 0), node_count=int(j.num_nodes or 0),
+                comment=j.comment or "", admin_comment=str(getattr(j, "admin_comment", None) or ""),
+                submit_time=int(j.submit_time or 0), node_count=int(j.num_nodes or 0),
                 nodes=expand_nodes(j.allocated_nodes), gpu_ids=_gpu_layout(j), gpus_per_node=per_node,
                 required_nodes=expand_nodes(j.required_nodes),
                 # documented pyslurm Job attributes; untested here (no pyslurm matches Debian's Slurm)

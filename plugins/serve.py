@@ -32,12 +32,11 @@ from placer.index import index_for
 from topology import BackendError, ClusterState, Fabric, RequestError
 from topology.hostlists import compress
 
-from .backend import Backend, hold_for_pending, to_cluster_state
+from .backend import Backend, SlurmSnapshot, hold_for_pending, to_cluster_state
 from .requests import job_from_hook
 
 log = logging.getLogger(__name__)
 MAX_LINE = 64 * 1024
-STEER_TAG = "placer:steer"
 
 
 @dataclass(frozen=True)
@@ -52,6 +51,7 @@ class ServeConfig:
     min_refresh_gap_s: float = 1.0  # refreshes after decisions are at least this far apart (bursts of submits)
     max_wait4switch_s: int = 300
     reservation_ttl_s: float = 30.0
+    max_hold_s: float = 600.0  # steer mode without `placer apply`: the daemon releases its own holds after this
     metrics_port: int | None = None  # Prometheus on 127.0.0.1:PORT/metrics
     planner: PlannerConfig = field(default_factory=lambda: PlannerConfig(solver="greedy", time_limit_s=0.005))
 
@@ -69,6 +69,12 @@ class Metrics:
         self.refresh_errors = Counter("placer_refresh_errors", "Failed refreshes from Slurm", registry=self.registry)
         self.state_age = Gauge("placer_state_age_seconds", "Age of the Slurm state the daemon decides on",
                                registry=self.registry)
+        self.held = Gauge("placer_held_jobs", "Jobs the hook holds for `placer apply` now",
+                          registry=self.registry)
+        self.oldest_hold = Gauge("placer_oldest_hold_seconds", "How long the longest-held of them has waited "
+                                 "(grows without bound when `placer apply` is not running)", registry=self.registry)
+        self.hold_timeouts = Counter("placer_hold_timeouts", "Held jobs the daemon released unpinned after "
+                                     "max_hold_s (no `placer apply` pinned them in time)", registry=self.registry)
         self.mismatch = Gauge("placer_inventory_mismatch_nodes", "Inventory nodes Slurm does not know or "
                               "describes otherwise (GPU count, model, features); above 0 the daemon gives no "
                               "advice", registry=self.registry)
@@ -103,6 +109,7 @@ class Daemon:
         report = to_cluster_state(self.fabric, snap)
         state = report.state
         hold_for_pending(self.fabric, state, snap)  # advised jobs Slurm has not started yet keep their nodes
+        self._watch_holds(snap)
         for w in report.warnings:
             log.warning("%s", w)
         mismatch = report.mismatch_text()
@@ -128,6 +135,24 @@ class Daemon:
             self.state = state
             self.state_time = time.time()
             self.mismatch = mismatch
+
+    def _watch_holds(self, snap: SlurmSnapshot) -> None:
+        """Steer mode must be safe without `placer apply`: count our holds, release those past max_hold_s."""
+        now = time.time()
+        held = [j for j in snap.jobs if j.steered]
+        self.metrics.held.set(len(held))
+        self.metrics.oldest_hold.set(max((now - j.submit_time for j in held), default=0.0))
+        for j in held:
+            if now - j.submit_time <= self.cfg.max_hold_s:
+                continue
+            try:
+                self.backend.release(j.job_id)
+            except BackendError as exc:
+                log.error("could not release job %d, held past max_hold_s: %s", j.job_id, exc)
+                continue
+            self.metrics.hold_timeouts.inc()
+            log.warning("job %d released unpinned: held %.0f s, longer than max_hold_s %g (is `placer apply` "
+                        "running?)", j.job_id, now - j.submit_time, self.cfg.max_hold_s)
 
     def state_summary(self) -> dict[str, Any]:
         """What the daemon decides on: when it last read Slurm, GPUs in use, nodes it will not use."""

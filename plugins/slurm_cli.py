@@ -188,7 +188,8 @@ def parse_squeue_json(text: str) -> list[SlurmJob]:
             job_id=int(j["job_id"]), name=j.get("name", ""), state=state,
             user_id=_num(j.get("user_id")), partition=j.get("partition", "") or "",
             priority=_num(j.get("priority")), reason=j.get("state_reason", "") or "",
-            comment=j.get("comment", "") or "", submit_time=_num(j.get("submit_time")),
+            comment=j.get("comment", "") or "", admin_comment=j.get("admin_comment", "") or "",
+            submit_time=_num(j.get("submit_time")),
             node_count=_num(j.get("node_count")), nodes=expand_nodes(j.get("nodes")) if state in RUNNING_STATES
             else (),
             gpu_ids=gpu_ids, gpus_per_node=parse_tres_gpus(j.get("tres_per_node")),

@@ -128,9 +128,13 @@ def test_an_unreadable_or_huge_partition_list_is_not_trusted(hook) -> None:
     assert "req_nodes" not in out["job"] and out["fail_open"] == 1
 
 
-def test_steer_holds_and_tags(hook) -> None:
+def test_steer_holds_and_tags_where_users_cannot_write(hook) -> None:
     out = hook({"name": "j", "comment": "mine"}, {"action": "steer", "reason": "held"})
-    assert out["job"]["priority"] == 0 and out["job"]["comment"] == "mine placer:steer"
+    assert out["job"]["priority"] == 0 and out["job"]["admin_comment"] == "placer:steer"
+    assert out["job"]["comment"] == "mine"  # the user's field is left alone
+    user_held = {"name": "j", "priority": 0}  # sbatch -H: the user's own hold
+    out = hook(user_held, {"action": "steer", "reason": "held"})
+    assert out["job"] == user_held and "held by its user at submit; not steered" in out["log"]
 
 
 def test_a_hung_daemon_costs_one_budget_then_the_hook_backs_off(tmp_path: Path) -> None:

@@ -97,7 +97,8 @@ class _PJob:
     def __init__(self, state: str, gres_per_node: dict | None) -> None:
         self.state, self.gres_per_node = state, gres_per_node
         self.name, self.user_id, self.partition, self.priority = "j", 0, "gpu", 0
-        self.state_reason, self.comment, self.submit_time, self.num_nodes = "JobHeldUser", "placer:steer", 1, 1
+        self.state_reason, self.comment, self.submit_time, self.num_nodes = "JobHeldUser", "", 1, 1
+        self.admin_comment = "placer:steer"
         self.allocated_nodes = self.required_nodes = None
 
 

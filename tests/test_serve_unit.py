@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -237,7 +238,7 @@ def test_apply_releases_held_jobs_and_pins_nothing_on_a_wrong_inventory() -> Non
     slurm = RecordingSlurm()
     slurm.nodes[0] = SlurmNode("gpu001", "up", gpu_model="l40s")  # the inventory says another model
     slurm.jobs = [SlurmJob(job_id=7, name="held", state="PENDING", priority=0, reason="JobHeldUser",
-                           comment="placer:steer", node_count=1, gpus_per_job=2, submit_time=1000)]
+                           admin_comment="placer:steer", node_count=1, gpus_per_job=2, submit_time=1000)]
     out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=1010)
     assert slurm.calls == [("release", 7)] and not out.pinned
     assert out.errors and "GPU model: 1 node(s), gpu001" in out.errors[0]
@@ -270,7 +271,7 @@ def test_apply_keeps_off_nodes_that_pending_advised_jobs_will_take() -> None:
     slurm.pin = lambda job_id, nodes, num_nodes: pins.__setitem__(job_id, nodes)  # type: ignore[method-assign]
     advised = [SlurmJob(job_id=10 + i, name=f"advised{i}", state="PENDING", priority=1, reason="None",
                         node_count=1, gpus_per_job=8, required_nodes=(n,)) for i, n in enumerate(FABRIC.node_names[:15])]
-    held = SlurmJob(job_id=7, name="held", state="PENDING", priority=0, reason="JobHeldUser", comment="placer:steer",
+    held = SlurmJob(job_id=7, name="held", state="PENDING", priority=0, reason="JobHeldUser", admin_comment="placer:steer",
                     node_count=1, gpus_per_job=8, submit_time=1000)
     slurm.jobs = [*advised, held]
     apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=1010)
@@ -292,3 +293,35 @@ def test_advice_is_held_while_pending_and_freed_once_cancelled() -> None:
     assert free == {**{n: 0 for n in nodes_a}, **{n: 8 for n in nodes_b}}
     again = d.decide(req("c", tres_per_node="gres:gpu:8", min_nodes=2, shared=0))
     assert not set(expand(again["req_nodes"])) & set(nodes_a)
+
+
+@pytest.mark.parametrize("kw,steered", [
+    ({"reason": "JobHeldUser", "admin_comment": "placer:steer"}, True),
+    ({"reason": "JobHeldUser", "comment": "placer:steer"}, False),  # a user's own Comment: anyone can write it
+    ({"reason": "JobHeldAdmin", "admin_comment": "placer:steer"}, False),  # an admin held it since
+    ({"reason": "None", "priority": 5, "admin_comment": "placer:steer"}, False),  # released already
+])
+def test_only_the_hooks_own_holds_are_released(kw: dict, steered: bool) -> None:
+    from plugins.apply import release_all
+
+    job = SlurmJob(**{"job_id": 3, "name": "j", "state": "PENDING", "priority": 0, **kw})
+    assert job.steered is steered
+    slurm = RecordingSlurm()
+    slurm.jobs = [job]
+    assert release_all(slurm) == ([3] if steered else []) and len(slurm.calls) == int(steered)
+
+
+def test_steer_mode_is_safe_without_apply() -> None:
+    """The daemon counts the hook's holds and releases those past max_hold_s itself."""
+    slurm = RecordingSlurm()
+    now = time.time()
+    slurm.jobs = [SlurmJob(job_id=i, name=f"h{i}", state="PENDING", priority=0, reason="JobHeldUser",
+                           admin_comment="placer:steer", gpus_per_job=1, submit_time=int(now - age))
+                  for i, age in ((1, 700), (2, 30))]
+    slurm.jobs.append(SlurmJob(job_id=3, name="admin", state="PENDING", priority=0, reason="JobHeldAdmin",
+                               admin_comment="placer:steer", gpus_per_job=1, submit_time=int(now - 9000)))
+    d = Daemon(FABRIC, slurm, ServeConfig(mode="steer", max_hold_s=600))
+    d.refresh()
+    assert slurm.calls == [("release", 1)]  # not the young one, never the admin's
+    assert metric(d, "placer_held_jobs") == 2 and metric(d, "placer_oldest_hold_seconds") >= 699
+    assert metric(d, "placer_hold_timeouts_total") == 1

@@ -89,7 +89,9 @@ class LabHandle:
 
     def clean(self, timeout_s: float = 60) -> None:
         """Cancel every job, undrain every node, wait until all nodes are idle."""
-        self.run("scancel", "--full", "-u", "root", check=False)
+        ids = [str(j.job_id) for j in self.squeue()]  # every user's (some tests submit as nobody)
+        if ids:
+            self.run("scancel", "--full", *ids, check=False)
         deadline = time.monotonic() + timeout_s
         live = {"PENDING", "RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED"}
         while time.monotonic() < deadline:

@@ -186,7 +186,7 @@ def test_fifty_held_jobs_applied_in_one_batch(lab: LabHandle, daemon_factory) ->
     daemon_factory("--mode", "steer")
     jobs = _submit_50_held(lab)
     by = lab.jobs_by_id()
-    assert all(by[j].state == "PENDING" and "placer:steer" in by[j].comment for j in jobs)
+    assert all(by[j].steered for j in jobs)
     out = lab.placer("apply", "--inventory", str(lab.inventory), "--once")
     pinned = {int(line.split()[1].rstrip(":")): line.split()[4].rstrip(",") for line in out.stdout.splitlines()
               if "pinned to" in line}
@@ -453,3 +453,25 @@ def test_a_wrong_inventory_changes_nothing(lab: LabHandle, daemon_factory, tmp_p
     out = lab.placer("apply", "--inventory", str(wrong), "--once", check=False)
     assert out.returncode == 3 and f"job {steered}: released unpinned (the inventory does not match" in out.stdout
     assert running_nodes(lab, steered) and not lab.jobs_by_id()[steered].required_nodes
+
+
+def test_only_the_hooks_own_holds_are_ever_released(lab: LabHandle, daemon_factory) -> None:
+    """The steer tag goes into AdminComment, which a user cannot write, and it is accepted for a user's
+    submission; an admin's hold and a user's own hold (-H, or a tag in Comment) are never released."""
+    daemon_factory("--mode", "steer")
+    as_user = lab.run("runuser", "-u", "nobody", "--", "sbatch", "--parsable", "--output=/dev/null", "--chdir=/tmp",
+                      "-J", "user-steered", "--gres=gpu:1", "--wrap", "sleep 300")
+    user_job = int(as_user.stdout.strip().split(";")[0])
+    steered = lab.sbatch("-J", "admin-held-later", "--gres=gpu:1")
+    lab.run("scontrol", "hold", str(steered))  # root's hold: JobHeldAdmin
+    own_hold = lab.sbatch("-J", "held-by-user", "-H", "--comment=placer:steer", "--gres=gpu:1")
+    by = lab.jobs_by_id()
+    assert by[user_job].steered and "placer:steer" in by[user_job].admin_comment
+    assert by[steered].reason == "JobHeldAdmin" and not by[steered].steered
+    assert by[own_hold].held and not by[own_hold].steered and not by[own_hold].admin_comment
+    out = lab.placer("apply", "--inventory", str(lab.inventory), "--once")
+    assert f"job {user_job}: pinned to" in out.stdout
+    for j in (steered, own_hold):
+        assert f"job {j}" not in out.stdout and lab.jobs_by_id()[j].held
+    assert "released 0 held job(s)" in lab.placer("apply", "--inventory", str(lab.inventory), "--release-all").stdout
+    running_nodes(lab, user_job)
