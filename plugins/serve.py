@@ -308,6 +308,8 @@ def _prepare_socket(path: Path, group: str) -> int | None:
 
 def _check_port_free(port: int) -> None:
     probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # as the metrics server itself binds: a port left in TIME_WAIT by an earlier daemon is free to use
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         probe.bind(("127.0.0.1", port))
     except OSError as exc:

@@ -71,6 +71,13 @@ class LabHandle:
             raise AssertionError(f"{' '.join(cmd)} failed: {done.stderr}")
         return done
 
+    def as_user(self, user: str, *cmd: str) -> subprocess.CompletedProcess:
+        """A Slurm client run as another user (in a chroot lab: the chroot's own client, as that user)."""
+        if self.lab.root is None:
+            return self.run("runuser", "-u", user, "--", *cmd)
+        return self.run("chroot", f"--userspec={user}:nogroup", str(self.lab.root), "/bin/sh", "-c", 'cd /tmp; exec "$@"',
+                        "as-user", f"/usr/bin/{cmd[0]}", *cmd[1:])
+
     def placer(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
         return self.run(*PLACER, *args, check=check, timeout=timeout)
 

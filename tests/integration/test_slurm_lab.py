@@ -459,8 +459,8 @@ def test_only_the_hooks_own_holds_are_ever_released(lab: LabHandle, daemon_facto
     """The steer tag goes into AdminComment, which a user cannot write, and it is accepted for a user's
     submission; an admin's hold and a user's own hold (-H, or a tag in Comment) are never released."""
     daemon_factory("--mode", "steer")
-    as_user = lab.run("runuser", "-u", "nobody", "--", "sbatch", "--parsable", "--output=/dev/null", "--chdir=/tmp",
-                      "-J", "user-steered", "--gres=gpu:1", "--wrap", "sleep 300")
+    as_user = lab.as_user("nobody", "sbatch", "--parsable", "--output=/dev/null", "--chdir=/tmp", "-J", "user-steered",
+                          "--gres=gpu:1", "--wrap", "sleep 300")
     user_job = int(as_user.stdout.strip().split(";")[0])
     steered = lab.sbatch("-J", "admin-held-later", "--gres=gpu:1")
     lab.run("scontrol", "hold", str(steered))  # root's hold: JobHeldAdmin
