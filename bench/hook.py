@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from states import MULTI_NODE_SIZES, MULTI_NODE_WEIGHTS, SMALL_GPUS, SMALL_WEIGHTS, fragmented_state  # noqa: E402
 
-from plugins.backend import SlurmSnapshot  # noqa: E402
+from plugins.backend import SlurmNode, SlurmSnapshot  # noqa: E402
 from plugins.lab import Lab, LabOptions  # noqa: E402
 from plugins.serve import Daemon, ServeConfig, serve  # noqa: E402
 from topology import ClusterState, dump_inventory  # noqa: E402
@@ -99,6 +99,9 @@ class _NoSlurm:
 
     def snapshot(self) -> SlurmSnapshot:
         return SlurmSnapshot((), ())
+
+    def node_states(self) -> list[SlurmNode]:
+        return []
 
     def pin(self, job_id: int, nodes: str, num_nodes: int) -> None:
         raise RuntimeError("read-only fake: the daemon never pins")

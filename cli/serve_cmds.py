@@ -12,7 +12,7 @@ import click
 import yaml
 
 from placer import PlannerConfig
-from plugins.apply import ApplyReport, apply_loop
+from plugins.apply import ApplyReport, apply_loop, report_pass
 from plugins.apply import release_all as release_all_jobs
 from plugins.pyslurm_backend import choose_backend
 from plugins.serve import Daemon, ServeConfig, serve, with_overrides
@@ -46,6 +46,7 @@ _CONFIG_KEYS: dict[str, tuple[str, Callable[[Any], str | None]]] = {
     "gpu_only": ("gpu_only", lambda v: None if isinstance(v, bool) else "true or false"),
     "opt_out": ("opt_out", _text),
     "refresh_s": ("refresh_s", _number(0.1, 3600)),
+    "node_poll_s": ("node_poll_s", lambda v: None if v == 0 else _number(0.1, 60)(v)),
     "max_wait4switch_s": ("max_wait4switch_s", _number(0, 7 * 24 * 3600, whole=True)),
     "reservation_ttl_s": ("reservation_ttl_s", _number(1, 3600)),
     "max_hold_s": ("max_hold_s", _number(0, 7 * 24 * 3600)),
@@ -99,6 +100,9 @@ def _stop_on_signals(event) -> None:
 @click.option("--all-jobs", is_flag=True, default=None, help="Also answer for jobs without GPUs.")
 @click.option("--refresh-s", type=FiniteRange(min=0.1, max=3600),
               help="Refresh from Slurm this often [5].")
+@click.option("--node-poll-s", type=FiniteRange(min=0, max=60),
+              help="Drain watch: read node states this often, so a node drained a moment ago is never advised; "
+              "0 turns it off [0.5].")
 @click.option("--metrics-port", type=click.IntRange(1, 65535), help="Prometheus metrics on 127.0.0.1:PORT/metrics "
               "[off].")
 @click.option("--max-hold-s", type=FiniteRange(min=0), help="Steer mode: release a job the hook held once it "
@@ -107,11 +111,12 @@ def _stop_on_signals(event) -> None:
 @BACKEND
 def serve_cmd(inventory: str, config_path: str | None, socket_path: str | None, socket_group: str | None,
               mode: str | None, partitions: tuple[str, ...], all_jobs: bool | None, refresh_s: float | None,
-              metrics_port: int | None, max_hold_s: float | None, slurm_conf: str | None, backend: str) -> None:
+              node_poll_s: float | None, metrics_port: int | None, max_hold_s: float | None, slurm_conf: str | None,
+              backend: str) -> None:
     """The submit-time daemon that plugins/job_submit.lua asks (one decision per submit, in memory)."""
     cfg = with_overrides(load_serve_config(config_path), socket_path=Path(socket_path) if socket_path else None,
                          socket_group=socket_group, mode=mode, partitions=partitions or None,
-                         gpu_only=(not all_jobs) if all_jobs else None, refresh_s=refresh_s,
+                         gpu_only=(not all_jobs) if all_jobs else None, refresh_s=refresh_s, node_poll_s=node_poll_s,
                          metrics_port=metrics_port, max_hold_s=max_hold_s)
     fabric, _ = load_fabric(inventory)
     if not logging.getLogger().isEnabledFor(logging.INFO):
@@ -131,10 +136,13 @@ def serve_cmd(inventory: str, config_path: str | None, socket_path: str | None, 
 @click.option("--release-all", is_flag=True, help="Emergency: release every job the hook held, and exit.")
 @click.option("--time-limit-s", type=FiniteRange(min=0.001), default=0.05, show_default=True,
               help="CP-SAT time limit per job.")
+@click.option("--socket", "socket_path", envvar="PLACER_SOCKET", type=click.Path(dir_okay=False),
+              default="/run/placer/placer.sock", show_default=True,
+              help="`placer serve`'s socket: each pass is reported there (its metric placer_last_apply_age_seconds).")
 @SLURM_CONF
 @BACKEND
 def apply_cmd(inventory: str, mode: str, interval_s: float, max_hold_s: float, release_all: bool,
-              time_limit_s: float, slurm_conf: str | None, backend: str) -> None:
+              time_limit_s: float, socket_path: str, slurm_conf: str | None, backend: str) -> None:
     """Held jobs -> one batch plan -> ReqNodeList and NumNodes -> release."""
     fabric, _ = load_fabric(inventory)
     be = choose_backend(backend, slurm_conf)
@@ -144,8 +152,12 @@ def apply_cmd(inventory: str, mode: str, interval_s: float, max_hold_s: float, r
         return
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    def report(r: ApplyReport) -> None:
+        _print_report(r)
+        report_pass(Path(socket_path))
+
     last = apply_loop(fabric, be, PlannerConfig(time_limit_s=time_limit_s), max_hold_s,
-                      interval_s if mode == "watch" else None, stop, _print_report)
+                      interval_s if mode == "watch" else None, stop, report)
     if mode == "once" and last.errors:
         raise BackendError(f"{len(last.errors)} error(s): jobs not pinned or released, or a wrong inventory "
                            "(see above)")

@@ -9,18 +9,21 @@ so. Pending jobs with required nodes keep them in the plan's state, so two runs 
 """
 from __future__ import annotations
 
+import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from placer import JobRequest, PlannerConfig, plan
 from topology import BackendError, Fabric
 from topology.hostlists import compress
 
 from .backend import Backend, SlurmJob, SlurmSnapshot, StateReport, hold_for_pending, to_cluster_state
-from .requests import job_from_slurm
+from .requests import placeable_from_slurm
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +55,6 @@ def _release_on_mismatch(backend: Backend, snap: SlurmSnapshot, report: StateRep
     return out
 
 
-def job_request(j: SlurmJob) -> JobRequest:
-    """A held job as the planner sees it (the one translator), with one known gap: its required nodes are
-    not kept, because apply cannot yet tell a user's --nodelist from its own earlier pin of a job that
-    was pinned but not released (a crash between the two); a pinned job is planned and pinned again."""
-    return replace(job_from_slurm(j), required_nodes=())
-
-
 def apply_once(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s: float,
                now: float | None = None) -> ApplyReport:
     now = time.time() if now is None else now
@@ -82,19 +78,23 @@ def apply_once(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s:
                 out.errors.append(str(exc))
         else:
             todo.append(j)
-    gpu_jobs = []
+    gpu_jobs: list[tuple[SlurmJob, JobRequest]] = []
+    partitions = snap.partition_nodes()
     for j in todo:
-        unhonoured = job_request(j).not_yet_honoured() if j.gpus > 0 else "no GPUs requested"
-        if unhonoured is None:
-            gpu_jobs.append(j)
+        # the hook steers only jobs without -w, so required nodes on a held job are our own earlier pin
+        job, why = placeable_from_slurm(j, partitions, own_pin=True)
+        if job is not None:
+            gpu_jobs.append((j, job))
             continue
-        why = unhonoured if j.gpus <= 0 else f"{unhonoured} is left to Slurm (placer does not honour it yet)"
-        backend.release(j.job_id)
-        out.released_unpinned.append((j.job_id, why))
+        try:
+            backend.release(j.job_id)
+            out.released_unpinned.append((j.job_id, why))
+        except BackendError as exc:
+            out.errors.append(f"job {j.job_id}: {exc}")
     if not gpu_jobs:
         return out
-    result = plan(fabric, report.state, [job_request(j) for j in gpu_jobs], cfg)
-    for j, p in zip(gpu_jobs, result.placements):
+    result = plan(fabric, report.state, [job for _, job in gpu_jobs], cfg)
+    for (j, _), p in zip(gpu_jobs, result.placements):
         if p.status != "placed":
             out.waiting.append((j.job_id, p.reason))
             continue
@@ -129,3 +129,18 @@ def release_all(backend: Backend) -> list[int]:
         backend.release(j.job_id)
         done.append(j.job_id)
     return done
+
+
+def report_pass(socket_path: Path, timeout_s: float = 0.5) -> bool:
+    """Tell `placer serve` that a pass ran (steer mode's daemon warns, and its metrics show, when apply
+    stops). Best effort: no daemon there is not apply's error."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout_s)
+            s.connect(str(socket_path))
+            s.sendall(json.dumps({"v": 1, "op": "apply-pass"}).encode() + b"\n")
+            s.recv(4096)
+        return True
+    except OSError as exc:
+        log.debug("could not report the pass to placer serve at %s: %s", socket_path, exc)
+        return False

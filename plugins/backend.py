@@ -32,6 +32,7 @@ class SlurmNode:
     features: tuple[str, ...] | None = None  # active features (None: the backend did not say)
     gpus: int | None = None  # GPUs configured (Gres=gpu[:model]:N), when the backend says
     gpu_model: str | None = None  # the model in Gres=gpu:MODEL:N, when named
+    partitions: tuple[str, ...] | None = None  # partitions holding the node (None: the backend did not say)
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,9 @@ class SlurmJob:
     gpu_ids: dict[str, tuple[int, ...]] = field(default_factory=dict)  # allocated GPU indices per node
     gpus_per_node: int = 0  # requested (tres_per_node gres:gpu:N)
     gpus_per_job: int = 0  # requested (tres_per_job gres:gpu:N)
+    gpus_per_task: int = 0  # requested (tres_per_task gres:gpu:N)
+    tasks: int = 0  # tasks requested (0: not said)
+    gpus_per_socket: int = 0  # requested (tres_per_socket): left to Slurm
     required_nodes: tuple[str, ...] = ()
     excluded_nodes: tuple[str, ...] = ()
     features: str = ""  # --constraint as Slurm shows it
@@ -76,7 +80,8 @@ class SlurmJob:
 
     @property
     def gpus(self) -> int:
-        return self.gpus_per_job or self.gpus_per_node * max(self.node_count, 1)
+        return (self.gpus_per_job or self.gpus_per_node * max(self.node_count, 1)
+                or self.gpus_per_task * max(self.tasks, 1) or self.gpus_per_socket)
 
 
 @dataclass(frozen=True)
@@ -85,11 +90,26 @@ class SlurmSnapshot:
     jobs: tuple[SlurmJob, ...]
     version: str = ""
 
+    def partition_nodes(self) -> dict[str, tuple[str, ...]] | None:
+        """Partition name -> its nodes, as Slurm listed them; None when the backend did not say (a job's
+        partition then cannot be checked, and placer advises nothing for it)."""
+        if any(n.partitions is None for n in self.nodes):
+            return None
+        out: dict[str, list[str]] = {}
+        for n in self.nodes:
+            for p in n.partitions or ():
+                if not out.get(p) or out[p][-1] != n.name:  # newer sinfo lists a node once per state group
+                    out.setdefault(p, []).append(n.name)
+        return {p: tuple(dict.fromkeys(names)) for p, names in out.items()}
+
 
 class Backend(Protocol):
     name: str
 
     def snapshot(self) -> SlurmSnapshot: ...
+
+    def node_states(self) -> list[SlurmNode]:
+        """Only the nodes' states: cheap enough to ask every half second (the daemon's drain watch)."""
 
     def pin(self, job_id: int, nodes: str, num_nodes: int) -> None:
         """Require exactly these nodes (a hostlist) for a pending job."""

@@ -118,6 +118,13 @@ local function given(v)
 	return v ~= nil and v ~= "" and v ~= slurm.NO_VAL
 end
 
+local function default_partition(part_list)
+	for _, part in pairs(part_list or {}) do
+		if part.flag_default == 1 then return part.name end
+	end
+	return nil
+end
+
 -- why the advice cannot be applied to this job (nil: it can)
 local function advice_problem(job_desc, answer, part_list)
 	local min_nodes = num(job_desc.min_nodes) or 1
@@ -156,11 +163,15 @@ function slurm_job_submit(job_desc, part_list, submit_uid)
 		v = 1,
 		name = str(name),
 		user = submit_uid,
-		partition = str(job_desc.partition),
+		-- the partition the job will run in: the user's, else the default one (placer keeps to its nodes)
+		partition = str(job_desc.partition) or str(default_partition(part_list)),
 		comment = str(job_desc.comment),
 		features = str(job_desc.features),
 		tres_per_node = str(job_desc.tres_per_node),
 		tres_per_job = str(job_desc.tres_per_job),
+		tres_per_task = str(job_desc.tres_per_task),
+		tres_per_socket = str(job_desc.tres_per_socket),
+		num_tasks = num(job_desc.num_tasks),
 		min_nodes = num(job_desc.min_nodes),
 		max_nodes = num(job_desc.max_nodes),
 		exc_nodes = str(job_desc.exc_nodes),

@@ -129,10 +129,7 @@ class PyslurmBackend:
     @_backend_errors
     def snapshot(self) -> SlurmSnapshot:
         ps = self.pyslurm
-        nodes = []
-        for name, n in ps.Nodes.load().items():
-            parts = str(n.state or "").upper().split("+")
-            nodes.append(SlurmNode(name, node_state_of(parts[0], parts[1:]), n.reason or ""))
+        nodes = self._nodes()
         jobs = []
         for jid, j in ps.Jobs.load().items():
             state = str(j.state or "").upper()
@@ -150,6 +147,19 @@ class PyslurmBackend:
                 excluded_nodes=expand_nodes(getattr(j, "excluded_nodes", None)),
                 features=str(getattr(j, "constraints", None) or ""), qos=str(getattr(j, "qos", None) or "")))
         return SlurmSnapshot(tuple(nodes), tuple(self._with_job_gpus(jobs)))
+
+    @_backend_errors
+    def node_states(self) -> list[SlurmNode]:
+        return self._nodes()
+
+    def _nodes(self) -> list[SlurmNode]:
+        out = []
+        for name, n in self.pyslurm.Nodes.load().items():
+            parts = str(n.state or "").upper().split("+")
+            partitions = getattr(n, "partitions", None)
+            out.append(SlurmNode(name, node_state_of(parts[0], parts[1:]), n.reason or "",
+                                 partitions=tuple(str(p) for p in partitions) if partitions is not None else None))
+        return out
 
     def _with_job_gpus(self, jobs: list[SlurmJob]) -> list[SlurmJob]:
         """Pending jobs that show no GPUs may have asked per job (`--gpus=N`), which pyslurm 22.5 does not

@@ -9,6 +9,7 @@ leave such a job to Slurm unchanged instead of placing it somewhere it may not r
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from placer import JobRequest
@@ -28,14 +29,48 @@ def _int(req: dict[str, Any], key: str) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
-def job_from_hook(req: dict[str, Any]) -> tuple[JobRequest | None, str]:
-    """The hook's request -> (job, "") or (None, why not a GPU job placer can read)."""
-    per_job = parse_tres_gpus(req.get("tres_per_job"))
-    per_node = parse_tres_gpus(req.get("tres_per_node"))
+def partition_nodes(partitions: dict[str, tuple[str, ...]] | None, name: str | None
+                    ) -> tuple[tuple[str, ...] | None, str]:
+    """The nodes of the job's partition as Slurm lists them -> (nodes, "") or (None, why placer cannot
+    honour it). Several partitions (`-p a,b`) are Slurm's to choose between. No name (an older hook that
+    does not send the default partition) is the only partition of a cluster that has one."""
+    if not name and partitions is not None and len(partitions) == 1:
+        name = next(iter(partitions))
+    if not name:
+        return None, "the job's partition is not known (the hook sends the default one)"
+    if "," in name:
+        return None, f"several partitions ({name}) are left to Slurm"
+    if partitions is None:
+        return None, "Slurm did not say which nodes each partition holds"
+    if name not in partitions:
+        return None, f"partition {name} is not one Slurm lists"
+    return partitions[name], ""
+
+
+def _hook_gpus(req: dict[str, Any]) -> tuple[int, int, str]:
+    """(GPUs, GPUs per node or 0, "") or (0, 0, why placer leaves the request to Slurm)."""
+    per_job, per_node = parse_tres_gpus(req.get("tres_per_job")), parse_tres_gpus(req.get("tres_per_node"))
+    per_task, per_socket = parse_tres_gpus(req.get("tres_per_task")), parse_tres_gpus(req.get("tres_per_socket"))
     nodes = _int(req, "min_nodes") or 1
-    gpus = per_job or per_node * nodes
+    if per_job or per_node:
+        return per_job or per_node * nodes, per_node, ""
+    if per_socket:
+        return 0, 0, "--gpus-per-socket is left to Slurm"
+    if per_task:
+        if nodes > 1:  # how Slurm spreads the tasks over nodes decides each node's GPUs: not ours to guess
+            return 0, 0, "--gpus-per-task over several nodes is left to Slurm"
+        gpus = per_task * max(_int(req, "num_tasks") or 1, 1)
+        return gpus, gpus, ""  # one node holds every task
+    return 0, 0, "no GPUs requested"
+
+
+def job_from_hook(req: dict[str, Any], partition_nodes: tuple[str, ...] | None = None
+                  ) -> tuple[JobRequest | None, str]:
+    """The hook's request -> (job, "") or (None, why not a GPU job placer can read)."""
+    gpus, per_node, why = _hook_gpus(req)
     if gpus <= 0:
-        return None, "no GPUs requested"
+        return None, why
+    nodes = _int(req, "min_nodes") or 1
     exclusive = req.get("shared") == 0
     try:
         exclude = tuple(expand(_text(req, "exc_nodes"))) if _text(req, "exc_nodes") else ()
@@ -44,9 +79,11 @@ def job_from_hook(req: dict[str, Any]) -> tuple[JobRequest | None, str]:
         return None, "unreadable --exclude or --nodelist"
     features, constraint = split_constraint(_text(req, "features"))
     minutes = _int(req, "time_limit")
-    model = parse_tres_gpu_model(req.get("tres_per_job")) or parse_tres_gpu_model(req.get("tres_per_node"))
+    model = next((m for k in ("tres_per_job", "tres_per_node", "tres_per_task")
+                  if (m := parse_tres_gpu_model(req.get(k)))), None)
+    pinned_node = per_node and (nodes > 1 or exclusive or parse_tres_gpus(req.get("tres_per_task")) > 0)
     return JobRequest(job_id=_text(req, "name") or "submit", gpus=gpus,
-                      gpus_per_node=per_node if per_node and (nodes > 1 or exclusive) else None,
+                      gpus_per_node=per_node if pinned_node else None, partition_nodes=partition_nodes,
                       features=tuple(features), constraint=constraint, gpu_model=model, exclude=exclude,
                       required_nodes=required, partition=_text(req, "partition") or None,
                       qos=_text(req, "qos") or None, exclusive=exclusive,
@@ -57,9 +94,35 @@ def job_from_slurm(j: SlurmJob, partition_nodes: tuple[str, ...] | None = None) 
     """A pending Slurm job, as it asks to run (its GPUs, nodes, constraints, partition, priority)."""
     multi = j.node_count > 1
     features, constraint = split_constraint(j.features)
+    per_node = j.gpus_per_node if multi and j.gpus_per_node else None
+    if not j.gpus_per_job and not j.gpus_per_node and j.gpus_per_task:
+        per_node = j.gpus  # every task on one node (jobs of several nodes are left to Slurm: not_yet_honoured)
     return JobRequest(job_id=str(j.job_id), gpus=max(j.gpus, 1),
-                      gpus_per_node=j.gpus_per_node if multi and j.gpus_per_node else None,
+                      gpus_per_node=per_node,
                       priority=j.priority, features=tuple(features), constraint=constraint, gpu_model=j.gpu_model,
                       exclude=j.excluded_nodes, required_nodes=j.required_nodes, partition=j.partition or None,
                       partition_nodes=partition_nodes, qos=j.qos or None, exclusive=j.exclusive,
                       time_limit_s=j.time_limit_s, submit_time=float(j.submit_time))
+
+
+def placeable_from_slurm(j: SlurmJob, partitions: dict[str, tuple[str, ...]] | None, *, own_pin: bool = False
+                         ) -> tuple[JobRequest | None, str]:
+    """A pending Slurm job as placer may place it -> (job, "") or (None, why it is left to Slurm unchanged).
+    `own_pin`: the job's required nodes are placer's own earlier pin (a held job `placer apply` pinned but
+    did not release before a crash), not the user's -w, and are planned afresh."""
+    if j.gpus <= 0:
+        return None, "no GPUs requested"
+    if not (j.gpus_per_job or j.gpus_per_node):
+        if j.gpus_per_socket:
+            return None, "--gpus-per-socket is left to Slurm"
+        if j.node_count > 1:
+            return None, "--gpus-per-task over several nodes is left to Slurm"
+    nodes, why = partition_nodes(partitions, j.partition)
+    if nodes is None:
+        return None, why
+    job = job_from_slurm(j, nodes)
+    if own_pin:
+        job = replace(job, required_nodes=())
+    if unhonoured := job.not_yet_honoured():
+        return None, f"{unhonoured} is left to Slurm (placer does not honour it yet)"
+    return job, ""

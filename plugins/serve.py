@@ -33,7 +33,7 @@ from topology import BackendError, ClusterState, Fabric, RequestError
 from topology.hostlists import compress
 
 from .backend import Backend, SlurmSnapshot, hold_for_pending, to_cluster_state
-from .requests import job_from_hook
+from .requests import job_from_hook, partition_nodes
 
 log = logging.getLogger(__name__)
 MAX_LINE = 64 * 1024
@@ -48,6 +48,7 @@ class ServeConfig:
     gpu_only: bool = True
     opt_out: str = "placer:off"
     refresh_s: float = 5.0
+    node_poll_s: float = 0.5  # drain watch: node states this often (0: off), so a drained node is never advised
     min_refresh_gap_s: float = 1.0  # refreshes after decisions are at least this far apart (bursts of submits)
     max_wait4switch_s: int = 300
     reservation_ttl_s: float = 30.0
@@ -75,6 +76,13 @@ class Metrics:
                                  "(grows without bound when `placer apply` is not running)", registry=self.registry)
         self.hold_timeouts = Counter("placer_hold_timeouts", "Held jobs the daemon released unpinned after "
                                      "max_hold_s (no `placer apply` pinned them in time)", registry=self.registry)
+        self.node_poll_errors = Counter("placer_node_poll_errors", "Failed node-state polls (the drain watch)",
+                                        registry=self.registry)
+        self.node_state_age = Gauge("placer_node_state_age_seconds", "Age of the node states the daemon "
+                                    "decides on (the drain watch's last poll, else the last refresh)",
+                                    registry=self.registry)
+        self.apply_age = Gauge("placer_last_apply_age_seconds", "Seconds since `placer apply` last reported a "
+                               "pass (-1: never since the daemon started)", registry=self.registry)
         self.mismatch = Gauge("placer_inventory_mismatch_nodes", "Inventory nodes Slurm does not know or "
                               "describes otherwise (GPU count, model, features); above 0 the daemon gives no "
                               "advice", registry=self.registry)
@@ -97,6 +105,13 @@ class Daemon:
         self.state = ClusterState(fabric)
         self.state_time = 0.0
         self.mismatch = ""  # what the inventory gets wrong about the cluster ("": nothing)
+        self.partitions: dict[str, tuple[str, ...]] | None = None  # partition -> nodes, as Slurm lists them
+        # the drain watch: nodes its last poll found unusable, and when that poll was asked
+        self.polled_off: set[int] = set()
+        self.polled_at = 0.0  # time.monotonic()
+        self.node_state_time = 0.0  # time.time() of the node states decisions use
+        self.last_apply: float | None = None  # time.time() of `placer apply`'s last reported pass
+        self.metrics.apply_age.set_function(lambda: time.time() - self.last_apply if self.last_apply else -1.0)
         self.reservations: list[Reservation] = []
         self.recent: deque[dict[str, Any]] = deque(maxlen=200)
         self.wake = threading.Event()
@@ -132,14 +147,43 @@ class Daemon:
                 state.allocate(r.node, r.gpus)
                 kept.append(r)
             self.reservations = kept
+            if self.polled_at > asked:  # the drain watch saw newer node states than this snapshot
+                for i in self.polled_off:
+                    state.set_usable(i, False)
             self.state = state
             self.state_time = time.time()
+            self.node_state_time = max(self.node_state_time, self.state_time - (now - asked))
             self.mismatch = mismatch
+            self.partitions = snap.partition_nodes()
+
+    def poll_nodes(self) -> None:
+        """The drain watch: node states only (cheap), so a node drained or downed a moment ago is off at
+        once rather than at the next full refresh. It only takes nodes out; the refresh brings them back."""
+        asked_mono, asked = time.monotonic(), time.time()
+        nodes = self.backend.node_states()
+        off = {i for n in nodes if n.state != "up" and (i := self.fabric.node_index.get(n.name)) is not None}
+        with self.lock:
+            for i in off:
+                self.state.set_usable(i, False)
+            self.polled_off, self.polled_at = off, asked_mono
+            self.node_state_time = max(self.node_state_time, asked)
+
+    def node_poller(self) -> None:
+        while not self.stop.wait(self.cfg.node_poll_s):
+            try:
+                self.poll_nodes()
+            except Exception as exc:  # the watch must outlive any one bad answer; refresh still runs
+                self.metrics.node_poll_errors.inc()
+                log.error("node-state poll failed: %s: %s", type(exc).__name__, exc)
 
     def _watch_holds(self, snap: SlurmSnapshot) -> None:
         """Steer mode must be safe without `placer apply`: count our holds, release those past max_hold_s."""
         now = time.time()
         held = [j for j in snap.jobs if j.steered]
+        if held and self.cfg.mode == "steer" and (self.last_apply is None or now - self.last_apply > 60):
+            log.warning("%d job(s) held for `placer apply`, which %s", len(held),
+                        "has not reported since the daemon started" if self.last_apply is None else
+                        f"last reported {now - self.last_apply:.0f} s ago")
         self.metrics.held.set(len(held))
         self.metrics.oldest_hold.set(max((now - j.submit_time for j in held), default=0.0))
         for j in held:
@@ -159,8 +203,9 @@ class Daemon:
         with self.lock:
             st = self.state
             unusable = [self.fabric.node_names[i] for i in np.nonzero(~st.usable)[0]]
-            return {"state_time": self.state_time, "gpus_in_use": int(self.fabric.total_gpus - st.free_gpus.sum()),
-                    "unusable_nodes": unusable}
+            return {"state_time": self.state_time, "node_state_time": self.node_state_time,
+                    "gpus_in_use": int(self.fabric.total_gpus - st.free_gpus.sum()), "unusable_nodes": unusable,
+                    "last_apply": self.last_apply}
 
     def refresher(self) -> None:
         while not self.stop.is_set():
@@ -183,7 +228,10 @@ class Daemon:
         partition = req.get("partition")
         if self.cfg.partitions and (partition or "") not in self.cfg.partitions:
             return None, f"partition {partition or '(default)'} is not managed by placer"
-        job, why = job_from_hook(req)
+        nodes, why = partition_nodes(self.partitions, partition if isinstance(partition, str) else None)
+        if nodes is None:
+            return None, why
+        job, why = job_from_hook(req, nodes)
         if job is None and why == "no GPUs requested" and not self.cfg.gpu_only:
             return None, "CPU-only jobs are left to Slurm"
         if job is not None and (unhonoured := job.not_yet_honoured()):
@@ -199,6 +247,9 @@ class Daemon:
             return {"action": "none", "decisions": list(self.recent)}
         if req.get("op") == "state":
             return {"action": "none", **self.state_summary()}
+        if req.get("op") == "apply-pass":  # `placer apply` says it ran (the socket is root/SlurmUser only)
+            self.last_apply = time.time()
+            return {"action": "none"}
         fail_open = req.get("fail_open")
         if isinstance(fail_open, int) and fail_open > 0:
             self.metrics.fail_open.inc(fail_open)
@@ -215,6 +266,7 @@ class Daemon:
         self.metrics.decisions.labels(answer["action"]).inc()
         self.metrics.latency.observe(elapsed)
         self.metrics.state_age.set(time.time() - self.state_time if self.state_time else 0)
+        self.metrics.node_state_age.set(time.time() - self.node_state_time if self.node_state_time else 0)
         record = {"name": req.get("name"), "user": req.get("user"), "ms": round(elapsed * 1e3, 3), **answer}
         self.recent.append(record)
         log.info("decision name=%s user=%s action=%s %s ms=%.2f reason=%s", req.get("name"), req.get("user"),
@@ -337,6 +389,8 @@ def serve(daemon: Daemon, ready: threading.Event | None = None) -> None:
             server.server_close()
             raise RequestError(f"--metrics-port {cfg.metrics_port}: {exc.strerror}") from None
     threading.Thread(target=daemon.refresher, name="refresher", daemon=True).start()
+    if cfg.node_poll_s > 0:
+        threading.Thread(target=daemon.node_poller, name="node-poller", daemon=True).start()
     worker = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
     worker.start()
     log.info("placer serve: %s mode on %s, %d nodes, refresh every %g s%s", cfg.mode, cfg.socket_path,

@@ -5,6 +5,7 @@ Parsers are pure functions over captured text; the runner that executes commands
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import subprocess
@@ -27,6 +28,7 @@ from .backend import (
 )
 
 Runner = Callable[[list[str]], str]
+log = logging.getLogger(__name__)
 
 
 def run_command(cmd: list[str], env: dict[str, str] | None = None, timeout_s: float = 30.0,
@@ -135,16 +137,72 @@ def _gres(v: Any) -> tuple[int | None, str | None]:
 
 def _sinfo_node(n: dict[str, Any]) -> SlurmNode:
     gpus, model = _gres(n.get("gres"))
+    parts = n.get("partitions")
     return SlurmNode(str(n["name"]), _state(n.get("state", ""), n.get("state_flags")), _reason(n.get("reason")),
-                     _features(n.get("active_features", n.get("features"))), gpus, model)
+                     _features(n.get("active_features", n.get("features"))), gpus, model,
+                     tuple(str(p) for p in parts) if isinstance(parts, list) else None)
 
 
 def _sinfo_group(g: dict[str, Any]) -> list[SlurmNode]:
     state = _state((g.get("node") or {}).get("state", ""))
     gpus, model = _gres(g.get("gres"))
     features, reason = _features(g.get("features")), _reason(g.get("reason"))
+    part = (g.get("partition") or {}).get("name")
+    partitions = (str(part),) if part else None
     names = [name for entry in (g.get("nodes") or {}).get("nodes", []) for name in expand_nodes(str(entry))]
-    return [SlurmNode(name, state, reason, features, gpus, model) for name in names]
+    return [SlurmNode(name, state, reason, features, gpus, model, partitions) for name in names]
+
+
+# `sinfo --Node --format=%N|%T` words (Slurm's node_state_string, long form) and the suffix marks it adds:
+# the daemon's drain watch reads this every half second, far cheaper than --json on a large cluster
+_TEXT_UP = {"idle", "allocated", "mixed", "completing", "planned", "reserved", "resv"}
+_TEXT_DRAIN = {"drained", "draining", "drain", "fail", "failing", "maint", "reboot_requested", "reboot_issued",
+               "power_down", "powered_down", "powering_down", "powering_up", "perfctrs", "npc", "blocked",
+               "inval", "invalid_reg"}
+_TEXT_DOWN = {"down", "future", "unknown", "cloud", "not_responding"}
+_TEXT_MARKS = "*~#!%$@^-+"
+
+
+def text_node_state(word: str) -> str | None:
+    """One %T word ("idle", "down*", "mixed-", "drained@", "idle+drain") -> up | drain | down; None if the
+    word is not Slurm's (the caller counts it and keeps the node off)."""
+    w = word.strip().lower()
+    marks = set()
+    while w and w[-1] in _TEXT_MARKS:
+        marks.add(w[-1])
+        w = w[:-1]
+    parts = w.split("+")
+    if not w or any(p not in _TEXT_UP | _TEXT_DRAIN | _TEXT_DOWN for p in parts):
+        return None
+    if "*" in marks or any(p in _TEXT_DOWN for p in parts):
+        return "down"
+    if marks & set("~#!%$@^") or any(p in _TEXT_DRAIN for p in parts):
+        return "drain"
+    return "up"
+
+
+def parse_node_states_text(text: str) -> tuple[list[SlurmNode], list[str]]:
+    """`sinfo --noheader --Node --format=%N|%T` -> (nodes, problems). A node listed twice (two partitions)
+    keeps its worst state; a line or word we cannot read is a problem and its node is not usable. No node
+    at all is an error, never an empty cluster."""
+    worst: dict[str, str] = {}
+    problems: list[str] = []
+    rank = {"up": 0, "drain": 1, "down": 2}
+    for k, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        name, sep, word = line.strip().partition("|")
+        state = text_node_state(word) if sep and name and "|" not in word else None
+        if state is None:
+            problems.append(f"sinfo line {k}: cannot read {line.strip()[:80]!r}")
+            if not (sep and name):
+                continue
+            state = "down"
+        if rank[state] >= rank[worst.get(name, "up")]:
+            worst[name] = state
+    if not worst:
+        raise BackendError("sinfo --Node listed no nodes: refusing to treat the cluster as empty")
+    return [SlurmNode(n, s) for n, s in worst.items()], problems
 
 
 def _num(v: Any) -> int:
@@ -194,9 +252,12 @@ def parse_squeue_json(text: str) -> list[SlurmJob]:
             else (),
             gpu_ids=gpu_ids, gpus_per_node=parse_tres_gpus(j.get("tres_per_node")),
             gpus_per_job=parse_tres_gpus(j.get("tres_per_job")),
+            gpus_per_task=parse_tres_gpus(j.get("tres_per_task")), tasks=_num(j.get("tasks")),
+            gpus_per_socket=parse_tres_gpus(j.get("tres_per_socket")),
             required_nodes=expand_nodes(j.get("required_nodes")),
             excluded_nodes=expand_nodes(j.get("excluded_nodes")), features=j.get("features", "") or "",
-            gpu_model=parse_tres_gpu_model(j.get("tres_per_job")) or parse_tres_gpu_model(j.get("tres_per_node")),
+            gpu_model=next((m for k in ("tres_per_job", "tres_per_node", "tres_per_task", "tres_per_socket")
+                            if (m := parse_tres_gpu_model(j.get(k)))), None),
             exclusive=_exclusive(j.get("shared")), time_limit_s=_minutes_s(j.get("time_limit")),
             qos=j.get("qos", "") or ""))
     return out
@@ -235,6 +296,12 @@ class SlurmCliBackend:
     def snapshot(self) -> SlurmSnapshot:
         nodes = parse_sinfo_json(self.run(["sinfo", "--json"]))
         return SlurmSnapshot(tuple(nodes), tuple(self.jobs()))
+
+    def node_states(self) -> list[SlurmNode]:
+        nodes, problems = parse_node_states_text(self.run(["sinfo", "--noheader", "--Node", "--format=%N|%T"]))
+        for p in problems:
+            log.warning("%s (node kept off)", p)
+        return nodes
 
     def jobs(self) -> list[SlurmJob]:
         return parse_squeue_json(self.run(["squeue", "--json", "--states=all"]))

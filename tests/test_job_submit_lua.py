@@ -61,7 +61,7 @@ def hook(tmp_path: Path) -> Iterator:
             except OSError:
                 continue
             with conn:
-                conn.recv(65536)
+                answer["request"] = json.loads(conn.recv(65536))
                 conn.sendall(answer["line"].encode() + b"\n")
 
     threading.Thread(target=serve, daemon=True).start()
@@ -72,6 +72,7 @@ def hook(tmp_path: Path) -> Iterator:
                               capture_output=True, text=True, timeout=20, check=True)
         out = json.loads(done.stdout)
         out["log"] = done.stderr
+        out["request"] = answer.get("request")
         return out
 
     yield submit
@@ -87,6 +88,16 @@ def test_good_advice_is_applied(hook) -> None:
     assert out["job"]["req_nodes"] == "gpu[002-003]" and out["job"]["min_nodes"] == 2 and out["fail_open"] == 0
     out = hook({"name": "j", "min_nodes": 4}, {"action": "advise", "req_switch": 2, "wait4switch": 300})
     assert out["job"]["req_switch"] == 2 and out["job"]["wait4switch"] == 300
+
+
+def test_the_request_names_the_partition_and_every_gpu_request(hook) -> None:
+    """The daemon keeps to the partition's nodes: the job's own, else the default (a job without -p runs
+    there); GPUs per task and per socket are sent, so that placer can honour or leave them, never drop them."""
+    job = {"name": "t", "tres_per_task": "gres:gpu:l40s:1", "num_tasks": 3, "tres_per_socket": "gres:gpu:1"}
+    sent = hook(job, {"action": "none"})["request"]
+    assert sent["partition"] == "gpu" and sent["tres_per_task"] == "gres:gpu:l40s:1" and sent["num_tasks"] == 3
+    assert sent["tres_per_socket"] == "gres:gpu:1"
+    assert hook({**job, "partition": "other"}, {"action": "none"})["request"]["partition"] == "other"
 
 
 @pytest.mark.parametrize("job,reply,why", [

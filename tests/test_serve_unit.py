@@ -13,6 +13,7 @@ import json
 import socket
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -31,11 +32,14 @@ class FakeSlurm:
     name = "fake"
 
     def __init__(self) -> None:
-        self.nodes: list[SlurmNode] = [SlurmNode(n, "up") for n in FABRIC.node_names]
+        self.nodes: list[SlurmNode] = [SlurmNode(n, "up", partitions=("gpu",)) for n in FABRIC.node_names]
         self.jobs: list[SlurmJob] = []
 
     def snapshot(self) -> SlurmSnapshot:
         return SlurmSnapshot(tuple(self.nodes), tuple(self.jobs))
+
+    def node_states(self) -> list[SlurmNode]:
+        return list(self.nodes)
 
     def pin(self, job_id: int, nodes: str, num_nodes: int) -> None:
         raise AssertionError("read-only fake: the daemon never pins")
@@ -97,7 +101,7 @@ def test_no_room_now_asks_for_the_leaf_bound_with_a_bounded_wait() -> None:
 
 def test_drained_nodes_are_never_advised() -> None:
     d, slurm = daemon()
-    slurm.nodes = [SlurmNode(f"gpu{i:03d}", "drain" if i <= 8 else "up", "x") for i in range(1, 17)]
+    slurm.nodes = [SlurmNode(f"gpu{i:03d}", "drain" if i <= 8 else "up", "x", partitions=("gpu",)) for i in range(1, 17)]
     d.refresh()
     for k in range(4):
         a = d.decide(req(f"j{k}", tres_per_node="gres:gpu:8", min_nodes=2, shared=0))
@@ -158,6 +162,10 @@ def test_over_the_socket(tmp_path: Path) -> None:
     assert ask(b'{"v": 1, "name": "a", "tres_per_job": "gres:gpu:2"}\n')["action"] == "advise"
     assert ask(b"garbage\n") == {"action": "none", "reason": "bad request: not JSON"}
     assert ask(b'{"v": 1, "op": "decisions"}\n')["decisions"][0]["name"] == "a"
+    from plugins.apply import report_pass
+
+    assert report_pass(cfg.socket_path) and d.last_apply is not None  # how `placer apply` says it ran
+    assert not report_pass(tmp_path / "absent.sock")  # no daemon: not apply's error
     d.stop.set()
     t.join(10)
     assert not cfg.socket_path.exists()
@@ -216,7 +224,7 @@ class RecordingSlurm(FakeSlurm):
 
 def test_a_wrong_inventory_gets_no_advice_until_it_matches() -> None:
     d, slurm = daemon()
-    slurm.nodes[3] = SlurmNode("gpu004", "up", gpus=4)  # Slurm says 4 GPUs where the inventory says 8
+    slurm.nodes[3] = SlurmNode("gpu004", "up", gpus=4, partitions=("gpu",))  # Slurm says 4 GPUs where the inventory says 8
     d.refresh()
     a = d.decide(req("a", tres_per_job="gres:gpu:1"))
     assert a["action"] == "none" and "inventory does not match Slurm (GPU count: 1 node(s), gpu004)" in a["reason"]
@@ -225,7 +233,7 @@ def test_a_wrong_inventory_gets_no_advice_until_it_matches() -> None:
     d.refresh()
     assert metric(d, "placer_inventory_mismatch_nodes") == 3
     assert "not in Slurm: 2 node(s), gpu015, gpu016" in d.decide(req("b", tres_per_job="gres:gpu:1"))["reason"]
-    slurm.nodes = [SlurmNode(n, "up") for n in FABRIC.node_names]
+    slurm.nodes = [SlurmNode(n, "up", partitions=("gpu",)) for n in FABRIC.node_names]
     d.refresh()
     assert d.decide(req("c", tres_per_job="gres:gpu:1"))["action"] == "advise"
     assert metric(d, "placer_inventory_mismatch_nodes") == 0
@@ -236,13 +244,13 @@ def test_apply_releases_held_jobs_and_pins_nothing_on_a_wrong_inventory() -> Non
     from plugins.apply import apply_once
 
     slurm = RecordingSlurm()
-    slurm.nodes[0] = SlurmNode("gpu001", "up", gpu_model="l40s")  # the inventory says another model
+    slurm.nodes[0] = SlurmNode("gpu001", "up", gpu_model="l40s", partitions=("gpu",))  # the inventory says another model
     slurm.jobs = [SlurmJob(job_id=7, name="held", state="PENDING", priority=0, reason="JobHeldUser",
                            admin_comment="placer:steer", node_count=1, gpus_per_job=2, submit_time=1000)]
     out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=1010)
     assert slurm.calls == [("release", 7)] and not out.pinned
     assert out.errors and "GPU model: 1 node(s), gpu001" in out.errors[0]
-    slurm.nodes[0] = SlurmNode("gpu001", "up")
+    slurm.nodes[0] = SlurmNode("gpu001", "up", partitions=("gpu",))
     slurm.calls.clear()
     out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=1010)
     assert slurm.calls == [("pin", 7), ("release", 7)] and not out.errors
@@ -325,3 +333,100 @@ def test_steer_mode_is_safe_without_apply() -> None:
     assert slurm.calls == [("release", 1)]  # not the young one, never the admin's
     assert metric(d, "placer_held_jobs") == 2 and metric(d, "placer_oldest_hold_seconds") >= 699
     assert metric(d, "placer_hold_timeouts_total") == 1
+
+
+def _in_two_partitions(slurm: FakeSlurm) -> None:
+    """gpu[001-008] in `gpu` only, gpu[009-016] in `gpu` and `half`."""
+    slurm.nodes = [SlurmNode(n, "up", partitions=("gpu",) if i < 8 else ("gpu", "half"))
+                   for i, n in enumerate(FABRIC.node_names)]
+
+
+def test_advice_keeps_to_the_jobs_partition() -> None:
+    d, slurm = daemon()
+    _in_two_partitions(slurm)
+    d.refresh()
+    for k in range(3):
+        a = d.decide(req(f"h{k}", partition="half", tres_per_node="gres:gpu:8", min_nodes=2, shared=0))
+        assert a["action"] == "advise" and all(int(n[3:]) > 8 for n in expand(a["req_nodes"])), a
+    assert "several partitions (gpu,half)" in d.decide(req("x", partition="gpu,half", tres_per_job="gres:gpu:1"))["reason"]
+    assert "partition nope is not one Slurm lists" in d.decide(req("y", partition="nope", tres_per_job="gres:gpu:1"))["reason"]
+    # two partitions and no name: which one is Slurm's default is not guessed
+    assert "partition is not known" in d.decide(req("z", tres_per_job="gres:gpu:1"))["reason"]
+
+
+def test_gpus_per_task_on_one_node_with_its_model() -> None:
+    d, _ = daemon()
+    a = d.decide(req("t", tres_per_task="gres:gpu:h100:2", num_tasks=3))
+    assert a["action"] == "advise" and len(expand(a["req_nodes"])) == 1 and a["min_nodes"] == 1
+    node = FABRIC.node_index[expand(a["req_nodes"])[0]]
+    assert int(d.state.free_gpus[node]) == 2  # six of its eight GPUs reserved for the three tasks
+    assert d.decide(req("m", tres_per_task="gres:gpu:l40s:1", num_tasks=2))["action"] == "none"  # no l40s here
+    several = d.decide(req("s", tres_per_task="gres:gpu:1", num_tasks=16, min_nodes=2))
+    assert several["action"] == "none" and "--gpus-per-task over several nodes" in several["reason"]
+    assert "--gpus-per-socket" in d.decide(req("k", tres_per_socket="gres:gpu:2"))["reason"]
+
+
+def test_a_node_drained_between_refreshes_is_never_advised() -> None:
+    """The drain watch takes a node off within one poll; a full refresh asked before the drain (an older
+    picture of Slurm) must not bring it back."""
+    d, slurm = daemon()
+    slurm.nodes = [SlurmNode(n, "drain" if n == "gpu001" else "up", partitions=("gpu",)) for n in FABRIC.node_names]
+    d.poll_nodes()
+    picks = [d.decide(req(f"s{k}", tres_per_job="gres:gpu:8")) for k in range(16)]
+    assert all("gpu001" not in p.get("req_nodes", "") for p in picks) and "req_nodes" not in picks[-1]
+    assert "gpu001" in d.state_summary()["unusable_nodes"]
+
+    d, slurm = daemon()
+    stale = slurm.snapshot()  # all up: what squeue/sinfo said just before the drain
+    slurm.nodes = [SlurmNode(n, "down" if n == "gpu002" else "up", partitions=("gpu",)) for n in FABRIC.node_names]
+    # the refresh is slow; the drain watch polls while it runs
+    def slow_snapshot() -> SlurmSnapshot:
+        d.poll_nodes()
+        return stale
+
+    slurm.snapshot = slow_snapshot  # type: ignore[method-assign]
+    d.refresh()
+    assert "gpu002" in d.state_summary()["unusable_nodes"]
+
+
+def test_node_poll_errors_are_counted_and_the_watch_goes_on() -> None:
+    d, slurm = daemon(node_poll_s=0.01)
+    calls = []
+
+    def broken() -> list[SlurmNode]:
+        calls.append(1)
+        raise IndexError("a malformed sinfo line")
+
+    slurm.node_states = broken  # type: ignore[method-assign]
+    t = threading.Thread(target=d.node_poller, daemon=True)
+    t.start()
+    time.sleep(0.2)
+    d.stop.set()
+    t.join(2)
+    assert len(calls) > 3 and metric(d, "placer_node_poll_errors_total") == len(calls)
+
+
+def test_the_daemon_knows_when_apply_last_ran() -> None:
+    d, _ = daemon(mode="steer")
+    assert metric(d, "placer_last_apply_age_seconds") == -1 and d.state_summary()["last_apply"] is None
+    assert d.decide({"v": 1, "op": "apply-pass"})["action"] == "none"
+    assert 0 <= metric(d, "placer_last_apply_age_seconds") < 5
+
+
+def test_apply_pins_within_the_partition_and_leaves_what_it_cannot_honour() -> None:
+    from placer import PlannerConfig
+    from plugins.apply import apply_once
+
+    slurm = RecordingSlurm()
+    _in_two_partitions(slurm)
+    pins: dict[int, str] = {}
+    slurm.pin = lambda job_id, nodes, num_nodes: pins.__setitem__(job_id, nodes)  # type: ignore[method-assign]
+    held = SlurmJob(job_id=0, name="", state="PENDING", priority=0, reason="JobHeldUser",
+                    admin_comment="placer:steer", submit_time=1000)
+    slurm.jobs = [replace(held, job_id=1, name="half", partition="half", node_count=2, gpus_per_node=8),
+                  replace(held, job_id=2, name="tasks", partition="gpu", node_count=2, gpus_per_task=1, tasks=4),
+                  replace(held, job_id=3, name="model", partition="gpu", node_count=1, gpus_per_task=2, tasks=2,
+                          gpu_model="h100")]
+    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=1010)
+    assert all(int(n[3:]) > 8 for n in expand(pins[1])) and len(expand(pins[3])) == 1 and 2 not in pins
+    assert (2, "--gpus-per-task over several nodes is left to Slurm") in out.released_unpinned

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from plugins.backend import (
     SlurmJob,
@@ -16,7 +18,13 @@ from plugins.backend import (
     to_cluster_state,
 )
 from plugins.pyslurm_backend import same_release
-from plugins.slurm_cli import SlurmCliBackend, parse_sinfo_json, parse_squeue_json
+from plugins.slurm_cli import (
+    SlurmCliBackend,
+    parse_node_states_text,
+    parse_sinfo_json,
+    parse_squeue_json,
+    text_node_state,
+)
 from topology import BackendError
 from topology.generate import design_for, generate
 
@@ -36,8 +44,8 @@ def test_squeue_json_2205() -> None:
 
 def test_sinfo_json_2205() -> None:
     nodes = {n.name: n for n in parse_sinfo_json((DATA / "sinfo.json").read_text())}
-    assert nodes["gpu012"] == SlurmNode("gpu012", "down", "dead psu", ("h100",), 8, "h100")
-    assert nodes["gpu016"] == SlurmNode("gpu016", "drain", "test drain", ("h100",), 8, "h100")
+    assert nodes["gpu012"] == SlurmNode("gpu012", "down", "dead psu", ("h100",), 8, "h100", ("gpu",))
+    assert nodes["gpu016"] == SlurmNode("gpu016", "drain", "test drain", ("h100",), 8, "h100", ("gpu",))
     assert nodes["gpu015"].state == "up" and len(nodes) == 16
 
 
@@ -119,3 +127,41 @@ def test_missing_slurm_conf_is_said_at_once() -> None:
 
     with pytest.raises(BackendError, match="slurm.conf /nonexistent/slurm.conf does not exist"):
         subprocess_runner("/nonexistent/slurm.conf")
+
+
+def test_sinfo_2205_lists_each_nodes_partitions() -> None:
+    snap = SlurmSnapshot(tuple(parse_sinfo_json((DATA / "sinfo.json").read_text())), ())
+    parts = snap.partition_nodes()
+    assert parts is not None and list(parts) == ["gpu"] and len(parts["gpu"]) == 16
+    assert SlurmSnapshot((SlurmNode("a", "up"),), ()).partition_nodes() is None  # not said: not guessed
+
+
+# what `sinfo --noheader --Node --format=%N|%T` printed on the 22.05, 24.11 and 26.05 labs, and the marks
+# sinfo(1) documents (* not responding, ~ powered off, @ reboot pending, $ maintenance, - planned)
+@pytest.mark.parametrize("word,state", [
+    ("idle", "up"), ("mixed", "up"), ("allocated", "up"), ("completing", "up"), ("mixed-", "up"),
+    ("planned", "up"), ("reserved", "up"), ("drained", "drain"), ("draining", "drain"), ("maint", "drain"),
+    ("idle~", "drain"), ("idle@", "drain"), ("mixed$", "drain"), ("reboot_issued", "drain"), ("idle+drain", "drain"),
+    ("down", "down"), ("down*", "down"), ("idle*", "down"), ("future", "down"), ("unknown", "down"),
+])
+def test_text_node_states(word: str, state: str) -> None:
+    assert text_node_state(word) == state
+
+
+def test_node_states_text_keeps_the_worst_and_counts_what_it_cannot_read() -> None:
+    nodes, problems = parse_node_states_text("gpu001|idle\ngpu001|drained\ngpu002|mixed\ngpu003|sleepy\n"
+                                             "garbage\n\ngpu004|idle\r\n")
+    assert {n.name: n.state for n in nodes} == {"gpu001": "drain", "gpu002": "up", "gpu003": "down", "gpu004": "up"}
+    assert len(problems) == 2 and "line 4" in problems[0] and "line 5" in problems[1]
+    with pytest.raises(BackendError, match="listed no nodes"):
+        parse_node_states_text("\n\n")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("gpu01|idle*~drained+-\n \r\t,[]"), max_size=200))
+def test_node_states_text_never_crashes(text: str) -> None:
+    try:
+        nodes, problems = parse_node_states_text(text)
+    except BackendError:
+        return
+    assert nodes and all(n.state in ("up", "drain", "down") for n in nodes)

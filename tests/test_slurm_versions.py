@@ -39,6 +39,8 @@ def test_real_grouped_sinfo_and_squeue(version: str) -> None:
     assert (nodes["n128"].state, nodes["n128"].reason) == ("drain", "modern-test")
     assert (nodes["n050"].state, nodes["n050"].features, nodes["n050"].gpus, nodes["n050"].gpu_model) == (
         "up", ("h100",), 8, "h100")
+    snap_parts = SlurmSnapshot(tuple(parse_sinfo_json(sinfo)), ()).partition_nodes()
+    assert snap_parts is not None and list(snap_parts) == ["gpu"] and len(snap_parts["gpu"]) == 128
     jobs = {j.job_id: j for j in parse_squeue_json(squeue)}
     assert jobs[6].held and "placer:steer" in jobs[6].comment and jobs[6].gpus == 4
     assert jobs[4].gpu_model == "h100" and jobs[4].running

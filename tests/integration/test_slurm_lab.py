@@ -213,6 +213,9 @@ class _CrashAfter:
     def snapshot(self):
         return self.inner.snapshot()
 
+    def node_states(self):
+        return self.inner.node_states()
+
     def _tick(self) -> None:
         if self.left <= 0:
             raise KeyboardInterrupt("killed")
