@@ -83,7 +83,9 @@ def load_serve_config(path: str | None) -> ServeConfig:
     return with_overrides(cfg, **kw)
 
 
-def _stop_on_signals(event) -> None:
+def _stop_on_signals(event: threading.Event) -> None:
+    # Python runs the handler in the main thread, so that thread must never block without a timeout (see
+    # plugins/serve.py: serve)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: event.set())
 
@@ -151,7 +153,7 @@ def apply_cmd(inventory: str, mode: str, interval_s: float, max_hold_s: float, r
         click.echo(f"released {len(done)} held job(s)" + (f": {done}" if done else ""))
         return
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    _stop_on_signals(stop)
     def report(r: ApplyReport) -> None:
         _print_report(r)
         report_pass(Path(socket_path))

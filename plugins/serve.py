@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import socketserver
+import sys
 import threading
 import time
 from collections import deque
@@ -373,6 +374,9 @@ def _check_port_free(port: int) -> None:
 def serve(daemon: Daemon, ready: threading.Event | None = None) -> None:
     """Run until `daemon.stop` is set: first refresh, socket, metrics, refresher thread."""
     cfg = daemon.cfg
+    # slurmctld waits for each answer holding its job lock, so every submit queued behind it waits too: a
+    # decision thread must get the GIL within ~0.5 ms of a refresh's parsing, not Python's default 5 ms
+    sys.setswitchinterval(0.0005)
     if cfg.metrics_port is not None:  # a busy port is the admin's setting to fix, found before anything starts
         _check_port_free(cfg.metrics_port)
     daemon.refresh()
@@ -399,7 +403,11 @@ def serve(daemon: Daemon, ready: threading.Event | None = None) -> None:
     if ready is not None:
         ready.set()
     try:
-        daemon.stop.wait()
+        # with a timeout: a signal that the kernel hands to another thread (SIGTERM while busy) runs its
+        # Python handler only when the main thread next wakes; an untimed wait never does (seen: a
+        # `placer serve` that ignored SIGTERM after a burst of submits)
+        while not daemon.stop.wait(0.2):
+            pass
     finally:
         server.shutdown()
         server.server_close()

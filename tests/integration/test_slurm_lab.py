@@ -478,3 +478,23 @@ def test_only_the_hooks_own_holds_are_ever_released(lab: LabHandle, daemon_facto
         assert f"job {j}" not in out.stdout and lab.jobs_by_id()[j].held
     assert "released 0 held job(s)" in lab.placer("apply", "--inventory", str(lab.inventory), "--release-all").stdout
     running_nodes(lab, user_job)
+
+
+def test_a_node_drained_a_second_before_a_submit_is_never_advised(lab: LabHandle, daemon_factory) -> None:
+    """The drain watch, on real Slurm: full refreshes every 30 s here, so only the node-state poll can
+    know. One free node is left, drained, and a second later a job that would fit it is submitted."""
+    fillers = [lab.sbatch("-J", f"fill-{n}", "-w", n, "--exclusive", "--gres=gpu:8", "--comment=placer:off")
+               for n in lab.fabric.node_names[:-1]]
+    for f in fillers:
+        running_nodes(lab, f)
+    last = lab.fabric.node_names[-1]
+    d = daemon_factory("--refresh-s", "30")
+    d.sees("every node but one busy", lambda st: st["gpus_in_use"] == 8 * len(fillers))
+    lab.run("scontrol", "update", f"NodeName={last}", "State=DRAIN", "Reason=drain-watch")
+    time.sleep(1.0)
+    job = lab.sbatch("-J", "after-drain", "--gres=gpu:8")
+    chosen = d.decisions()["after-drain"]
+    assert last not in chosen.get("req_nodes", ""), chosen
+    assert not lab.jobs_by_id()[job].required_nodes
+    out = lab.placer("apply", "--inventory", str(lab.inventory), "--once", "--socket", str(lab.socket))
+    assert out.returncode == 0 and d.state()["last_apply"] is not None  # apply's pass reached the daemon
