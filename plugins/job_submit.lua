@@ -125,6 +125,15 @@ local function default_partition(part_list)
 	return nil
 end
 
+-- GPUs asked per job ("gres:gpu:l40s:4", "gres/gpu:2"); nil if none
+local function gpus_per_job(tres)
+	if type(tres) ~= "string" then return nil end
+	for entry in tres:gmatch("[^,]+") do
+		if entry:find("gpu", 1, true) then return tonumber(entry:match("[:=](%d+)$")) end
+	end
+	return nil
+end
+
 -- why the advice cannot be applied to this job (nil: it can)
 local function advice_problem(job_desc, answer, part_list)
 	local min_nodes = num(job_desc.min_nodes) or 1
@@ -139,8 +148,16 @@ local function advice_problem(job_desc, answer, part_list)
 		for node in pairs(advised) do
 			if not members[node] then return "node " .. node .. " is not in the job's partition" end
 		end
-		if not whole(answer.min_nodes, min_nodes, max_nodes or 1000000) then
-			return "min_nodes " .. tostring(answer.min_nodes) .. " does not fit the job's node count"
+		local count = 0
+		for _ in pairs(advised) do count = count + 1 end
+		if answer.min_nodes ~= count then
+			return "min_nodes " .. tostring(answer.min_nodes) .. " is not the " .. count .. " advised node(s)"
+		end
+		-- without --nodes' maximum, more nodes than the job's minimum only where its GPUs are per job (each
+		-- node needs one of them); more nodes for GPUs per node would multiply what the job gets
+		local most = max_nodes or math.max(min_nodes, gpus_per_job(job_desc.tres_per_job) or min_nodes)
+		if not whole(count, min_nodes, most) then
+			return count .. " advised node(s) do not fit the job's node count (" .. min_nodes .. ".." .. most .. ")"
 		end
 	end
 	if answer.req_switch ~= nil then
@@ -152,6 +169,44 @@ local function advice_problem(job_desc, answer, part_list)
 		end
 	end
 	return nil
+end
+
+-- One connection kept open between submits (the Lua state lives as long as slurmctld): a submit then
+-- costs one line out and one back, not a connect and a new thread in the daemon each time, which
+-- matters because slurmctld waits for the answer holding its job lock.
+placer_conn = placer_conn or nil
+
+local function drop_connection()
+	if placer_conn then placer_conn:close() end
+	placer_conn = nil
+end
+
+-- one request line -> one answer line, or nil and why; never past `deadline`
+local function exchange(payload, deadline)
+	for _ = 1, 2 do
+		local fresh = false
+		if placer_conn == nil then
+			local conn = (unix.stream or unix)()
+			conn:settimeout(math.max(deadline - now(), 0.001))
+			local ok, err = conn:connect(SOCKET_PATH)
+			if not ok then
+				conn:close()
+				return nil, "cannot reach placer at " .. SOCKET_PATH .. ": " .. tostring(err)
+			end
+			placer_conn, fresh = conn, true
+		end
+		placer_conn:settimeout(math.max(deadline - now(), 0.001))
+		local ok, err = placer_conn:send(payload)
+		local line
+		if ok then line, err = placer_conn:receive("*l") end
+		if line then return line end
+		drop_connection()  -- a late answer must never be read as the next job's
+		if fresh or err == "timeout" then
+			return nil, (ok and ("no answer within " .. BUDGET_S .. " s: ") or "send failed: ") .. tostring(err)
+		end
+		-- a kept connection the daemon has closed (restarted, or idle too long): once more on a new one
+	end
+	return nil, "the daemon closed the connection twice"
 end
 
 function slurm_job_submit(job_desc, part_list, submit_uid)
@@ -186,30 +241,13 @@ function slurm_job_submit(job_desc, part_list, submit_uid)
 		return fail_open(name, "placer did not answer a recent request in time; not asking until it has been "
 			.. BACKOFF_S .. " s")
 	end
-	local deadline = started + BUDGET_S
-	local make = unix.stream or unix
-	local conn = make()
-	conn:settimeout(BUDGET_S)
-	local ok, err = conn:connect(SOCKET_PATH)
-	if not ok then
-		conn:close()
-		return give_up(name, "cannot reach placer at " .. SOCKET_PATH .. ": " .. tostring(err), now())
-	end
-	conn:settimeout(math.max(deadline - now(), 0.001))
-	ok, err = conn:send(cjson.encode(request) .. "\n")
-	if not ok then
-		conn:close()
-		return give_up(name, "send failed: " .. tostring(err), now())
-	end
-	conn:settimeout(math.max(deadline - now(), 0.001))
-	local line
-	line, err = conn:receive("*l")
-	conn:close()
+	local line, err = exchange(cjson.encode(request) .. "\n", started + BUDGET_S)
 	if not line then
-		return give_up(name, "no answer within " .. BUDGET_S .. " s: " .. tostring(err), now())
+		return give_up(name, err, now())
 	end
 	local decoded, answer = pcall(cjson.decode, line)
 	if not decoded or type(answer) ~= "table" or type(answer.action) ~= "string" then
+		drop_connection()  -- whatever is talking there, do not read its next line as an answer
 		return fail_open(name, "garbled answer: " .. string.sub(line, 1, 80))
 	end
 	if answer.action ~= "advise" and answer.action ~= "steer" and answer.action ~= "none" then

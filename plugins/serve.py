@@ -298,29 +298,42 @@ class Daemon:
 
 
 class _Handler(socketserver.StreamRequestHandler):
-    timeout = 2.0
+    # job_submit.lua keeps its connection open between submits: one thread per connection, answering
+    # line after line; a connection idle this long is closed (the hook then opens a new one)
+    timeout = 600.0
 
     def handle(self) -> None:
         daemon: Daemon = self.server.daemon  # type: ignore[attr-defined]
-        try:
-            line = self.rfile.readline(MAX_LINE)
-        except OSError:
-            return
-        try:
-            req = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            daemon.metrics.bad_requests.inc()
-            answer: dict[str, Any] = {"action": "none", "reason": "bad request: not JSON"}
-        else:
+        while not daemon.stop.is_set():
             try:
-                answer = daemon.decide(req)
-            except Exception as exc:  # a bug must not take the daemon down; the job goes in unchanged
-                log.exception("decision failed")
-                answer = {"action": "none", "reason": f"internal error: {type(exc).__name__}"}
-        try:
-            self.wfile.write((json.dumps(answer) + "\n").encode())
-        except OSError:
-            pass  # the hook gave up waiting (it failed open)
+                line = self.rfile.readline(MAX_LINE)
+            except OSError:
+                return
+            if not line:
+                return
+            whole = line.endswith(b"\n")  # else longer than MAX_LINE: answered once, then the connection ends,
+            answer = _answer(daemon, line) if whole else {"action": "none", "reason": "bad request: over "
+                                                                                     f"{MAX_LINE} bytes"}
+            try:  # so that its rest is never read as another request
+                self.wfile.write((json.dumps(answer) + "\n").encode())
+            except OSError:
+                return  # the hook gave up waiting (it failed open) and closed its end
+            if not whole:
+                daemon.metrics.bad_requests.inc()
+                return
+
+
+def _answer(daemon: Daemon, line: bytes) -> dict[str, Any]:
+    try:
+        req = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        daemon.metrics.bad_requests.inc()
+        return {"action": "none", "reason": "bad request: not JSON"}
+    try:
+        return daemon.decide(req)
+    except Exception as exc:  # a bug must not take the daemon down; the job goes in unchanged
+        log.exception("decision failed")
+        return {"action": "none", "reason": f"internal error: {type(exc).__name__}"}
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):

@@ -22,7 +22,8 @@ slurm = {SUCCESS = 0, NO_VAL = 4294967294, log_info = function(fmt, ...) io.stde
 dofile(arg[1])
 local cjson = require("cjson")
 local input = cjson.decode(io.read("*a"))
-local rc = slurm_job_submit(input.job, input.parts, 0)
+local rc
+for _ = 1, (input["repeat"] or 1) do rc = slurm_job_submit(input.job, input.parts, 0) end
 print(cjson.encode({rc = rc, job = input.job, fail_open = placer_fail_open}))
 """
 PARTS = {"gpu": {"name": "gpu", "nodes": "gpu[001-004]", "flag_default": 1},
@@ -60,19 +61,25 @@ def hook(tmp_path: Path) -> Iterator:
                 conn, _ = srv.accept()
             except OSError:
                 continue
-            with conn:
-                answer["request"] = json.loads(conn.recv(65536))
-                conn.sendall(answer["line"].encode() + b"\n")
+            answer["accepts"] = answer.get("accepts", 0) + 1
+            with conn, conn.makefile("rb") as lines:
+                for line in lines:  # as the daemon does: line after line while the hook keeps the connection
+                    answer["request"] = json.loads(line)
+                    answer["requests"] = answer.get("requests", 0) + 1
+                    conn.sendall(answer["line"].encode() + b"\n")
+                    if not answer.get("keep", True):
+                        break
 
     threading.Thread(target=serve, daemon=True).start()
 
-    def submit(job: dict, reply: dict | str, parts: dict = PARTS) -> dict:
-        answer["line"] = reply if isinstance(reply, str) else json.dumps(reply)
-        done = subprocess.run(["lua5.1", str(driver), str(script)], input=json.dumps({"job": job, "parts": parts}),
+    def submit(job: dict, reply: dict | str, parts: dict = PARTS, repeat: int = 1, keep: bool = True) -> dict:
+        answer.update(line=reply if isinstance(reply, str) else json.dumps(reply), keep=keep, accepts=0, requests=0)
+        done = subprocess.run(["lua5.1", str(driver), str(script)],
+                              input=json.dumps({"job": job, "parts": parts, "repeat": repeat}),
                               capture_output=True, text=True, timeout=20, check=True)
         out = json.loads(done.stdout)
         out["log"] = done.stderr
-        out["request"] = answer.get("request")
+        out.update(request=answer.get("request"), accepts=answer["accepts"], requests=answer["requests"])
         return out
 
     yield submit
@@ -86,6 +93,9 @@ JOB = {"name": "j", "min_nodes": 2, "max_nodes": 2}
 def test_good_advice_is_applied(hook) -> None:
     out = hook(JOB, {"action": "advise", "req_nodes": "gpu[002-003]", "min_nodes": 2})
     assert out["job"]["req_nodes"] == "gpu[002-003]" and out["job"]["min_nodes"] == 2 and out["fail_open"] == 0
+    out = hook({"name": "j", "tres_per_job": "gres/gpu:16"}, {"action": "advise", "req_nodes": "gpu[001-002]",
+                                                             "min_nodes": 2})  # GPUs per job: nodes as needed
+    assert out["job"]["req_nodes"] == "gpu[001-002]" and out["job"]["min_nodes"] == 2
     out = hook({"name": "j", "min_nodes": 4}, {"action": "advise", "req_switch": 2, "wait4switch": 300})
     assert out["job"]["req_switch"] == 2 and out["job"]["wait4switch"] == 300
 
@@ -100,12 +110,28 @@ def test_the_request_names_the_partition_and_every_gpu_request(hook) -> None:
     assert hook({**job, "partition": "other"}, {"action": "none"})["request"]["partition"] == "other"
 
 
+def test_one_connection_is_kept_and_a_closed_one_is_replaced(hook) -> None:
+    """slurmctld waits for the answer holding its job lock: the hook keeps its connection between submits
+    (no connect, no new daemon thread each time) and, when the daemon closed it (a restart), opens a new
+    one within the same budget, so the job still gets its answer."""
+    out = hook({"name": "k"}, {"action": "none"}, repeat=3)
+    assert (out["accepts"], out["requests"], out["fail_open"]) == (1, 3, 0)
+    out = hook({"name": "k"}, {"action": "none"}, repeat=3, keep=False)  # the daemon closes after each answer
+    assert (out["accepts"], out["requests"], out["fail_open"]) == (3, 3, 0)
+
+
 @pytest.mark.parametrize("job,reply,why", [
     (JOB, {"action": "advise", "req_nodes": "nosuchnode,gpu001", "min_nodes": 2}, "node nosuchnode is not in"),
     ({**JOB, "partition": "other"}, {"action": "advise", "req_nodes": "gpu[001-002]", "min_nodes": 2},
      "not in the job's partition"),
-    (JOB, {"action": "advise", "req_nodes": "gpu[001-002]", "min_nodes": 1000000}, "min_nodes 1000000"),
-    (JOB, {"action": "advise", "req_nodes": "gpu[001-002]", "min_nodes": 1}, "min_nodes 1 does not fit"),
+    (JOB, {"action": "advise", "req_nodes": "gpu[001-002]", "min_nodes": 1000000}, "min_nodes 1000000 is not the 2"),
+    (JOB, {"action": "advise", "req_nodes": "gpu[001-002]", "min_nodes": 1}, "min_nodes 1 is not the 2"),
+    (JOB, {"action": "advise", "req_nodes": "gpu[001-003]", "min_nodes": 3}, "3 advised node(s) do not fit"),
+    # no -N: found by the adversarial lab run, where 4 nodes for `--gpus=l40s:1` made sbatch fail
+    ({"name": "j", "tres_per_job": "gres:gpu:l40s:1"}, {"action": "advise", "req_nodes": "gpu[001-004]",
+                                                        "min_nodes": 4}, "do not fit the job's node count (1..1)"),
+    ({"name": "j", "tres_per_node": "gres:gpu:4"}, {"action": "advise", "req_nodes": "gpu[001-002]", "min_nodes": 2},
+     "do not fit the job's node count (1..1)"),
     (JOB, {"action": "advise", "req_nodes": "gpu[001-002]"}, "min_nodes nil"),
     (JOB, {"action": "advise", "req_nodes": "gpu001; rm -rf /", "min_nodes": 2}, "not a host list"),
     (JOB, {"action": "advise", "req_switch": -1}, "req_switch -1"),
@@ -162,7 +188,7 @@ def test_a_hung_daemon_costs_one_budget_then_the_hook_backs_off(tmp_path: Path) 
     script.write_text(hook_text(LabOptions(socket_path=sock, hook_budget_s=0.1, hook_backoff_s=0.5)))
     driver = tmp_path / "driver.lua"
     driver.write_text(DRIVER.replace("local input = cjson.decode(io.read(\"*a\"))", "local input = {job = {name = 'j'}, parts = {}}")
-                      .replace("local rc = slurm_job_submit(input.job, input.parts, 0)",
+                      .replace('local rc\nfor _ = 1, (input["repeat"] or 1) do rc = slurm_job_submit(input.job, input.parts, 0) end',
                                "local t = {}\nfor i = 1, 4 do\n  local t0 = socket.gettime()\n"
                                "  slurm_job_submit({name = 'j' .. i}, {}, 0)\n  t[i] = socket.gettime() - t0\n"
                                "  if i == 3 then os.execute('sleep 0.6') end\nend\nlocal rc = t"))

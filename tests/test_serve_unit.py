@@ -162,6 +162,18 @@ def test_over_the_socket(tmp_path: Path) -> None:
     assert ask(b'{"v": 1, "name": "a", "tres_per_job": "gres:gpu:2"}\n')["action"] == "advise"
     assert ask(b"garbage\n") == {"action": "none", "reason": "bad request: not JSON"}
     assert ask(b'{"v": 1, "op": "decisions"}\n')["decisions"][0]["name"] == "a"
+    # the hook keeps one connection: answers come line after line; an over-long line ends it
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as kept:
+        kept.settimeout(5)
+        kept.connect(str(cfg.socket_path))
+        lines = kept.makefile("rwb")
+        for name in ("k1", "k2"):
+            lines.write(json.dumps({"v": 1, "name": name, "tres_per_job": "gres:gpu:1"}).encode() + b"\n")
+            lines.flush()
+            assert json.loads(lines.readline())["action"] == "advise"
+        lines.write(b'{"v": 1, "name": "' + b"x" * 70000 + b'"}\n')
+        lines.flush()
+        assert "over 65536 bytes" in json.loads(lines.readline())["reason"] and lines.readline() == b""
     from plugins.apply import report_pass
 
     assert report_pass(cfg.socket_path) and d.last_apply is not None  # how `placer apply` says it ran
@@ -426,7 +438,10 @@ def test_apply_pins_within_the_partition_and_leaves_what_it_cannot_honour() -> N
     slurm.jobs = [replace(held, job_id=1, name="half", partition="half", node_count=2, gpus_per_node=8),
                   replace(held, job_id=2, name="tasks", partition="gpu", node_count=2, gpus_per_task=1, tasks=4),
                   replace(held, job_id=3, name="model", partition="gpu", node_count=1, gpus_per_task=2, tasks=2,
-                          gpu_model="h100")]
+                          gpu_model="h100"),
+                  replace(held, job_id=4, name="excl", partition="half", node_count=1, gpus_per_job=8,
+                          excluded_nodes=tuple(FABRIC.node_names[8:15]))]
     out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=1010)
     assert all(int(n[3:]) > 8 for n in expand(pins[1])) and len(expand(pins[3])) == 1 and 2 not in pins
+    assert pins[4] == FABRIC.node_names[15]  # the one node of its partition it did not exclude
     assert (2, "--gpus-per-task over several nodes is left to Slurm") in out.released_unpinned

@@ -79,9 +79,10 @@ def _fake_daemon(sock: Path, behaviour: str) -> tuple[socket.socket, threading.E
     srv.listen(8)
     stop = threading.Event()
 
+    srv.settimeout(0.2)  # here, not in the thread: a caller may close the socket before the thread starts
+
     def loop() -> None:
         held = []
-        srv.settimeout(0.2)
         while not stop.is_set():
             try:
                 conn, _ = srv.accept()
