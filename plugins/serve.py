@@ -311,16 +311,35 @@ class _Handler(socketserver.StreamRequestHandler):
                 return
             if not line:
                 return
-            whole = line.endswith(b"\n")  # else longer than MAX_LINE: answered once, then the connection ends,
-            answer = _answer(daemon, line) if whole else {"action": "none", "reason": "bad request: over "
-                                                                                     f"{MAX_LINE} bytes"}
-            try:  # so that its rest is never read as another request
+            whole = line.endswith(b"\n")
+            if whole:
+                answer = _answer(daemon, line)
+            else:  # longer than MAX_LINE: its rest is skipped, never read as another request
+                daemon.metrics.bad_requests.inc()
+                answer = {"action": "none", "reason": f"bad request: over {MAX_LINE} bytes"}
+                whole = self._skip_line()
+            try:
                 self.wfile.write((json.dumps(answer) + "\n").encode())
             except OSError:
                 return  # the hook gave up waiting (it failed open) and closed its end
             if not whole:
-                daemon.metrics.bad_requests.inc()
                 return
+
+    def _skip_line(self, limit: int = 64 * MAX_LINE) -> bool:
+        """Read to the end of an over-long line (True), or give up after `limit` bytes (False: the connection
+        is then closed; the peer may see it reset)."""
+        seen = 0
+        while seen < limit:
+            try:
+                part = self.rfile.readline(MAX_LINE)
+            except OSError:
+                return False
+            if not part:
+                return False
+            if part.endswith(b"\n"):
+                return True
+            seen += len(part)
+        return False
 
 
 def _answer(daemon: Daemon, line: bytes) -> dict[str, Any]:

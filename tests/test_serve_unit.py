@@ -173,7 +173,10 @@ def test_over_the_socket(tmp_path: Path) -> None:
             assert json.loads(lines.readline())["action"] == "advise"
         lines.write(b'{"v": 1, "name": "' + b"x" * 70000 + b'"}\n')
         lines.flush()
-        assert "over 65536 bytes" in json.loads(lines.readline())["reason"] and lines.readline() == b""
+        assert "over 65536 bytes" in json.loads(lines.readline())["reason"]
+        lines.write(b'{"v": 1, "name": "k3", "tres_per_job": "gres:gpu:1"}\n')  # and the next line is a request
+        lines.flush()
+        assert json.loads(lines.readline())["action"] == "advise"
     from plugins.apply import report_pass
 
     assert report_pass(cfg.socket_path) and d.last_apply is not None  # how `placer apply` says it ran
