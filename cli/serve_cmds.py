@@ -49,6 +49,7 @@ _CONFIG_KEYS: dict[str, tuple[str, Callable[[Any], str | None]]] = {
     "node_poll_s": ("node_poll_s", lambda v: None if v == 0 else _number(0.1, 60)(v)),
     "max_wait4switch_s": ("max_wait4switch_s", _number(0, 7 * 24 * 3600, whole=True)),
     "reservation_ttl_s": ("reservation_ttl_s", _number(1, 3600)),
+    "stale_request_s": ("stale_request_s", _number(0.1, 3600)),
     "max_hold_s": ("max_hold_s", _number(0, 7 * 24 * 3600)),
     "metrics_port": ("metrics_port", _number(1, 65535, whole=True)),
 }

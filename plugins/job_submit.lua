@@ -237,6 +237,8 @@ function slurm_job_submit(job_desc, part_list, submit_uid)
 		fail_open = placer_fail_open,
 	}
 	local started = now()
+	-- when it was asked: a daemon that stalled does not decide (and reserve nodes) for jobs long gone in
+	if have_gettime and socket.gettime then request.sent = started end  -- (os.time()'s whole seconds would not do)
 	if started < placer_quiet_until then
 		return fail_open(name, "placer did not answer a recent request in time; not asking until it has been "
 			.. BACKOFF_S .. " s")

@@ -53,6 +53,7 @@ class ServeConfig:
     min_refresh_gap_s: float = 1.0  # refreshes after decisions are at least this far apart (bursts of submits)
     max_wait4switch_s: int = 300
     reservation_ttl_s: float = 30.0
+    stale_request_s: float = 1.0  # a request the hook sent longer ago than this was given up on: not decided
     max_hold_s: float = 600.0  # steer mode without `placer apply`: the daemon releases its own holds after this
     metrics_port: int | None = None  # Prometheus on 127.0.0.1:PORT/metrics
     planner: PlannerConfig = field(default_factory=lambda: PlannerConfig(solver="greedy", time_limit_s=0.005))
@@ -240,29 +241,39 @@ class Daemon:
         return job, why
 
     def decide(self, req: Any) -> dict[str, Any]:
+        return self.decide_held(req)[0]
+
+    def decide_held(self, req: Any) -> tuple[dict[str, Any], list[Reservation]]:
+        """The answer, and the reservations it made (undone by `undo` when the answer cannot be delivered)."""
         t0 = time.perf_counter()
+        held: list[Reservation] = []
         if not isinstance(req, dict) or req.get("v") != 1:
             self.metrics.bad_requests.inc()
-            return {"action": "none", "reason": "bad request: expected a version-1 object"}
+            return {"action": "none", "reason": "bad request: expected a version-1 object"}, held
         if req.get("op") == "decisions":
-            return {"action": "none", "decisions": list(self.recent)}
+            return {"action": "none", "decisions": list(self.recent)}, held
         if req.get("op") == "state":
-            return {"action": "none", **self.state_summary()}
+            return {"action": "none", **self.state_summary()}, held
         if req.get("op") == "apply-pass":  # `placer apply` says it ran (the socket is root/SlurmUser only)
             self.last_apply = time.time()
-            return {"action": "none"}
+            return {"action": "none"}, held
         fail_open = req.get("fail_open")
         if isinstance(fail_open, int) and fail_open > 0:
             self.metrics.fail_open.inc(fail_open)
         job, why = self.job_from_request(req)
         if job is not None and self.mismatch:
             job, why = None, f"the inventory does not match Slurm ({self.mismatch}): no advice"
+        sent = req.get("sent")
+        if job is not None and isinstance(sent, (int, float)) and time.time() - sent > self.cfg.stale_request_s:
+            # queued while the daemon was stalled: the hook failed open long ago, and nodes reserved for
+            # this job would be held for a job that went in unchanged
+            job, why = None, f"stale request (sent {time.time() - sent:.1f} s ago): the hook has given up on it"
         if job is None:
             answer: dict[str, Any] = {"action": "none", "reason": why}
         elif self.cfg.mode == "steer":
             answer = {"action": "steer", "reason": f"held for `placer apply` ({job.gpus} GPUs)"}
         else:
-            answer = self._advise(job)
+            answer, held = self._advise(job)
         elapsed = time.perf_counter() - t0
         self.metrics.decisions.labels(answer["action"]).inc()
         self.metrics.latency.observe(elapsed)
@@ -275,26 +286,35 @@ class Daemon:
                  elapsed * 1e3, answer.get("reason", ""))
         if answer["action"] != "none":
             self.wake.set()  # refresh soon after each decision
-        return answer
+        return answer, held
 
-    def _advise(self, job: JobRequest) -> dict[str, Any]:
+    def undo(self, held: list[Reservation]) -> None:
+        """The answer never reached the hook (it gave up and closed): its nodes are free again."""
+        with self.lock:
+            for r in held:
+                if r in self.reservations:
+                    self.reservations.remove(r)
+                    self.state.release(r.node, r.gpus)
+
+    def _advise(self, job: JobRequest) -> tuple[dict[str, Any], list[Reservation]]:
         with self.lock:
             p = place_one(self.ix, self.state, job, self.cfg.planner)
             if p.status == "placed":
                 expires = time.monotonic() + self.cfg.reservation_ttl_s
                 items = [(self.fabric.node_index[name], list(ids)) for name, ids in p.gpu_ids.items()]
                 self.state.allocate_many(items)
-                self.reservations.extend(Reservation(n, ids, expires, time.monotonic()) for n, ids in items)
+                held = [Reservation(n, ids, expires, time.monotonic()) for n, ids in items]
+                self.reservations.extend(held)
                 return {"action": "advise", "req_nodes": compress(p.nodes), "min_nodes": len(p.nodes),
                         "leaves": p.leaves, "leaf_lower_bound": p.leaf_lower_bound,
-                        "reason": f"nodes {compress(p.nodes)}: {p.leaves} leaf(s), bound {p.leaf_lower_bound}"}
+                        "reason": f"nodes {compress(p.nodes)}: {p.leaves} leaf(s), bound {p.leaf_lower_bound}"}, held
             if p.status == "pending":
                 el = eligibility(self.ix, self.state, job)
                 k = empty_fabric_bounds(self.ix, el.static, el.nodes_needed).leaf or 1
                 return {"action": "advise", "req_switch": int(k), "wait4switch": self.cfg.max_wait4switch_s,
                         "reason": f"no room now; asks Slurm for {k} leaf switch(es) within "
-                                  f"{self.cfg.max_wait4switch_s} s"}
-            return {"action": "none", "reason": p.reason}
+                                  f"{self.cfg.max_wait4switch_s} s"}, []
+            return {"action": "none", "reason": p.reason}, []
 
 
 class _Handler(socketserver.StreamRequestHandler):
@@ -312,8 +332,9 @@ class _Handler(socketserver.StreamRequestHandler):
             if not line:
                 return
             whole = line.endswith(b"\n")
+            held: list[Reservation] = []
             if whole:
-                answer = _answer(daemon, line)
+                answer, held = _answer(daemon, line)
             else:  # longer than MAX_LINE: its rest is skipped, never read as another request
                 daemon.metrics.bad_requests.inc()
                 answer = {"action": "none", "reason": f"bad request: over {MAX_LINE} bytes"}
@@ -321,7 +342,8 @@ class _Handler(socketserver.StreamRequestHandler):
             try:
                 self.wfile.write((json.dumps(answer) + "\n").encode())
             except OSError:
-                return  # the hook gave up waiting (it failed open) and closed its end
+                daemon.undo(held)  # the hook gave up waiting (it failed open) and closed its end
+                return
             if not whole:
                 return
 
@@ -342,17 +364,17 @@ class _Handler(socketserver.StreamRequestHandler):
         return False
 
 
-def _answer(daemon: Daemon, line: bytes) -> dict[str, Any]:
+def _answer(daemon: Daemon, line: bytes) -> tuple[dict[str, Any], list[Reservation]]:
     try:
         req = json.loads(line)
     except (json.JSONDecodeError, UnicodeDecodeError):
         daemon.metrics.bad_requests.inc()
-        return {"action": "none", "reason": "bad request: not JSON"}
+        return {"action": "none", "reason": "bad request: not JSON"}, []
     try:
-        return daemon.decide(req)
+        return daemon.decide_held(req)
     except Exception as exc:  # a bug must not take the daemon down; the job goes in unchanged
         log.exception("decision failed")
-        return {"action": "none", "reason": f"internal error: {type(exc).__name__}"}
+        return {"action": "none", "reason": f"internal error: {type(exc).__name__}"}, []
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):

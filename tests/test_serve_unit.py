@@ -448,3 +448,16 @@ def test_apply_pins_within_the_partition_and_leaves_what_it_cannot_honour() -> N
     assert all(int(n[3:]) > 8 for n in expand(pins[1])) and len(expand(pins[3])) == 1 and 2 not in pins
     assert pins[4] == FABRIC.node_names[15]  # the one node of its partition it did not exclude
     assert (2, "--gpus-per-task over several nodes is left to Slurm") in out.released_unpinned
+
+
+def test_stale_requests_are_not_decided_and_undelivered_answers_free_their_nodes() -> None:
+    """After a stall (SIGSTOP, a long GC) the daemon finds requests the hook gave up on long ago: deciding
+    them would reserve nodes for jobs that went in unchanged, and later submits would find no room."""
+    d, _ = daemon()
+    free = int(d.state.free_gpus.sum())
+    old = d.decide(req("old", tres_per_job="gres:gpu:8", sent=time.time() - 5))
+    assert old["action"] == "none" and "stale request" in old["reason"] and int(d.state.free_gpus.sum()) == free
+    fresh, held = d.decide_held(req("fresh", tres_per_job="gres:gpu:8", sent=time.time()))
+    assert fresh["action"] == "advise" and held and int(d.state.free_gpus.sum()) == free - 8
+    d.undo(held)  # the answer could not be written: the hook had closed its end
+    assert int(d.state.free_gpus.sum()) == free and d.reservations == []
