@@ -1,6 +1,7 @@
 """`placer serve` and `placer apply`."""
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
@@ -15,8 +16,9 @@ from placer import PlannerConfig
 from plugins.apply import ApplyReport, apply_loop, report_pass
 from plugins.apply import release_all as release_all_jobs
 from plugins.pyslurm_backend import choose_backend
+from plugins.refresh_worker import ProcessRefresher
 from plugins.serve import Daemon, ServeConfig, serve, with_overrides
-from topology import BackendError, Problem, RequestError
+from topology import BackendError, Fabric, Problem, RequestError
 
 from .files import load_fabric, read_text
 from .params import FiniteRange
@@ -125,8 +127,19 @@ def serve_cmd(inventory: str, config_path: str | None, socket_path: str | None, 
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger().setLevel(logging.INFO)  # one line per decision is the point of a daemon log
     daemon = Daemon(fabric, choose_backend(backend, slurm_conf), cfg)
+    # refreshes parse Slurm's JSON in a process of their own, never holding up a decision
+    worker = ProcessRefresher(_fabric_only, inventory, functools.partial(choose_backend, backend, slurm_conf))
+    daemon.take_picture = worker
     _stop_on_signals(daemon.stop)
-    serve(daemon)
+    try:
+        serve(daemon)
+    finally:
+        worker.close()
+
+
+def _fabric_only(source: str) -> Fabric:
+    """The inventory again, in the refresh worker (a module-level function: the worker is spawned)."""
+    return load_fabric(source)[0]
 
 
 @click.command("apply")

@@ -173,7 +173,12 @@ class StateReport:
     mismatch: dict[str, list[str]] = field(default_factory=dict)
 
     def mismatch_text(self) -> str:
-        return "; ".join(f"{kind}: {len(names)} node(s), {_some(names)}" for kind, names in self.mismatch.items())
+        return mismatch_text(self.mismatch)
+
+
+def mismatch_text(mismatch: dict[str, list[str]]) -> str:
+    """What the inventory gets wrong, one clause per kind ("" when nothing)."""
+    return "; ".join(f"{kind}: {len(names)} node(s), {_some(names)}" for kind, names in mismatch.items())
 
 
 def to_cluster_state(fabric: Fabric, snap: SlurmSnapshot) -> StateReport:

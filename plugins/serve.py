@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,8 @@ from placer.index import index_for
 from topology import BackendError, ClusterState, Fabric, RequestError
 from topology.hostlists import compress
 
-from .backend import Backend, SlurmSnapshot, hold_for_pending, to_cluster_state
+from .backend import Backend
+from .refresh_worker import Picture, picture
 from .requests import job_from_hook, partition_nodes
 
 log = logging.getLogger(__name__)
@@ -114,6 +116,8 @@ class Daemon:
         self.node_state_time = 0.0  # time.time() of the node states decisions use
         self.last_apply: float | None = None  # time.time() of `placer apply`'s last reported pass
         self.metrics.apply_age.set_function(lambda: time.time() - self.last_apply if self.last_apply else -1.0)
+        # how a refresh reads Slurm: here, or in a worker process (`placer serve` itself: refresh_worker.py)
+        self.take_picture: Callable[[], Picture] = lambda: picture(self.fabric, self.backend.snapshot())
         self.reservations: list[Reservation] = []
         self.recent: deque[dict[str, Any]] = deque(maxlen=200)
         self.wake = threading.Event()
@@ -122,19 +126,17 @@ class Daemon:
     # -- state -----------------------------------------------------------------------------------
     def refresh(self) -> None:
         asked = time.monotonic()
-        snap = self.backend.snapshot()
-        report = to_cluster_state(self.fabric, snap)
-        state = report.state
-        hold_for_pending(self.fabric, state, snap)  # advised jobs Slurm has not started yet keep their nodes
-        self._watch_holds(snap)
-        for w in report.warnings:
+        pic = self.take_picture()
+        state = pic.state(self.fabric)
+        self._watch_holds(pic.steered)
+        for w in pic.warnings:
             log.warning("%s", w)
-        mismatch = report.mismatch_text()
+        mismatch = pic.mismatch_text()
         if mismatch and mismatch != self.mismatch:
             log.error("the inventory does not match Slurm (%s): no advice until it does", mismatch)
         elif self.mismatch and not mismatch:
             log.warning("the inventory matches Slurm again: advising")
-        self.metrics.mismatch.set(sum(len(v) for v in report.mismatch.values()))
+        self.metrics.mismatch.set(sum(len(v) for v in pic.mismatch.values()))
         now = time.monotonic()
         with self.lock:
             kept = []
@@ -156,7 +158,7 @@ class Daemon:
             self.state_time = time.time()
             self.node_state_time = max(self.node_state_time, self.state_time - (now - asked))
             self.mismatch = mismatch
-            self.partitions = snap.partition_nodes()
+            self.partitions = pic.partitions
 
     def poll_nodes(self) -> None:
         """The drain watch: node states only (cheap), so a node drained or downed a moment ago is off at
@@ -178,27 +180,26 @@ class Daemon:
                 self.metrics.node_poll_errors.inc()
                 log.error("node-state poll failed: %s: %s", type(exc).__name__, exc)
 
-    def _watch_holds(self, snap: SlurmSnapshot) -> None:
+    def _watch_holds(self, held: list[tuple[int, int]]) -> None:
         """Steer mode must be safe without `placer apply`: count our holds, release those past max_hold_s."""
         now = time.time()
-        held = [j for j in snap.jobs if j.steered]
         if held and self.cfg.mode == "steer" and (self.last_apply is None or now - self.last_apply > 60):
             log.warning("%d job(s) held for `placer apply`, which %s", len(held),
                         "has not reported since the daemon started" if self.last_apply is None else
                         f"last reported {now - self.last_apply:.0f} s ago")
         self.metrics.held.set(len(held))
-        self.metrics.oldest_hold.set(max((now - j.submit_time for j in held), default=0.0))
-        for j in held:
-            if now - j.submit_time <= self.cfg.max_hold_s:
+        self.metrics.oldest_hold.set(max((now - submitted for _, submitted in held), default=0.0))
+        for job_id, submitted in held:
+            if now - submitted <= self.cfg.max_hold_s:
                 continue
             try:
-                self.backend.release(j.job_id)
+                self.backend.release(job_id)
             except BackendError as exc:
-                log.error("could not release job %d, held past max_hold_s: %s", j.job_id, exc)
+                log.error("could not release job %d, held past max_hold_s: %s", job_id, exc)
                 continue
             self.metrics.hold_timeouts.inc()
             log.warning("job %d released unpinned: held %.0f s, longer than max_hold_s %g (is `placer apply` "
-                        "running?)", j.job_id, now - j.submit_time, self.cfg.max_hold_s)
+                        "running?)", job_id, now - submitted, self.cfg.max_hold_s)
 
     def state_summary(self) -> dict[str, Any]:
         """What the daemon decides on: when it last read Slurm, GPUs in use, nodes it will not use."""

@@ -21,7 +21,7 @@ import pytest
 from cli.serve_cmds import load_serve_config
 from plugins.backend import SlurmJob, SlurmNode, SlurmSnapshot
 from plugins.serve import Daemon, ServeConfig, serve
-from topology import RequestError
+from topology import BackendError, RequestError
 from topology.generate import design_for, generate
 from topology.hostlists import expand
 
@@ -461,3 +461,47 @@ def test_stale_requests_are_not_decided_and_undelivered_answers_free_their_nodes
     assert fresh["action"] == "advise" and held and int(d.state.free_gpus.sum()) == free - 8
     d.undo(held)  # the answer could not be written: the hook had closed its end
     assert int(d.state.free_gpus.sum()) == free and d.reservations == []
+
+
+def _tiny(_: str):
+    return FABRIC
+
+
+class _HeldOne(FakeSlurm):
+    def __init__(self) -> None:
+        super().__init__()
+        self.nodes[0] = SlurmNode("gpu001", "drain", partitions=("gpu",))
+        self.jobs = [SlurmJob(job_id=9, name="h", state="PENDING", priority=0, reason="JobHeldUser",
+                              admin_comment="placer:steer", gpus_per_job=1, submit_time=int(time.time())),
+                     SlurmJob(job_id=3, name="r", state="RUNNING", node_count=1, nodes=("gpu002",),
+                              gpu_ids={"gpu002": (0, 1)})]
+
+
+class _Broken(FakeSlurm):
+    def snapshot(self) -> SlurmSnapshot:
+        raise BackendError("squeue failed (a stand-in)")
+
+
+def test_the_refresh_worker_process_gives_the_same_picture() -> None:
+    """`placer serve` reads Slurm in a worker process (its JSON parsing would hold up decisions); what comes
+    back is exactly what the in-process path gives, and errors come back as errors."""
+    from plugins.refresh_worker import ProcessRefresher, picture
+
+    worker = ProcessRefresher(_tiny, "tiny", _HeldOne)
+    try:
+        got, want = worker(), picture(FABRIC, _HeldOne().snapshot())
+        assert (got.free_mask == want.free_mask).all() and (got.usable == want.usable).all()
+        assert got.steered == want.steered and got.steered[0][0] == 9 and not got.usable[0] and int(got.free_gpus[1]) == 6
+        assert got.partitions == want.partitions and list(got.partitions or {}) == ["gpu"]
+        d = Daemon(FABRIC, FakeSlurm(), ServeConfig())
+        d.take_picture = worker
+        d.refresh()
+        assert "gpu001" in d.state_summary()["unusable_nodes"] and d.state_summary()["gpus_in_use"] == 2
+    finally:
+        worker.close()
+    broken = ProcessRefresher(_tiny, "tiny", _Broken)
+    try:
+        with pytest.raises(BackendError, match="squeue failed"):
+            broken()
+    finally:
+        broken.close()

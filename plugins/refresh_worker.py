@@ -1,0 +1,95 @@
+"""The daemon's picture of Slurm, and a process of its own to take it in.
+
+Reading Slurm is parsing JSON: `squeue --json` with 10,000 pending jobs is tens of megabytes, and
+`json.loads` holds Python's interpreter lock until it is done. In `placer serve` that stalls every
+decision, and slurmctld waits for each submit's answer holding its job lock, so every queued submit
+stalls with it (seen: decisions of 25 ms and hook time-outs while 800 held jobs were re-read). So
+`ProcessRefresher` takes the picture in a worker process and hands back only what the daemon keeps:
+the node arrays of a ClusterState, the partitions, the mismatch, and the jobs the hook holds.
+"""
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from topology import BackendError, ClusterState, Fabric
+
+from .backend import Backend, SlurmSnapshot, hold_for_pending, mismatch_text, to_cluster_state
+
+
+@dataclass
+class Picture:
+    """What the daemon keeps of one snapshot (picklable, mostly arrays)."""
+    free_mask: np.ndarray
+    free_gpus: np.ndarray
+    usable: np.ndarray
+    warnings: list[str] = field(default_factory=list)
+    mismatch: dict[str, list[str]] = field(default_factory=dict)
+    partitions: dict[str, tuple[str, ...]] | None = None
+    steered: list[tuple[int, int]] = field(default_factory=list)  # (job id, submit time) the hook holds
+
+    def state(self, fabric: Fabric) -> ClusterState:
+        st = ClusterState(fabric)
+        st.free_mask[:] = self.free_mask
+        st.free_gpus[:] = self.free_gpus
+        st.usable[:] = self.usable
+        st.recompute()
+        return st
+
+    def mismatch_text(self) -> str:
+        return mismatch_text(self.mismatch)
+
+
+def picture(fabric: Fabric, snap: SlurmSnapshot) -> Picture:
+    """One snapshot as the daemon keeps it: running jobs' GPUs taken, down/drained nodes off, and the
+    nodes of pending jobs with required nodes (advised, released, or -w) spoken for."""
+    report = to_cluster_state(fabric, snap)
+    st = report.state
+    hold_for_pending(fabric, st, snap)
+    return Picture(st.free_mask.copy(), st.free_gpus.copy(), st.usable.copy(), report.warnings, report.mismatch,
+                   snap.partition_nodes(), [(j.job_id, j.submit_time) for j in snap.jobs if j.steered])
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _start(load: Callable[[str], Fabric], inventory: str, backend: Callable[[], Backend]) -> None:
+    _WORKER["fabric"], _WORKER["backend"] = load(inventory), backend()
+
+
+def _take() -> Picture:
+    return picture(_WORKER["fabric"], _WORKER["backend"].snapshot())
+
+
+class ProcessRefresher:
+    """`picture(fabric, backend.snapshot())` in a worker process (started once, with the same inventory and
+    backend as the daemon). A worker that dies is replaced at the next call; its errors come back as
+    BackendError. `load` and `backend` must be importable functions (the worker is spawned, not forked:
+    the daemon has threads)."""
+
+    def __init__(self, load: Callable[[str], Fabric], inventory: str, backend: Callable[[], Backend],
+                 timeout_s: float = 120.0) -> None:
+        self.args, self.timeout_s = (load, inventory, backend), timeout_s
+        self.pool = self._pool()
+
+    def _pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_start,
+                                   initargs=self.args)
+
+    def __call__(self) -> Picture:
+        try:
+            return self.pool.submit(_take).result(timeout=self.timeout_s)
+        except BrokenProcessPool:
+            self.pool = self._pool()
+            raise BackendError("the refresh worker process died; a new one is started") from None
+        except TimeoutError:
+            raise BackendError(f"reading Slurm took more than {self.timeout_s:g} s") from None
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
