@@ -208,6 +208,9 @@ class _SteadyDaemon(Daemon):
         if self.base is not None:
             with self.lock:
                 self.state = self.base.copy()
+                # one partition of every node, as sinfo would say (and the jobs' partition is checked)
+                if self.partitions is None:
+                    self.partitions = {"gpu": tuple(self.fabric.node_names)}
 
     def decide(self, req: Any) -> dict[str, Any]:
         answer = super().decide(req)
@@ -236,20 +239,25 @@ def daemon_part(preset: str, n: int) -> bool:
     for i in range(n):
         if rng.random() < 0.5:
             gpus = int(rng.choice(SMALL_GPUS, p=SMALL_WEIGHTS))
-            reqs.append({"v": 1, "name": f"s{i}", "tres_per_node": f"gres:gpu:{gpus}"})
+            reqs.append({"v": 1, "name": f"s{i}", "partition": "gpu", "tres_per_node": f"gres:gpu:{gpus}"})
         else:
             nodes = int(rng.choice(MULTI_NODE_SIZES, p=MULTI_NODE_WEIGHTS / MULTI_NODE_WEIGHTS.sum()))
-            reqs.append({"v": 1, "name": f"m{i}", "tres_per_node": "gres:gpu:8", "min_nodes": nodes, "shared": 0})
+            reqs.append({"v": 1, "name": f"m{i}", "partition": "gpu", "tres_per_node": "gres:gpu:8", "min_nodes": nodes,
+                         "shared": 0})
     # in process: the decision alone
     daemon = _SteadyDaemon(fabric, _NoSlurm(), ServeConfig(refresh_s=3600))
     daemon.base = base_state
     daemon.refresh()
     inproc = []
+    actions: dict[str, int] = {}
     for req in reqs:
         t = time.perf_counter()
-        Daemon.decide(daemon, req)
+        answer = Daemon.decide(daemon, req)
         inproc.append(time.perf_counter() - t)
+        actions[answer["action"]] = actions.get(answer["action"], 0) + 1
         daemon.refresh()
+    if actions.get("advise", 0) < len(reqs) // 2:
+        raise SystemExit(f"the daemon advised too few of the submits ({actions}): the benchmark measures nothing")
     # over the socket, the daemon in its own process as in production
     with tempfile.TemporaryDirectory() as tmp:
         sock = str(Path(tmp) / "p.sock")

@@ -40,13 +40,25 @@ def _static_mask(ix: FabricIndex, job: JobRequest, alternative: int | None
     return feat_ok, not_excl, _in_partition(ix, job)
 
 
+# partition node lists -> masks, by identity: the daemon hands every job of a partition the same tuple
+# (until its next refresh), and building the mask is a Python loop over the partition's names
+_PART_MASKS: dict[tuple[int, int], tuple[FabricIndex, tuple[str, ...], np.ndarray]] = {}
+
+
 def _in_partition(ix: FabricIndex, job: JobRequest) -> np.ndarray | None:
     """The job's partition's nodes; None when not known (every node, and no array on the hot path)."""
-    f = ix.fabric
-    if job.partition_nodes is None:
+    f, nodes = ix.fabric, job.partition_nodes
+    if nodes is None:
         return None
+    hit = _PART_MASKS.get((id(ix), id(nodes)))
+    if hit is not None and hit[0] is ix and hit[1] is nodes:
+        return hit[2]
     mask = np.zeros(f.n_nodes, dtype=bool)
-    mask[[f.node_index[n] for n in job.partition_nodes if n in f.node_index]] = True
+    mask[[f.node_index[n] for n in nodes if n in f.node_index]] = True
+    mask.flags.writeable = False  # shared between jobs
+    if len(_PART_MASKS) >= 64:
+        _PART_MASKS.clear()
+    _PART_MASKS[(id(ix), id(nodes))] = (ix, nodes, mask)
     return mask
 
 
