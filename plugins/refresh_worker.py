@@ -34,8 +34,9 @@ class Picture:
     partitions: dict[str, tuple[str, ...]] | None = None
     steered: list[tuple[int, int]] = field(default_factory=list)  # (job id, submit time) the hook holds
 
-    def state(self, fabric: Fabric) -> ClusterState:
-        st = ClusterState(fabric)
+    def state(self, like: ClusterState) -> ClusterState:
+        """A ClusterState of this picture, shaped like `like` (its fabric's tables are shared, not rebuilt)."""
+        st = like.copy()
         st.free_mask[:] = self.free_mask
         st.free_gpus[:] = self.free_gpus
         st.usable[:] = self.usable

@@ -127,7 +127,7 @@ class Daemon:
     def refresh(self) -> None:
         asked = time.monotonic()
         pic = self.take_picture()
-        state = pic.state(self.fabric)
+        state = pic.state(self.state)
         self._watch_holds(pic.steered)
         for w in pic.warnings:
             log.warning("%s", w)
