@@ -1,23 +1,52 @@
 """Reading inputs and writing outputs for the CLI: atomic writes, so a failure leaves nothing half-written."""
 from __future__ import annotations
 
+import json
+import math
 import os
 import stat
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from topology import Fabric, InventoryError, Problem, load_inventory
+from topology import Fabric, InventoryError, Problem, RequestError, load_inventory
 from topology.generate import PRESETS, design_for, generate
+from topology.inputs import parse_json, parse_yaml, read_input
 
 
 def read_text(path: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InventoryError([Problem("", f"cannot read file: {exc.strerror}")], path) from None
-    except UnicodeDecodeError:
-        raise InventoryError([Problem("", "not a UTF-8 text file")], path) from None
+    """A text file within placer's limits, BOM dropped and line ends LF (topology/inputs.py)."""
+    text, problem = read_input(path)
+    if problem is not None or text is None:
+        raise InventoryError([problem or Problem("", "unreadable")], path)
+    return text
+
+
+def read_document(path: str, fmt: str = "yaml") -> Any:
+    """A YAML (or JSON) document within placer's limits; every problem is a RequestError naming the file."""
+    problems: list[Problem] = []
+    text = read_text(path)
+    doc = parse_json(text, problems) if fmt == "json" else parse_yaml(text, problems)
+    if problems:
+        raise RequestError(problems=problems, source=path)
+    return doc
+
+
+def _finite(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    return v
+
+
+def json_text(doc: Any, indent: int | None = 1) -> str:
+    """JSON every reader accepts: a number that is not finite (a mean of nothing) is written as null, never as
+    the NaN / Infinity that strict parsers (jq, cjson, browsers) refuse."""
+    return json.dumps(_finite(doc), indent=indent, allow_nan=False)
 
 
 def write_output(path: str | None, text: str) -> None:

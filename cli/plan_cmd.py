@@ -1,19 +1,18 @@
 """`placer plan`: a dry run on an inventory, no Slurm needed."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
-import yaml
 
 from placer import PlannerConfig, plan
 from placer.jobs import jobs_from_csv, jobs_from_list
 from placer.plan_doc import apply_plan_document, plan_document
 from topology import ClusterState, Problem, RequestError
 from topology.hostlists import HostlistError, compress, expand
+from topology.inputs import parse_yaml
 
-from .files import load_fabric, read_text, write_output
+from .files import json_text, load_fabric, read_document, read_text, write_output
 from .params import FiniteRange
 
 
@@ -23,12 +22,9 @@ def load_jobs(path: str) -> list:
     if path.lower().endswith(".csv"):
         jobs = jobs_from_csv(text, problems)
     else:
-        try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            raise RequestError(problems=[Problem("", f"not valid YAML/JSON: {getattr(exc, 'problem', exc)}",
-                                                 line=mark.line + 1 if mark else None)], source=path) from None
+        doc = parse_yaml(text, problems)
+        if problems:
+            raise RequestError(problems=problems, source=path)
         jobs = jobs_from_list(doc, problems)
     if problems:
         raise RequestError(problems=problems, source=path)
@@ -91,12 +87,7 @@ def plan_cmd(inventory: str, jobs_path: str, state_path: str | None, down: str |
     jobs = load_jobs(jobs_path)
     state = ClusterState(fabric)
     if state_path:
-        text = read_text(state_path)
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise RequestError(problems=[Problem("", f"not valid JSON: {exc.msg}", line=exc.lineno)],
-                               source=state_path) from None
+        doc = read_document(state_path, "json")
         apply_plan_document(fabric, state, doc, state_path)
     if down:
         try:
@@ -118,4 +109,4 @@ def plan_cmd(inventory: str, jobs_path: str, state_path: str | None, down: str |
         for p in result.placements:
             if p.model_proto:
                 write_output(str(Path(dump_models) / f"{p.job}.pbtxt"), p.model_proto)
-    write_output(output, json.dumps(doc, indent=1) + "\n" if fmt == "json" else render_text(doc, explain))
+    write_output(output, json_text(doc, indent=1) + "\n" if fmt == "json" else render_text(doc, explain))

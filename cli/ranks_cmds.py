@@ -1,8 +1,6 @@
 """`placer ranks` and `placer replace`: rank orders for 3D-parallel jobs, and failed-node replacement."""
 from __future__ import annotations
 
-import json
-
 import click
 
 from placer.ranks import Parallelism, name_order_layout, placer_layout, rank_table, traffic
@@ -16,10 +14,10 @@ from plugins.replace_flow import (
     job_pending_again,
     replace_nodes,
 )
-from topology import Fabric, Problem, RequestError
+from topology import Fabric, RequestError
 from topology.hostlists import HostlistError, compress, expand
 
-from .files import load_fabric, read_text, write_output
+from .files import json_text, load_fabric, read_document, write_output
 from .slurm_cmds import BACKEND, SLURM_CONF
 
 PAR = [click.option("--tp", type=click.IntRange(min=1), help="Tensor-parallel size."),
@@ -55,12 +53,7 @@ def _parallelism(tp, pp, dp, weights: str, gpus: int) -> Parallelism:
 def _job(fabric: Fabric, plan_path: str | None, job: str, slurm_conf: str | None, backend: str,
          nodes_opt: str | None = None, live_apply: bool = False) -> JobView:
     if plan_path:
-        try:
-            doc = json.loads(read_text(plan_path))
-        except json.JSONDecodeError as exc:
-            raise RequestError(problems=[Problem("", f"not valid JSON: {exc.msg}", line=exc.lineno)],
-                               source=plan_path) from None
-        return job_in_plan(fabric, doc, job, plan_path)
+        return job_in_plan(fabric, read_document(plan_path, "json"), job, plan_path)
     be = choose_backend(backend, slurm_conf)
     return job_pending_again(fabric, be, job, nodes_opt) if live_apply else job_in_slurm(fabric, be, job, nodes_opt)
 
@@ -107,7 +100,7 @@ def ranks_cmd(inventory, job, plan_path, tp, pp, dp, weights, hostfile, fmt, slu
     if hostfile:
         write_output(hostfile, rank_hostfile(fabric, ours))
     if fmt == "json":
-        click.echo(json.dumps({"job": job, "tp": par.tp, "pp": par.pp, "dp": par.dp,
+        click.echo(json_text({"job": job, "tp": par.tp, "pp": par.pp, "dp": par.dp,
                                "ranks": rank_table(fabric, ours, par), "traffic": t_ours,
                                "name_order_traffic": t_name}, indent=1))
         return
@@ -169,4 +162,4 @@ def replace_cmd(inventory, job, failed, plan_path, nodes_opt, spares_per_su, tp,
         done = apply_replacement(view, res.plan.nodes, keep_begin_time)
         lines.append(f"  applied: job {job} {' and '.join(done)}")
         result["applied"] = True
-    click.echo(json.dumps(result, indent=1) if fmt == "json" else "\n".join(lines))
+    click.echo(json_text(result, indent=1) if fmt == "json" else "\n".join(lines))

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
 from placer import PlannerConfig
 from plugins.apply import ApplyReport, apply_loop, report_pass
@@ -20,7 +19,7 @@ from plugins.refresh_worker import ProcessRefresher
 from plugins.serve import Daemon, ServeConfig, serve, with_overrides
 from topology import BackendError, Fabric, Problem, RequestError
 
-from .files import load_fabric, read_text
+from .files import load_fabric, read_document
 from .params import FiniteRange
 from .slurm_cmds import BACKEND, SLURM_CONF
 
@@ -52,6 +51,7 @@ _CONFIG_KEYS: dict[str, tuple[str, Callable[[Any], str | None]]] = {
     "max_wait4switch_s": ("max_wait4switch_s", _number(0, 7 * 24 * 3600, whole=True)),
     "reservation_ttl_s": ("reservation_ttl_s", _number(1, 3600)),
     "stale_request_s": ("stale_request_s", _number(0.1, 3600)),
+    "max_state_age_s": ("max_state_age_s", _number(1, 24 * 3600)),
     "max_hold_s": ("max_hold_s", _number(0, 7 * 24 * 3600)),
     "metrics_port": ("metrics_port", _number(1, 65535, whole=True)),
 }
@@ -62,7 +62,7 @@ def load_serve_config(path: str | None) -> ServeConfig:
     cfg = ServeConfig()
     if not path:
         return cfg
-    doc = yaml.safe_load(read_text(path)) or {}
+    doc = read_document(path) or {}
     if not isinstance(doc, dict):
         raise RequestError(f"{path}: a serve config is a mapping of settings")
     problems = []

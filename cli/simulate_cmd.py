@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import sys
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from placer.tracegen import generate_trace, scale_to_load, shape_from_tables
 from placer.traces import merge_traces, parse_trace, write_csv_trace
 from topology import Problem, RequestError
 
-from .files import load_fabric, read_text, write_output
+from .files import json_text, load_fabric, read_text, write_output
 from .params import FiniteRange
 
 SUMMARY_COLUMNS = [
@@ -118,14 +117,14 @@ def simulate_cmd(inventory: str, traces: tuple[str, ...], trace_format: str, pol
                                        "load": load, "backfill": backfill, "switches_wait_s": switches_wait_s},
                               runs, summaries)
     if out_path:
-        write_output(out_path, json.dumps(doc) + "\n")
+        write_output(out_path, json_text(doc, None) + "\n")
     if plot_dir:
         from .plots import write_plots
 
         for path in write_plots(fabric, runs, plot_dir):
             click.echo(f"wrote {path}", err=True)
     if fmt == "json":
-        click.echo(json.dumps({"trace": doc["trace"], "summary": summaries}, indent=1))
+        click.echo(json_text({"trace": doc["trace"], "summary": summaries}, indent=1))
     else:
         click.echo(f"{len(jobs):,} jobs on {fabric.name} ({fabric.total_gpus:,} GPUs), backfill {backfill}"
                    + (f", load {load:g}" if load else ""))

@@ -1,7 +1,6 @@
 """`placer lab ...` and `placer slurm ...`: the real Slurm side."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -16,7 +15,7 @@ from topology import BackendError
 from topology.exporters import format_refused, parse_slurm_version
 from topology.subset import first_nodes
 
-from .files import load_fabric, write_output
+from .files import json_text, load_fabric, write_output
 
 SLURM_CONF = click.option("--slurm-conf", envvar="SLURM_CONF", type=click.Path(dir_okay=False),
                           help="slurm.conf for the Slurm commands (env SLURM_CONF).")
@@ -82,7 +81,7 @@ def lab_status(version: str, base: str | None) -> None:
     """What runs, and Slurm's view of the nodes (exit 3 when the lab is not up)."""
     lab_dir = _lab_dir(base, version)
     st = Lab(LabOptions(base=lab_dir, slurm=version)).status()
-    click.echo(json.dumps(st, indent=1))
+    click.echo(json_text(st, indent=1))
     if not st["up"]:
         raise BackendError(f"the lab under {lab_dir} is not up (exit 3)")
 
@@ -118,4 +117,4 @@ def slurm_snapshot(inventory: str, slurm_conf: str | None, backend: str, from_di
     report = to_cluster_state(fabric, snap)
     for w in report.warnings:
         click.echo(f"placer: warning: {w}", err=True)
-    write_output(output, json.dumps(snapshot_document(fabric, snap, report, be.name), indent=1) + "\n")
+    write_output(output, json_text(snapshot_document(fabric, snap, report, be.name), indent=1) + "\n")

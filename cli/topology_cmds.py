@@ -1,7 +1,6 @@
 """`placer topology ...`: validate, show, import, export, generate."""
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from topology.nvidia_smi import node_type_from_topo, parse_clique_csv, with_doma
 from topology.slurm_conf import import_slurm
 from topology.summary import render_summary, summarize
 
-from .files import load_fabric, read_text, write_output
+from .files import json_text, load_fabric, read_text, write_output
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
                       help="Output for people (text) or scripts (json).")
@@ -51,7 +50,7 @@ def validate(inventory: str, strict: bool, fmt: str) -> None:
     _warn(problems, inventory, strict)
     s = summarize(fabric)
     if fmt == "json":
-        click.echo(json.dumps({"valid": True, "warnings": [p.render() for p in problems], "summary": s}, indent=1))
+        click.echo(json_text({"valid": True, "warnings": [p.render() for p in problems], "summary": s}, indent=1))
     else:
         click.echo(f"{inventory}: valid")
         click.echo(render_summary(s))
@@ -71,7 +70,7 @@ def show(inventory: str | None, preset: str | None, fmt: str) -> None:
     fabric, problems = load_fabric(inventory or f"preset:{preset}")
     _warn(problems, inventory)
     s = summarize(fabric)
-    click.echo(json.dumps(s, indent=1) if fmt == "json" else render_summary(s))
+    click.echo(json_text(s, indent=1) if fmt == "json" else render_summary(s))
 
 
 @topology.command("import")

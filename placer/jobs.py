@@ -10,6 +10,7 @@ from typing import Any
 
 from topology import Problem
 from topology.hostlists import HostlistError, expand
+from topology.inputs import clean_text
 
 from .constraints import parse_constraint
 
@@ -76,8 +77,15 @@ _KEYS = {"job_id", "id", "gpus", "nodes", "gpus_per_node", "priority", "max_swit
          "submit_time", "duration", "tp", "pp", "dp", "weights"}
 
 
+# the largest count or time a job file or trace may give: counts fit Slurm's 32-bit fields, times (seconds)
+# stay well inside what a float holds exactly
+MAX_JOB_COUNT = 2**31 - 1
+MAX_JOB_SECONDS = 1e12
+
+
 def _num(v: Any, path: str, problems: list[Problem], *, line: int | None, minimum: int = 0,
          allow_float: bool = False) -> float | int | None:
+    maximum = MAX_JOB_SECONDS if allow_float else MAX_JOB_COUNT
     if v is None or v == "":
         return None
     try:
@@ -86,9 +94,9 @@ def _num(v: Any, path: str, problems: list[Problem], *, line: int | None, minimu
         kind = "number" if allow_float else "whole number"
         problems.append(Problem(path, f"expected a {kind}, got {v!r}", line=line))
         return None
-    if isinstance(v, bool) or (not allow_float and isinstance(v, float)) or x < minimum or x != x:
-        kind = "number" if allow_float else "whole number"
-        problems.append(Problem(path, f"must be a {kind} >= {minimum}, got {v!r}", line=line))
+    if isinstance(v, bool) or (not allow_float and isinstance(v, float)) or not (minimum <= x <= maximum):
+        kind = "number" if allow_float else "whole number"  # NaN and infinities fail the range too
+        problems.append(Problem(path, f"must be a {kind} >= {minimum} and <= {maximum:,.0f}, got {v!r}", line=line))
         return None
     return x
 
@@ -159,6 +167,9 @@ def _size(d: dict[str, Any], path: str, problems: list[Problem], line: int | Non
             gpn = gpus // nodes
     elif nodes is not None:
         problems.append(Problem(f"{path}.gpus", "nodes given without gpus or gpus_per_node", line=line))
+    elif gpus is not None and gpn is not None and gpus % gpn:
+        problems.append(Problem(f"{path}.gpus", f"{gpus} GPUs are not a whole number of nodes of {gpn} "
+                                                f"(gpus_per_node)", line=line))
     if gpus is None and len(problems) == before:
         problems.append(Problem(f"{path}.gpus", "a job needs gpus (or nodes and gpus_per_node)", line=line))
     return _int_or_none(gpus), _int_or_none(gpn)
@@ -180,8 +191,11 @@ def _hostlist(d: dict[str, Any], key: str, path: str, problems: list[Problem], l
     raw = d.get(key) or []
     out: list[str] = []
     for part in (raw if isinstance(raw, list) else [raw]):
+        if not isinstance(part, str):  # YAML's numbers and constants are never turned into names
+            problems.append(Problem(f"{path}.{key}", f"expected a hostlist string, got {part!r:.60}", line=line))
+            continue
         try:
-            out.extend(expand(str(part)))
+            out.extend(expand(part))
         except HostlistError as exc:
             problems.append(Problem(f"{path}.{key}", str(exc), line=line))
     return out
@@ -239,7 +253,7 @@ def jobs_from_list(items: Any, problems: list[Problem]) -> list[JobRequest]:
 
 def jobs_from_csv(text: str, problems: list[Problem]) -> list[JobRequest]:
     """CSV with header `job_id,submit_time,duration,gpus` (more columns allowed, ignored unless known)."""
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(clean_text(text)))
     try:
         header = next(reader)
     except StopIteration:

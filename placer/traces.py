@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from topology import Problem
+from topology.inputs import clean_text
 
 from .jobs import JobRequest, job_from_mapping, jobs_from_csv
 
@@ -36,6 +37,7 @@ def parse_csv_trace(text: str, problems: list[Problem]) -> Trace:
 
 
 SWF_FIELDS = 18
+_SWF_NUMBER = re.compile(r"-?\d{1,15}(\.\d{1,15})?")
 
 
 def parse_swf(text: str, problems: list[Problem]) -> Trace:
@@ -43,7 +45,7 @@ def parse_swf(text: str, problems: list[Problem]) -> Trace:
     GPUs (requested processors, field 8, else allocated, field 5); run time is field 4."""
     jobs: list[JobRequest] = []
     skipped: dict[str, int] = {}
-    for no, raw in enumerate(text.splitlines(), start=1):
+    for no, raw in enumerate(clean_text(text).splitlines(), start=1):
         line = raw.split(";", 1)[0].strip()
         if not line:
             continue
@@ -51,12 +53,12 @@ def parse_swf(text: str, problems: list[Problem]) -> Trace:
         if len(parts) != SWF_FIELDS:
             problems.append(Problem("", f"expected {SWF_FIELDS} fields, got {len(parts)}", line=no))
             continue
-        try:
-            nums = [float(x) for x in parts]
-        except ValueError:
-            bad = next(x for x in parts if not re.fullmatch(r"-?\d+(\.\d+)?", x))
-            problems.append(Problem("", f"field {parts.index(bad) + 1} is not a number: {bad!r}", line=no))
+        # plain decimals only: float() would also take nan, inf and 1e999, which no trace means
+        bad = next((x for x in parts if not _SWF_NUMBER.fullmatch(x)), None)
+        if bad is not None:
+            problems.append(Problem("", f"field {parts.index(bad) + 1} is not a number: {bad[:40]!r}", line=no))
             continue
+        nums = [float(x) for x in parts]
         jid, submit, run = int(nums[0]), nums[1], nums[3]
         procs = int(nums[7]) if nums[7] > 0 else int(nums[4])
         if procs <= 0:
@@ -72,7 +74,7 @@ def parse_swf(text: str, problems: list[Problem]) -> Trace:
     return Trace(jobs, skipped, "swf")
 
 
-_TRES_GPU = re.compile(r"gres/gpu(?::[^=,]+)?=(\d+)")
+_TRES_GPU = re.compile(r"gres/gpu(?::[^=,]+)?=(\d{1,9})(?!\d)")
 
 
 def _when(text: str) -> float | None:
@@ -85,7 +87,7 @@ def _when(text: str) -> float | None:
 def parse_sacct(text: str, problems: list[Problem]) -> Trace:
     """`sacct --parsable2 --format=JobID,Submit,Start,End,ReqTRES,AllocTRES,NNodes,State` (any order,
     more columns allowed). Duration = End - Start; GPUs from AllocTRES (else ReqTRES) gres/gpu."""
-    lines = text.splitlines()
+    lines = clean_text(text).splitlines()
     if not lines:
         problems.append(Problem("", "empty sacct output", line=1))
         return Trace([], {}, "sacct")
@@ -121,8 +123,7 @@ def parse_sacct(text: str, problems: list[Problem]) -> Trace:
         except ValueError as exc:
             problems.append(Problem(f"job {jid}", f"unreadable time or node count: {exc}", line=no))
             continue
-        tres = parts[col["AllocTRES"]] if "AllocTRES" in col and parts[col["AllocTRES"]] else \
-            parts[col.get("ReqTRES", col["AllocTRES"])]
+        tres = next((parts[col[k]] for k in ("AllocTRES", "ReqTRES") if k in col and parts[col[k]]), "")
         m = _TRES_GPU.search(tres or "")
         gpus = int(m.group(1)) if m else 0
         if gpus <= 0:
@@ -153,6 +154,7 @@ def detect_format(path: str, text: str) -> str:
 
 
 def parse_trace(path: str, text: str, fmt: str, problems: list[Problem]) -> Trace:
+    text = clean_text(text)
     fmt = detect_format(path, text) if fmt == "auto" else fmt
     parser = {"csv": parse_csv_trace, "swf": parse_swf, "sacct": parse_sacct}[fmt]
     trace = parser(text, problems)

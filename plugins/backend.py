@@ -12,6 +12,7 @@ from typing import Protocol
 import numpy as np
 
 from topology import BackendError, ClusterState, Fabric
+from topology.fabric import MAX_GPUS_PER_NODE
 from topology.hostlists import expand
 
 RUNNING_STATES = {"RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED", "STAGE_OUT", "SIGNALING"}
@@ -131,11 +132,11 @@ def parse_gpu_idx(text: str) -> tuple[int, ...]:
             part = part.strip()
             if not part or part == "N/A":
                 continue
-            if "-" in part:
-                a, b = part.split("-", 1)
-                out.extend(range(int(a), int(b) + 1))
-            else:
-                out.append(int(part))
+            a, _, b = part.partition("-")
+            lo, hi = int(a), int(b or a)
+            if not 0 <= lo <= hi < MAX_GPUS_PER_NODE:  # never a range of a billion GPUs from one odd line
+                raise ValueError(f"GPU indices {part!r} are not within 0-{MAX_GPUS_PER_NODE - 1}")
+            out.extend(range(lo, hi + 1))
     return tuple(out)
 
 
@@ -143,7 +144,7 @@ def parse_tres_gpus(text: str | None) -> int:
     """`gres:gpu:8`, `gres:gpu:h100:8`, `gres/gpu:8` (first GPU entry wins) -> 8."""
     if not text:
         return 0
-    m = re.search(r"gres[:/]gpu(?::[A-Za-z][^:,]*)?[:=](\d+)", text)
+    m = re.search(r"gres[:/]gpu(?::[A-Za-z][^:,]*)?[:=](\d{1,9})(?!\d)", str(text))
     return int(m.group(1)) if m else 0
 
 

@@ -31,8 +31,9 @@ from placer import JobRequest, PlannerConfig, place_one
 from placer.bounds import empty_fabric_bounds
 from placer.eligibility import eligibility
 from placer.index import index_for
-from topology import BackendError, ClusterState, Fabric, RequestError
+from topology import BackendError, ClusterState, Fabric, Problem, RequestError
 from topology.hostlists import compress
+from topology.inputs import parse_json
 
 from .backend import Backend
 from .refresh_worker import Picture, picture
@@ -56,6 +57,7 @@ class ServeConfig:
     max_wait4switch_s: int = 300
     reservation_ttl_s: float = 30.0
     stale_request_s: float = 1.0  # a request the hook sent longer ago than this was given up on: not decided
+    max_state_age_s: float = 60.0  # state older than this (refreshes failing): no advice, the job goes in as is
     max_hold_s: float = 600.0  # steer mode without `placer apply`: the daemon releases its own holds after this
     metrics_port: int | None = None  # Prometheus on 127.0.0.1:PORT/metrics
     planner: PlannerConfig = field(default_factory=lambda: PlannerConfig(solver="greedy", time_limit_s=0.005))
@@ -211,12 +213,22 @@ class Daemon:
                     "last_apply": self.last_apply}
 
     def refresher(self) -> None:
+        failures = 0
         while not self.stop.is_set():
             try:
                 self.refresh()
-            except BackendError as exc:
+                failures = 0
+            except Exception as exc:  # noqa: BLE001 - the thread must outlive any answer Slurm gives
+                failures += 1
                 self.metrics.refresh_errors.inc()
-                log.error("refresh from Slurm failed: %s", exc)
+                if isinstance(exc, BackendError):
+                    log.error("refresh from Slurm failed: %s", exc)
+                else:
+                    log.exception("refresh failed (a bug in placer, please report it)")
+                # back off (1, 2, 4 ... 60 s) so a Slurm in trouble is not asked harder; decisions meanwhile
+                # fail open once the state is older than max_state_age_s
+                if self.stop.wait(min(2.0 ** (failures - 1), 60.0)):
+                    return
             # a burst of submits must not turn into a burst of sinfo/squeue calls on slurmctld
             self.stop.wait(min(self.cfg.min_refresh_gap_s, self.cfg.refresh_s))
             self.wake.wait(max(self.cfg.refresh_s - self.cfg.min_refresh_gap_s, 0))
@@ -264,6 +276,10 @@ class Daemon:
         job, why = self.job_from_request(req)
         if job is not None and self.mismatch:
             job, why = None, f"the inventory does not match Slurm ({self.mismatch}): no advice"
+        age = time.time() - self.state_time
+        if job is not None and age > self.cfg.max_state_age_s:  # never advise from what Slurm said long ago
+            job, why = None, (f"the daemon's view of Slurm is {age:.0f} s old (max_state_age_s "
+                              f"{self.cfg.max_state_age_s:g}): no advice until a refresh succeeds")
         sent = req.get("sent")
         if job is not None and isinstance(sent, (int, float)) and time.time() - sent > self.cfg.stale_request_s:
             # queued while the daemon was stalled: the hook failed open long ago, and nodes reserved for
@@ -366,11 +382,12 @@ class _Handler(socketserver.StreamRequestHandler):
 
 
 def _answer(daemon: Daemon, line: bytes) -> tuple[dict[str, Any], list[Reservation]]:
-    try:
-        req = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    problems: list[Problem] = []
+    req = parse_json(line, problems)  # bounded: deep nesting, 5,000-digit numbers, NaN, duplicate keys
+    if problems:
         daemon.metrics.bad_requests.inc()
-        return {"action": "none", "reason": "bad request: not JSON"}, []
+        p = problems[0]
+        return {"action": "none", "reason": f"bad request: {p.path + ': ' if p.path else ''}{p.message}"[:300]}, []
     try:
         return daemon.decide_held(req)
     except Exception as exc:  # a bug must not take the daemon down; the job goes in unchanged

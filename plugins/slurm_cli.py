@@ -4,16 +4,16 @@ Parsers are pure functions over captured text; the runner that executes commands
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from topology import BackendError
+from topology import BackendError, Problem
+from topology.inputs import parse_json
 
 from .backend import (
     RUNNING_STATES,
@@ -28,6 +28,7 @@ from .backend import (
 )
 
 Runner = Callable[[list[str]], str]
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
@@ -56,10 +57,13 @@ def subprocess_runner(slurm_conf: str | None = None, timeout_s: float = 30.0) ->
 
 
 def _load(text: str, what: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BackendError(f"{what} did not print JSON ({exc.msg} at line {exc.lineno})") from None
+    problems: list[Problem] = []
+    doc = parse_json(text, problems)
+    if problems:
+        p = problems[0]
+        where = f" at line {p.line}" if p.line else ""
+        raise BackendError(f"{what} did not print JSON we can read ({p.path + ': ' if p.path else ''}{p.message}"
+                           f"{where})")
     if not isinstance(doc, dict):
         raise BackendError(f"{what} printed {type(doc).__name__}, not an object")
     errors = doc.get("errors") or []
@@ -74,9 +78,10 @@ def parse_sinfo_json(text: str) -> list[SlurmNode]:
     A document with no node in either shape is an error, never an empty cluster."""
     doc = _load(text, "sinfo --json")
     if isinstance(doc.get("sinfo"), list):
-        out = [node for group in doc["sinfo"] for node in _sinfo_group(group)]
+        out = [node for i, group in enumerate(doc["sinfo"])
+               for node in _record(_sinfo_group, group, f"sinfo --json: sinfo[{i}]")]
     elif isinstance(doc.get("nodes"), list):
-        out = [_sinfo_node(n) for n in doc["nodes"]]
+        out = [_record(_sinfo_node, n, f"sinfo --json: nodes[{i}]") for i, n in enumerate(doc["nodes"])]
     else:
         raise BackendError(f"sinfo --json printed neither `sinfo` groups nor a `nodes` list "
                            f"(keys: {', '.join(sorted(doc)) or 'none'}): an unknown Slurm version?")
@@ -128,7 +133,7 @@ def _gres(v: Any) -> tuple[int | None, str | None]:
         return None, None
     gpus, model = 0, None
     for part in str(v).split(","):
-        m = re.match(r"gpu(?::([A-Za-z][^:(]*))?:(\d+)", part.strip())
+        m = re.match(r"gpu(?::([A-Za-z][^:(]*))?:(\d{1,9})(?!\d)", part.strip())
         if m:
             gpus += int(m.group(2))
             model = model or m.group(1)
@@ -229,38 +234,67 @@ def _exclusive(shared: Any) -> bool:
     return any(str(f).lower() == "exclusive" for f in flags)
 
 
+def _record(parse: Callable[[Any], T], record: Any, where: str) -> T:
+    """One record of Slurm's JSON: a shape we cannot read fails the whole document, naming the record
+    (a refresh that half-reads Slurm would decide on a cluster that does not exist)."""
+    if not isinstance(record, dict):
+        raise BackendError(f"{where}: expected an object, got {type(record).__name__}")
+    try:
+        return parse(record)
+    except BackendError as exc:
+        raise BackendError(f"{where}: {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
+        raise BackendError(f"{where}: unreadable ({type(exc).__name__}: {str(exc)[:120]})") from None
+
+
 def parse_squeue_json(text: str) -> list[SlurmJob]:
     doc = _load(text, "squeue --json")
-    out = []
-    for j in doc.get("jobs", []):
-        state = _job_state(j.get("job_state"))
-        gpu_ids: dict[str, tuple[int, ...]] = {}
-        res = j.get("job_resources") or {}
-        alloc = res.get("allocated_nodes") or []
-        detail = j.get("gres_detail") or []
-        names = [a.get("nodename") for a in alloc] if alloc else list(expand_nodes(j.get("nodes")))
-        for node, gres in zip(names, detail):  # gres_detail lists the nodes in allocation order
-            if node:
-                gpu_ids[node] = parse_gpu_idx(gres)
-        out.append(SlurmJob(
-            job_id=int(j["job_id"]), name=j.get("name", ""), state=state,
-            user_id=_num(j.get("user_id")), partition=j.get("partition", "") or "",
-            priority=_num(j.get("priority")), reason=j.get("state_reason", "") or "",
-            comment=j.get("comment", "") or "", admin_comment=j.get("admin_comment", "") or "",
-            submit_time=_num(j.get("submit_time")),
-            node_count=_num(j.get("node_count")), nodes=expand_nodes(j.get("nodes")) if state in RUNNING_STATES
-            else (),
-            gpu_ids=gpu_ids, gpus_per_node=parse_tres_gpus(j.get("tres_per_node")),
-            gpus_per_job=parse_tres_gpus(j.get("tres_per_job")),
-            gpus_per_task=parse_tres_gpus(j.get("tres_per_task")), tasks=_num(j.get("tasks")),
-            gpus_per_socket=parse_tres_gpus(j.get("tres_per_socket")),
-            required_nodes=expand_nodes(j.get("required_nodes")),
-            excluded_nodes=expand_nodes(j.get("excluded_nodes")), features=j.get("features", "") or "",
-            gpu_model=next((m for k in ("tres_per_job", "tres_per_node", "tres_per_task", "tres_per_socket")
-                            if (m := parse_tres_gpu_model(j.get(k)))), None),
-            exclusive=_exclusive(j.get("shared")), time_limit_s=_minutes_s(j.get("time_limit")),
-            qos=j.get("qos", "") or ""))
-    return out
+    jobs = doc.get("jobs", [])
+    if not isinstance(jobs, list):
+        raise BackendError(f"squeue --json: `jobs` is {type(jobs).__name__}, not a list")
+    return [_record(_squeue_job, j, f"squeue --json: jobs[{i}]") for i, j in enumerate(jobs)]
+
+
+def _str(j: dict[str, Any], key: str) -> str:
+    v = j.get(key)
+    if v is None or isinstance(v, str):
+        return v or ""
+    raise ValueError(f"`{key}` is {type(v).__name__}, not a string")
+
+
+def _squeue_job(j: dict[str, Any]) -> SlurmJob:
+    state = _job_state(j.get("job_state"))
+    if not state:
+        raise ValueError("no job_state")
+    gpu_ids: dict[str, tuple[int, ...]] = {}
+    res = j.get("job_resources") or {}
+    alloc = res.get("allocated_nodes") or []
+    detail = j.get("gres_detail") or []
+    names = [a.get("nodename") for a in alloc] if alloc else list(expand_nodes(j.get("nodes")))
+    for node, gres in zip(names, detail):  # gres_detail lists the nodes in allocation order
+        if node:
+            gpu_ids[str(node)] = parse_gpu_idx(str(gres))
+    job_id = j["job_id"]
+    if isinstance(job_id, bool) or not isinstance(job_id, int) or job_id <= 0:
+        raise ValueError(f"job_id {job_id!r} is not a job id")
+    return SlurmJob(
+        job_id=job_id, name=_str(j, "name"), state=state,
+        user_id=_num(j.get("user_id")), partition=_str(j, "partition"),
+        priority=_num(j.get("priority")), reason=_str(j, "state_reason"),
+        comment=_str(j, "comment"), admin_comment=_str(j, "admin_comment"),
+        submit_time=_num(j.get("submit_time")),
+        node_count=_num(j.get("node_count")), nodes=expand_nodes(j.get("nodes")) if state in RUNNING_STATES
+        else (),
+        gpu_ids=gpu_ids, gpus_per_node=parse_tres_gpus(j.get("tres_per_node")),
+        gpus_per_job=parse_tres_gpus(j.get("tres_per_job")),
+        gpus_per_task=parse_tres_gpus(j.get("tres_per_task")), tasks=_num(j.get("tasks")),
+        gpus_per_socket=parse_tres_gpus(j.get("tres_per_socket")),
+        required_nodes=expand_nodes(j.get("required_nodes")),
+        excluded_nodes=expand_nodes(j.get("excluded_nodes")), features=_str(j, "features"),
+        gpu_model=next((m for k in ("tres_per_job", "tres_per_node", "tres_per_task", "tres_per_socket")
+                        if (m := parse_tres_gpu_model(j.get(k)))), None),
+        exclusive=_exclusive(j.get("shared")), time_limit_s=_minutes_s(j.get("time_limit")),
+        qos=_str(j, "qos"))
 
 
 SAVED_FILES = {"sinfo": "sinfo.json", "squeue": "squeue.json"}

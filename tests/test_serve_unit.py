@@ -160,7 +160,7 @@ def test_over_the_socket(tmp_path: Path) -> None:
         return json.loads(data)
 
     assert ask(b'{"v": 1, "name": "a", "tres_per_job": "gres:gpu:2"}\n')["action"] == "advise"
-    assert ask(b"garbage\n") == {"action": "none", "reason": "bad request: not JSON"}
+    assert ask(b"garbage\n") == {"action": "none", "reason": "bad request: not valid JSON: Expecting value"}
     assert ask(b'{"v": 1, "op": "decisions"}\n')["decisions"][0]["name"] == "a"
     # the hook keeps one connection: answers come line after line; an over-long line ends it
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as kept:

@@ -20,9 +20,14 @@ from types import MappingProxyType
 import numpy as np
 
 from .fabric import MAX_GPUS_PER_NODE, Fabric, Switch, frozen
+from .hostlists import name_problem
 from .placement_tree import Groups, Units, inner_groups, scalable_units
 from .problems import InventoryError, Problem, errors_in
 from .spec import NODE_STATES, FabricSpec
+
+MAX_SWITCH_TIERS = 16
+MAX_LINK_SPEED = 10**9  # Slurm's LinkSpeed is a relative number; Gb/s from dumps are far below this
+MAX_NODE_TYPES = 10_000  # node types are int16 indices
 
 
 def build_fabric(spec: FabricSpec, source: str | None = None) -> tuple[Fabric, list[Problem]]:
@@ -61,6 +66,9 @@ def _build(spec: FabricSpec, problems: list[Problem]) -> Fabric | None:
 # -- pass: node types -------------------------------------------------------------------------------------
 def node_types(spec: FabricSpec, problems: list[Problem]) -> dict[str, int]:
     """Each type has GPUs, and its NVLink islands cover its GPU indices exactly once."""
+    if len(spec.node_types) > MAX_NODE_TYPES:
+        problems.append(Problem("node_types", f"{len(spec.node_types):,} node types; placer reads at most "
+                                              f"{MAX_NODE_TYPES:,}"))
     for tname, t in spec.node_types.items():
         tpath = f"node_types.{tname}"
         if t.gpus < 1:
@@ -97,6 +105,10 @@ def node_table(spec: FabricSpec, type_idx: dict[str, int], problems: list[Proble
         if n.name in t.index:
             problems.append(Problem(n.path, f"duplicate node {n.name!r} (first declared at {t.path[n.name]})",
                                     line=n.line))
+            continue
+        if (why := name_problem(n.name)) is not None:  # what no hostlist or slurm.conf could carry
+            problems.append(Problem(n.path, f"node name {why}", line=n.line))
+            t.rejected.add(n.name)
             continue
         if n.type not in type_idx:
             problems.append(Problem(n.path, f"node {n.name!r} has unknown node type {n.type!r}", line=n.line))
@@ -146,12 +158,24 @@ def switch_tree(spec: FabricSpec, problems: list[Problem]) -> SwitchTree | None:
         shown = ", ".join(repr(spec.switches[r].name) for r in roots[:10]) + (" ..." if len(roots) > 10 else "")
         problems.append(Problem("switches", f"the switch tree has {len(roots)} roots ({shown}); leaves under "
                                             f"different roots have no path to each other: give them a common parent"))
-    return SwitchTree(index, parent, children, _tiers(children, roots))
+    tiers = _tiers(children, roots)
+    if max(tiers, default=0) >= MAX_SWITCH_TIERS:  # levels are int8 arrays; real fat-trees have 2-4 tiers
+        problems.append(Problem("switches", f"the switch tree is {max(tiers) + 1} tiers deep; placer reads at most "
+                                            f"{MAX_SWITCH_TIERS}"))
+        return None
+    for s in spec.switches:
+        if s.link_speed is not None and not 0 < s.link_speed <= MAX_LINK_SPEED:
+            problems.append(Problem(f"{s.path}.link_speed", f"link speed {s.link_speed} is not between 1 and "
+                                                            f"{MAX_LINK_SPEED:,}", line=s.line))
+    return SwitchTree(index, parent, children, tiers)
 
 
 def _switch_index(spec: FabricSpec, problems: list[Problem]) -> dict[str, int]:
     index: dict[str, int] = {}
     for i, s in enumerate(spec.switches):
+        for name in (s.name, *s.members):
+            if (why := name_problem(name)) is not None:
+                problems.append(Problem(s.path, f"switch name {why}", line=s.line))
         if s.name in index:
             problems.append(Problem(s.path, f"duplicate switch name {s.name!r} (first at "
                                             f"{spec.switches[index[s.name]].path})", line=s.line))

@@ -13,18 +13,82 @@ class HostlistError(ValueError):
     pass
 
 
-def expand(expr: str) -> list[str]:
-    """Expand `n[001-004],m7` to names, in order; raise HostlistError on malformed input."""
+# the most names one expression may expand to: twice the 1,048,576-GPU fabric's 131,072 nodes (a 249-byte
+# expression can otherwise name millions, and a hook request's 64 KiB hundreds of millions)
+MAX_HOSTLIST_NAMES = 262_144
+_LONG_NUMBER = re.compile(r"\d{19}")
+
+
+def _parts(text: str) -> list[str]:
+    """Split at top-level commas (not those inside brackets), as Slurm and python-hostlist do."""
+    parts, depth, start = [], 0, 0
+    for i, c in enumerate(text):
+        if c == "[":
+            depth += 1
+        elif c == "]":
+            depth -= 1
+        elif c == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [p for p in parts if p]
+
+
+def _size(part: str) -> int:
+    """How many names one part expands to, counted without expanding it (0 when malformed: the library says why)."""
+    n = 1
+    for body in re.findall(r"\[([^\[\]]*)\]", part):
+        k = 0
+        for rng in body.split(","):
+            lo, _, hi = rng.partition("-")
+            if not (lo.strip().isdigit() and (not hi or hi.strip().isdigit())) or len(lo) > 18 or len(hi) > 18:
+                return 0
+            k += int(hi) - int(lo) + 1 if hi else 1
+        n *= max(k, 1)
+    return n
+
+
+def expand(expr: str, limit: int = MAX_HOSTLIST_NAMES) -> list[str]:
+    """Expand `n[001-004],m7` to names, in order; raise HostlistError on malformed input or more than
+    `limit` names (counted before expanding)."""
     if not isinstance(expr, str):
         raise HostlistError(f"expected a hostlist string, got {type(expr).__name__}")
     text = expr.strip()
     if not text:
         return []
+    if any(c.isspace() or not c.isprintable() for c in text):
+        raise HostlistError(f"hostlist {_short(expr)} has a space or control character in it")
+    if _LONG_NUMBER.search(text):  # no node is numbered past 18 digits; the library would choke on it
+        raise HostlistError(f"hostlist {_short(expr)} has a number of over 18 digits")
+    total = 0
+    for part in _parts(text):
+        total += _size(part)
+        if total > limit:
+            raise HostlistError(f"hostlist {_short(expr)} names over {limit:,} nodes, more than placer expands")
     try:
         # sort=False keeps the order written (Slurm's node order); duplicates are kept so they can be reported
         return _hl.expand_hostlist(text, allow_duplicates=True, sort=False)
-    except _hl.BadHostlist as exc:
-        raise HostlistError(f"malformed hostlist {expr!r}: {exc}") from None
+    except (_hl.BadHostlist, ValueError, IndexError, AttributeError) as exc:  # the library's own slips too
+        raise HostlistError(f"malformed hostlist {_short(expr)}: {exc}") from None
+
+
+def _short(expr: str) -> str:
+    return repr(expr) if len(expr) <= 80 else repr(expr[:77] + "...")
+
+
+_NAME_BAD = re.compile(r"[\s,\[\]#=\"'\\]")
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot be a Slurm node or switch name (None when it can): what a hostlist could not
+    write back, or Slurm's config parser would split (spaces, commas, brackets, `#`, `=`, quotes)."""
+    if not name or len(name) > 255:
+        return f"a name is 1 to 255 characters, got {len(name)}"
+    if _NAME_BAD.search(name) or not name.isprintable():
+        return f"{_short(name)} has a space, control character or one of , [ ] # = quotes"
+    if _LONG_NUMBER.search(name):
+        return f"{_short(name)} has a number of over 18 digits"
+    return None
 
 
 def expand_into(expr: object, path: str, problems: list[Problem], line: int | None = None) -> list[str]:
@@ -33,8 +97,12 @@ def expand_into(expr: object, path: str, problems: list[Problem], line: int | No
     out: list[str] = []
     for i, part in enumerate(parts):
         sub = f"{path}[{i}]" if isinstance(expr, list) else path
+        if not isinstance(part, str):  # YAML's 1.5, true, null, {a: 1}: never turned into a name by str()
+            text = repr(part)
+            problems.append(Problem(sub, f"expected a hostlist string, got {text[:60]} (quote it in YAML)", line=line))
+            continue
         try:
-            out.extend(expand(part if isinstance(part, str) else str(part)))
+            out.extend(expand(part, MAX_HOSTLIST_NAMES - len(out)))
         except HostlistError as exc:
             problems.append(Problem(sub, str(exc), line=line))
     return out

@@ -16,14 +16,16 @@ from dataclasses import dataclass, field
 
 from .build import build_fabric
 from .fabric import Fabric
+from .inputs import clean_text
 from .problems import InventoryError, Problem, errors_in
 from .slurm_conf import TopoSwitch, tree_to_switch_specs
 from .spec import FabricSpec, NodeSpec, NodeType, SwitchSpec
 
 _HEADER = re.compile(r'^(Switch|Ca|Rt)\s+(\d+)\s+"([^"]+)"\s*(?:#\s*"([^"]*)")?(.*)$')
-_SWITCH_PORT = re.compile(r'^\[(\d+)\]\s*"([^"]+)"\[(\d+)\](?:\(([0-9a-fA-F]+)\))?\s*(?:#\s*"([^"]*)")?(.*)$')
-_CA_PORT = re.compile(r'^\[(\d+)\](?:\(([0-9a-fA-F]+)\))?\s*"([^"]+)"\[(\d+)\](?:\(([0-9a-fA-F]+)\))?\s*(?:#(.*))?$')
-_WIDTH_SPEED = re.compile(r"\b(\d+)x(SDR|DDR|QDR|FDR10|FDR|EDR|HDR|NDR|XDR)\b")
+_SWITCH_PORT = re.compile(r'^\[(\d{1,5})\]\s*"([^"]+)"\[(\d{1,5})\](?:\(([0-9a-fA-F]+)\))?\s*(?:#\s*"([^"]*)")?(.*)$')
+_CA_PORT = re.compile(r'^\[(\d{1,5})\](?:\(([0-9a-fA-F]+)\))?\s*"([^"]+)"\[(\d{1,5})\](?:\(([0-9a-fA-F]+)\))?'
+                      r'\s*(?:#(.*))?$')
+_WIDTH_SPEED = re.compile(r"\b(\d{1,2})x(SDR|DDR|QDR|FDR10|FDR|EDR|HDR|NDR|XDR)\b")
 LANE_GBPS = {"SDR": 2.5, "DDR": 5, "QDR": 10, "FDR10": 10, "FDR": 14, "EDR": 25, "HDR": 50, "NDR": 100, "XDR": 200}
 DEFAULT_DESC = re.compile(r"^(MT\d+\b|.*Mellanox Technologies$|.*ConnectX.*Mellanox)", re.IGNORECASE)
 
@@ -50,7 +52,7 @@ def parse_dump(text: str) -> Dump:
     problems: list[Problem] = []
     cur: Device | None = None
     sysimg = ""
-    for no, raw in enumerate(text.splitlines(), start=1):
+    for no, raw in enumerate(clean_text(text).splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             if not line:
@@ -340,7 +342,7 @@ def parse_node_map(text: str, source: str) -> dict[str, str]:
     """`GUID NAME` per line (as the PSMN X5.map), '#' comments."""
     out: dict[str, str] = {}
     problems = []
-    for no, raw in enumerate(text.splitlines(), start=1):
+    for no, raw in enumerate(clean_text(text).splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue

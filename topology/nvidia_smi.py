@@ -9,11 +9,12 @@ from networkx.utils import UnionFind
 
 from .build import build_fabric
 from .fabric import Fabric
+from .inputs import clean_text
 from .problems import InventoryError, Problem, RequestError
 from .spec import DomainSpec, NodeType
 from .subset import fabric_to_spec
 
-_NV = re.compile(r"^NV(\d+)$")
+_NV = re.compile(r"^NV(\d{1,4})$")
 PATH_KINDS = {"X", "PIX", "PXB", "PHB", "NODE", "SYS", "SOC", "NV"}
 
 
@@ -34,7 +35,7 @@ def _row_counts(name: str, cells: list[str], gpu_cols: list[str], line: int, pro
 
 def parse_topo_matrix(text: str, source: str = "nvidia-smi topo -m") -> tuple[int, tuple[tuple[int, ...], ...]]:
     """The GPU-to-GPU part of the matrix: (GPU count, NVLink counts; -1 on the diagonal)."""
-    lines = [l.rstrip("\n") for l in text.splitlines()]
+    lines = [l.rstrip("\n") for l in clean_text(text).splitlines()]
     def is_header(line: str) -> bool:  # "\tGPU0\tGPU1..." (a data row reads "GPU0  X  NV18 ...")
         t = line.split()
         return len(t) > 1 and t[0] == "GPU0" and t[1] in ("GPU1", "NIC0", "CPU", "mlx5_0")
@@ -94,7 +95,7 @@ def node_type_from_topo(text: str, name: str, gpu_model: str = "gpu", features: 
 
 def parse_clique_csv(text: str, source: str = "cliques.csv") -> dict[str, list[str]]:
     """`node,clique_id` (header required) -> {clique: [nodes]} in file order."""
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(clean_text(text)))
     problems: list[Problem] = []
     try:
         header = [h.strip().lower() for h in next(reader)]

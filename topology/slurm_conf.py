@@ -13,6 +13,7 @@ from networkx.utils import UnionFind
 from .build import build_fabric
 from .fabric import Fabric
 from .hostlists import HostlistError, compress, expand
+from .inputs import clean_text
 from .merge import merge_co_parents
 from .problems import InventoryError, Problem, errors_in
 from .spec import FabricSpec, NodeSpec, NodeType, SwitchSpec
@@ -134,7 +135,7 @@ def parse_slurm_conf(text: str, source: str, problems: list[Problem]) -> SlurmCo
     conf = SlurmConf()
     defaults: dict[str, str] = {}
     index: dict[str, int] = {}
-    for cl in logical_lines(text, problems, source):
+    for cl in logical_lines(clean_text(text), problems, source):
         key0, val0 = cl.pairs[0]
         attrs = {k: v for k, v in cl.pairs[1:]}
         if key0 == "nodename":
@@ -193,7 +194,7 @@ class TopoSwitch:
 def parse_topology_conf(text: str, source: str, problems: list[Problem]) -> list[TopoSwitch]:
     switches: list[TopoSwitch] = []
     seen: dict[str, int] = {}
-    for cl in logical_lines(text, problems, source):
+    for cl in logical_lines(clean_text(text), problems, source):
         key0, val0 = cl.pairs[0]
         if key0 in ("blockname", "blocksizes"):
             problems.append(Problem("BlockName", "topology/block lines are not a tree; import a tree topology.conf",
