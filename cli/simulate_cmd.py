@@ -53,7 +53,11 @@ def load_trace(paths: tuple[str, ...], fmt: str):
             traces.append((f.stem, t))
     if not traces:
         raise RequestError(f"no trace files in {', '.join(paths)}")
-    return merge_traces(traces)
+    merged = merge_traces(traces)
+    if not merged.jobs:  # nothing to replay is the user's to know, not an empty report
+        skipped = ", ".join(f"{n} {why}" for why, n in merged.skipped.items()) or "none skipped"
+        raise RequestError(f"the trace holds no job to replay ({skipped}): {', '.join(paths)}")
+    return merged
 
 
 @click.command("simulate")

@@ -75,8 +75,8 @@ def job_from_hook(req: dict[str, Any], partition_nodes: tuple[str, ...] | None =
     try:
         exclude = tuple(expand(_text(req, "exc_nodes"))) if _text(req, "exc_nodes") else ()
         required = tuple(expand(_text(req, "req_nodes"))) if _text(req, "req_nodes") else ()
-    except HostlistError:
-        return None, "unreadable --exclude or --nodelist"
+    except HostlistError as exc:
+        return None, f"unreadable --exclude or --nodelist: {exc}"
     features, constraint = split_constraint(_text(req, "features"))
     minutes = _int(req, "time_limit")
     model = next((m for k in ("tres_per_job", "tres_per_node", "tres_per_task")

@@ -137,24 +137,35 @@ def _gres(v: Any) -> tuple[int | None, str | None]:
         if m:
             gpus += int(m.group(2))
             model = model or m.group(1)
+        elif re.match(r"gpu:.*\d{10}", part.strip()):  # a count we will not read is not zero GPUs
+            raise ValueError(f"unreadable GPU count in gres {part.strip()[:60]!r}")
     return gpus, model
+
+
+def _name(v: Any) -> str:
+    if not isinstance(v, str) or not v:
+        raise ValueError(f"a node name is a string, got {v!r:.40}")
+    return v
 
 
 def _sinfo_node(n: dict[str, Any]) -> SlurmNode:
     gpus, model = _gres(n.get("gres"))
     parts = n.get("partitions")
-    return SlurmNode(str(n["name"]), _state(n.get("state", ""), n.get("state_flags")), _reason(n.get("reason")),
+    return SlurmNode(_name(n.get("name")), _state(n.get("state", ""), n.get("state_flags")), _reason(n.get("reason")),
                      _features(n.get("active_features", n.get("features"))), gpus, model,
                      tuple(str(p) for p in parts) if isinstance(parts, list) else None)
 
 
 def _sinfo_group(g: dict[str, Any]) -> list[SlurmNode]:
-    state = _state((g.get("node") or {}).get("state", ""))
+    node, nodes = g.get("node") or {}, g.get("nodes") or {}
+    if not isinstance(node, dict) or not isinstance(nodes, dict) or not isinstance(nodes.get("nodes", []), list):
+        raise ValueError("expected `node` {state} and `nodes` {nodes: [names]}")
+    state = _state(node.get("state", ""))
     gpus, model = _gres(g.get("gres"))
     features, reason = _features(g.get("features")), _reason(g.get("reason"))
     part = (g.get("partition") or {}).get("name")
     partitions = (str(part),) if part else None
-    names = [name for entry in (g.get("nodes") or {}).get("nodes", []) for name in expand_nodes(str(entry))]
+    names = [name for entry in nodes.get("nodes", []) for name in expand_nodes(_name(entry))]
     return [SlurmNode(name, state, reason, features, gpus, model, partitions) for name in names]
 
 

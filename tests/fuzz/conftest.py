@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, settings
 _CHECKS = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
            HealthCheck.function_scoped_fixture]
 # ci: the same inputs on every run (derandomized), a few minutes on CI's 2 cores for the whole suite
-settings.register_profile("ci", max_examples=int(os.environ.get("PLACER_FUZZ_EXAMPLES", "150")), deadline=None,
+settings.register_profile("ci", max_examples=int(os.environ.get("PLACER_FUZZ_EXAMPLES", "1000")), deadline=None,
                           derandomize=True, suppress_health_check=_CHECKS, print_blob=True)
 # long: new random inputs every run; scripts/fuzz.sh repeats it until its time is up
 settings.register_profile("long", max_examples=int(os.environ.get("PLACER_FUZZ_EXAMPLES", "2000")), deadline=None,

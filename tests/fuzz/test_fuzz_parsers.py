@@ -1,7 +1,7 @@
 """Every parser, fed broken versions of real inputs: nothing escapes but the project's own input error,
 and what is accepted loads back the same and passes the checks a valid input passes.
 
-Budget: PLACER_FUZZ_EXAMPLES per target (150 in the default run, derandomized); `scripts/fuzz.sh 30` runs
+Budget: PLACER_FUZZ_EXAMPLES per target (1,000 in the default run, derandomized); `scripts/fuzz.sh 30` runs
 the suite for 30 minutes on fresh random inputs (docs/testing.md).
 """
 from __future__ import annotations
