@@ -114,11 +114,23 @@ def apply_once(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s:
 def apply_loop(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s: float, interval_s: float | None,
                stop: threading.Event, report: Callable[[ApplyReport], None]) -> ApplyReport:
     """`placer apply`: one pass (interval None), or a pass every `interval_s` until `stop` is set; each
-    pass's report goes to `report`. Returns the last pass's report."""
+    pass's report goes to `report`. Returns the last pass's report. A watch outlives any failed pass (logged,
+    in the report's errors, then a back-off of up to 10 intervals); a single pass lets its error out (exit 3)."""
+    failures = 0
     while True:
-        r = apply_once(fabric, backend, cfg, max_hold_s)
+        if interval_s is None:
+            r = apply_once(fabric, backend, cfg, max_hold_s)
+        else:
+            try:
+                r = apply_once(fabric, backend, cfg, max_hold_s)
+                failures = 0
+            except Exception as exc:  # noqa: BLE001 - the watch must not die on one bad answer from Slurm
+                failures += 1
+                if not isinstance(exc, BackendError):
+                    log.exception("apply pass failed (a bug in placer, please report it)")
+                r = ApplyReport(errors=[f"pass failed: {type(exc).__name__}: {exc}"])
         report(r)
-        if interval_s is None or stop.wait(interval_s):
+        if interval_s is None or stop.wait(interval_s * min(2 ** failures, 10) if failures else interval_s):
             return r
 
 

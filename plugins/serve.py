@@ -352,16 +352,15 @@ class _Handler(socketserver.StreamRequestHandler):
             held: list[Reservation] = []
             if whole:
                 answer, held = _answer(daemon, line)
-            else:  # longer than MAX_LINE: its rest is skipped, never read as another request
+            else:  # longer than MAX_LINE: answered at once, its rest then skipped (never read as a request)
                 daemon.metrics.bad_requests.inc()
                 answer = {"action": "none", "reason": f"bad request: over {MAX_LINE} bytes"}
-                whole = self._skip_line()
             try:
                 self.wfile.write((json.dumps(answer) + "\n").encode())
             except OSError:
                 daemon.undo(held)  # the hook gave up waiting (it failed open) and closed its end
                 return
-            if not whole:
+            if not whole and not self._skip_line():
                 return
 
     def _skip_line(self, limit: int = 64 * MAX_LINE) -> bool:

@@ -144,6 +144,21 @@ def test_the_socket_answers_deep_huge_and_over_long_requests(tmp_path: Path) -> 
             answer = json.loads(lines.readline())
             assert answer["action"] in ("none", "advise")
         assert answer["action"] == "advise"  # the connection still works after the bad ones
+    # a line of 5 MiB: answered before the daemon stops reading it and closes (the peer is then told, not reset)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(str(cfg.socket_path))
+
+        def flood() -> None:
+            try:
+                s.sendall(b'{"v": 1, "x": "' + b"y" * (5 << 20))
+            except OSError:
+                pass  # the daemon closed its end after 4 MiB, as documented
+
+        sender = threading.Thread(target=flood, daemon=True)
+        sender.start()
+        assert "over 65536 bytes" in json.loads(s.makefile("rb").readline())["reason"]
+        sender.join(10)
     d.stop.set()
     t.join(10)
 
@@ -312,3 +327,27 @@ def test_python_dash_m_runs_the_command(module: str) -> None:
     done = subprocess.run([sys.executable, "-m", module, "topology", "show", "--preset", "tiny"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "fabric tiny: 16 nodes" in done.stdout, done.stderr
+
+
+def test_apply_watch_outlives_a_failed_pass_and_a_single_pass_does_not() -> None:
+    from placer import PlannerConfig
+    from plugins.apply import ApplyReport, apply_loop
+
+    slurm = Flaky()
+    slurm.broken = True
+    stop = threading.Event()
+    reports: list[ApplyReport] = []
+
+    def report(r: ApplyReport) -> None:
+        reports.append(r)
+        if len(reports) == 2:
+            slurm.broken = False
+        if len(reports) == 3:
+            stop.set()
+
+    last = apply_loop(FABRIC, slurm, PlannerConfig(), 600, 0.01, stop, report)
+    assert [bool(r.errors) for r in reports] == [True, True, False] and not last.errors
+    assert "IndexError" in reports[0].errors[0]
+    slurm.broken = True
+    with pytest.raises(IndexError):  # --once: the error goes out, and main() makes it exit 1 (a bug) or 3
+        apply_loop(FABRIC, slurm, PlannerConfig(), 600, None, stop, report)
