@@ -287,6 +287,15 @@ def test_ibnetdiscover_names_an_inventory_cannot_hold_are_errors(capsys, tmp_pat
     assert rc == 2 and "space" in err and not (tmp_path / "out.yaml").exists()
 
 
+@pytest.mark.parametrize("desc", ["   ", "", "\t", "MT4129 ConnectX-7 Mellanox Technologies"])
+def test_odd_adapter_descriptions_are_unnamed_adapters(capsys, tmp_path: Path, desc: str) -> None:
+    (tmp_path / "dump").write_text(
+        'Switch 8 "S-01" # "MF0;leaf1:MQM9700/U1" enhanced port 0 lid 1 lmc 0\n[1] "H-02"[1] # "x" lid 2 4xNDR\n\n'
+        f'Ca 1 "H-02" # "{desc}"\n[1](02) "S-01"[1] # lid 2 lmc 0 "leaf1" lid 1 4xNDR\n')
+    rc, _, err = run(capsys, "topology", "import", "--from", "ibnetdiscover", str(tmp_path / "dump"))
+    assert rc == 2 and "no compute adapter left" in err
+
+
 def test_a_malformed_slurm_json_snapshot_exits_3(capsys, tmp_path: Path) -> None:
     (tmp_path / "sinfo.json").write_text((ROOT / "tests/data/slurm2205/sinfo.json").read_text())
     (tmp_path / "squeue.json").write_text('{"jobs":[{"job_id":1,"job_state":[]}]}')

@@ -242,9 +242,9 @@ SLURM_READS_FROM = {"slurm-block": (23, 11), "slurm-yaml": (25, 5)}
 
 def parse_slurm_version(text: str) -> tuple[int, int]:
     """`24.11`, `24.11.5` or `slurm 24.11.5` (sinfo --version) -> (24, 11)."""
-    m = re.search(r"(\d+)\.(\d+)", text or "")
+    m = re.search(r"(?<!\d)(\d{1,4})\.(\d{1,4})(?!\d)", text or "", re.ASCII)
     if not m:
-        raise RequestError(f"--slurm-version: expected a Slurm version like 24.11, got {text!r}")
+        raise RequestError(f"--slurm-version: expected a Slurm version like 24.11, got {text[:40]!r}")
     return int(m.group(1)), int(m.group(2))
 
 

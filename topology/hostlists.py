@@ -17,6 +17,7 @@ class HostlistError(ValueError):
 # expression can otherwise name millions, and a hook request's 64 KiB hundreds of millions)
 MAX_HOSTLIST_NAMES = 262_144
 _LONG_NUMBER = re.compile(r"\d{19}")
+_DIGITS = re.compile(r"[0-9]{1,18}")
 
 
 def _parts(text: str) -> list[str]:
@@ -41,8 +42,8 @@ def _size(part: str) -> int:
         k = 0
         for rng in body.split(","):
             lo, _, hi = rng.partition("-")
-            if not (lo.strip().isdigit() and (not hi or hi.strip().isdigit())) or len(lo) > 18 or len(hi) > 18:
-                return 0
+            if not (_DIGITS.fullmatch(lo.strip()) and (not hi or _DIGITS.fullmatch(hi.strip()))):
+                return 0  # malformed (or digits Python reads but Slurm does not, like '²'): the library says why
             k += int(hi) - int(lo) + 1 if hi else 1
         n *= max(k, 1)
     return n

@@ -212,8 +212,8 @@ def _host_of(g: str, d: Device, nmap: dict[str, str]) -> tuple[str | None, str]:
     """(host, adapter) from the node map, else from the adapter's description (None: a default one)."""
     if _norm_guid(g) in nmap:
         return nmap[_norm_guid(g)], "port1"
-    if d.desc and not DEFAULT_DESC.match(d.desc.strip()):
-        parts = d.desc.split()
+    parts = d.desc.split()  # a blank description names nothing, like a default one
+    if parts and not DEFAULT_DESC.match(d.desc.strip()):
         return parts[0], parts[1] if len(parts) > 1 else "port1"
     return None, "port1"
 

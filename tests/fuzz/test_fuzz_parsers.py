@@ -18,15 +18,15 @@ from placer.constraints import parse_constraint
 from placer.jobs import jobs_from_csv, jobs_from_list
 from placer.plan_doc import apply_plan_document, plan_document
 from placer.traces import parse_trace
-from plugins.slurm_cli import parse_node_states_text, parse_sinfo_json, parse_squeue_json
+from plugins.slurm_cli import parse_node_states_text, parse_sinfo_json, parse_squeue_json, text_node_state
 from topology import ClusterState, PlacerError, Problem, dump_inventory, load_inventory_text
-from topology.exporters import export
+from topology.exporters import export, parse_slurm_version
 from topology.generate import design_for, generate
 from topology.hostlists import HostlistError, compress_ordered, expand
 from topology.ibnetdiscover import ImportOptions, import_ibnetdiscover, parse_node_map
 from topology.inputs import parse_json, parse_yaml
 from topology.nvidia_smi import parse_clique_csv, parse_topo_matrix
-from topology.slurm_conf import import_slurm
+from topology.slurm_conf import import_slurm, parse_gres_gpus
 
 from ..conftest import SHARED
 from ..helpers import placement_signature
@@ -214,7 +214,14 @@ def test_hostlists(text: str) -> None:
         assert expand(compress_ordered(names)) == names
 
 
-@given(mutated(["a&b", "[a|b]", "a*2&b", "(a|b)&c", "gpu_h100"]))
-def test_constraints(text: str) -> None:
-    tried("constraint")
+@given(mutated(["a&b", "[a|b]", "a*2&b", "(a|b)&c", "gpu_h100", "slurm 24.11.5", "gpu:h100:8,nic:2",
+                "gpu:4(S:0-1)", "idle+drain", "down*"]))
+def test_small_grammars(text: str) -> None:
+    tried("constraint, version, gres, node state word")
     parse_constraint(text)
+    _own_errors_only(lambda: parse_slurm_version(text))
+    try:
+        parse_gres_gpus(text)
+    except ValueError:  # documented: a GPU entry it cannot read (the importer reports it with the line)
+        pass
+    text_node_state(text)
