@@ -36,6 +36,7 @@ def cli(ctx: click.Context, verbose: int) -> None:
 
 
 def _register() -> None:
+    from .install_cmds import hook, service
     from .plan_cmd import plan_cmd
     from .ranks_cmds import ranks_cmd, replace_cmd
     from .serve_cmds import apply_cmd, serve_cmd
@@ -53,6 +54,8 @@ def _register() -> None:
     cli.add_command(trace)
     cli.add_command(ranks_cmd)
     cli.add_command(replace_cmd)
+    cli.add_command(hook)
+    cli.add_command(service)
 
 
 _register()

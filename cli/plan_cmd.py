@@ -80,7 +80,14 @@ def render_text(doc: dict, explain: bool) -> str:
 def plan_cmd(inventory: str, jobs_path: str, state_path: str | None, down: str | None, time_limit_s: float,
              batch_time_limit_s: float, solver: str, workers: int, seed: int, spares_per_su: int, explain: bool,
              dump_models: str | None, fmt: str, output: str | None) -> None:
-    """Place jobs on a fabric (dry run) and say where each goes and why."""
+    """Place jobs on a fabric (dry run) and say where each goes and why.
+
+    \b
+    Examples:
+      placer plan --inventory inv.yaml --jobs jobs.yaml --explain
+      placer slurm snapshot --inventory inv.yaml -o now.json     # what runs now, then:
+      placer plan --inventory inv.yaml --state now.json --jobs jobs.yaml --format json -o plan.json
+    """
     fabric, warnings = load_fabric(inventory)
     for w in warnings:
         click.echo(w.render(inventory), err=True)

@@ -86,7 +86,13 @@ def simulate_cmd(inventory: str, traces: tuple[str, ...], trace_format: str, pol
                  bf_depth: int, switches_wait_s: float, load: float | None, limit: int | None, time_limit_s: float,
                  out_path: str | None,
                  plot_dir: str | None, fmt: str) -> None:
-    """Replay a job trace under several placement policies with the same scheduler; compare them."""
+    """Replay a job trace under several placement policies with the same scheduler; compare them.
+
+    \b
+    Examples:
+      placer simulate --inventory preset:superpod --trace jobs.swf --load 0.9 --plot out/
+      placer simulate --inventory inv.yaml --trace sacct.txt --policy placer,slurm-tree --out result.json
+    """
     fabric, _ = load_fabric(inventory)
     policies = [p.strip() for p in policy.split(",") if p.strip()]
     bad = [p for p in policies if p not in POLICIES]

@@ -102,6 +102,12 @@ def import_(source: str, file: str | None, topology_conf: str | None, slurm_conf
     matrix or a node,clique_id CSV.
 
     Every problem is reported with file and line; errors write nothing (exit 2), repairs are warnings.
+
+    \b
+    Examples:
+      placer topology import --from slurm --topology-conf /etc/slurm/topology.conf \\
+          --slurm-conf /etc/slurm/slurm.conf -o /etc/placer/inventory.yaml
+      placer topology import --from ibnetdiscover fabric.dump --host-regex '^gpu' -o inv.yaml
     """
     if source == "slurm":
         if not topology_conf:

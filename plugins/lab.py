@@ -28,6 +28,7 @@ from topology.exporters import export_gres, export_slurm_block, export_slurm_tre
 from topology.fabric import NodeState
 from topology.hostlists import compress
 
+from .hook_install import render_hook
 from .lab_chroot import (
     CHROOT_ROOT,
     SlurmRelease,
@@ -45,7 +46,6 @@ log = logging.getLogger(__name__)
 
 PACKAGES = "munge slurmctld slurmd slurm-client slurm-wlm-basic-plugins lua-socket lua-cjson"
 DEFAULT_DIR = Path("/var/lib/placer-lab")
-HOOK_SOURCE = Path(__file__).with_name("job_submit.lua")
 TOPOLOGIES = ("tree", "block", "yaml")  # topology.conf tree, topology.conf block, topology.yaml (25.05+)
 
 
@@ -158,10 +158,7 @@ def topology_files(fabric: Fabric, kind: str, block_size: int | None = None) -> 
 
 def hook_text(opt: LabOptions) -> str:
     """Our job_submit.lua with this lab's socket and budget filled in."""
-    text = HOOK_SOURCE.read_text()
-    text = text.replace('local SOCKET_PATH = "/run/placer/placer.sock"', f'local SOCKET_PATH = "{opt.socket_path}"')
-    text = text.replace("local BACKOFF_S = 1.0", f"local BACKOFF_S = {opt.hook_backoff_s}")
-    return text.replace("local BUDGET_S = 0.05", f"local BUDGET_S = {opt.hook_budget_s}")
+    return render_hook(opt.socket_path, opt.hook_budget_s, opt.hook_backoff_s)
 
 
 # -- processes -------------------------------------------------------------------------------------

@@ -15,17 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from plugins.hook_install import DRIVER
 from plugins.lab import LabOptions, hook_text
 
-DRIVER = """
-slurm = {SUCCESS = 0, NO_VAL = 4294967294, log_info = function(fmt, ...) io.stderr:write(string.format(fmt, ...) .. "\\n") end}
-dofile(arg[1])
-local cjson = require("cjson")
-local input = cjson.decode(io.read("*a"))
-local rc
-for _ = 1, (input["repeat"] or 1) do rc = slurm_job_submit(input.job, input.parts, 0) end
-print(cjson.encode({rc = rc, job = input.job, fail_open = placer_fail_open}))
-"""
 PARTS = {"gpu": {"name": "gpu", "nodes": "gpu[001-004]", "flag_default": 1},
          "other": {"name": "other", "nodes": "p[1-2]-n[01-02],x7", "flag_default": 0}}
 NO_VAL = 4294967294

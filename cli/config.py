@@ -1,0 +1,131 @@
+"""The site configuration, `/etc/placer/placer.yaml`: one file for serve, apply and the hook installer.
+
+Where it is: `--config FILE`, else `PLACER_CONFIG`, else /etc/placer/placer.yaml when it exists (an absent
+default file means every default; an absent file that was named is an error). Precedence for each
+setting: command-line flag > environment > this file > default. Every key is checked, and every bad
+key reported at once (exit 2). The keys are documented in examples/placer.yaml.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from plugins.serve import ServeConfig
+from topology import Problem, RequestError
+
+from .files import read_document
+
+DEFAULT_CONFIG = Path("/etc/placer/placer.yaml")
+Check = Callable[[Any], "str | None"]
+
+
+def _text(v: Any) -> str | None:
+    return "a non-empty text" if not isinstance(v, str) or not v.strip() else None
+
+
+def _path(v: Any) -> str | None:
+    return _text(v) or (None if str(v).startswith("/") else "an absolute path")
+
+
+def _number(lo: float, hi: float, whole: bool = False) -> Check:
+    def check(v: Any) -> str | None:
+        kinds = (int,) if whole else (int, float)
+        if isinstance(v, bool) or not isinstance(v, kinds) or not (lo <= v <= hi):  # NaN fails the range too
+            return f"a {'whole ' if whole else ''}number from {lo:g} to {hi:g}"
+        return None
+    return check
+
+
+def _choice(*options: str) -> Check:
+    return lambda v: None if v in options else " or ".join(options)
+
+
+def _names(v: Any) -> str | None:
+    return None if isinstance(v, list) and all(isinstance(p, str) and p for p in v) else "a list of partition names"
+
+
+DAY_S = 24 * 3600
+# key -> (check, where it goes: "serve.<ServeConfig field>" or a SiteConfig field)
+KEYS: dict[str, tuple[Check, str]] = {
+    "inventory": (_text, "inventory"),
+    "slurm_conf": (_path, "slurm_conf"),
+    "backend": (_choice("auto", "slurm-cli", "pyslurm"), "backend"),
+    "mode": (_choice("advise", "steer"), "serve.mode"),
+    "partitions": (_names, "serve.partitions"),
+    "socket": (_path, "serve.socket_path"),
+    "socket_group": (_text, "serve.socket_group"),
+    "gpu_only": (lambda v: None if isinstance(v, bool) else "true or false", "serve.gpu_only"),
+    "opt_out": (_text, "serve.opt_out"),
+    "refresh_s": (_number(0.1, 3600), "serve.refresh_s"),
+    "node_poll_s": (lambda v: None if v == 0 else _number(0.1, 60)(v), "serve.node_poll_s"),
+    "max_wait4switch_s": (_number(0, 7 * DAY_S, whole=True), "serve.max_wait4switch_s"),
+    "reservation_ttl_s": (_number(1, 3600), "serve.reservation_ttl_s"),
+    "stale_request_s": (_number(0.1, 3600), "serve.stale_request_s"),
+    "max_state_age_s": (_number(1, DAY_S), "serve.max_state_age_s"),
+    "max_hold_s": (_number(0, 7 * DAY_S), "serve.max_hold_s"),
+    "metrics_port": (_number(1, 65535, whole=True), "serve.metrics_port"),
+    "hook_budget_s": (_number(0.005, 10), "hook_budget_s"),
+    "hook_backoff_s": (_number(0, 3600), "hook_backoff_s"),
+    "apply_interval_s": (_number(0.1, 3600), "apply_interval_s"),
+    "apply_time_limit_s": (_number(0.001, 60), "apply_time_limit_s"),
+}
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    source: str | None = None  # the file read (None: defaults only)
+    inventory: str | None = None
+    slurm_conf: str | None = None
+    backend: str = "auto"
+    serve: ServeConfig = field(default_factory=ServeConfig)
+    hook_budget_s: float = 0.05  # job_submit.lua's whole budget per submit
+    hook_backoff_s: float = 1.0  # how long the hook leaves a daemon alone that did not answer in time
+    apply_interval_s: float = 2.0
+    apply_time_limit_s: float = 0.05
+
+    def need_inventory(self, flag: str | None) -> str:
+        """The inventory from the flag, else this file; naming where to put it when neither has one."""
+        found = flag or self.inventory
+        if not found:
+            raise RequestError(f"no inventory: give --inventory, or `inventory:` in {self.source or DEFAULT_CONFIG}")
+        return found
+
+
+def config_path(flag: str | None) -> tuple[Path | None, bool]:
+    """(the file to read, whether it was named) from --config, PLACER_CONFIG or the default location."""
+    named = flag or os.environ.get("PLACER_CONFIG")
+    if named:
+        return Path(named), True
+    return (DEFAULT_CONFIG, False) if DEFAULT_CONFIG.exists() else (None, False)
+
+
+def load_config(flag: str | None = None) -> SiteConfig:
+    path, named = config_path(flag)
+    if path is None:
+        return SiteConfig()
+    if named and not path.exists():
+        raise RequestError(f"config file {path} does not exist (from --config or PLACER_CONFIG)")
+    doc = read_document(str(path)) or {}
+    if not isinstance(doc, dict):
+        raise RequestError(problems=[Problem("", "the config file is a mapping of settings")], source=str(path))
+    problems: list[Problem] = []
+    site: dict[str, Any] = {}
+    serve: dict[str, Any] = {}
+    for key, value in doc.items():
+        if key not in KEYS:
+            problems.append(Problem(str(key), f"unknown setting (known: {', '.join(sorted(KEYS))})"))
+            continue
+        check, dest = KEYS[key]
+        want = check(value)
+        if want:
+            problems.append(Problem(str(key), f"expected {want}, got {value!r:.80}"))
+        elif dest.startswith("serve."):
+            serve[dest[6:]] = tuple(value) if key == "partitions" else Path(value) if key == "socket" else value
+        else:
+            site[dest] = value
+    if problems:
+        raise RequestError(problems=problems, source=str(path))
+    return replace(SiteConfig(source=str(path), **site), serve=replace(ServeConfig(), **serve))

@@ -1,0 +1,161 @@
+"""Installing placer on a cluster, without Slurm: the site config, `placer hook install/uninstall` (undone
+byte for byte), the systemd units (`systemd-analyze verify`), and the Grafana dashboard against the
+metrics the daemon really exports."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cli.config import load_config
+from cli.main import main
+from plugins.services import UNITS, render, verify
+from topology import RequestError
+
+from .test_serve_unit import daemon
+
+ROOT = Path(__file__).resolve().parent.parent
+DASHBOARD = ROOT / "examples" / "grafana-placer.json"
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    rc = main(list(args))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err, err
+    return rc, out, err
+
+
+# -- the site configuration ---------------------------------------------------------------------------------
+def test_the_example_config_is_valid_and_complete() -> None:
+    from cli.config import KEYS
+
+    site = load_config(str(ROOT / "examples" / "placer.yaml"))
+    assert site.inventory and site.serve.mode == "advise" and site.hook_budget_s == 0.05
+    text = (ROOT / "examples" / "placer.yaml").read_text()
+    assert all(re.search(rf"^#? ?{k}:", text, re.M) for k in KEYS), "every key is documented in the example"
+
+
+def test_every_bad_key_at_once(tmp_path: Path) -> None:
+    f = tmp_path / "placer.yaml"
+    f.write_text("inventory: ''\nmode: sideways\nbackend: magic\nhook_budget_s: 100\nslurm_conf: rel/slurm.conf\n"
+                 "nope: 1\napply_interval_s: -1\n")
+    with pytest.raises(RequestError) as err:
+        load_config(str(f))
+    assert len(err.value.problems) == 7
+    text = err.value.render()
+    for key in ("inventory", "mode", "backend", "hook_budget_s", "slurm_conf", "nope", "apply_interval_s"):
+        assert f"{key}:" in text
+
+
+def test_where_the_config_comes_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    f = tmp_path / "site.yaml"
+    f.write_text("mode: steer\ninventory: preset:tiny\n")
+    monkeypatch.setenv("PLACER_CONFIG", str(f))
+    assert load_config(None).serve.mode == "steer"  # the environment names it
+    g = tmp_path / "other.yaml"
+    g.write_text("mode: advise\n")
+    assert load_config(str(g)).serve.mode == "advise"  # the flag wins over the environment
+    monkeypatch.setenv("PLACER_CONFIG", str(tmp_path / "absent.yaml"))
+    with pytest.raises(RequestError, match="does not exist"):
+        load_config(None)  # a file that was named must exist
+    monkeypatch.delenv("PLACER_CONFIG")
+    rc, _, err = run(capsys, "apply", "--once", "--config", str(g))
+    assert rc == 2 and "no inventory: give --inventory, or `inventory:` in" in err
+
+
+# -- the hook ------------------------------------------------------------------------------------------------
+CONF = "ClusterName=c\nSlurmUser=root\n# JobSubmitPlugins=lua is what we need\nSelectType=select/cons_tres\n"
+
+
+@pytest.mark.parametrize("conf,old_script", [
+    (CONF, None),
+    (CONF + "JobSubmitPlugins=require_timelimit   # site policy\n", "-- the site's own script\n"),
+    (CONF.replace("ClusterName=c\n", "ClusterName=c\nJobSubmitPlugins=lua\n"), None),
+], ids=["no-line-no-script", "another-plugin-and-a-script", "lua-already-named"])
+def test_install_then_uninstall_restores_everything_exactly(capsys, tmp_path: Path, conf: str,
+                                                             old_script: str | None) -> None:
+    slurm_conf = tmp_path / "slurm.conf"
+    slurm_conf.write_text(conf)
+    script = tmp_path / "job_submit.lua"
+    if old_script is not None:
+        script.write_text(old_script)
+    site = tmp_path / "placer.yaml"
+    site.write_text(f"socket: {tmp_path}/p.sock\nhook_budget_s: 0.08\nslurm_conf: {slurm_conf}\n")
+    rc, out, _ = run(capsys, "hook", "install", "--config", str(site), "--dry-run", "--edit-slurm-conf")
+    assert slurm_conf.read_text() == conf and (script.read_text() if script.exists() else None) == old_script
+    rc, out, err = run(capsys, "hook", "install", "--config", str(site), "--edit-slurm-conf")
+    assert f'local SOCKET_PATH = "{tmp_path}/p.sock"' in script.read_text()
+    assert "local BUDGET_S = 0.08" in script.read_text()
+    plugins = re.findall(r"^JobSubmitPlugins=(\S+)", slurm_conf.read_text(), re.M)
+    assert len(plugins) == 1 and "lua" in plugins[0].split(",")
+    assert run(capsys, "hook", "install", "--config", str(site), "--edit-slurm-conf")[0] in (0, 2)  # again: no harm
+    rc, out, _ = run(capsys, "hook", "uninstall", "--config", str(site))
+    assert rc == 0
+    assert slurm_conf.read_text() == conf
+    assert (script.read_text() if script.exists() else None) == old_script
+    assert not (tmp_path / "job_submit.lua.placer.json").exists()
+
+
+def test_install_says_what_is_left_to_do_and_uninstall_keeps_an_edited_script(capsys, tmp_path: Path) -> None:
+    (tmp_path / "slurm.conf").write_text(CONF)
+    rc, out, err = run(capsys, "hook", "install", "--slurm-conf", str(tmp_path / "slurm.conf"))
+    assert "to do: slurm.conf: add 'JobSubmitPlugins=lua'" in out and "restart slurmctld" in out
+    (tmp_path / "job_submit.lua").write_text("-- edited by hand\n")
+    rc, _, err = run(capsys, "hook", "uninstall", "--slurm-conf", str(tmp_path / "slurm.conf"))
+    assert rc == 2 and "was changed since" in err and (tmp_path / "job_submit.lua").exists()
+    rc, _, _ = run(capsys, "hook", "uninstall", "--slurm-conf", str(tmp_path / "slurm.conf"), "--force")
+    assert rc == 0 and not (tmp_path / "job_submit.lua").exists()
+    rc, _, err = run(capsys, "hook", "uninstall", "--slurm-conf", str(tmp_path / "slurm.conf"))
+    assert rc == 2 and "no placer hook installed" in err
+
+
+def test_install_refuses_a_missing_slurm_conf_and_names_an_unreachable_socket(capsys, tmp_path: Path) -> None:
+    rc, _, err = run(capsys, "hook", "install", "--slurm-conf", str(tmp_path / "absent.conf"))
+    assert rc == 2 and "does not exist" in err
+    (tmp_path / "slurm.conf").write_text(CONF.replace("SlurmUser=root", "SlurmUser=nobody"))
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o700)
+    (tmp_path / "site.yaml").write_text(f"socket: {locked}/p.sock\n")
+    rc, _, err = run(capsys, "hook", "install", "--config", str(tmp_path / "site.yaml"), "--slurm-conf",
+                     str(tmp_path / "slurm.conf"), "--dry-run")
+    assert rc == 2 and "SlurmUser nobody cannot reach" in err
+
+
+# -- services --------------------------------------------------------------------------------------------------
+def test_units_render_and_verify(tmp_path: Path) -> None:
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is absent (apt-get install -y systemd)")
+    units = render("placer", "slurm", "slurm", Path("/etc/placer/placer.yaml"), placer=shutil.which("true"))
+    paths = []
+    for name, text in units.items():
+        assert not re.search(r"@[A-Z_]+@", text), "a placeholder left in the unit"
+        (tmp_path / name).write_text(text)
+        paths.append(tmp_path / name)
+    assert sorted(units) == sorted(UNITS)
+    assert verify(paths) is None
+    serve = units["placer-serve.service"]
+    for line in ("User=placer", "Group=slurm", "ProtectSystem=strict", "Restart=on-failure",
+                 "After=network-online.target munge.service slurmctld.service", "RuntimeDirectory=placer"):
+        assert line in serve
+
+
+# -- the dashboard ---------------------------------------------------------------------------------------------
+def test_every_metric_the_dashboard_queries_is_exported() -> None:
+    from prometheus_client import generate_latest
+
+    d, _ = daemon()
+    d.decide({"v": 1, "name": "a", "tres_per_job": "gres:gpu:1"})  # so labelled series exist
+    page = generate_latest(d.metrics.registry).decode()
+    exported = set(re.findall(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)", page, re.M))
+    dash = json.loads(DASHBOARD.read_text())
+    exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+    assert len(exprs) >= 8
+    queried = {m for e in exprs for m in re.findall(r"\b(placer_[a-z_]+)", e)}
+    missing = queried - exported
+    assert not missing, f"the dashboard queries metrics the daemon does not export: {missing}"
+    for want in ("placer_decisions_total", "placer_decision_seconds_bucket", "placer_fail_open_total",
+                 "placer_state_age_seconds", "placer_held_jobs"):
+        assert want in queried
