@@ -28,6 +28,7 @@ from .backend import (
 )
 
 Runner = Callable[[list[str]], str]
+DEFAULT_SLURM_CONF = "/etc/slurm/slurm.conf"  # Debian's Slurm looks here when SLURM_CONF is unset
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,17 @@ def subprocess_runner(slurm_conf: str | None = None, timeout_s: float = 30.0) ->
         if not os.path.isfile(slurm_conf):  # sinfo would otherwise hang looking for a controller
             raise BackendError(f"slurm.conf {slurm_conf} does not exist (from --slurm-conf or SLURM_CONF)")
         env["SLURM_CONF"] = slurm_conf
-    return lambda cmd: run_command(cmd, env, timeout_s)
+    if "SLURM_CONF" in env or Path(DEFAULT_SLURM_CONF).exists():
+        return lambda cmd: run_command(cmd, env, timeout_s)
+
+    def run(cmd: list[str]) -> str:
+        try:
+            return run_command(cmd, env, timeout_s)
+        except BackendError as exc:  # Slurm's own words are about DNS SRV records: say what is really missing
+            raise BackendError(f"{exc}\n(no slurm.conf: {DEFAULT_SLURM_CONF} does not exist and none was given; "
+                               "give --slurm-conf, SLURM_CONF or slurm_conf in /etc/placer/placer.yaml, unless "
+                               "this cluster is configless)") from None
+    return run
 
 
 def _load(text: str, what: str) -> dict[str, Any]:

@@ -159,3 +159,17 @@ def test_every_metric_the_dashboard_queries_is_exported() -> None:
     for want in ("placer_decisions_total", "placer_decision_seconds_bucket", "placer_fail_open_total",
                  "placer_state_age_seconds", "placer_held_jobs"):
         assert want in queried
+
+
+def test_no_slurm_conf_is_said_plainly_not_as_dns_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import plugins.slurm_cli as cli_backend
+    from topology import BackendError
+
+    monkeypatch.delenv("SLURM_CONF", raising=False)
+    monkeypatch.setattr(cli_backend, "DEFAULT_SLURM_CONF", str(tmp_path / "absent.conf"))
+    with pytest.raises(BackendError, match="no slurm.conf: .* give --slurm-conf, SLURM_CONF or slurm_conf"):
+        cli_backend.subprocess_runner(None)(["false"])
+    monkeypatch.setenv("SLURM_CONF", str(tmp_path / "given.conf"))
+    with pytest.raises(BackendError) as err:
+        cli_backend.subprocess_runner(None)(["false"])
+    assert "no slurm.conf" not in str(err.value)
