@@ -173,3 +173,20 @@ def test_no_slurm_conf_is_said_plainly_not_as_dns_errors(monkeypatch: pytest.Mon
     with pytest.raises(BackendError) as err:
         cli_backend.subprocess_runner(None)(["false"])
     assert "no slurm.conf" not in str(err.value)
+
+
+def test_service_install_writes_both_units_for_this_install(capsys, tmp_path: Path) -> None:
+    rc, out, _ = run(capsys, "service", "install", "--unit-dir", str(tmp_path), "--user", "placer-test",
+                     "--apply-user", "root", "--group", "root")
+    assert rc == 0
+    serve = (tmp_path / "placer-serve.service").read_text()
+    assert "User=placer-test" in serve and "Group=root" in serve
+    assert "to do: useradd --system --gid root --no-create-home --shell /usr/sbin/nologin placer-test" in out
+    exec_start = re.search(r"^ExecStart=(\S+) serve --config /etc/placer/placer.yaml$", serve, re.M)
+    assert exec_start and Path(exec_start.group(1)).name == "placer"
+    assert "User=root" in (tmp_path / "placer-apply.service").read_text()
+    assert "systemctl daemon-reload" in out
+    rc, out, _ = run(capsys, "service", "install", "--dry-run", "--unit-dir", str(tmp_path / "absent"))
+    assert rc == 0 and "[Service]" in out
+    rc, _, err = run(capsys, "service", "install", "--unit-dir", str(tmp_path / "absent"))
+    assert rc == 2 and "does not exist" in err
