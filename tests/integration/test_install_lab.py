@@ -34,7 +34,7 @@ def test_hook_install_and_the_units_serve_advise_a_job_and_uninstall_restores_it
     etc = lab.base / "etc"
     conf, script = etc / "slurm.conf", etc / "job_submit.lua"
     before = conf.read_bytes(), script.read_bytes()
-    sock = Path(f"/run/placer-site-{lab.version}/placer.sock")
+    sock = lab.socket  # a chroot lab's slurmctld sees this directory only (bind-mounted at the same path)
     site = tmp_path / "placer.yaml"
     site.write_text(f"inventory: {lab.inventory}\nslurm_conf: {conf}\nbackend: slurm-cli\nsocket: {sock}\n"
                     f"refresh_s: 1\nhook_budget_s: 0.5\nmetrics_port: {19464 + int(lab.version[:2])}\n")
@@ -48,6 +48,7 @@ def test_hook_install_and_the_units_serve_advise_a_job_and_uninstall_restores_it
     argv = shlex.split(exec_start.group(1))
     assert argv[0] == "PLACER"
     sock.parent.mkdir(mode=0o755, exist_ok=True)  # the unit's RuntimeDirectory=
+    sock.unlink(missing_ok=True)
     log = (lab.base / "log" / "serve-unit.log").open("w")
     proc = subprocess.Popen([*placer, *argv[1:]], stdout=log, stderr=subprocess.STDOUT,
                             env={**lab.env, "PLACER_CONFIG": str(site)})
