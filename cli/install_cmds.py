@@ -8,7 +8,7 @@ import click
 
 from plugins.hook_install import install, plan_install, round_trip, uninstall
 from plugins.pyslurm_backend import choose_backend
-from plugins.services import missing_accounts, render, verify
+from plugins.services import missing_accounts, placer_executable, render, unreachable, verify
 from topology import BackendError, RequestError
 from topology.hostlists import compress
 
@@ -146,6 +146,10 @@ def service_install_cmd(config_path: str | None, unit_dir: str, user: str, apply
         click.echo(f"wrote {', '.join(str(Path(unit_dir) / n) for n in units)}")
     for cmd in missing_accounts(user, apply_user, group):
         click.echo(f"to do: {cmd}")
+    if (blocked := unreachable(placer_executable())) is not None:
+        click.echo(f"to do: the units' users cannot enter {blocked} on the way to {placer_executable()} or its "
+                   "Python: install placer into a venv made with Debian's /usr/bin/python3 under /opt "
+                   "(docs/operations.md)")
     click.echo("to do: systemctl daemon-reload && systemctl enable --now placer-serve (and placer-apply in steer mode)")
 
 

@@ -49,6 +49,25 @@ def missing_accounts(user: str, apply_user: str, group: str) -> list[str]:
     return todo
 
 
+def unreachable(executable: str) -> Path | None:
+    """A directory on the way to the script or its interpreter that other users cannot enter (None: all can).
+    Seen on a machine whose Python lived under /root (pyenv): the unit's user got `Permission denied`."""
+    script = Path(executable)
+    targets = [script]
+    try:
+        first = script.read_text(errors="replace").splitlines()[0]
+        if first.startswith("#!"):
+            targets.append(Path(first[2:].split()[0]))
+    except (OSError, IndexError):
+        pass
+    for target in targets:
+        real = target.resolve()
+        for d in [*reversed(real.parents)]:
+            if d.exists() and not d.stat().st_mode & 0o001:
+                return d
+    return None
+
+
 def verify(paths: list[Path]) -> str | None:
     """`systemd-analyze verify` on unit files: None when clean, else what it printed."""
     if not shutil.which("systemd-analyze"):

@@ -190,3 +190,20 @@ def test_service_install_writes_both_units_for_this_install(capsys, tmp_path: Pa
     assert rc == 0 and "[Service]" in out
     rc, _, err = run(capsys, "service", "install", "--unit-dir", str(tmp_path / "absent"))
     assert rc == 2 and "does not exist" in err
+
+
+def test_a_placer_the_units_users_cannot_reach_is_named() -> None:
+    import tempfile
+
+    from plugins.services import unreachable
+
+    with tempfile.TemporaryDirectory(dir="/var/tmp") as d:  # pytest's own tmp_path sits in a 0700 directory
+        base = Path(d)
+        base.chmod(0o755)
+        locked = base / "home"
+        locked.mkdir(mode=0o700)
+        (locked / "python3").write_text("")
+        script = base / "placer"
+        script.write_text(f"#!{locked / 'python3'}\nprint()\n")
+        assert unreachable(str(script)) == locked
+    assert unreachable("/usr/bin/env") is None
