@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from topology import Fabric, RequestError
+from topology.hostlists import natural_key
 
 from .index import index_for
 
@@ -109,7 +110,7 @@ def placer_layout(fabric: Fabric, gpu_ids: Mapping[str, Sequence[int]], par: Par
 
 def name_order_layout(fabric: Fabric, gpu_ids: Mapping[str, Sequence[int]], par: Parallelism) -> list[Slot]:
     """Slurm's default: tasks block-distributed over nodes sorted by name, ranks in that order."""
-    nodes = sorted(gpu_ids, key=lambda n: [int(t) if t.isdigit() else t for t in __import__("re").split(r"(\d+)", n)])
+    nodes = sorted(gpu_ids, key=natural_key)
     slots = _slots_in_order(fabric, gpu_ids, nodes)
     if len(slots) != par.size:
         raise RequestError(f"tp x pp x dp = {par.size} but the job has {len(slots)} GPUs")

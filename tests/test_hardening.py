@@ -360,3 +360,11 @@ def test_apply_watch_outlives_a_failed_pass_and_a_single_pass_does_not() -> None
     slurm.broken = True
     with pytest.raises(IndexError):  # --once: the error goes out, and main() makes it exit 1 (a bug) or 3
         apply_loop(FABRIC, slurm, PlannerConfig(), 600, None, stop, report)
+
+
+def test_adapter_and_node_names_with_huge_or_odd_digit_runs_sort_without_int() -> None:
+    from topology.hostlists import natural_key
+
+    names = ["mlx5_10", "mlx5_2", "mlx5_" + "9" * 5000, "mlx5_\u00b2", "mlx5_02"]
+    ordered = sorted(names, key=natural_key)
+    assert ordered[:3] == ["mlx5_02", "mlx5_2", "mlx5_10"] and ordered[3].endswith("9")

@@ -73,7 +73,7 @@ def test_backfill_may_use_nodes_the_head_does_not_need() -> None:
     assert r["long"].start == 2 and r["head"].start == 10
 
 
-@pytest.mark.parametrize("policy", ["placer", "slurm-tree", "slurm-tree-24.05", "first-fit"])
+@pytest.mark.parametrize("policy", ["placer", "slurm-tree", "slurm-tree-24.05", "best-fit", "first-fit"])
 def test_every_policy_runs_the_same_schedule_here(policy: str) -> None:
     r, s = run(TRACE, "easy", policy)
     assert s["placed"] == 3 and r["j2"].start == 10

@@ -80,6 +80,12 @@ def _short(expr: str) -> str:
 _NAME_BAD = re.compile(r"[\s,\[\]#=\"'\\]")
 
 
+def natural_key(name: str) -> list[tuple[int, str]]:
+    """Sort key putting gpu2 before gpu10 (and mlx5_2 before mlx5_10) without int(): a name with 5,000
+    digits, or digits Python reads but int() refuses, must not crash a sort."""
+    return [(len(t.lstrip("0")), t) if i % 2 else (0, t) for i, t in enumerate(re.split(r"([0-9]+)", name))]
+
+
 def name_problem(name: str) -> str | None:
     """Why `name` cannot be a Slurm node or switch name (None when it can): what a hostlist could not
     write back, or Slurm's config parser would split (spaces, commas, brackets, `#`, `=`, quotes)."""

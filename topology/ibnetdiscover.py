@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from .build import build_fabric
 from .fabric import Fabric
+from .hostlists import natural_key
 from .inputs import clean_text
 from .problems import InventoryError, Problem, errors_in
 from .slurm_conf import TopoSwitch, tree_to_switch_specs
@@ -285,8 +286,7 @@ def _rails(attach: Attach) -> dict[str, int]:
     for att in attach.values():
         for u, adapter, _ in att:
             leaf_adapter[u][adapter] += 1
-    names = sorted({c.most_common(1)[0][0] for c in leaf_adapter.values()},
-                   key=lambda a: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", a)])
+    names = sorted({c.most_common(1)[0][0] for c in leaf_adapter.values()}, key=natural_key)
     multi_rail = any(len({u for u, _, _ in att}) > 1 for att in attach.values())
     return {u: names.index(c.most_common(1)[0][0]) for u, c in leaf_adapter.items()} if multi_rail else {}
 

@@ -1,7 +1,8 @@
 """Placement policies for trace replay: where a job goes, given that the scheduler starts it now.
 
 `placer` (this project's planner), `slurm-tree` (Slurm 22.05 topology/tree, faithfully),
-`slurm-tree-24.05`, and `first-fit` (lowest-named free nodes). A policy is a function
+`slurm-tree-24.05`, `best-fit` (the strongest cheap greedy, placer/sim/bestfit.py) and `first-fit`
+(lowest-named free nodes). A policy is a function
 (index, state, job, eligibility) -> allocation or None; add one here and to `make_policy`.
 """
 from __future__ import annotations
@@ -19,10 +20,11 @@ from ..islands import pick_gpus
 from ..jobs import JobRequest
 from ..slurm_tree import slurm_tree_nodes
 from ..types import PlannerConfig
+from .bestfit import policy_best_fit
 from .records import Alloc
 
 Policy = Callable[[FabricIndex, ClusterState, JobRequest, Eligibility], "Alloc | None"]
-POLICIES = ("placer", "slurm-tree", "slurm-tree-24.05", "first-fit")
+POLICIES = ("placer", "slurm-tree", "slurm-tree-24.05", "best-fit", "first-fit")
 
 
 def _whole(ix: FabricIndex, nodes: list[int]) -> Alloc:
@@ -79,4 +81,6 @@ def make_policy(name: str, planner: PlannerConfig) -> Policy:
         return policy_slurm_tree("24.05")
     if name == "first-fit":
         return policy_first_fit
+    if name == "best-fit":
+        return policy_best_fit
     raise RequestError(f"unknown policy {name!r}; one of {', '.join(POLICIES)}")
