@@ -19,7 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.simulate import SHARED, alibaba_shape  # noqa: E402
+from simulate import SHARED, alibaba_shape  # noqa: E402  (bench/ is sys.path[0] when run as a script)
+
 from cli.simulate_cmd import render_table  # noqa: E402
 from placer.sim import SimConfig, simulate  # noqa: E402
 from placer.tracegen import generate_trace, scale_to_load  # noqa: E402

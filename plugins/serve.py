@@ -175,10 +175,14 @@ class Daemon:
             self.node_state_time = max(self.node_state_time, asked)
 
     def node_poller(self) -> None:
-        while not self.stop.wait(self.cfg.node_poll_s):
+        failures = 0
+        # after failures, wait longer (doubling, at most 30 s) so a Slurm in trouble is not asked twice a second
+        while not self.stop.wait(min(self.cfg.node_poll_s * 2 ** failures, max(self.cfg.node_poll_s, 30.0))):
             try:
                 self.poll_nodes()
+                failures = 0
             except Exception as exc:  # the watch must outlive any one bad answer; refresh still runs
+                failures += 1
                 self.metrics.node_poll_errors.inc()
                 log.error("node-state poll failed: %s: %s", type(exc).__name__, exc)
 

@@ -368,3 +368,21 @@ def test_adapter_and_node_names_with_huge_or_odd_digit_runs_sort_without_int() -
     names = ["mlx5_10", "mlx5_2", "mlx5_" + "9" * 5000, "mlx5_\u00b2", "mlx5_02"]
     ordered = sorted(names, key=natural_key)
     assert ordered[:3] == ["mlx5_02", "mlx5_2", "mlx5_10"] and ordered[3].endswith("9")
+
+
+def test_the_drain_watch_outlives_failures_and_backs_off() -> None:
+    class Broken(FakeSlurm):
+        def node_states(self) -> list:
+            raise ValueError("sinfo printed nonsense")
+
+    d = Daemon(FABRIC, Broken(), ServeConfig(node_poll_s=0.1))
+    d.refresh()
+    t = threading.Thread(target=d.node_poller, daemon=True)
+    t.start()
+    time.sleep(2.0)
+    assert t.is_alive()
+    errors = d.metrics.registry.get_sample_value("placer_node_poll_errors_total")
+    # without back-off 20 polls in 2 s; doubling from 0.1 s: 0.2, 0.4, 0.8 ... about 4
+    assert errors is not None and 2 <= errors <= 6
+    d.stop.set()
+    t.join(5)
