@@ -9,13 +9,15 @@ import click
 
 from placer import PlannerConfig
 from placer.plan_doc import simulation_document
-from placer.sim import POLICIES, SimConfig, common_busy_window, simulate, utilisation_in
+from placer.sim import DEFAULT_HOLD_S, POLICIES, SimConfig, common_busy_window, simulate, utilisation_in
+from placer.sim.sweep import DEFAULT_KNOBS
 from placer.tracegen import generate_trace, scale_to_load, shape_from_tables
 from placer.traces import merge_traces, parse_trace, write_csv_trace
 from topology import Problem, RequestError
 
 from .files import json_text, load_fabric, read_text, write_output
 from .params import FiniteRange
+from .sweep_cmd import SweepArgs, parse_knobs, run_sweep
 
 SUMMARY_COLUMNS = [
     ("policy", "POLICY", "{}"), ("placed", "PLACED", "{:,}"), ("multi_node_jobs", "MULTI", "{:,}"),
@@ -71,9 +73,18 @@ def load_trace(paths: tuple[str, ...], fmt: str):
 @click.option("--bf-depth", type=click.IntRange(min=1), default=100, show_default=True,
               help="Jobs tried for backfill per pass (Slurm's bf_max_job_test).")
 @click.option("--switches-wait", "switches_wait_s", type=FiniteRange(min=0), default=0, show_default=True,
-              help="Every multi-node job behaves as if submitted with sbatch --switches=<its leaf bound>@<this "
-                   "many seconds>, for every policy (0: off); the wait counts from the job's first evaluation, as "
-                   "Slurm's wait4switch_start.")
+              help="For the baselines: every multi-node job behaves as if submitted with sbatch "
+                   "--switches=<its leaf bound>@<this many seconds> (0: off); the wait counts from the job's first "
+                   "evaluation, as Slurm's wait4switch_start. Placer's own scheduler uses --hold.")
+@click.option("--hold", "hold_s", type=FiniteRange(min=0), default=DEFAULT_HOLD_S, show_default=True,
+              help="Placer's scheduler: a multi-node job waits for a placement within its leaf bound while the "
+                   "running jobs' ends say one frees within this many seconds (0: never waits for locality).")
+@click.option("--sweep", is_flag=True, help="Run every policy over its knob (placer: --hold; baselines: "
+              "--switches-wait) with the values of --knobs, each --trace a stream of its own; a table per "
+              "stream and a PNG per stream in --plot (default: the current directory).")
+@click.option("--knobs", default=",".join(f"{k:g}" for k in DEFAULT_KNOBS), show_default=True,
+              help="With --sweep: the waits (seconds) to run each policy with.")
+@click.option("--workers", type=click.IntRange(min=1), help="With --sweep: processes to run on (default: CPUs).")
 @click.option("--load", type=FiniteRange(min=0.01), help="Rescale arrival times to offer this x the "
               "fabric's GPUs in work (heavy load: 0.9 and up).")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N jobs by submit time.")
@@ -83,48 +94,37 @@ def load_trace(paths: tuple[str, ...], fmt: str):
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False), help="Write PNG plots here.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def simulate_cmd(inventory: str, traces: tuple[str, ...], trace_format: str, policy: str, backfill: str,
-                 bf_depth: int, switches_wait_s: float, load: float | None, limit: int | None, time_limit_s: float,
-                 out_path: str | None,
-                 plot_dir: str | None, fmt: str) -> None:
+                 bf_depth: int, switches_wait_s: float, hold_s: float, sweep: bool, knobs: str,
+                 workers: int | None, load: float | None, limit: int | None, time_limit_s: float,
+                 out_path: str | None, plot_dir: str | None, fmt: str) -> None:
     """Replay a job trace under several placement policies with the same scheduler; compare them.
 
     \b
     Examples:
       placer simulate --inventory preset:superpod --trace jobs.swf --load 0.9 --plot out/
       placer simulate --inventory inv.yaml --trace sacct.txt --policy placer,slurm-tree --out result.json
+      placer simulate --inventory preset:superpod --trace a.csv --trace b.csv --sweep --plot out/
     """
     fabric, _ = load_fabric(inventory)
-    policies = [p.strip() for p in policy.split(",") if p.strip()]
-    bad = [p for p in policies if p not in POLICIES]
-    if bad or not policies:
-        raise RequestError(f"unknown policy {', '.join(bad) or '(none)'}; choose from {', '.join(POLICIES)}")
+    policies = parse_policies(policy)
+    cfg = SimConfig(backfill=backfill, bf_depth=bf_depth, switches_wait_s=switches_wait_s, hold_s=hold_s,
+                    planner=PlannerConfig(time_limit_s=time_limit_s))
+    if sweep:
+        if out_path:
+            raise RequestError("--out is for one replay; a sweep prints its rows (--format json) and writes PNGs")
+        run_sweep(fabric, [load_trace((t,), trace_format) for t in traces], list(traces), policies, cfg,
+                  SweepArgs(parse_knobs(knobs), workers, load, limit, plot_dir or ".", fmt))
+        return
     trace = load_trace(traces, trace_format)
     jobs = trace.jobs[:limit] if limit else trace.jobs
     if load:
         jobs = scale_to_load(jobs, fabric.total_gpus, load)
     for why, n in trace.skipped.items():
         click.echo(f"placer: skipped {n:,} trace records: {why}", err=True)
-    cfg = SimConfig(backfill=backfill, bf_depth=bf_depth, switches_wait_s=switches_wait_s,
-                    planner=PlannerConfig(time_limit_s=time_limit_s))
-    runs, summaries = {}, {}
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  transient=True, disable=not sys.stderr.isatty(), console=None) as bar:
-        for name in policies:
-            task = bar.add_task(f"{name:<16}", total=len(jobs))
-
-            def advance(n: int, t: TaskID = task) -> None:
-                bar.update(t, completed=n)
-
-            recs, summ = simulate(fabric, jobs, name, cfg, progress=advance)
-            runs[name], summaries[name] = recs, summ
-    t0, t1 = common_busy_window(runs)
-    for name in policies:  # one window for all, so the figures compare
-        summaries[name]["utilisation_busy_period"] = utilisation_in(fabric, runs[name], t0, t1)
-        summaries[name]["busy_period_s"] = t1 - t0
+    runs, summaries = _replay_all(fabric, jobs, policies, cfg)
     doc = simulation_document(fabric, {"files": list(traces), "jobs": len(jobs), "skipped": trace.skipped,
-                                       "load": load, "backfill": backfill, "switches_wait_s": switches_wait_s},
+                                       "load": load, "backfill": backfill, "switches_wait_s": switches_wait_s,
+                                       "hold_s": hold_s},
                               runs, summaries)
     if out_path:
         write_output(out_path, json_text(doc, None) + "\n")
@@ -139,6 +139,36 @@ def simulate_cmd(inventory: str, traces: tuple[str, ...], trace_format: str, pol
         click.echo(f"{len(jobs):,} jobs on {fabric.name} ({fabric.total_gpus:,} GPUs), backfill {backfill}"
                    + (f", load {load:g}" if load else ""))
         click.echo(render_table(summaries), nl=False)
+
+
+def parse_policies(text: str) -> list[str]:
+    policies = [p.strip() for p in text.split(",") if p.strip()]
+    bad = [p for p in policies if p not in POLICIES]
+    if bad or not policies:
+        raise RequestError(f"unknown policy {', '.join(bad) or '(none)'}; choose from {', '.join(POLICIES)}")
+    return policies
+
+
+def _replay_all(fabric, jobs, policies: list[str], cfg: SimConfig) -> tuple[dict, dict]:
+    """Each policy's replay in turn, with a progress bar on a terminal."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+    runs, summaries = {}, {}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  transient=True, disable=not sys.stderr.isatty(), console=None) as bar:
+        for name in policies:
+            task = bar.add_task(f"{name:<16}", total=len(jobs))
+
+            def advance(n: int, t: TaskID = task) -> None:
+                bar.update(t, completed=n)
+
+            recs, summ = simulate(fabric, jobs, name, cfg, progress=advance)
+            runs[name], summaries[name] = recs, summ
+    t0, t1 = common_busy_window(runs)
+    for name in policies:  # one window for all, so the figures compare
+        summaries[name]["utilisation_busy_period"] = utilisation_in(fabric, runs[name], t0, t1)
+        summaries[name]["busy_period_s"] = t1 - t0
+    return runs, summaries
 
 
 @click.group()

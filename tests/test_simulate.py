@@ -38,8 +38,9 @@ def J(jid: str, gpus: int, submit: float, dur: float) -> JobRequest:
     return JobRequest(jid, gpus, submit_time=submit, duration=dur)
 
 
-def run(jobs, backfill="easy", policy="placer"):
-    recs, summ = simulate(FABRIC, jobs, policy, SimConfig(backfill=backfill))
+def run(jobs, backfill="easy", policy="placer", hold_s=0.0):
+    """Placer's hold is off unless asked: these cases are about where jobs go, not how long they wait."""
+    recs, summ = simulate(FABRIC, jobs, policy, SimConfig(backfill=backfill, hold_s=hold_s))
     return {r.job.job_id: r for r in recs}, summ
 
 
@@ -268,6 +269,30 @@ def test_switches_wait_counts_from_the_first_evaluation_not_from_submission() ->
 
     assert pair(5) == (15, 2)
     assert pair(15) == (20, 1)
+
+
+def test_placer_holds_only_when_the_timeline_says_its_leaf_frees_in_time() -> None:
+    """Placer's scheduler looks at the running jobs' ends instead of waiting blindly: a, b, c on three
+    nodes, b ends at 3; at 4 the pair could start on two leaves. The timeline says a leaf frees at 10
+    (a and c end). With a 60 s hold it waits and gets one leaf at 10; with 4 s it knows 10 is too late
+    and starts at 4 at once (Slurm's blind --switches=1@4 would wait until 8 for nothing)."""
+    jobs = [J("a", 8, 0, 10), J("b", 8, 0, 3), J("c", 8, 0, 10), J("pair", 16, 4, 5)]
+    for hold, want in ((60.0, (10, 1)), (4.0, (4, 2)), (0.0, (4, 2))):
+        r, _ = run(jobs, hold_s=hold)
+        assert [len(r[j].alloc) for j in "abc"] == [1, 1, 1]
+        assert len({r[j].alloc[0][0] for j in "abc"}) == 3  # three nodes: one leaf has one node free at 4
+        assert (r["pair"].start, r["pair"].leaves) == want, hold
+    recs, _ = simulate(FABRIC, jobs, "first-fit", SimConfig(switches_wait_s=4))
+    assert next((r.start, r.leaves) for r in recs if r.job.job_id == "pair") == (8, 2)
+
+
+def test_placer_hold_is_capped_by_a_share_of_the_job_run_time() -> None:
+    """hold_share 0.5 caps the pair's hold at 2.5 s of its 5 s run: the leaf freeing at 10 is too late."""
+    jobs = [J("a", 8, 0, 10), J("b", 8, 0, 3), J("c", 8, 0, 10), J("pair", 16, 4, 5)]
+    recs, _ = simulate(FABRIC, jobs, "placer", SimConfig(hold_s=60, hold_share=0.5))
+    assert next((r.start, r.leaves) for r in recs if r.job.job_id == "pair") == (4, 2)
+    recs, _ = simulate(FABRIC, jobs, "placer", SimConfig(hold_s=60, hold_share=2.0))
+    assert next((r.start, r.leaves) for r in recs if r.job.job_id == "pair") == (10, 1)
 
 
 def _by_id(jobs, cfg):

@@ -2,16 +2,18 @@
 
   events.py     the clock: arrivals, job ends, timer wake-ups
   cluster.py    the simulated cluster's bookkeeping (free GPUs, when nodes free, running jobs)
-  scheduler.py  when jobs start: FCFS with EASY backfill (or none), Slurm's --switches waiting;
-                a new scheduler implements `Scheduler` and is chosen in `make_scheduler`
-  policies.py   where jobs go: placer, Slurm's tree (22.05, 24.05), first-fit
+  scheduler.py  when jobs start: FCFS with EASY backfill (or none), Slurm's --switches waiting,
+                placer's hold (a look at the running jobs' ends); a new scheduler implements
+                `Scheduler` and is chosen in `make_scheduler`
+  policies.py   where jobs go: placer, Slurm's tree (22.05, 24.05), best-fit, first-fit
+  sweep.py      every policy over its waiting knob, over a process pool
   metrics.py    what a replay measures
   simulator.py  the event loop, `simulate()`
 """
 from .metrics import common_busy_window, multi_node_placed, summarize_records, utilisation_in
 from .policies import POLICIES
 from .records import Alloc, JobRecord
-from .simulator import SimConfig, Simulator, simulate
+from .simulator import DEFAULT_HOLD_S, SimConfig, Simulator, simulate
 
-__all__ = ["POLICIES", "Alloc", "JobRecord", "SimConfig", "Simulator", "common_busy_window", "multi_node_placed",
-           "simulate", "summarize_records", "utilisation_in"]
+__all__ = ["DEFAULT_HOLD_S", "POLICIES", "Alloc", "JobRecord", "SimConfig", "Simulator", "common_busy_window",
+           "multi_node_placed", "simulate", "summarize_records", "utilisation_in"]

@@ -16,7 +16,7 @@ class Clock:
         self.arrived = 0
         self.ends: list[tuple[float, int]] = []  # (end time, job) of running jobs
         self.timers: list[float] = []
-        self.timer_jobs: set[int] = set()
+        self.timer_jobs: set[tuple[int, float]] = set()
 
     def pending(self, queue_waiting: bool) -> bool:
         """Anything left to happen: arrivals, running jobs, or timers while jobs wait."""
@@ -57,7 +57,7 @@ class Clock:
         heapq.heappush(self.ends, (end, j))
 
     def wake_at(self, key: int, when: float) -> None:
-        """One wake-up per waiting job (its --switches deadline)."""
-        if key not in self.timer_jobs:
-            self.timer_jobs.add(key)
+        """One wake-up per waiting job and time (its --switches deadline, placer's expected free time)."""
+        if (key, when) not in self.timer_jobs:
+            self.timer_jobs.add((key, when))
             heapq.heappush(self.timers, when)

@@ -26,6 +26,8 @@ class JobRecord:
     unavoidable_pairs: int = 0
     reason: str = ""
     switch_wait_from: float | None = None  # when the scheduler first evaluated its placement (--switches)
+    hold_eta: float | None = None  # placer's hold: when the timeline says a placement within the bound frees
+    hold_done: bool = False  # placer's hold gave up (nothing within the bound frees before the deadline)
     leaf_bound_now: int = 0  # fewest leaves the nodes it was offered at its start could hold it in
 
     @property

@@ -54,9 +54,13 @@ class Reservation:
 
 class FcfsBackfill:
     def __init__(self, ix: FabricIndex, cluster: SimCluster, clock: Clock, policy: Policy, start: StartFn,
-                 backfill: str, bf_depth: int, switches_wait_s: float) -> None:
+                 backfill: str, bf_depth: int, switches_wait_s: float, lookahead: bool = False,
+                 hold_share: float = 0.0) -> None:
         self.ix, self.cluster, self.clock, self.policy, self.start = ix, cluster, clock, policy, start
         self.backfill, self.bf_depth, self.switches_wait_s = backfill, bf_depth, switches_wait_s
+        # placer's hold (lookahead): wait for a placement within the bound only when the timeline of job
+        # ends says one frees before the hold runs out; Slurm's --switches (not lookahead) waits blindly
+        self.lookahead, self.hold_share = lookahead, hold_share
 
     @property
     def records(self) -> list[JobRecord]:
@@ -107,6 +111,8 @@ class FcfsBackfill:
         if not self.cluster.quick_fits(rec):
             return None
         waiting = t < self.switch_deadline(rec, t)
+        if waiting and self.lookahead:
+            waiting = self._worth_waiting(rec, t)
         # no policy can stay within the bound when the whole free nodes of each leaf cannot: skip asking
         if waiting and self.bound_out_of_reach(rec, self.cluster.state):
             self._wake(rec)
@@ -133,11 +139,35 @@ class FcfsBackfill:
         """When a multi-node job stops waiting for a placement within its bound (-inf: it never waits).
         The wait counts from the scheduler's first evaluation of its placement, as Slurm's
         wait4switch_start does, not from submission: a job deep in a long queue keeps its full wait."""
-        if not rec.multi or self.switches_wait_s <= 0:
+        if not rec.multi or self.switches_wait_s <= 0 or rec.hold_done:
             return -math.inf
         if rec.switch_wait_from is None:
             rec.switch_wait_from = t
-        return rec.switch_wait_from + self.switches_wait_s
+        hold = self.switches_wait_s
+        if self.hold_share > 0:  # a short job is not worth a long wait: at most this share of its run time
+            hold = min(hold, self.hold_share * float(rec.job.duration or 0.0))
+        return rec.switch_wait_from + hold
+
+    def _worth_waiting(self, rec: JobRecord, t: float) -> bool:
+        """Placer's hold: wait while the timeline says a placement within the bound frees before the
+        deadline (wake up then); with none coming, stop waiting for good and take what there is."""
+        if rec.hold_eta is not None and t < rec.hold_eta:
+            return True
+        deadline = self.switch_deadline(rec, t)
+        if not self.bound_out_of_reach(rec, self.cluster.state):
+            return True  # within reach now: the policy's answer decides
+        projected = self.cluster.state.copy()
+        i = 0
+        ends = self.cluster.ends
+        while i < len(ends) and ends[i][0] <= deadline:
+            when = ends[i][0]
+            i = self.cluster.release_until(projected, i, when)
+            if not self.bound_out_of_reach(rec, projected):
+                rec.hold_eta = when
+                self.clock.wake_at(id(rec), when)
+                return True
+        rec.hold_done = True
+        return False
 
     def _wake(self, rec: JobRecord) -> None:
         """Wait (boundedly) for a placement within the bound; wake up at the deadline."""
@@ -174,6 +204,8 @@ class FcfsBackfill:
             # still waiting under --switches: a placement beyond the bound would not start, so the
             # reservation is the first projected one within it before the deadline, else the deadline's
             later = self._within_bound_later(projected, i, rec, deadline)
+            if later is not None and self.lookahead and c.leaves(later[1]) > rec.leaf_bound:
+                later = None  # placer's hold never waits for a placement beyond the bound
             if later is not None:
                 shadow, alloc = later
         return Reservation(shadow, nodes={node for node, _ in alloc})

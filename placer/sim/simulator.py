@@ -21,6 +21,8 @@ from .policies import make_policy
 from .records import Alloc, JobRecord
 from .scheduler import SCHEDULERS, make_scheduler
 
+DEFAULT_HOLD_S = 1800.0  # placer's hold limit: see docs/benchmarks.md (issue 18's sweep)
+
 
 @dataclass(frozen=True)
 class SimConfig:
@@ -28,7 +30,12 @@ class SimConfig:
     bf_depth: int = 100
     # like every multi-node job asking sbatch --switches=<its leaf bound>@<this>: a placement spanning
     # more leaves than the job needs on an empty fabric waits up to this long (0: off), for every policy
+    # (for the baselines; placer's own scheduler has hold_s instead)
     switches_wait_s: float = 0.0
+    # placer's scheduler (policy placer): hold a multi-node job for a placement within its leaf bound
+    # only while the timeline of job ends says one frees within this limit (0: never hold)
+    hold_s: float = DEFAULT_HOLD_S
+    hold_share: float = 0.0  # and at most this share of the job's own run time (0: no such cap)
     planner: PlannerConfig = field(default_factory=lambda: PlannerConfig(time_limit_s=0.01))
 
 
@@ -50,7 +57,7 @@ class Simulator:
         clock = Clock(jobs)
         sched = make_scheduler(self.cfg.backfill, ix=self.ix, cluster=c, clock=clock, policy=self.policy,
                                start=lambda j, alloc, t: self._start(clock, j, alloc, t),
-                               bf_depth=self.cfg.bf_depth, switches_wait_s=self.cfg.switches_wait_s)
+                               bf_depth=self.cfg.bf_depth, **self._waiting())
         queue: list[int] = []
         while clock.pending(bool(queue)):
             t = clock.advance(bool(queue))
@@ -63,6 +70,12 @@ class Simulator:
             if self.progress:
                 self.progress(clock.arrived)
         return c.records
+
+    def _waiting(self) -> dict[str, Any]:
+        """Placer's scheduler holds with a look at the timeline; the baselines wait as Slurm's --switches."""
+        if self.policy_name == "placer":
+            return {"switches_wait_s": self.cfg.hold_s, "lookahead": True, "hold_share": self.cfg.hold_share}
+        return {"switches_wait_s": self.cfg.switches_wait_s, "lookahead": False, "hold_share": 0.0}
 
     def _admit(self, rec: JobRecord) -> bool:
         """Shape and empty-fabric bounds of an arriving job; False (and unplaceable) when it can never run."""
