@@ -5,6 +5,7 @@ import functools
 import logging
 import signal
 import threading
+import time
 from pathlib import Path
 
 import click
@@ -109,6 +110,10 @@ def _fabric_only(source: str) -> Fabric:
 @click.option("--interval-s", type=FiniteRange(min=0.1), help="[the config's apply_interval_s, else 2]")
 @click.option("--max-hold-s", type=FiniteRange(min=0),
               help="Release a held job unpinned once it has waited this long [the config's, else 600].")
+@click.option("--hold", "hold_s", type=FiniteRange(min=0),
+              help="Placer's scheduler: a multi-node job that would span more leaves than it needs waits (pinned to "
+              "the block within its bound that frees soonest, by Slurm's EndTimes) at most this long from submission; "
+              "0: never [the config's hold_s, else 1800].")
 @click.option("--release-all", is_flag=True, help="Emergency: release every job the hook held, and exit.")
 @click.option("--time-limit-s", type=FiniteRange(min=0.001),
               help="CP-SAT time limit per job [the config's apply_time_limit_s, else 0.05].")
@@ -118,8 +123,8 @@ def _fabric_only(source: str) -> Fabric:
 @SITE_SLURM_CONF
 @SITE_BACKEND
 def apply_cmd(inventory: str | None, config_path: str | None, mode: str, interval_s: float | None,
-              max_hold_s: float | None, release_all: bool, time_limit_s: float | None, socket_path: str | None,
-              slurm_conf: str | None, backend: str | None) -> None:
+              max_hold_s: float | None, hold_s: float | None, release_all: bool, time_limit_s: float | None,
+              socket_path: str | None, slurm_conf: str | None, backend: str | None) -> None:
     """Held jobs -> one batch plan -> ReqNodeList and NumNodes -> release (steer mode).
 
     \b
@@ -134,6 +139,7 @@ def apply_cmd(inventory: str | None, config_path: str | None, mode: str, interva
     interval_s = interval_s if interval_s is not None else site.apply_interval_s
     max_hold_s = max_hold_s if max_hold_s is not None else site.serve.max_hold_s
     time_limit_s = time_limit_s if time_limit_s is not None else site.apply_time_limit_s
+    hold_s = hold_s if hold_s is not None else site.hold_s
     socket_path = socket_path or str(site.serve.socket_path)
     fabric, _ = load_fabric(inventory)
     be = choose_backend(backend, slurm_conf)
@@ -148,7 +154,7 @@ def apply_cmd(inventory: str | None, config_path: str | None, mode: str, interva
         report_pass(Path(socket_path))
 
     last = apply_loop(fabric, be, PlannerConfig(time_limit_s=time_limit_s), max_hold_s,
-                      interval_s if mode == "watch" else None, stop, report)
+                      interval_s if mode == "watch" else None, stop, report, hold_s)
     if mode == "once" and last.errors:
         raise BackendError(f"{len(last.errors)} error(s): jobs not pinned or released, or a wrong inventory "
                            "(see above)")
@@ -157,6 +163,9 @@ def apply_cmd(inventory: str | None, config_path: str | None, mode: str, interva
 def _print_report(r: ApplyReport) -> None:
     for jid, nodes in r.pinned:
         click.echo(f"job {jid}: pinned to {nodes}, released")
+    for jid, nodes, at in r.reserved:
+        click.echo(f"job {jid}: pinned to {nodes}, released; starts when they free (EndTime in about "
+                   f"{max(at - time.time(), 0):.0f} s)")
     for jid, why in r.released_unpinned:
         click.echo(f"job {jid}: released unpinned ({why})")
     for jid, why in r.waiting:

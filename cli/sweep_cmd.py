@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from placer.sim import SimConfig
-from placer.sim.sweep import SweepRow, dominates, sweep
+from placer.sim.sweep import SweepRow, dominates, grid, sweep
 from placer.tracegen import scale_to_load
 from topology import Fabric, RequestError
 
@@ -60,7 +60,7 @@ def run_sweep(fabric: Fabric, traces: list[Any], names: list[str], policies: lis
         jobs = trace.jobs[: a.limit] if a.limit else trace.jobs
         if a.load:
             jobs = scale_to_load(jobs, fabric.total_gpus, a.load)
-        rows = sweep(fabric, jobs, policies, a.knobs, cfg, a.workers)
+        rows = sweep(fabric, jobs, grid(policies, a.knobs), cfg, a.workers)
         png = write_sweep_plot(rows, Path(a.plot_dir), Path(name).stem or "stream")
         streams.append(Stream(name, len(jobs), rows, png, _uncovered(rows, policies)))
     if a.fmt == "json":

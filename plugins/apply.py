@@ -18,8 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from placer import JobRequest, PlannerConfig, plan
-from topology import BackendError, Fabric
+import numpy as np
+
+from placer import JobRequest, PlannerConfig
+from placer.engine import apply, place_one
+from placer.index import index_for
+from placer.timeline import DEFAULT_HOLD_S, Release, first_within_bound, static_leaf_bound
+from placer.types import Placement
+from placer.validate import validate
+from topology import BackendError, ClusterState, Fabric
 from topology.hostlists import compress
 
 from .backend import Backend, SlurmJob, SlurmSnapshot, StateReport, hold_for_pending, to_cluster_state
@@ -34,6 +41,9 @@ class ApplyReport:
     released_unpinned: list[tuple[int, str]] = field(default_factory=list)
     waiting: list[tuple[int, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # pinned to a block within the job's leaf bound that frees later (Slurm starts it there when the
+    # running jobs on it end): (job, nodes, expected start)
+    reserved: list[tuple[int, str, float]] = field(default_factory=list)
 
 
 def steered_held(snap: SlurmSnapshot) -> list[SlurmJob]:
@@ -56,7 +66,7 @@ def _release_on_mismatch(backend: Backend, snap: SlurmSnapshot, report: StateRep
 
 
 def apply_once(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s: float,
-               now: float | None = None) -> ApplyReport:
+               now: float | None = None, hold_s: float = DEFAULT_HOLD_S) -> ApplyReport:
     now = time.time() if now is None else now
     out = ApplyReport()
     snap = backend.snapshot()
@@ -91,38 +101,111 @@ def apply_once(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s:
             out.released_unpinned.append((j.job_id, why))
         except BackendError as exc:
             out.errors.append(f"job {j.job_id}: {exc}")
-    if not gpu_jobs:
-        return out
-    result = plan(fabric, report.state, [job for _, job in gpu_jobs], cfg)
-    for (j, _), p in zip(gpu_jobs, result.placements):
-        if p.status != "placed":
-            out.waiting.append((j.job_id, p.reason))
-            continue
-        nodes = compress(p.nodes)
-        try:
-            backend.pin(j.job_id, nodes, len(p.nodes))
-            backend.release(j.job_id)
-        except BackendError as exc:  # stays held (or pinned and held): the next run tries again
-            out.errors.append(f"job {j.job_id}: {exc}")
-            continue
-        out.pinned.append((j.job_id, nodes))
-        log.info("job %d pinned to %s (%d leaf/leaves, bound %s) and released", j.job_id, nodes, p.leaves,
-                 p.leaf_lower_bound)
+    if gpu_jobs:
+        _schedule(Pass(fabric, backend, cfg, now, hold_s, report, snap, out), gpu_jobs)
     return out
 
 
+@dataclass
+class Pass:
+    """What one apply pass decides with."""
+
+    fabric: Fabric
+    backend: Backend
+    cfg: PlannerConfig
+    now: float
+    hold_s: float
+    report: StateReport
+    snap: SlurmSnapshot
+    out: ApplyReport
+
+
+def _timeline(fabric: Fabric, running: list[SlurmJob], now: float) -> list[Release]:
+    """Running jobs' GPUs by expected end (Slurm's EndTime; one already past it frees now); a job
+    without an EndTime never frees as far as the plan knows."""
+    out = []
+    for j in running:
+        if j.end_time <= 0:
+            continue
+        alloc = [(fabric.node_index[n], list(ids)) for n, ids in j.gpu_ids.items() if n in fabric.node_index]
+        out.append(Release(max(float(j.end_time), now), alloc))
+    return out
+
+
+def _spoken_for(fabric: Fabric, snap: SlurmSnapshot) -> np.ndarray:
+    """Nodes pending jobs will start on (required nodes: our earlier pins, the hook's advice, -w)."""
+    mask = np.zeros(fabric.n_nodes, dtype=bool)
+    for j in snap.jobs:
+        if j.state == "PENDING" and not j.held:
+            mask[[fabric.node_index[n] for n in j.required_nodes if n in fabric.node_index]] = True
+    return mask
+
+
+def _schedule(ps: Pass, gpu_jobs: list[tuple[SlurmJob, JobRequest]]) -> None:
+    """Placer's scheduler live, in submit order: a job placed now within its leaf bound is pinned and
+    released; a multi-node job that would go beyond it, still within its hold (`hold_s` from submission),
+    is pinned to the block within the bound that frees soonest, if Slurm's EndTimes say one frees in time
+    (Slurm starts it there and backfills around it); otherwise it takes what there is now, or waits held."""
+    ix = index_for(ps.fabric)
+    state = ps.report.state
+    releases = _timeline(ps.fabric, ps.report.running, ps.now)
+    keep_off = _spoken_for(ps.fabric, ps.snap)
+    for j, job in gpu_jobs:
+        p = place_one(ix, state, job, ps.cfg)
+        bound, multi = static_leaf_bound(ix, state, job)
+        until = j.submit_time + ps.hold_s
+        later = None
+        if multi and bound is not None and (p.status != "placed" or p.leaves > bound) and until > ps.now:
+            later = first_within_bound(ix, state, job, ps.cfg, releases, ps.now, until, bound, keep_off)
+        if later is not None and later[0] > ps.now:
+            at, q, projected = later
+            if _pin(ps, j, job, q, projected, f"reserved: its block frees in about {at - ps.now:.0f} s"):
+                ps.out.reserved.append((j.job_id, compress(q.nodes), at))
+                for name in q.nodes:  # spoken for: no later job this pass takes its free part
+                    keep_off[ps.fabric.node_index[name]] = True
+                    state.set_usable(ps.fabric.node_index[name], False)
+            continue
+        if p.status != "placed":
+            ps.out.waiting.append((j.job_id, p.reason))
+            continue
+        if _pin(ps, j, job, p, state, "now"):
+            ps.out.pinned.append((j.job_id, compress(p.nodes)))
+            apply(state, ps.fabric, p)
+
+
+def _pin(ps: Pass, j: SlurmJob, job: JobRequest, p: Placement, on: ClusterState, why: str) -> bool:
+    """Pin `j` to `p`'s nodes and release it; False (left held: the next pass tries again) on an error or
+    when the one validator finds the placement wrong for the state it was made on (never applied)."""
+    nodes = compress(p.nodes)
+    bad = validate(ps.fabric, on, [job], [p], check_cost=False)
+    if bad:
+        ps.out.errors.append(f"job {j.job_id}: placement refused by the validator: {'; '.join(bad)}")
+        log.error("job %d: not pinned, the validator refused %s: %s", j.job_id, nodes, "; ".join(bad))
+        return False
+    try:
+        ps.backend.pin(j.job_id, nodes, len(p.nodes))
+        ps.backend.release(j.job_id)
+    except BackendError as exc:
+        ps.out.errors.append(f"job {j.job_id}: {exc}")
+        return False
+    log.info("job %d pinned to %s (%d leaf/leaves, bound %s) and released (%s)", j.job_id, nodes, p.leaves,
+             p.leaf_lower_bound, why)
+    return True
+
+
 def apply_loop(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s: float, interval_s: float | None,
-               stop: threading.Event, report: Callable[[ApplyReport], None]) -> ApplyReport:
+               stop: threading.Event, report: Callable[[ApplyReport], None],
+               hold_s: float = DEFAULT_HOLD_S) -> ApplyReport:
     """`placer apply`: one pass (interval None), or a pass every `interval_s` until `stop` is set; each
     pass's report goes to `report`. Returns the last pass's report. A watch outlives any failed pass (logged,
     in the report's errors, then a back-off of up to 10 intervals); a single pass lets its error out (exit 3)."""
     failures = 0
     while True:
         if interval_s is None:
-            r = apply_once(fabric, backend, cfg, max_hold_s)
+            r = apply_once(fabric, backend, cfg, max_hold_s, hold_s=hold_s)
         else:
             try:
-                r = apply_once(fabric, backend, cfg, max_hold_s)
+                r = apply_once(fabric, backend, cfg, max_hold_s, hold_s=hold_s)
                 failures = 0
             except Exception as exc:  # noqa: BLE001 - the watch must not die on one bad answer from Slurm
                 failures += 1

@@ -63,6 +63,7 @@ class SlurmJob:
     exclusive: bool = False
     time_limit_s: float | None = None
     qos: str = ""
+    end_time: int = 0  # a running job's expected end (Slurm's EndTime: start + time limit); 0 unknown
 
     @property
     def running(self) -> bool:

@@ -145,7 +145,8 @@ class PyslurmBackend:
                 required_nodes=expand_nodes(j.required_nodes),
                 # documented pyslurm Job attributes; untested here (no pyslurm matches Debian's Slurm)
                 excluded_nodes=expand_nodes(getattr(j, "excluded_nodes", None)),
-                features=str(getattr(j, "constraints", None) or ""), qos=str(getattr(j, "qos", None) or "")))
+                features=str(getattr(j, "constraints", None) or ""), qos=str(getattr(j, "qos", None) or ""),
+                end_time=int(getattr(j, "end_time", None) or 0) if state == "RUNNING" else 0))
         return SlurmSnapshot(tuple(nodes), tuple(self._with_job_gpus(jobs)))
 
     @_backend_errors

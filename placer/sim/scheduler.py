@@ -26,6 +26,7 @@ from topology import ClusterState
 from ..bounds import fewest, leaf_counts
 from ..eligibility import eligibility
 from ..index import FabricIndex
+from ..timeline import first_time
 from .cluster import SimCluster
 from .events import Clock
 from .policies import Policy
@@ -156,18 +157,14 @@ class FcfsBackfill:
         deadline = self.switch_deadline(rec, t)
         if not self.bound_out_of_reach(rec, self.cluster.state):
             return True  # within reach now: the policy's answer decides
-        projected = self.cluster.state.copy()
-        i = 0
-        ends = self.cluster.ends
-        while i < len(ends) and ends[i][0] <= deadline:
-            when = ends[i][0]
-            i = self.cluster.release_until(projected, i, when)
-            if not self.bound_out_of_reach(rec, projected):
-                rec.hold_eta = when
-                self.clock.wake_at(id(rec), when)
-                return True
-        rec.hold_done = True
-        return False
+        releases = ((end, self.records[j].alloc) for end, j in self.cluster.ends)
+        eta = first_time(self.cluster.state, releases, deadline, lambda s: not self.bound_out_of_reach(rec, s))
+        if eta is None:
+            rec.hold_done = True
+            return False
+        rec.hold_eta = eta
+        self.clock.wake_at(id(rec), eta)
+        return True
 
     def _wake(self, rec: JobRecord) -> None:
         """Wait (boundedly) for a placement within the bound; wake up at the deadline."""

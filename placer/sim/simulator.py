@@ -13,6 +13,7 @@ from topology import Fabric, RequestError
 from ..bounds import Bounds, empty_fabric_bounds
 from ..index import index_for
 from ..jobs import JobRequest
+from ..timeline import DEFAULT_HOLD_S
 from ..types import PlannerConfig
 from .cluster import SimCluster
 from .events import Clock
@@ -20,8 +21,6 @@ from .metrics import measure, set_bounds, summarize_records
 from .policies import make_policy
 from .records import Alloc, JobRecord
 from .scheduler import SCHEDULERS, make_scheduler
-
-DEFAULT_HOLD_S = 1800.0  # placer's hold limit: see docs/benchmarks.md (issue 18's sweep)
 
 
 @dataclass(frozen=True)

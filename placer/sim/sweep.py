@@ -45,10 +45,13 @@ def _run(policy: str, knob: float, cfg: SimConfig) -> SweepRow:
     return SweepRow(policy, knob, {k: float(summary[k] or 0.0) for k in FIGURES})
 
 
-def sweep(fabric: Fabric, jobs: list[JobRequest], policies: list[str], knobs: tuple[float, ...],
-          cfg: SimConfig, workers: int | None = None) -> list[SweepRow]:
-    """Every (policy, knob) run, in policy then knob order; `workers` processes (default: the CPUs)."""
-    tasks = [(p, k) for p in policies for k in knobs]
+def grid(policies: list[str], knobs: tuple[float, ...]) -> list[tuple[str, float]]:
+    return [(p, k) for p in policies for k in knobs]
+
+
+def sweep(fabric: Fabric, jobs: list[JobRequest], tasks: list[tuple[str, float]], cfg: SimConfig,
+          workers: int | None = None) -> list[SweepRow]:
+    """Every (policy, knob) run of `tasks`, in that order; `workers` processes (default: the CPUs)."""
     workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
     if workers == 1:
         _init(fabric, jobs)

@@ -1,0 +1,99 @@
+"""When capacity frees: running jobs' expected ends walked in time order over a copy of the state.
+
+One home for "what will the cluster look like at time T" for both clocks: the simulator's (trace
+durations) and the live one (`placer apply`: Slurm's EndTime of each running job). The scheduler asks
+`first_within_bound` where and when a job can start within its leaf bound, at most `until`: the
+topology-aware reservation of issue 18 (the block within the bound that frees soonest).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from topology import ClusterState
+
+from .bounds import empty_fabric_bounds, fewest, leaf_counts
+from .eligibility import eligibility
+from .engine import place_one
+from .index import FabricIndex
+from .jobs import JobRequest
+from .types import Placement, PlannerConfig
+
+DEFAULT_HOLD_S = 1800.0  # how long a multi-node job may wait for its leaf bound: docs/benchmarks.md (issue 18)
+Alloc = Sequence[tuple[int, Sequence[int]]]  # (node index, GPU indices) a running job holds
+
+
+@dataclass(frozen=True)
+class Release:
+    """A running job's GPUs, free again at `at` (its expected end)."""
+
+    at: float
+    alloc: Alloc
+
+
+Ends = Iterable[tuple[float, Alloc]]  # (end time, what frees then), in time order
+
+
+def walk(state: ClusterState, releases: Ends, until: float) -> Iterator[tuple[float, ClusterState]]:
+    """The state after each distinct end time up to `until` (releases in time order), on one copy: a
+    caller that keeps a yielded state must copy it."""
+    projected = state.copy()
+    pending: float | None = None
+    for at, alloc in releases:
+        if at > until:
+            break
+        if pending is not None and at > pending:
+            yield pending, projected
+        for node, ids in alloc:
+            projected.release(node, list(ids))
+        pending = at
+    if pending is not None:
+        yield pending, projected
+
+
+def static_leaf_bound(ix: FabricIndex, state: ClusterState, job: JobRequest) -> tuple[int | None, bool]:
+    """The fewest leaves the job could use on an empty fabric (its eligible nodes, all free), and
+    whether it takes whole nodes (a multi-node job: the only kind that waits for its bound)."""
+    el = eligibility(ix, state, job)
+    return empty_fabric_bounds(ix, el.static, el.nodes_needed).leaf, el.multi_node
+
+
+def first_within_bound(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfig,
+                       releases: Sequence[Release], now: float, until: float, bound: int,
+                       keep_off: np.ndarray | None = None) -> tuple[float, Placement, ClusterState] | None:
+    """The earliest time in [now, until] at which `job` can be placed within `bound` leaves, that
+    placement (on nodes not in `keep_off`, reserved for others) and the projected state it was made on;
+    None when no such time comes."""
+    order = sorted(releases, key=lambda r: r.at)
+
+    def at_most_bound(projected: ClusterState) -> Placement | None:
+        el = eligibility(ix, projected, job)
+        if keep_off is not None:
+            el.now = el.now & ~keep_off
+        # cheap test first: the eligible nodes of each leaf cannot hold the job in `bound` leaves
+        if (fewest(leaf_counts(ix, el.now), el.nodes_needed) or bound + 1) > bound:
+            return None
+        p = place_one(ix, projected, job, cfg, el=el)
+        return p if p.status == "placed" and p.leaves <= bound else None
+
+    p = at_most_bound(state)
+    if p is not None:
+        return now, p, state
+    for at, projected in walk(state, ((max(r.at, now), r.alloc) for r in order), until):
+        p = at_most_bound(projected)
+        if p is not None:
+            return at, p, projected.copy()
+    return None
+
+
+FitTest = Callable[[ClusterState], bool]
+
+
+def first_time(state: ClusterState, releases: Ends, until: float, fits: FitTest) -> float | None:
+    """The first end time up to `until` after which `fits` holds on the projected state (None: none)."""
+    for at, projected in walk(state, releases, until):
+        if fits(projected):
+            return at
+    return None

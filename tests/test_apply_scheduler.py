@@ -1,0 +1,96 @@
+"""Placer's scheduler live (`placer apply`): a held multi-node job that would go beyond its leaf bound now
+is pinned to the block within the bound that frees soonest (Slurm's EndTimes), within its hold.
+
+Fabric (tiny preset, rails off): four leaves of four 8-GPU nodes, gpu[001-004] ... gpu[013-016].
+Running: r1 on gpu001 until now+100; r2 on gpu[005-006], r3 on gpu[009-011], r4 on gpu[013-014] until
+now+5000. Free now: three nodes of leaf 1, two of leaf 2, one of leaf 3, two of leaf 4. A 4-node job fits
+now only over two leaves; leaf 1 is whole at now+100.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from placer import PlannerConfig
+from plugins.apply import apply_once
+from plugins.backend import SlurmJob
+from topology.hostlists import expand
+
+from .test_serve_unit import FABRIC, RecordingSlurm
+
+NOW = 10_000.0
+
+
+def running(jid: int, nodes: list[str], end: float) -> SlurmJob:
+    return SlurmJob(job_id=jid, name=f"r{jid}", state="RUNNING", node_count=len(nodes), nodes=tuple(nodes),
+                    gpu_ids={n: tuple(range(8)) for n in nodes}, gpus_per_node=8, end_time=int(end))
+
+
+def held(jid: int, gpus: int, submitted: float = NOW - 10) -> SlurmJob:
+    return SlurmJob(job_id=jid, name=f"h{jid}", state="PENDING", priority=0, reason="JobHeldUser",
+                    admin_comment="placer:steer", node_count=max(gpus // 8, 1), gpus_per_job=gpus,
+                    submit_time=int(submitted))
+
+
+def cluster(r1_end: float = NOW + 100) -> tuple[RecordingSlurm, dict[int, str]]:
+    slurm = RecordingSlurm()
+    pins: dict[int, str] = {}
+
+    def pin(job_id: int, nodes: str, num_nodes: int) -> None:
+        pins[job_id] = nodes
+        slurm.calls.append(("pin", job_id))
+
+    slurm.pin = pin  # type: ignore[method-assign]
+    slurm.jobs = [running(1, ["gpu001"], r1_end), running(2, ["gpu005", "gpu006"], NOW + 5000),
+                  running(3, ["gpu009", "gpu010", "gpu011"], NOW + 5000),
+                  running(4, ["gpu013", "gpu014"], NOW + 5000)]
+    return slurm, pins
+
+
+def test_a_job_beyond_its_bound_now_is_pinned_to_the_leaf_that_frees_in_time() -> None:
+    slurm, pins = cluster()
+    slurm.jobs.append(held(7, 32))
+    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold_s=1800)
+    assert pins == {7: "gpu[001-004]"} and slurm.calls == [("pin", 7), ("release", 7)]
+    assert out.reserved == [(7, "gpu[001-004]", NOW + 100)] and not out.pinned and not out.errors
+
+
+def test_a_later_job_in_the_same_pass_keeps_off_the_reserved_block() -> None:
+    """The 8-GPU job would best fill a node of the broken leaf 1, but leaf 1 is the 4-node job's now."""
+    slurm, pins = cluster()
+    slurm.jobs += [held(7, 32), held(8, 8)]
+    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold_s=1800)
+    assert pins[7] == "gpu[001-004]" and pins[8] not in ("gpu002", "gpu003", "gpu004")
+    assert [j for j, _ in out.pinned] == [8]
+
+
+def test_past_its_hold_or_without_end_times_it_takes_what_there_is_now() -> None:
+    for slurm, pins, hold in (cluster() + (50.0,), cluster(r1_end=0) + (1800.0,), cluster(NOW + 3600) + (1800.0,)):
+        slurm.jobs.append(held(7, 32))
+        out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold_s=hold)
+        assert not out.reserved and [j for j, _ in out.pinned] == [7], hold
+        leaves = {int(FABRIC.node_leaf[FABRIC.node_index[n]]) for n in expand(pins[7])}
+        assert len(leaves) == 2, (hold, pins[7])  # beyond the bound: all there is now
+
+
+def test_a_job_within_its_bound_now_is_pinned_now_and_hold_zero_never_reserves() -> None:
+    slurm, pins = cluster()
+    slurm.jobs.append(held(7, 24))  # three nodes: leaf 1's free three
+    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold_s=1800)
+    assert pins == {7: "gpu[002-004]"} and not out.reserved
+    slurm, pins = cluster()
+    slurm.jobs.append(held(7, 32))
+    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold_s=0)
+    assert not out.reserved and pins[7] != "gpu[001-004]"
+
+
+def test_a_reserved_job_is_spoken_for_in_the_next_pass() -> None:
+    """Pinned and released, the job is pending with required nodes: the next pass neither re-plans it
+    nor gives its block to another held job."""
+    slurm, pins = cluster()
+    slurm.jobs.append(held(7, 32))
+    apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold_s=1800)
+    slurm.jobs[-1] = replace(slurm.jobs[-1], priority=1, reason="Resources",
+                             required_nodes=("gpu001", "gpu002", "gpu003", "gpu004"))
+    slurm.jobs.append(held(9, 8))
+    apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW + 1, hold_s=1800)
+    assert pins[9] not in ("gpu001", "gpu002", "gpu003", "gpu004") and 7 in pins
