@@ -499,3 +499,32 @@ def test_a_node_drained_a_second_before_a_submit_is_never_advised(lab: LabHandle
     assert not lab.jobs_by_id()[job].required_nodes
     out = lab.placer("apply", "--inventory", str(lab.inventory), "--once", "--socket", str(lab.socket))
     assert out.returncode == 0 and d.state()["last_apply"] is not None  # apply's pass reached the daemon
+
+
+def test_a_large_job_starts_in_the_block_placer_reserved_while_small_jobs_run_around_it(
+        lab: LabHandle, daemon_factory) -> None:
+    """Placer's scheduler live (issue 18). Leaf 1 (gpu[001-008]) has one busy node whose job has a short
+    known time limit (1 min: Slurm's EndTime); the other leaves have three free nodes each. An 8-node job
+    fits now only over two leaves: apply pins it to leaf 1 and releases it, and Slurm keeps it pending
+    there; a small job applied next goes around the block and runs at once. When the short job ends
+    (cancelled here, as an early finish), the large job starts on exactly the reserved leaf."""
+    short = lab.sbatch("-J", "short", "-w", "gpu001", "--exclusive", "--gres=gpu:8", "--time=1", "--comment=placer:off")
+    long_ = [lab.sbatch("-J", f"long-{first}", "-N", "5", "-w", f"gpu[{first:03d}-{first + 4:03d}]", "--exclusive",
+                        "--gres=gpu:8", "--time=10", "--comment=placer:off") for first in (9, 17, 25)]
+    for j in (short, *long_):
+        running_nodes(lab, j)
+    daemon_factory("--mode", "steer")
+    big = lab.sbatch("-J", "big", "-N", "8", "--exclusive", "--gres=gpu:8")
+    assert lab.jobs_by_id()[big].steered
+    out = lab.placer("apply", "--inventory", str(lab.inventory), "--once")
+    assert f"job {big}: pinned to gpu[001-008], released; starts when they free" in out.stdout, out.stdout + out.stderr
+    small = lab.sbatch("-J", "small", "--exclusive", "--gres=gpu:8")
+    out = lab.placer("apply", "--inventory", str(lab.inventory), "--once")
+    assert f"job {small}: pinned to" in out.stdout, out.stdout + out.stderr
+    small_nodes = running_nodes(lab, small)
+    assert not set(small_nodes) & {f"gpu{i:03d}" for i in range(1, 9)}
+    by = lab.jobs_by_id()
+    assert by[big].state == "PENDING" and not by[big].held
+    assert sorted(by[big].required_nodes) == [f"gpu{i:03d}" for i in range(1, 9)]
+    lab.run("scancel", str(short))
+    assert running_nodes(lab, big, timeout_s=60) == [f"gpu{i:03d}" for i in range(1, 9)]
