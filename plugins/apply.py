@@ -29,7 +29,7 @@ from placer.validate import validate
 from topology import BackendError, ClusterState, Fabric
 from topology.hostlists import compress
 
-from .backend import Backend, SlurmJob, SlurmSnapshot, StateReport, hold_for_pending, to_cluster_state
+from .backend import STEER_TAG, Backend, SlurmJob, SlurmSnapshot, StateReport, hold_for_pending, to_cluster_state
 from .requests import placeable_from_slurm
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,22 @@ class ApplyReport:
 
 def steered_held(snap: SlurmSnapshot) -> list[SlurmJob]:
     return sorted((j for j in snap.jobs if j.steered), key=lambda j: (j.submit_time, j.job_id))
+
+
+def stranded_pins(fabric: Fabric, snap: SlurmSnapshot, state: ClusterState) -> list[SlurmJob]:
+    """Jobs placer pinned and released (steer tag, pending, not held) with a required node that is no
+    longer usable (drained or down since): Slurm would keep them pending there for good, so they are
+    planned again like held jobs (a reservation made on EndTimes meets drains that were not foreseen)."""
+    out = []
+    for j in snap.jobs:
+        if j.state != "PENDING" or j.held or STEER_TAG not in j.admin_comment or not j.required_nodes:
+            continue
+        idx = [fabric.node_index.get(n) for n in j.required_nodes]
+        bad = [n for n, i in zip(j.required_nodes, idx) if i is None or not state.usable[i]]
+        if bad:
+            log.warning("job %d is pinned to %s, now unusable: planning it again", j.job_id, ",".join(bad))
+            out.append(j)
+    return sorted(out, key=lambda j: (j.submit_time, j.job_id))
 
 
 def _release_on_mismatch(backend: Backend, snap: SlurmSnapshot, report: StateReport, out: ApplyReport
@@ -73,8 +89,10 @@ def apply_once(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s:
     report = to_cluster_state(fabric, snap)
     if report.mismatch:
         return _release_on_mismatch(backend, snap, report, out)
+    stuck = stranded_pins(fabric, snap, report.state)
+    snap = SlurmSnapshot(snap.nodes, tuple(j for j in snap.jobs if j not in stuck))
     hold_for_pending(fabric, report.state, snap)
-    todo: list[SlurmJob] = []
+    todo: list[SlurmJob] = list(stuck)
     for j in steered_held(snap):
         if j.gpus <= 0:
             todo.append(j)  # no GPUs: nothing to place; release as is below
@@ -95,6 +113,9 @@ def apply_once(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s:
         job, why = placeable_from_slurm(j, partitions, own_pin=True)
         if job is not None:
             gpu_jobs.append((j, job))
+            continue
+        if not j.held:  # a stranded pin placer cannot plan any more: said, left to the admin
+            out.errors.append(f"job {j.job_id}: pinned to an unusable node and not placeable: {why}")
             continue
         try:
             backend.release(j.job_id)
@@ -184,7 +205,8 @@ def _pin(ps: Pass, j: SlurmJob, job: JobRequest, p: Placement, on: ClusterState,
         return False
     try:
         ps.backend.pin(j.job_id, nodes, len(p.nodes))
-        ps.backend.release(j.job_id)
+        if j.held:  # a stranded pin being moved is pending already
+            ps.backend.release(j.job_id)
     except BackendError as exc:
         ps.out.errors.append(f"job {j.job_id}: {exc}")
         return False

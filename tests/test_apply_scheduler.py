@@ -94,3 +94,22 @@ def test_a_reserved_job_is_spoken_for_in_the_next_pass() -> None:
     slurm.jobs.append(held(9, 8))
     apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW + 1, hold_s=1800)
     assert pins[9] not in ("gpu001", "gpu002", "gpu003", "gpu004") and 7 in pins
+
+
+def test_a_reserved_job_whose_block_drains_is_planned_again() -> None:
+    """Pinned to leaf 1 and pending there; then gpu003 is drained: Slurm would keep the job pending for
+    good, so the next pass moves it (pinned again, not released: it is not held) off the drained node."""
+    from plugins.backend import SlurmNode
+
+    slurm, pins = cluster()
+    slurm.jobs.append(held(7, 32))
+    apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold_s=1800)
+    slurm.jobs[-1] = replace(slurm.jobs[-1], priority=1, reason="Resources",
+                             required_nodes=("gpu001", "gpu002", "gpu003", "gpu004"))
+    slurm.calls.clear()
+    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW + 1, hold_s=1800)
+    assert slurm.calls == [] and not out.errors  # nothing to repair: left alone
+    slurm.nodes[2] = SlurmNode("gpu003", "drain", partitions=("gpu",))
+    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW + 2, hold_s=1800)
+    assert slurm.calls == [("pin", 7)] and "gpu003" not in expand(pins[7]) and len(expand(pins[7])) == 4
+    assert [j for j, _ in out.pinned] == [7] and not out.errors
