@@ -286,13 +286,20 @@ def test_placer_holds_only_when_the_timeline_says_its_leaf_frees_in_time() -> No
     assert next((r.start, r.leaves) for r in recs if r.job.job_id == "pair") == (8, 2)
 
 
-def test_placer_hold_is_capped_by_a_share_of_the_job_run_time() -> None:
-    """hold_share 0.5 caps the pair's hold at 2.5 s of its 5 s run: the leaf freeing at 10 is too late."""
+def test_a_long_job_may_hold_a_share_of_its_run_time() -> None:
+    """The pair runs 5 s; its leaf frees at 10, 6 s after it arrives. A 4 s hold alone is too short;
+    with hold_share 2.0 it may wait 10 s (2 x 5 s) and gets the leaf; with 0.5 (2.5 s, below the 4 s
+    floor) or a 5 s cap on any hold it is still too short."""
     jobs = [J("a", 8, 0, 10), J("b", 8, 0, 3), J("c", 8, 0, 10), J("pair", 16, 4, 5)]
-    recs, _ = simulate(FABRIC, jobs, "placer", SimConfig(hold_s=60, hold_share=0.5))
-    assert next((r.start, r.leaves) for r in recs if r.job.job_id == "pair") == (4, 2)
-    recs, _ = simulate(FABRIC, jobs, "placer", SimConfig(hold_s=60, hold_share=2.0))
-    assert next((r.start, r.leaves) for r in recs if r.job.job_id == "pair") == (10, 1)
+
+    def pair(cfg: SimConfig) -> tuple:
+        recs, _ = simulate(FABRIC, jobs, "placer", cfg)
+        return next((r.start, r.leaves) for r in recs if r.job.job_id == "pair")
+
+    assert pair(SimConfig(hold_s=4)) == (4, 2)
+    assert pair(SimConfig(hold_s=4, hold_share=2.0)) == (10, 1)
+    assert pair(SimConfig(hold_s=4, hold_share=0.5)) == (4, 2)
+    assert pair(SimConfig(hold_s=4, hold_share=2.0, hold_max_s=5)) == (4, 2)
 
 
 def _by_id(jobs, cfg):

@@ -56,12 +56,12 @@ class Reservation:
 class FcfsBackfill:
     def __init__(self, ix: FabricIndex, cluster: SimCluster, clock: Clock, policy: Policy, start: StartFn,
                  backfill: str, bf_depth: int, switches_wait_s: float, lookahead: bool = False,
-                 hold_share: float = 0.0) -> None:
+                 hold_share: float = 0.0, hold_max_s: float = math.inf) -> None:
         self.ix, self.cluster, self.clock, self.policy, self.start = ix, cluster, clock, policy, start
         self.backfill, self.bf_depth, self.switches_wait_s = backfill, bf_depth, switches_wait_s
         # placer's hold (lookahead): wait for a placement within the bound only when the timeline of job
         # ends says one frees before the hold runs out; Slurm's --switches (not lookahead) waits blindly
-        self.lookahead, self.hold_share = lookahead, hold_share
+        self.lookahead, self.hold_share, self.hold_max_s = lookahead, hold_share, hold_max_s
 
     @property
     def records(self) -> list[JobRecord]:
@@ -145,8 +145,8 @@ class FcfsBackfill:
         if rec.switch_wait_from is None:
             rec.switch_wait_from = t
         hold = self.switches_wait_s
-        if self.hold_share > 0:  # a short job is not worth a long wait: at most this share of its run time
-            hold = min(hold, self.hold_share * float(rec.job.duration or 0.0))
+        if self.hold_share > 0:  # a long job may wait longer: this share of its run time, up to the cap
+            hold = min(max(hold, self.hold_share * float(rec.job.duration or 0.0)), self.hold_max_s)
         return rec.switch_wait_from + hold
 
     def _worth_waiting(self, rec: JobRecord, t: float) -> bool:

@@ -18,7 +18,7 @@ from ..types import PlannerConfig
 from .cluster import SimCluster
 from .events import Clock
 from .metrics import measure, set_bounds, summarize_records
-from .policies import make_policy
+from .policies import PLACER_POLICIES, make_policy
 from .records import Alloc, JobRecord
 from .scheduler import SCHEDULERS, make_scheduler
 
@@ -34,7 +34,10 @@ class SimConfig:
     # placer's scheduler (policy placer): hold a multi-node job for a placement within its leaf bound
     # only while the timeline of job ends says one frees within this limit (0: never hold)
     hold_s: float = DEFAULT_HOLD_S
-    hold_share: float = 0.0  # and at most this share of the job's own run time (0: no such cap)
+    # a long job may wait longer: up to this share of its own run time (time limit live), at most
+    # hold_max_s (the weighted traffic comes from a few large, long jobs; 0: hold_s for every job)
+    hold_share: float = 0.0
+    hold_max_s: float = 86400.0
     planner: PlannerConfig = field(default_factory=lambda: PlannerConfig(time_limit_s=0.01))
 
 
@@ -72,9 +75,10 @@ class Simulator:
 
     def _waiting(self) -> dict[str, Any]:
         """Placer's scheduler holds with a look at the timeline; the baselines wait as Slurm's --switches."""
-        if self.policy_name == "placer":
-            return {"switches_wait_s": self.cfg.hold_s, "lookahead": True, "hold_share": self.cfg.hold_share}
-        return {"switches_wait_s": self.cfg.switches_wait_s, "lookahead": False, "hold_share": 0.0}
+        if self.policy_name in PLACER_POLICIES:
+            return {"switches_wait_s": self.cfg.hold_s, "lookahead": True, "hold_share": self.cfg.hold_share,
+                    "hold_max_s": self.cfg.hold_max_s}
+        return {"switches_wait_s": self.cfg.switches_wait_s, "lookahead": False}
 
     def _admit(self, rec: JobRecord) -> bool:
         """Shape and empty-fabric bounds of an arriving job; False (and unplaceable) when it can never run."""

@@ -17,6 +17,7 @@ from typing import Any
 from topology import Fabric
 
 from ..jobs import JobRequest
+from .policies import PLACER_POLICIES
 from .simulator import SimConfig, simulate
 
 DEFAULT_KNOBS = (0.0, 300.0, 900.0, 1800.0, 3600.0)
@@ -40,7 +41,7 @@ def _init(fabric: Fabric, jobs: list[JobRequest]) -> None:
 
 
 def _run(policy: str, knob: float, cfg: SimConfig) -> SweepRow:
-    cfg = replace(cfg, hold_s=knob) if policy == "placer" else replace(cfg, switches_wait_s=knob)
+    cfg = replace(cfg, hold_s=knob) if policy in PLACER_POLICIES else replace(cfg, switches_wait_s=knob)
     _, summary = simulate(_WORK["fabric"], _WORK["jobs"], policy, cfg)
     return SweepRow(policy, knob, {k: float(summary[k] or 0.0) for k in FIGURES})
 
