@@ -1,0 +1,80 @@
+"""Properties of placer's scheduler (issue 18), on random small streams, checked from the replay's records
+alone (an independent picture: who ran where and when), not from the scheduler's own bookkeeping.
+
+Fabric: three leaves of three 8-GPU nodes. For a job J in arrival order, h(J) is when it became the
+queue head (every job ahead of it had started); shadow(J) is the first time at or after h(J) when the
+jobs running at h(J) have freed enough for it (whole nodes, or one node with its GPUs free). EASY
+promises the head that later jobs never push its start past shadow(J); placer's hold may add at most
+its hold limit for locality, counted from when the job could first have started (as Slurm counts
+--switches from the first evaluation). So every job that started as the head started by shadow + hold
+(a multi-node job) or by shadow (one that takes a node or less: it never waits for locality).
+"""
+from __future__ import annotations
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from placer.jobs import JobRequest
+from placer.sim import JobRecord, SimConfig, simulate
+from topology import load_inventory_text
+
+from .conftest import dedent
+
+FABRIC, _ = load_inventory_text(dedent("""
+    version: 1
+    node_types: {g8: {gpus: 8}}
+    defaults: {type: g8}
+    switches:
+      - {name: top}
+      - {name: l1, parent: top, nodes: "n[1-3]"}
+      - {name: l2, parent: top, nodes: "n[4-6]"}
+      - {name: l3, parent: top, nodes: "n[7-9]"}
+    """))
+
+jobs_st = st.lists(st.tuples(st.sampled_from([1, 2, 4, 8, 16, 24, 32, 48]), st.integers(0, 40), st.integers(1, 30)),
+                   min_size=1, max_size=25)
+
+
+def _shadow(rec: JobRecord, h: float, records: list[JobRecord]) -> float:
+    """From the records: when the jobs running at h have freed enough room for `rec`."""
+    free = {n: 8 for n in range(FABRIC.n_nodes)}
+    running = [r for r in records if r.start is not None and r.end is not None and r.start <= h < r.end]
+    for r in running:
+        for n, ids in r.alloc:
+            free[n] -= len(ids)
+    for t in [h] + sorted({r.end for r in running if r.end is not None}):
+        if t > h:
+            for r in running:
+                if r.end == t:
+                    for n, ids in r.alloc:
+                        free[n] += len(ids)
+        if (rec.multi and sum(v == 8 for v in free.values()) >= rec.nodes_needed) or \
+                (not rec.multi and any(v >= rec.job.gpus for v in free.values())):
+            return t
+    return float("inf")
+
+
+@settings(max_examples=300, deadline=None)
+@given(jobs_st, st.sampled_from([0.0, 5.0, 20.0]))
+# a 3-node job that could start at 2 over two leaves; its leaf frees at 7 (shadow 2 + hold 5): a hold
+# counted any longer would let it wait past 7 (a wrong hold of 3 x 5 s was caught by this case)
+@example([(1, 0, 7), (16, 0, 1), (24, 1, 1), (32, 0, 7)], 5.0)
+def test_no_head_is_pushed_back_beyond_easy_and_its_hold(spec: list[tuple[int, int, int]], hold: float) -> None:
+    jobs = [JobRequest(f"j{i}", g, submit_time=float(s), duration=float(d)) for i, (g, s, d) in enumerate(spec)]
+    records, _ = simulate(FABRIC, jobs, "placer", SimConfig(hold_s=hold))
+    order = sorted(range(len(jobs)), key=lambda i: (jobs[i].submit_time or 0.0, -jobs[i].priority, i))
+    ahead_started = 0.0
+    for i in order:
+        rec = records[i]
+        if rec.status == "unplaceable":
+            continue
+        assert rec.start is not None, f"{rec.job.job_id} never started"
+        h = max(rec.job.submit_time or 0.0, ahead_started)
+        ahead_started = max(ahead_started, rec.start)
+        if rec.start < h:
+            continue  # started by backfill before it was the head
+        shadow = _shadow(rec, h, records)
+        limit = shadow + (hold if rec.multi else 0.0)
+        assert rec.start <= limit, (rec.job.job_id, rec.start, h, limit)
+        if hold == 0:
+            assert rec.start <= shadow  # plain EASY
