@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from placer.timeline import DEFAULT_HOLD_S
+from placer.timeline import DEFAULT_HOLD_MAX_S, DEFAULT_HOLD_S, DEFAULT_HOLD_SHARE
 from plugins.serve import ServeConfig
 from topology import Problem, RequestError
 
@@ -73,6 +73,8 @@ KEYS: dict[str, tuple[Check, str]] = {
     "apply_interval_s": (_number(0.1, 3600), "apply_interval_s"),
     "apply_time_limit_s": (_number(0.001, 60), "apply_time_limit_s"),
     "hold_s": (_number(0, 7 * DAY_S), "hold_s"),
+    "hold_share": (_number(0, 10), "hold_share"),
+    "hold_max_s": (_number(0, 30 * DAY_S), "hold_max_s"),
 }
 
 
@@ -87,7 +89,10 @@ class SiteConfig:
     hook_backoff_s: float = 1.0  # how long the hook leaves a daemon alone that did not answer in time
     apply_interval_s: float = 2.0
     apply_time_limit_s: float = 0.05
-    hold_s: float = DEFAULT_HOLD_S  # placer's scheduler: the longest a multi-node job waits for its leaf bound
+    # placer's scheduler: how long a multi-node job may wait for its leaf bound (placer.timeline.HoldRule)
+    hold_s: float = DEFAULT_HOLD_S
+    hold_share: float = DEFAULT_HOLD_SHARE
+    hold_max_s: float = DEFAULT_HOLD_MAX_S
 
     def need_inventory(self, flag: str | None) -> str:
         """The inventory from the flag, else this file; naming where to put it when neither has one."""

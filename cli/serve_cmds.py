@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from placer import PlannerConfig
+from placer.timeline import HoldRule
 from plugins.apply import ApplyReport, apply_loop, report_pass
 from plugins.apply import release_all as release_all_jobs
 from plugins.pyslurm_backend import choose_backend
@@ -112,8 +113,9 @@ def _fabric_only(source: str) -> Fabric:
               help="Release a held job unpinned once it has waited this long [the config's, else 600].")
 @click.option("--hold", "hold_s", type=FiniteRange(min=0),
               help="Placer's scheduler: a multi-node job that would span more leaves than it needs waits (pinned to "
-              "the block within its bound that frees soonest, by Slurm's EndTimes) at most this long from submission; "
-              "0: never [the config's hold_s, else 1800].")
+              "the block within its bound that frees soonest, by Slurm's EndTimes) at most this long from "
+              "submission, or hold_share of a longer job's time limit (up to hold_max_s); 0: never "
+              "[the config's hold_s, else 1800].")
 @click.option("--release-all", is_flag=True, help="Emergency: release every job the hook held, and exit.")
 @click.option("--time-limit-s", type=FiniteRange(min=0.001),
               help="CP-SAT time limit per job [the config's apply_time_limit_s, else 0.05].")
@@ -139,7 +141,7 @@ def apply_cmd(inventory: str | None, config_path: str | None, mode: str, interva
     interval_s = interval_s if interval_s is not None else site.apply_interval_s
     max_hold_s = max_hold_s if max_hold_s is not None else site.serve.max_hold_s
     time_limit_s = time_limit_s if time_limit_s is not None else site.apply_time_limit_s
-    hold_s = hold_s if hold_s is not None else site.hold_s
+    hold = HoldRule(hold_s if hold_s is not None else site.hold_s, site.hold_share, site.hold_max_s)
     socket_path = socket_path or str(site.serve.socket_path)
     fabric, _ = load_fabric(inventory)
     be = choose_backend(backend, slurm_conf)
@@ -154,7 +156,7 @@ def apply_cmd(inventory: str | None, config_path: str | None, mode: str, interva
         report_pass(Path(socket_path))
 
     last = apply_loop(fabric, be, PlannerConfig(time_limit_s=time_limit_s), max_hold_s,
-                      interval_s if mode == "watch" else None, stop, report, hold_s)
+                      interval_s if mode == "watch" else None, stop, report, hold)
     if mode == "once" and last.errors:
         raise BackendError(f"{len(last.errors)} error(s): jobs not pinned or released, or a wrong inventory "
                            "(see above)")

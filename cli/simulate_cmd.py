@@ -9,7 +9,15 @@ import click
 
 from placer import PlannerConfig
 from placer.plan_doc import simulation_document
-from placer.sim import DEFAULT_HOLD_S, POLICIES, SimConfig, common_busy_window, simulate, utilisation_in
+from placer.sim import (
+    DEFAULT_HOLD_S,
+    DEFAULT_HOLD_SHARE,
+    POLICIES,
+    SimConfig,
+    common_busy_window,
+    simulate,
+    utilisation_in,
+)
 from placer.sim.sweep import DEFAULT_KNOBS
 from placer.tracegen import generate_trace, scale_to_load, shape_from_tables
 from placer.traces import merge_traces, parse_trace, write_csv_trace
@@ -79,6 +87,9 @@ def load_trace(paths: tuple[str, ...], fmt: str):
 @click.option("--hold", "hold_s", type=FiniteRange(min=0), default=DEFAULT_HOLD_S, show_default=True,
               help="Placer's scheduler: a multi-node job waits for a placement within its leaf bound while the "
                    "running jobs' ends say one frees within this many seconds (0: never waits for locality).")
+@click.option("--hold-share", type=FiniteRange(min=0, max=10), default=DEFAULT_HOLD_SHARE, show_default=True,
+              help="Placer's scheduler: a long job may wait this share of its run time instead of --hold (at most "
+                   "a day); 0: --hold for every job.")
 @click.option("--sweep", is_flag=True, help="Run every policy over its knob (placer: --hold; baselines: "
               "--switches-wait) with the values of --knobs, each --trace a stream of its own; a table per "
               "stream and a PNG per stream in --plot (default: the current directory).")
@@ -94,7 +105,7 @@ def load_trace(paths: tuple[str, ...], fmt: str):
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False), help="Write PNG plots here.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def simulate_cmd(inventory: str, traces: tuple[str, ...], trace_format: str, policy: str, backfill: str,
-                 bf_depth: int, switches_wait_s: float, hold_s: float, sweep: bool, knobs: str,
+                 bf_depth: int, switches_wait_s: float, hold_s: float, hold_share: float, sweep: bool, knobs: str,
                  workers: int | None, load: float | None, limit: int | None, time_limit_s: float,
                  out_path: str | None, plot_dir: str | None, fmt: str) -> None:
     """Replay a job trace under several placement policies with the same scheduler; compare them.
@@ -108,7 +119,7 @@ def simulate_cmd(inventory: str, traces: tuple[str, ...], trace_format: str, pol
     fabric, _ = load_fabric(inventory)
     policies = parse_policies(policy)
     cfg = SimConfig(backfill=backfill, bf_depth=bf_depth, switches_wait_s=switches_wait_s, hold_s=hold_s,
-                    planner=PlannerConfig(time_limit_s=time_limit_s))
+                    hold_share=hold_share, planner=PlannerConfig(time_limit_s=time_limit_s))
     if sweep:
         if out_path:
             raise RequestError("--out is for one replay; a sweep prints its rows (--format json) and writes PNGs")
@@ -124,7 +135,7 @@ def simulate_cmd(inventory: str, traces: tuple[str, ...], trace_format: str, pol
     runs, summaries = _replay_all(fabric, jobs, policies, cfg)
     doc = simulation_document(fabric, {"files": list(traces), "jobs": len(jobs), "skipped": trace.skipped,
                                        "load": load, "backfill": backfill, "switches_wait_s": switches_wait_s,
-                                       "hold_s": hold_s},
+                                       "hold_s": hold_s, "hold_share": hold_share},
                               runs, summaries)
     if out_path:
         write_output(out_path, json_text(doc, None) + "\n")

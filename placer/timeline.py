@@ -21,7 +21,31 @@ from .index import FabricIndex
 from .jobs import JobRequest
 from .types import Placement, PlannerConfig
 
-DEFAULT_HOLD_S = 1800.0  # how long a multi-node job may wait for its leaf bound: docs/benchmarks.md (issue 18)
+# how long a multi-node job may wait for its leaf bound (docs/benchmarks.md, issue 18): at least
+# DEFAULT_HOLD_S; a long job this share of its run time (time limit live), at most DEFAULT_HOLD_MAX_S
+DEFAULT_HOLD_S = 1800.0
+DEFAULT_HOLD_SHARE = 0.2
+DEFAULT_HOLD_MAX_S = 86400.0
+
+
+def hold_limit(run_time_s: float | None, hold_s: float, share: float, cap_s: float) -> float:
+    """The longest a multi-node job of this run time may wait for a placement within its leaf bound:
+    the weighted traffic comes from a few large, long jobs, for which a wait is cheap beside their run."""
+    if hold_s <= 0 or share <= 0 or not run_time_s:  # hold_s 0 turns holding off
+        return max(hold_s, 0.0)
+    return min(max(hold_s, share * run_time_s), max(cap_s, hold_s))
+@dataclass(frozen=True)
+class HoldRule:
+    """Placer's hold settings (config keys hold_s, hold_share, hold_max_s)."""
+
+    hold_s: float = DEFAULT_HOLD_S
+    share: float = DEFAULT_HOLD_SHARE
+    max_s: float = DEFAULT_HOLD_MAX_S
+
+    def limit(self, run_time_s: float | None) -> float:
+        return hold_limit(run_time_s, self.hold_s, self.share, self.max_s)
+
+
 Alloc = Sequence[tuple[int, Sequence[int]]]  # (node index, GPU indices) a running job holds
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from placer import JobRequest, PlannerConfig
 from placer.engine import apply, place_one
 from placer.index import index_for
-from placer.timeline import DEFAULT_HOLD_S, Release, first_within_bound, static_leaf_bound
+from placer.timeline import HoldRule, Release, first_within_bound, static_leaf_bound
 from placer.types import Placement
 from placer.validate import validate
 from topology import BackendError, ClusterState, Fabric
@@ -82,7 +82,7 @@ def _release_on_mismatch(backend: Backend, snap: SlurmSnapshot, report: StateRep
 
 
 def apply_once(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s: float,
-               now: float | None = None, hold_s: float = DEFAULT_HOLD_S) -> ApplyReport:
+               now: float | None = None, hold: HoldRule | None = None) -> ApplyReport:
     now = time.time() if now is None else now
     out = ApplyReport()
     snap = backend.snapshot()
@@ -123,7 +123,7 @@ def apply_once(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s:
         except BackendError as exc:
             out.errors.append(f"job {j.job_id}: {exc}")
     if gpu_jobs:
-        _schedule(Pass(fabric, backend, cfg, now, hold_s, report, snap, out), gpu_jobs)
+        _schedule(Pass(fabric, backend, cfg, now, hold or HoldRule(), report, snap, out), gpu_jobs)
     return out
 
 
@@ -135,7 +135,7 @@ class Pass:
     backend: Backend
     cfg: PlannerConfig
     now: float
-    hold_s: float
+    hold: HoldRule
     report: StateReport
     snap: SlurmSnapshot
     out: ApplyReport
@@ -164,7 +164,8 @@ def _spoken_for(fabric: Fabric, snap: SlurmSnapshot) -> np.ndarray:
 
 def _schedule(ps: Pass, gpu_jobs: list[tuple[SlurmJob, JobRequest]]) -> None:
     """Placer's scheduler live, in submit order: a job placed now within its leaf bound is pinned and
-    released; a multi-node job that would go beyond it, still within its hold (`hold_s` from submission),
+    released; a multi-node job that would go beyond it, still within its hold (from submission: `hold_s`, or a
+    share of a long job's time limit),
     is pinned to the block within the bound that frees soonest, if Slurm's EndTimes say one frees in time
     (Slurm starts it there and backfills around it); otherwise it takes what there is now, or waits held."""
     ix = index_for(ps.fabric)
@@ -174,7 +175,7 @@ def _schedule(ps: Pass, gpu_jobs: list[tuple[SlurmJob, JobRequest]]) -> None:
     for j, job in gpu_jobs:
         p = place_one(ix, state, job, ps.cfg)
         bound, multi = static_leaf_bound(ix, state, job)
-        until = j.submit_time + ps.hold_s
+        until = j.submit_time + ps.hold.limit(j.time_limit_s)
         later = None
         if multi and bound is not None and (p.status != "placed" or p.leaves > bound) and until > ps.now:
             later = first_within_bound(ix, state, job, ps.cfg, releases, ps.now, until, bound, keep_off)
@@ -217,17 +218,17 @@ def _pin(ps: Pass, j: SlurmJob, job: JobRequest, p: Placement, on: ClusterState,
 
 def apply_loop(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s: float, interval_s: float | None,
                stop: threading.Event, report: Callable[[ApplyReport], None],
-               hold_s: float = DEFAULT_HOLD_S) -> ApplyReport:
+               hold: HoldRule | None = None) -> ApplyReport:
     """`placer apply`: one pass (interval None), or a pass every `interval_s` until `stop` is set; each
     pass's report goes to `report`. Returns the last pass's report. A watch outlives any failed pass (logged,
     in the report's errors, then a back-off of up to 10 intervals); a single pass lets its error out (exit 3)."""
     failures = 0
     while True:
         if interval_s is None:
-            r = apply_once(fabric, backend, cfg, max_hold_s, hold_s=hold_s)
+            r = apply_once(fabric, backend, cfg, max_hold_s, hold=hold)
         else:
             try:
-                r = apply_once(fabric, backend, cfg, max_hold_s, hold_s=hold_s)
+                r = apply_once(fabric, backend, cfg, max_hold_s, hold=hold)
                 failures = 0
             except Exception as exc:  # noqa: BLE001 - the watch must not die on one bad answer from Slurm
                 failures += 1

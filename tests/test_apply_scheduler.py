@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from placer import PlannerConfig
+from placer.timeline import HoldRule
 from plugins.apply import apply_once
 from plugins.backend import SlurmJob
 from topology.hostlists import expand
@@ -49,7 +50,7 @@ def cluster(r1_end: float = NOW + 100) -> tuple[RecordingSlurm, dict[int, str]]:
 def test_a_job_beyond_its_bound_now_is_pinned_to_the_leaf_that_frees_in_time() -> None:
     slurm, pins = cluster()
     slurm.jobs.append(held(7, 32))
-    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold_s=1800)
+    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=HoldRule(1800))
     assert pins == {7: "gpu[001-004]"} and slurm.calls == [("pin", 7), ("release", 7)]
     assert out.reserved == [(7, "gpu[001-004]", NOW + 100)] and not out.pinned and not out.errors
 
@@ -58,28 +59,28 @@ def test_a_later_job_in_the_same_pass_keeps_off_the_reserved_block() -> None:
     """The 8-GPU job would best fill a node of the broken leaf 1, but leaf 1 is the 4-node job's now."""
     slurm, pins = cluster()
     slurm.jobs += [held(7, 32), held(8, 8)]
-    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold_s=1800)
+    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=HoldRule(1800))
     assert pins[7] == "gpu[001-004]" and pins[8] not in ("gpu002", "gpu003", "gpu004")
     assert [j for j, _ in out.pinned] == [8]
 
 
 def test_past_its_hold_or_without_end_times_it_takes_what_there_is_now() -> None:
-    for slurm, pins, hold in (cluster() + (50.0,), cluster(r1_end=0) + (1800.0,), cluster(NOW + 3600) + (1800.0,)):
+    for slurm, pins, hold_s in (cluster() + (50.0,), cluster(r1_end=0) + (1800.0,), cluster(NOW + 3600) + (1800.0,)):
         slurm.jobs.append(held(7, 32))
-        out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold_s=hold)
-        assert not out.reserved and [j for j, _ in out.pinned] == [7], hold
+        out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=HoldRule(hold_s))
+        assert not out.reserved and [j for j, _ in out.pinned] == [7], hold_s
         leaves = {int(FABRIC.node_leaf[FABRIC.node_index[n]]) for n in expand(pins[7])}
-        assert len(leaves) == 2, (hold, pins[7])  # beyond the bound: all there is now
+        assert len(leaves) == 2, (hold_s, pins[7])  # beyond the bound: all there is now
 
 
 def test_a_job_within_its_bound_now_is_pinned_now_and_hold_zero_never_reserves() -> None:
     slurm, pins = cluster()
     slurm.jobs.append(held(7, 24))  # three nodes: leaf 1's free three
-    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold_s=1800)
+    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=HoldRule(1800))
     assert pins == {7: "gpu[002-004]"} and not out.reserved
     slurm, pins = cluster()
     slurm.jobs.append(held(7, 32))
-    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold_s=0)
+    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=HoldRule(0))
     assert not out.reserved and pins[7] != "gpu[001-004]"
 
 
@@ -88,11 +89,11 @@ def test_a_reserved_job_is_spoken_for_in_the_next_pass() -> None:
     nor gives its block to another held job."""
     slurm, pins = cluster()
     slurm.jobs.append(held(7, 32))
-    apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold_s=1800)
+    apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=HoldRule(1800))
     slurm.jobs[-1] = replace(slurm.jobs[-1], priority=1, reason="Resources",
                              required_nodes=("gpu001", "gpu002", "gpu003", "gpu004"))
     slurm.jobs.append(held(9, 8))
-    apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW + 1, hold_s=1800)
+    apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW + 1, hold=HoldRule(1800))
     assert pins[9] not in ("gpu001", "gpu002", "gpu003", "gpu004") and 7 in pins
 
 
@@ -103,13 +104,26 @@ def test_a_reserved_job_whose_block_drains_is_planned_again() -> None:
 
     slurm, pins = cluster()
     slurm.jobs.append(held(7, 32))
-    apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold_s=1800)
+    apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=HoldRule(1800))
     slurm.jobs[-1] = replace(slurm.jobs[-1], priority=1, reason="Resources",
                              required_nodes=("gpu001", "gpu002", "gpu003", "gpu004"))
     slurm.calls.clear()
-    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW + 1, hold_s=1800)
+    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW + 1, hold=HoldRule(1800))
     assert slurm.calls == [] and not out.errors  # nothing to repair: left alone
     slurm.nodes[2] = SlurmNode("gpu003", "drain", partitions=("gpu",))
-    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW + 2, hold_s=1800)
+    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW + 2, hold=HoldRule(1800))
     assert slurm.calls == [("pin", 7)] and "gpu003" not in expand(pins[7]) and len(expand(pins[7])) == 4
     assert [j for j, _ in out.pinned] == [7] and not out.errors
+
+
+def test_a_long_time_limit_buys_a_longer_hold() -> None:
+    """A 50 s hold is too short for leaf 1 (free at now+100), but a job with a 7-day time limit may wait
+    a fifth of it (hold_share 0.2); with hold_share 0 it may not."""
+    slurm, pins = cluster()
+    slurm.jobs.append(replace(held(7, 32), time_limit_s=7 * 86400.0))
+    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=HoldRule(50, share=0.2))
+    assert out.reserved == [(7, "gpu[001-004]", NOW + 100)]
+    slurm, pins = cluster()
+    slurm.jobs.append(replace(held(7, 32), time_limit_s=7 * 86400.0))
+    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=HoldRule(50, share=0.0))
+    assert not out.reserved and pins[7] != "gpu[001-004]"

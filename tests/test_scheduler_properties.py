@@ -5,7 +5,7 @@ Fabric: three leaves of three 8-GPU nodes. For a job J in arrival order, h(J) is
 queue head (every job ahead of it had started); shadow(J) is the first time at or after h(J) when the
 jobs running at h(J) have freed enough for it (whole nodes, or one node with its GPUs free). EASY
 promises the head that later jobs never push its start past shadow(J); placer's hold may add at most
-its hold limit for locality, counted from when the job could first have started (as Slurm counts
+its hold limit for locality (placer.timeline.hold_limit: the hold, or a share of a long job's run time), counted from when the job could first have started (as Slurm counts
 --switches from the first evaluation). So every job that started as the head started by shadow + hold
 (a multi-node job) or by shadow (one that takes a node or less: it never waits for locality).
 """
@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from placer.jobs import JobRequest
 from placer.sim import JobRecord, SimConfig, simulate
+from placer.timeline import DEFAULT_HOLD_MAX_S, DEFAULT_HOLD_SHARE, hold_limit
 from topology import load_inventory_text
 
 from .conftest import dedent
@@ -74,7 +75,7 @@ def test_no_head_is_pushed_back_beyond_easy_and_its_hold(spec: list[tuple[int, i
         if rec.start < h:
             continue  # started by backfill before it was the head
         shadow = _shadow(rec, h, records)
-        limit = shadow + (hold if rec.multi else 0.0)
+        limit = shadow + (hold_limit(rec.job.duration, hold, DEFAULT_HOLD_SHARE, DEFAULT_HOLD_MAX_S) if rec.multi else 0.0)
         assert rec.start <= limit, (rec.job.job_id, rec.start, h, limit)
         if hold == 0:
             assert rec.start <= shadow  # plain EASY

@@ -10,11 +10,11 @@
   metrics.py    what a replay measures
   simulator.py  the event loop, `simulate()`
 """
-from ..timeline import DEFAULT_HOLD_S
+from ..timeline import DEFAULT_HOLD_S, DEFAULT_HOLD_SHARE
 from .metrics import common_busy_window, multi_node_placed, summarize_records, utilisation_in
 from .policies import POLICIES
 from .records import Alloc, JobRecord
 from .simulator import SimConfig, Simulator, simulate
 
-__all__ = ["DEFAULT_HOLD_S", "POLICIES", "Alloc", "JobRecord", "SimConfig", "Simulator", "common_busy_window",
-           "multi_node_placed", "simulate", "summarize_records", "utilisation_in"]
+__all__ = ["DEFAULT_HOLD_S", "DEFAULT_HOLD_SHARE", "POLICIES", "Alloc", "JobRecord", "SimConfig", "Simulator",
+           "common_busy_window", "multi_node_placed", "simulate", "summarize_records", "utilisation_in"]

@@ -26,7 +26,7 @@ from topology import ClusterState
 from ..bounds import fewest, leaf_counts
 from ..eligibility import eligibility
 from ..index import FabricIndex
-from ..timeline import first_time
+from ..timeline import first_time, hold_limit
 from .cluster import SimCluster
 from .events import Clock
 from .policies import Policy
@@ -144,9 +144,7 @@ class FcfsBackfill:
             return -math.inf
         if rec.switch_wait_from is None:
             rec.switch_wait_from = t
-        hold = self.switches_wait_s
-        if self.hold_share > 0:  # a long job may wait longer: this share of its run time, up to the cap
-            hold = min(max(hold, self.hold_share * float(rec.job.duration or 0.0)), self.hold_max_s)
+        hold = hold_limit(rec.job.duration, self.switches_wait_s, self.hold_share, self.hold_max_s)
         return rec.switch_wait_from + hold
 
     def _worth_waiting(self, rec: JobRecord, t: float) -> bool:

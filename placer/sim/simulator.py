@@ -13,7 +13,7 @@ from topology import Fabric, RequestError
 from ..bounds import Bounds, empty_fabric_bounds
 from ..index import index_for
 from ..jobs import JobRequest
-from ..timeline import DEFAULT_HOLD_S
+from ..timeline import DEFAULT_HOLD_MAX_S, DEFAULT_HOLD_S, DEFAULT_HOLD_SHARE
 from ..types import PlannerConfig
 from .cluster import SimCluster
 from .events import Clock
@@ -35,9 +35,9 @@ class SimConfig:
     # only while the timeline of job ends says one frees within this limit (0: never hold)
     hold_s: float = DEFAULT_HOLD_S
     # a long job may wait longer: up to this share of its own run time (time limit live), at most
-    # hold_max_s (the weighted traffic comes from a few large, long jobs; 0: hold_s for every job)
-    hold_share: float = 0.0
-    hold_max_s: float = 86400.0
+    # hold_max_s (the weighted traffic comes from a few large, long jobs; share 0: hold_s for every job)
+    hold_share: float = DEFAULT_HOLD_SHARE
+    hold_max_s: float = DEFAULT_HOLD_MAX_S
     planner: PlannerConfig = field(default_factory=lambda: PlannerConfig(time_limit_s=0.01))
 
 
