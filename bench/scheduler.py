@@ -4,7 +4,8 @@
 Streams (each replayed under every policy and knob, runs spread over a process pool):
   Alibaba-shaped, 30,000 jobs per seed, campus-16k (16,384 GPUs), multi-node sizes doubled, load 1.0;
   Alibaba-shaped, 8,000 jobs, superpod (1,024 GPUs), sizes as generated, load 1.0;
-  the Philly per-VC traces (../shared), merged, on campus-16k, load 1.0.
+  the Philly per-VC traces (../shared), merged, on campus-16k, load 1.0 and 3.5.
+Utilisation is over one window for all runs of a stream (first submit to the latest last start).
 Knobs: placer's hold limit (its default and the sweep's values; placer-greedy, the same scheduler
 without CP-SAT, at the default), Slurm's tree (22.05, 24.05+) with
 --switches=<bound>@T for T in 0 (off), 5 min, 30 min, 1 h; best-fit as it is (it never waits).
@@ -56,7 +57,10 @@ def streams(which: list[str], seeds: list[int]) -> list[tuple[str, Fabric, list[
     if "philly" in which:
         traces = [(Path(p).stem, parse_trace(p, open(p).read(), "csv", [])) for p in
                   sorted(glob.glob(str(SHARED / "philly-per-vc" / "*.csv")))]
-        out.append(("philly-per-vc", campus, scale_to_load(merge_traces(traces).jobs, campus.total_gpus, 1.0)))
+        philly = merge_traces(traces).jobs
+        out.append(("philly-per-vc", campus, scale_to_load(philly, campus.total_gpus, 1.0)))
+        # load 1.0 is light for Philly's small jobs on this fabric; 3.5 is the heavy point of bench/simulate.py
+        out.append(("philly-per-vc-load3.5", campus, scale_to_load(philly, campus.total_gpus, 3.5)))
     return out
 
 

@@ -5,14 +5,16 @@ waits for a placement within the job's leaf bound only while the timeline of job
 in time), and for the baselines Slurm's `--switches=<bound>@<wait>` (a blind wait). One run per
 (policy, knob value); the result rows carry the four figures issue 18 compares (share of multi-node
 jobs at the leaf bound, excess cross-leaf pairs, mean wait, utilisation) and `dominates` says whether
-one policy's curve lies above another's.
+one policy's curve lies above another's. Utilisation is over one window for every run of a stream.
 """
 from __future__ import annotations
 
 import os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+import numpy as np
 
 from topology import Fabric
 
@@ -31,6 +33,8 @@ class SweepRow:
     policy: str
     knob: float  # placer: hold limit; baselines: --switches wait (seconds)
     figures: dict[str, float]
+    # (start, end, GPUs) per placed job: utilisation over one window for all runs of a stream
+    usage: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {"policy": self.policy, "knob_s": self.knob, **self.figures}
@@ -42,8 +46,25 @@ def _init(fabric: Fabric, jobs: list[JobRequest]) -> None:
 
 def _run(policy: str, knob: float, cfg: SimConfig) -> SweepRow:
     cfg = replace(cfg, hold_s=knob) if policy in PLACER_POLICIES else replace(cfg, switches_wait_s=knob)
-    _, summary = simulate(_WORK["fabric"], _WORK["jobs"], policy, cfg)
-    return SweepRow(policy, knob, {k: float(summary[k] or 0.0) for k in FIGURES})
+    records, summary = simulate(_WORK["fabric"], _WORK["jobs"], policy, cfg)
+    usage = np.asarray([(r.start, r.end, sum(len(ids) for _, ids in r.alloc)) for r in records
+                        if r.status == "placed"], dtype=float).reshape(-1, 3)
+    return SweepRow(policy, knob, {k: float(summary[k] or 0.0) for k in FIGURES}, usage)
+
+
+def common_window(rows: list[SweepRow], jobs: list[JobRequest], total_gpus: int) -> list[SweepRow]:
+    """Utilisation of every run over one window, from the first submit to the latest last start of any
+    run (as `placer simulate` compares policies): each run's own busy period would differ in length."""
+    t0 = min((j.submit_time or 0.0) for j in jobs)
+    t1 = max((float(r.usage[:, 0].max()) for r in rows if r.usage is not None and r.usage.size), default=t0)
+    out = []
+    for r in rows:
+        if r.usage is None or t1 <= t0:
+            out.append(r)
+            continue
+        used = float((np.clip(r.usage[:, 1], t0, t1) - np.clip(r.usage[:, 0], t0, t1)) @ r.usage[:, 2])
+        out.append(replace(r, figures={**r.figures, "utilisation_busy_period": used / (total_gpus * (t1 - t0))}))
+    return out
 
 
 def grid(policies: list[str], knobs: tuple[float, ...]) -> list[tuple[str, float]]:
@@ -56,10 +77,12 @@ def sweep(fabric: Fabric, jobs: list[JobRequest], tasks: list[tuple[str, float]]
     workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
     if workers == 1:
         _init(fabric, jobs)
-        return [_run(p, k, cfg) for p, k in tasks]
-    with ProcessPoolExecutor(workers, initializer=_init, initargs=(fabric, jobs)) as pool:
-        futures = [pool.submit(_run, p, k, cfg) for p, k in tasks]
-        return [f.result() for f in futures]
+        rows = [_run(p, k, cfg) for p, k in tasks]
+    else:
+        with ProcessPoolExecutor(workers, initializer=_init, initargs=(fabric, jobs)) as pool:
+            futures = [pool.submit(_run, p, k, cfg) for p, k in tasks]
+            rows = [f.result() for f in futures]
+    return common_window(rows, jobs, fabric.total_gpus)
 
 
 def dominates(rows: list[SweepRow], better: str, worse: str) -> list[SweepRow]:
