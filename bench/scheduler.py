@@ -109,6 +109,30 @@ def _baselines(directory: str | None, name: str) -> list[SweepRow]:
             if r["policy"] not in PLACER_POLICIES]
 
 
+def _print_stream(name: str, rows: list[SweepRow], hold: float) -> bool:
+    print(render_rows(rows))
+    by = {(r.policy, r.knob): r.figures for r in rows}
+    if ("placer-greedy", hold) in by:
+        cp, gr = by[("placer", hold)], by[("placer-greedy", hold)]
+        print(f"  what CP-SAT adds over the greedy chooser, same scheduler: at the bound {_vs(cp, gr)[B]}, "
+              f"pairs {_vs(cp, gr)[X]}, wait {_vs(cp, gr)[W]}")
+    met = True
+    for text, ok in checks(rows, hold):
+        met &= ok
+        print(f"  [{'met' if ok else 'NOT MET'}] {text}")
+    return met
+
+
+def report(directory: Path, hold: float) -> int:
+    met = True
+    for path in sorted(directory.glob("sched-*.json")):
+        rows = [SweepRow(r["policy"], r["knob_s"], {k: r[k] for k in FIGURES}) for r in json.loads(path.read_text())]
+        print(f"\n{path.stem[6:]} (from {path}), placer's hold {hold:g} s")
+        met &= _print_stream(path.stem[6:], rows, hold)
+    print(f"\n{'every check met' if met else 'SOME CHECKS NOT MET'}")
+    return 0 if met else 1
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="1,2,3")
@@ -118,12 +142,16 @@ def main() -> int:
     ap.add_argument("--workers", type=int)
     ap.add_argument("--out", default="bench-out")
     ap.add_argument("--big", action="store_true", help="also 100,000 jobs on colossus-200k, placer's default")
+    ap.add_argument("--report", help="run nothing: print the rows and checks of an earlier run's sched-*.json in "
+                    "this directory (for another --default-hold)")
     ap.add_argument("--baselines-from", help="read the baselines' rows (best-fit, Slurm's tree) of each stream "
                     "from this directory's sched-STREAM.json (an earlier run of this script) instead of running them")
     args = ap.parse_args()
     if not SHARED.exists():
         print("../shared/data/traces is absent: this benchmark needs the project's shared traces")
         return 1
+    if args.report:
+        return report(Path(args.report), args.default_hold)
     holds = sorted({float(x) for x in args.holds.split(",")} | {args.default_hold})
     tasks = [("placer", h) for h in holds] + [("placer-greedy", args.default_hold), ("best-fit", 0.0)] + \
         [(p, w) for p in ("slurm-tree", "slurm-tree-24.05") for w in SLURM_WAITS]
@@ -139,14 +167,7 @@ def main() -> int:
         png = write_sweep_plot(rows, out, name)
         took = time.perf_counter() - t
         print(f"\n{name}: {len(jobs):,} jobs on {fabric.name}, {len(tasks)} runs in {took:.0f} s; {png}")
-        print(render_rows(rows))
-        by = {(r.policy, r.knob): r.figures for r in rows}
-        cp, gr = by[("placer", args.default_hold)], by[("placer-greedy", args.default_hold)]
-        print(f"  what CP-SAT adds over the greedy chooser, same scheduler: at the bound {_vs(cp, gr)[B]}, "
-              f"pairs {_vs(cp, gr)[X]}, wait {_vs(cp, gr)[W]}")
-        for text, ok in checks(rows, args.default_hold):
-            met_all &= ok
-            print(f"  [{'met' if ok else 'NOT MET'}] {text}")
+        met_all &= _print_stream(name, rows, args.default_hold)
     if args.big:
         big = generate(design_for("colossus-200k"))
         jobs = generate_trace(alibaba_shape(), big.total_gpus, big.n_nodes, 8, 100_000, 0.9, seed=0)
