@@ -70,6 +70,33 @@ def test_malformed_dumps_name_the_line(text: str, line: int, fragment: str) -> N
         import_ibnetdiscover(text, ImportOptions(), "bad")
 
 
+def test_a_dump_saved_from_a_terminal_imports_with_one_warning() -> None:
+    """BOM, CRLF, the shell prompt and command before the dump and a prompt after it (issue 19): the same
+    fabric as the clean dump, and one warning naming the skipped lines."""
+    clean, _ = import_ibnetdiscover(RAILS, ImportOptions(host_regex=r"^h\d"), "rails")
+    saved = "\ufeff[root@head01 fabric]# ibnetdiscover\r\n" + RAILS.replace("\n", "\r\n") + "[root@head01 fabric]# \r\n"
+    f, warnings = import_ibnetdiscover(saved, ImportOptions(host_regex=r"^h\d"), "saved")
+    assert tree_shape(f) == tree_shape(clean) and f.rails == clean.rails
+    said = [w.message for w in warnings if "shell prompt" in w.message]
+    last = len(saved.splitlines())
+    assert said == [f"skipped 2 line(s) that are a shell prompt or command, not dump output: line 1, {last}"]
+    for prompt in ("admin@login1:~$ sudo ibnetdiscover", "$ ibnetdiscover", "% ibnetdiscover"):
+        assert "shell prompt" in msgs(parse_dump(prompt + "\n" + RAILS).problems)
+
+
+def test_ibdiagnet_port_syntax_reads_as_ibnetdiscover() -> None:
+    """ibdiagnet repeats the port in parentheses and puts the peer's GUID after its port."""
+    text = ('Switch\t36 "S-0002c90300617c9a"\t\t# "Quantum Mellanox Technologies" base port 0 lid 784 lmc 0\n'
+            '[1](1) "H-0002c903000a0b0c"[1](0002c903000a0b0c)      # "gpu0001 HCA-2" lid 791 4xHDR\n\n'
+            'Ca\t1 "H-0002c903000a0b0c"\t\t# "gpu0001 HCA-2"\n'
+            '[1](0002c903000a0b0c) "S-0002c90300617c9a"[1] # lid 791 lmc 0 "Quantum Mellanox Technologies" '
+            'lid 784 4xHDR\n')
+    dump = parse_dump(text)
+    assert not dump.problems
+    assert dump.devices["S-0002c90300617c9a"].ports[1] == ("H-0002c903000a0b0c", 1, "4xHDR")
+    assert dump.devices["H-0002c903000a0b0c"].ports[1] == ("S-0002c90300617c9a", 1, "4xHDR")
+
+
 def test_no_compute_adapter_left() -> None:
     with pytest.raises(InventoryError) as info:
         import_ibnetdiscover(RAILS, ImportOptions(host_regex="^nomatch$"), "r")

@@ -23,7 +23,12 @@ from .slurm_conf import TopoSwitch, tree_to_switch_specs
 from .spec import FabricSpec, NodeSpec, NodeType, SwitchSpec
 
 _HEADER = re.compile(r'^(Switch|Ca|Rt)\s+(\d+)\s+"([^"]+)"\s*(?:#\s*"([^"]*)")?(.*)$')
-_SWITCH_PORT = re.compile(r'^\[(\d{1,5})\]\s*"([^"]+)"\[(\d{1,5})\](?:\(([0-9a-fA-F]+)\))?\s*(?:#\s*"([^"]*)")?(.*)$')
+# ibdiagnet's topology file repeats the port in parentheses and gives the peer's GUID after its port:
+#   [1](1) "H-0002c903000a0b0c"[1](0002c903000a0b0c)      # "gpu0001 HCA-2" lid 791 4xHDR
+_SWITCH_PORT = re.compile(r'^\[(\d{1,5})\](?:\((?:\d{1,5}|[0-9a-fA-F]+)\))?\s*"([^"]+)"\[(\d{1,5})\]'
+                          r'(?:\(([0-9a-fA-F]+)\))?\s*(?:#\s*"([^"]*)")?(.*)$')
+# a shell prompt and command saved with the dump: [root@host dir]# ibnetdiscover, user@host:~$ ..., $ ...
+_PROMPT = re.compile(r'^(?:\[[^\]"]*@[^\]"]*\]\s*[#$%>]|[\w.-]+@[\w.-]+(?::\S*)?\s*[#$%>]|[$%>](?:\s|$))')
 _CA_PORT = re.compile(r'^\[(\d{1,5})\](?:\(([0-9a-fA-F]+)\))?\s*"([^"]+)"\[(\d{1,5})\](?:\(([0-9a-fA-F]+)\))?'
                       r'\s*(?:#(.*))?$')
 _WIDTH_SPEED = re.compile(r"\b(\d{1,2})x(SDR|DDR|QDR|FDR10|FDR|EDR|HDR|NDR|XDR)\b")
@@ -53,8 +58,12 @@ def parse_dump(text: str) -> Dump:
     problems: list[Problem] = []
     cur: Device | None = None
     sysimg = ""
+    prompts: list[int] = []
     for no, raw in enumerate(clean_text(text).splitlines(), start=1):
         line = raw.strip()
+        if _PROMPT.match(line):
+            prompts.append(no)
+            continue
         if not line or line.startswith("#"):
             if not line:
                 cur = None
@@ -100,6 +109,10 @@ def parse_dump(text: str) -> Dump:
             cur.ports[port] = (peer, pport, ws.group(0) if ws else "")
             continue
         problems.append(Problem("", f"unexpected line (not a header, port or GUID line): {line[:60]!r}", line=no))
+    if prompts:
+        shown = ", ".join(str(n) for n in prompts[:5]) + (f" and {len(prompts) - 5} more" if len(prompts) > 5 else "")
+        problems.append(Problem("", f"skipped {len(prompts)} line(s) that are a shell prompt or command, not dump "
+                                    f"output: line {shown}", "warning"))
     return Dump(devices, problems)
 
 
