@@ -11,6 +11,7 @@ import click
 from topology import BackendError, InventoryError, PlacerError, RequestError
 
 from .exitcodes import Exit
+from .report import set_verbose, verbose
 
 
 @dataclass
@@ -33,6 +34,7 @@ def cli(ctx: click.Context, verbose: int) -> None:
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
                         format="placer: %(levelname)s: %(message)s", stream=sys.stderr)
     ctx.obj = Context(verbose=verbose)
+    set_verbose(verbose)
 
 
 def _register() -> None:
@@ -63,6 +65,7 @@ _register()
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user mistakes print a clear message and an exit code, never a traceback."""
+    set_verbose(0)
     try:
         cli.main(args=argv, prog_name="placer", standalone_mode=False)
         return Exit.OK
@@ -75,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("placer: aborted", err=True)
         return Exit.BAD_INPUT
     except InventoryError as exc:
-        click.echo(exc.render(), err=True)
+        click.echo(exc.render(verbose()), err=True)
         n = sum(1 for p in exc.problems if p.severity == "error")
         click.echo(f"placer: {n} error(s){' in ' + exc.source if exc.source else ''}; nothing written", err=True)
         return Exit.BAD_INPUT

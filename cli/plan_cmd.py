@@ -14,6 +14,7 @@ from topology.inputs import parse_yaml
 
 from .files import json_text, load_fabric, read_document, read_text, write_output
 from .params import FiniteRange
+from .report import warn
 
 
 def load_jobs(path: str) -> list:
@@ -89,8 +90,7 @@ def plan_cmd(inventory: str, jobs_path: str, state_path: str | None, down: str |
       placer plan --inventory inv.yaml --state now.json --jobs jobs.yaml --format json -o plan.json
     """
     fabric, warnings = load_fabric(inventory)
-    for w in warnings:
-        click.echo(w.render(inventory), err=True)
+    warn(warnings, inventory)
     jobs = load_jobs(jobs_path)
     state = ClusterState(fabric)
     if state_path:

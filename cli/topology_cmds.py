@@ -8,28 +8,20 @@ import click
 import yaml
 
 from plugins.slurm_cli import run_command
-from topology import BackendError, InventoryError, Problem, RequestError, dump_inventory
+from topology import BackendError, RequestError, dump_inventory
 from topology.exporters import EXPORTERS, SLURM_READS_FROM, export, format_refused, parse_slurm_version
 from topology.generate import PRESET_HELP, PRESETS, design_for, generate
 from topology.hostlists import HostlistError, expand
-from topology.ibnetdiscover import ImportOptions, import_ibnetdiscover, parse_node_map
+from topology.ibnetdiscover import ImportOptions, dump_format, import_ibnetdiscover, parse_node_map
 from topology.nvidia_smi import node_type_from_topo, parse_clique_csv, with_domains, with_node_type
 from topology.slurm_conf import import_slurm
 from topology.summary import render_summary, summarize
 
 from .files import json_text, load_fabric, read_text, write_output
+from .report import warn
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
                       help="Output for people (text) or scripts (json).")
-
-
-def _warn(problems: list[Problem], source: str | None = None, strict: bool = False) -> None:
-    """Print warnings to stderr; with --strict they are errors and stop the command."""
-    warnings = [p for p in problems if p.severity == "warning"]
-    if strict and warnings:
-        raise InventoryError([Problem(p.path, p.message, "error", p.line) for p in warnings], source)
-    for p in warnings:
-        click.echo(p.render(source), err=True)
 
 
 @click.group()
@@ -47,10 +39,10 @@ def validate(inventory: str, strict: bool, fmt: str) -> None:
     Exit 0 with a summary when valid; exit 2 with one line per problem (path and offending name) when not.
     """
     fabric, problems = load_fabric(inventory)
-    _warn(problems, inventory, strict)
+    warn(problems, inventory, strict)
     s = summarize(fabric)
     if fmt == "json":
-        click.echo(json_text({"valid": True, "warnings": [p.render() for p in problems], "summary": s}, indent=1))
+        click.echo(json_text({"valid": True, "warnings": [p.as_data() for p in problems], "summary": s}, indent=1))
     else:
         click.echo(f"{inventory}: valid")
         click.echo(render_summary(s))
@@ -68,14 +60,15 @@ def show(inventory: str | None, preset: str | None, fmt: str) -> None:
     if (inventory is None) == (preset is None):
         raise click.UsageError("give an INVENTORY file or --preset NAME (one of them)")
     fabric, problems = load_fabric(inventory or f"preset:{preset}")
-    _warn(problems, inventory)
+    warn(problems, inventory)
     s = summarize(fabric)
     click.echo(json_text(s, indent=1) if fmt == "json" else render_summary(s))
 
 
 @topology.command("import")
-@click.option("--from", "source", type=click.Choice(["slurm", "ibnetdiscover", "nvidia-smi-topo", "nvl-domains"]),
-              required=True, help="What the input is.")
+@click.option("--from", "source", type=click.Choice(["slurm", "ibnetdiscover", "ibdiagnet", "nvidia-smi-topo",
+                                                         "nvl-domains"]), required=True,
+              help="What the input is (ibnetdiscover also reads ibdiagnet's topology file, known by its header).")
 @click.argument("file", required=False)
 @click.option("--topology-conf", type=click.Path(dir_okay=False), help="slurm: topology.conf (tree).")
 @click.option("--slurm-conf", type=click.Path(dir_okay=False), help="slurm: slurm.conf (NodeName, DownNodes).")
@@ -118,13 +111,14 @@ def import_(source: str, file: str | None, topology_conf: str | None, slurm_conf
             gpus_per_node=gpus_per_node, gpu_model=gpu_model, add_root=add_root,
             name=name or topology_conf.rsplit("/", 1)[-1].removesuffix(".conf"))
         header = f"imported from {topology_conf}" + (f" and {slurm_conf}" if slurm_conf else "")
-    elif source == "ibnetdiscover":
+    elif source in ("ibnetdiscover", "ibdiagnet"):
         if not file:
-            raise click.UsageError("--from ibnetdiscover needs the dump file")
+            raise click.UsageError(f"--from {source} needs the dump file")
         opt = _ibnet_options(gpus_per_node, gpu_model, hosts, host_regex, node_map, keep_unnamed,
                              name or Path(file).stem)
-        fabric, problems = import_ibnetdiscover(read_text(file), opt, file)
-        header = f"imported from ibnetdiscover dump {file}"
+        text = read_text(file)
+        fabric, problems = import_ibnetdiscover(text, opt, file)
+        header = f"imported from {dump_format(text)} topology {file}"
     elif source == "nvidia-smi-topo":
         if not file or not node_model:
             raise click.UsageError("--from nvidia-smi-topo needs the matrix file and --node-model NAME")
@@ -143,7 +137,7 @@ def import_(source: str, file: str | None, topology_conf: str | None, slurm_conf
         base, _ = load_fabric(base_inventory)
         fabric, problems = with_domains(base, parse_clique_csv(read_text(file), file), file)
         header = f"{base_inventory} with NVLink domains from {file}"
-    _warn(problems, None, strict)
+    warn(problems, None, strict)
     write_output(output, dump_inventory(fabric, header=header))
     if output not in (None, "-"):
         click.echo(f"wrote {output}: {fabric.n_nodes:,} nodes, {fabric.total_gpus:,} GPUs, "
@@ -190,7 +184,7 @@ def _print_node_type(file: str, node_model: str, gpu_model: str) -> None:
 def export_(inventory: str, fmt: str, block_size: int | None, slurm_version: str | None, output: str | None) -> None:
     """Translate INVENTORY (YAML or preset:NAME) into Slurm's files, Graphviz or JSON."""
     fabric, problems = load_fabric(inventory)
-    _warn(problems, inventory)
+    warn(problems, inventory)
     if fmt in SLURM_READS_FROM:
         version = slurm_version or _running_slurm_version()
         if version is None:

@@ -37,7 +37,17 @@ def leaf_counts(ix: FabricIndex, nodes: np.ndarray) -> np.ndarray:
 
 
 def bounds(ix: FabricIndex, counts: np.ndarray, need: int) -> Bounds:
-    """Leaf and level-1 group bounds for `need` nodes given per-leaf counts of qualifying nodes."""
+    """Leaf and level-1 group bounds for `need` nodes given per-leaf counts of qualifying nodes. On a
+    fabric of disjoint trees a job stays in one tree (as Slurm's): the best tree's bounds."""
+    if ix.n_trees > 1:
+        per_tree = [_bounds_one(ix, np.where(ix.leaf_tree == t, counts, 0), need) for t in range(ix.n_trees)]
+        fit = [b for b in per_tree if b[0] is not None]
+        leaf, pod = min(fit, key=lambda b: (b[0], b[1] or 0)) if fit else (None, None)
+        return Bounds(leaf, pod, counts)
+    return Bounds(*_bounds_one(ix, counts, need), counts)
+
+
+def _bounds_one(ix: FabricIndex, counts: np.ndarray, need: int) -> tuple[int | None, int | None]:
     leaf = fewest(counts, need)
     pod = None
     if ix.depth > 1:
@@ -46,7 +56,19 @@ def bounds(ix: FabricIndex, counts: np.ndarray, need: int) -> Bounds:
         pod = fewest(np.bincount(a[ok], weights=counts[ok], minlength=ix.fabric.n_groups).astype(np.int64), need)
     elif leaf is not None:
         pod = 1
-    return Bounds(leaf, pod, counts)
+    return leaf, pod
+
+
+def best_tree(ix: FabricIndex, counts: np.ndarray, need: int) -> int | None:
+    """Of disjoint trees, the one a job of `need` nodes goes to: the fewest leaves, then the fewest
+    qualifying nodes (best fit: roomy trees stay ready for large jobs), then the first; None: none holds it."""
+    best: tuple[int, int, int] | None = None
+    for t in range(ix.n_trees):
+        c = np.where(ix.leaf_tree == t, counts, 0)
+        k = fewest(c, need)
+        if k is not None and (best is None or (k, int(c.sum()), t) < best):
+            best = (k, int(c.sum()), t)
+    return None if best is None else best[2]
 
 
 def empty_fabric_bounds(ix: FabricIndex, static: np.ndarray, need: int) -> Bounds:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+import numpy as np
 
 from topology import ClusterState, Fabric
 
-from .bounds import bounds, empty_fabric_bounds, leaf_counts
+from .bounds import best_tree, bounds, empty_fabric_bounds, leaf_counts
 from .choose import Choice, choose_multi, choose_single
 from .constraints import parse_constraint
 from .eligibility import Eligibility, eligibility
@@ -52,6 +54,19 @@ def _order(jobs: list[JobRequest]) -> list[int]:
                                                    jobs[i].submit_time if jobs[i].submit_time is not None else 0.0, i))
 
 
+def within_one_tree(ix: FabricIndex, el: Eligibility) -> Eligibility:
+    """On a fabric of disjoint trees a multi-node job uses one tree (Slurm's tree never spans them): the
+    best tree that holds it now, else the best that could hold it on an empty fabric."""
+    f = ix.fabric
+    t = best_tree(ix, leaf_counts(ix, el.now), el.nodes_needed)
+    if t is None:
+        t = best_tree(ix, leaf_counts(ix, el.static), el.nodes_needed)
+    if t is None:
+        return el
+    in_tree = ix.leaf_tree[f.node_leaf] == t
+    return replace(el, now=el.now & in_tree, static=el.static & in_tree)
+
+
 def _preference(p: Placement) -> tuple[int, int, int]:
     """Placed before pending before unplaceable; then fewer leaves over the bound, then lower cost."""
     rank = {"placed": 0, "pending": 1}.get(p.status, 2)
@@ -81,6 +96,8 @@ def place_one(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: Planne
         return best
     el = el or eligibility(ix, state, job, spares)
     need = el.nodes_needed
+    if ix.n_trees > 1 and el.multi_node:
+        el = within_one_tree(ix, el)
     p = Placement(job=job.job_id, status="pending", gpus=job.gpus, priority=job.priority)
     static_k = empty_fabric_bounds(ix, el.static, need).leaf
     b = bounds(ix, leaf_counts(ix, el.now), need)
@@ -92,6 +109,10 @@ def place_one(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: Planne
     if static_k is None:
         p.status = "unplaceable"
         p.reason = f"{header}; even with every node free, only {int(el.static.sum())} nodes qualify"
+        if ix.n_trees > 1 and int(el.static.sum()) >= need:
+            largest = int(np.bincount(ix.leaf_tree[f.node_leaf[el.static]], minlength=ix.n_trees).max())
+            p.reason = (f"{header}; the fabric is {ix.n_trees} disjoint trees and the largest holds only "
+                        f"{largest} qualifying nodes: a job never spans trees (as Slurm's topology/tree)")
         return _explained(p, cfg, el, b, None)
     if job.max_switches is not None and static_k > job.max_switches:
         p.status = "unplaceable"

@@ -22,6 +22,8 @@ class FabricIndex:
     type_features: tuple[frozenset[str], ...]
     type_islands: tuple[tuple[int, ...], ...]  # per node type: uint64 masks of its NVLink islands
     weights: CostWeights  # of the placement cost (placer/cost.py)
+    leaf_tree: np.ndarray  # tree (0..n_trees-1) of each leaf: disjoint trees have no common switch
+    n_trees: int
 
 
 @lru_cache(maxsize=8)
@@ -48,9 +50,13 @@ def index_for(fabric: Fabric) -> FabricIndex:
     leaf_order = np.asarray(order, dtype=np.int32)
     leaf_pos = np.empty(nl, dtype=np.int32)
     leaf_pos[leaf_order] = np.arange(nl, dtype=np.int32)
+    roots = sorted({int(fabric.group_ancestors(leaf)[-1]) for leaf in range(nl)})
+    tree_id = {r: i for i, r in enumerate(roots)}
+    leaf_tree = np.asarray([tree_id[fabric.group_ancestors(leaf)[-1]] for leaf in range(nl)], dtype=np.int32)
     islands = tuple(tuple(sum(1 << g for g in isl) for isl in t.islands()) for t in fabric.node_types)
     return FabricIndex(fabric, depth, anc, group_nodes, leaf_order, leaf_pos,
-                       tuple(frozenset(t.features) for t in fabric.node_types), islands, cost_weights(fabric))
+                       tuple(frozenset(t.features) for t in fabric.node_types), islands, cost_weights(fabric),
+                       leaf_tree, len(roots))
 
 
 def spare_mask(ix: FabricIndex, per_leaf: int) -> np.ndarray:

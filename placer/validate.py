@@ -36,6 +36,15 @@ def _group_nodes(f: Fabric) -> dict[int, set[int]]:
     return members
 
 
+def _fewest_in_a_tree(f: Fabric, per_leaf: dict[int, int], need: int) -> int | None:
+    """Fewest leaves holding `need` nodes, all under one root: disjoint trees are never spanned."""
+    by_root: dict[int, list[int]] = {}
+    for leaf, c in per_leaf.items():
+        by_root.setdefault(_ancestors(f, leaf)[-1], []).append(c)
+    ks = [k for cs in by_root.values() if (k := _fewest(cs, need)) is not None]
+    return min(ks, default=None if need > 0 else 0)
+
+
 def _fewest(counts: Iterable[int], need: int) -> int | None:
     got, k = 0, 0
     for c in sorted((c for c in counts if c > 0), reverse=True):
@@ -108,7 +117,7 @@ class _Picture:
                 ok = any(len(self.free[n] & set(isl)) >= j.gpus for isl in self.islands_for(n, j.gpus))
             if ok:
                 per_leaf[int(self.f.node_leaf[n])] = per_leaf.get(int(self.f.node_leaf[n]), 0) + 1
-        return _fewest(per_leaf.values(), need)
+        return _fewest_in_a_tree(self.f, per_leaf, need)
 
     def leaves_empty(self, j: JobRequest, size: int, multi: bool, need: int) -> int | None:
         """Fewest leaves the job fits in on an empty fabric (nodes in service; best alternative)."""
@@ -118,7 +127,7 @@ class _Picture:
             for n in range(self.f.n_nodes):
                 if self.f.node_state[n] == 0 and self.qualifies(j, n, size if multi else None, a):
                     static[int(self.f.node_leaf[n])] = static.get(int(self.f.node_leaf[n]), 0) + 1
-            if (k := _fewest(static.values(), need)) is not None:
+            if (k := _fewest_in_a_tree(self.f, static, need)) is not None:
                 ks.append(k)
         return min(ks, default=None)
 
@@ -198,10 +207,25 @@ def _check_placed(pic: _Picture, p: Placement, j: JobRequest, size: int, multi: 
     total = sum(len(v) for v in p.gpu_ids.values())
     if not multi and total != j.gpus:
         bad.append(f"{p.job}: {total} GPUs given, asked {j.gpus}")
+    bad += _check_leaves(f, p, j, nodes, k_now)
+    if check_cost:
+        want = _cost(f, pic.members, pic.level, pic.free, pic.usable, pic.ngpu, j, nodes, p.gpu_ids, multi)
+        if p.cost != want:
+            bad.append(f"{p.job}: cost {p.cost}, recomputed {want}")
+    for n in nodes:
+        pic.free[n] -= set(p.gpu_ids[f.node_names[n]])
+    return bad
+
+
+def _check_leaves(f: Fabric, p: Placement, j: JobRequest, nodes: list[int], k_now: int | None) -> list[str]:
+    """Leaves spanned as reported, within max_switches and one tree, the bound, rank order by leaf."""
+    bad = []
     leaves = [int(f.node_leaf[n]) for n in nodes]
     leaf_set = set(leaves)
     if p.leaves != len(leaf_set):
         bad.append(f"{p.job}: reports {p.leaves} leaves, spans {len(leaf_set)}")
+    if len({_ancestors(f, leaf)[-1] for leaf in leaf_set}) > 1:
+        bad.append(f"{p.job}: spans disjoint trees (no common switch)")
     if j.max_switches is not None and len(leaf_set) > j.max_switches:
         bad.append(f"{p.job}: spans {len(leaf_set)} leaves, max_switches {j.max_switches}")
     if p.leaf_lower_bound != k_now:
@@ -210,12 +234,6 @@ def _check_placed(pic: _Picture, p: Placement, j: JobRequest, size: int, multi: 
     runs = [leaves[0]] + [b for a, b in zip(leaves, leaves[1:]) if a != b]
     if len(runs) != len(leaf_set):
         bad.append(f"{p.job}: rank order leaves and re-enters a leaf")
-    if check_cost:
-        want = _cost(f, pic.members, pic.level, pic.free, pic.usable, pic.ngpu, j, nodes, p.gpu_ids, multi)
-        if p.cost != want:
-            bad.append(f"{p.job}: cost {p.cost}, recomputed {want}")
-    for n in nodes:
-        pic.free[n] -= set(p.gpu_ids[f.node_names[n]])
     return bad
 
 

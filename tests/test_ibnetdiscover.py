@@ -97,6 +97,19 @@ def test_ibdiagnet_port_syntax_reads_as_ibnetdiscover() -> None:
     assert dump.devices["H-0002c903000a0b0c"].ports[1] == ("S-0002c90300617c9a", 1, "4xHDR")
 
 
+def test_ibdiagnet_topology_file_gives_the_same_fabric_as_ibnetdiscover() -> None:
+    """The same fabric written by ibdiagnet (header, doubled ports, peer GUIDs, spaces): hosts, rails, the
+    director, SHARP left out and the default-named adapter reported, exactly as from ibnetdiscover."""
+    text = (DATA / "rails-director.ibdiagnet").read_text()
+    assert parse_dump(text).fmt == "ibdiagnet" and parse_dump(RAILS).fmt == "ibnetdiscover"
+    opt = ImportOptions(host_regex=r"^h\d")
+    a, wa = import_ibnetdiscover(RAILS, opt, "ibnet")
+    b, wb = import_ibnetdiscover(text, opt, "ibdiag")
+    assert tree_shape(a) == tree_shape(b) and a.node_names == b.node_names and a.rails == b.rails == 2
+    assert [s.name for s in a.switches] == [s.name for s in b.switches]
+    assert msgs(wa) == msgs(wb) and "SHARP" in msgs(wb) and "default description" in msgs(wb)
+
+
 def test_no_compute_adapter_left() -> None:
     with pytest.raises(InventoryError) as info:
         import_ibnetdiscover(RAILS, ImportOptions(host_regex="^nomatch$"), "r")

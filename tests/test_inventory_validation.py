@@ -73,8 +73,6 @@ CASES = [
     ("gpus-missing", VALID.replace("gpus: 8, ", ""), [("node_types.g8.gpus", "needs a GPU count")]),
     ("malformed-hostlist-in-switch", VALID.replace('"n[1-2]"', '"n[1-2"'), [("switches[1](l1).nodes", "malformed hostlist 'n[1-2'")]),
     ("malformed-hostlist-in-nodes", VALID + 'nodes:\n  - {names: "x[3-1]"}\n', [("nodes[0].names", "malformed hostlist")]),
-    ("several-roots", VALID + '  - {name: other}\n  - {name: l3, parent: other, nodes: "n5"}\n',
-     [("switches", "the switch tree has 2 roots ('top', 'other')")]),
     ("unknown-node-type", VALID + 'nodes:\n  - {names: "n1", type: g9}\n', [("nodes[0].names[0]", "unknown node type 'g9'")]),
     ("unknown-default-type", VALID.replace("defaults: {type: g8}", "defaults: {type: zz}"), [("defaults.type", "unknown node type 'zz'")]),
     ("no-type-no-default", VALID.replace("defaults: {type: g8}\n", "") + 'nodes:\n  - {names: "n[1-4]"}\n',

@@ -2,10 +2,11 @@
 
   node_types      GPU counts and NVLink islands make sense
   nodes           names unique, types and states known
-  switch_tree     names unique, parents known, no cycle, one root
+  switch_tree     names unique, parents known, no cycle
   attach_nodes    leaves hold nodes only, rails sane, each node under one leaf (per rail)
   nvlink_domains  each node in one domain at most
   (placement_tree.scalable_units, placement_tree.inner_groups: the placement tree)
+  disjoint_trees  several trees: a warning (placement keeps within one)
   domains_in_leaves  a domain sits below one leaf
   index_arrays    the Fabric's arrays
 
@@ -57,6 +58,7 @@ def _build(spec: FabricSpec, problems: list[Problem]) -> Fabric | None:
     groups = inner_groups(spec, tree.parent, tree.children, units.keys, problems)
     if groups is None:
         return None
+    disjoint_trees(groups, problems)
     domains_in_leaves(spec, domains, units, groups, problems)
     if errors_in(problems):
         return None
@@ -154,10 +156,6 @@ def switch_tree(spec: FabricSpec, problems: list[Problem]) -> SwitchTree | None:
         return None
     roots = [i for i in range(len(parent)) if parent[i] < 0 and index.get(spec.switches[i].name) == i
              and (children[i] or spec.switches[i].nodes)]  # a switch with neither is warned about later
-    if len(roots) > 1:
-        shown = ", ".join(repr(spec.switches[r].name) for r in roots[:10]) + (" ..." if len(roots) > 10 else "")
-        problems.append(Problem("switches", f"the switch tree has {len(roots)} roots ({shown}); leaves under "
-                                            f"different roots have no path to each other: give them a common parent"))
     tiers = _tiers(children, roots)
     if max(tiers, default=0) >= MAX_SWITCH_TIERS:  # levels are int8 arrays; real fat-trees have 2-4 tiers
         problems.append(Problem("switches", f"the switch tree is {max(tiers) + 1} tiers deep; placer reads at most "
@@ -336,6 +334,18 @@ def nvlink_domains(spec: FabricSpec, nodes: NodeTable, problems: list[Problem]) 
             else:
                 node_domain[ni] = di
     return Domains(names, node_domain)
+
+
+def disjoint_trees(groups: Groups, problems: list[Problem]) -> None:
+    """Several placement trees (no common switch, rail planes already merged): Slurm reads such a
+    topology.conf, warns, and never spans them; so does placer."""
+    roots = [groups.names[g] for g in range(len(groups.names)) if groups.parent[g] < 0]
+    if len(roots) > 1:
+        shown = ", ".join(repr(r) for r in roots[:5]) + (f" and {len(roots) - 5} more" if len(roots) > 5 else "")
+        problems.append(Problem("switches", f"{len(roots)} disjoint trees with no common switch (under {shown}): "
+                                            f"a job is placed within one tree, never across them (as Slurm does); "
+                                            f"give them a common parent (or import with --add-root NAME) for one "
+                                            f"tree", "warning"))
 
 
 def domains_in_leaves(spec: FabricSpec, domains: Domains, units: Units, groups: Groups,

@@ -42,6 +42,7 @@ PRESETS: dict[str, Design] = {
     "campus-16k": Design(pods=4, sus_per_pod=16, name="campus-16k"),
     "colossus-100k": Design(pods=25, sus_per_pod=16, name="colossus-100k"),
     "colossus-200k": Design(pods=54, sus_per_pod=16, name="colossus-200k"),
+    "colossus-1m": Design(pods=256, sus_per_pod=16, name="colossus-1m"),
     "gb200-nvl72": Design(pods=1, sus_per_pod=8, nodes_per_su=144, gpus_per_node=4, rails=4, gpu_model="gb200",
                           nvl_domain_nodes=18, name="gb200-nvl72"),
     "tiny": Design(pods=2, sus_per_pod=2, nodes_per_su=4, rails=2, name="tiny"),
@@ -51,6 +52,7 @@ PRESET_HELP = {
     "campus-16k": "4 pods x 16 SUs: 2,048 nodes, 16,384 GPUs, three tiers",
     "colossus-100k": "25 pods: 12,800 nodes, 102,400 GPUs",
     "colossus-200k": "54 pods: 27,648 nodes, 221,184 GPUs",
+    "colossus-1m": "256 pods: 131,072 nodes, 1,048,576 GPUs (issue 19's scale)",
     "gb200-nvl72": "8 SUs of 8 NVL72 racks (18 x 4-GPU nodes each): 1,152 nodes, 4,608 GPUs",
     "tiny": "2 pods x 2 SUs x 4 nodes, 2 rails: 16 nodes, 128 GPUs (for trying things)",
 }

@@ -16,6 +16,10 @@ class HostlistError(ValueError):
 # the most names one expression may expand to: twice the 1,048,576-GPU fabric's 131,072 nodes (a 249-byte
 # expression can otherwise name millions, and a hook request's 64 KiB hundreds of millions)
 MAX_HOSTLIST_NAMES = 262_144
+# python-hostlist refuses any range over its MAX_SIZE (100,000), so the 131,072-node fabric's own
+# `gpu[000001-131072]` failed (issue 19). Raised knowingly: expand() counts names before the library
+# sees them and stops at MAX_HOSTLIST_NAMES, so the library's own guard is never the one needed.
+_hl.MAX_SIZE = max(int(getattr(_hl, "MAX_SIZE", 0)), MAX_HOSTLIST_NAMES)
 _LONG_NUMBER = re.compile(r"\d{19}")
 _DIGITS = re.compile(r"[0-9]{1,18}")
 

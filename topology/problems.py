@@ -1,9 +1,10 @@
 """Problems found in user input, and the small exception hierarchy that carries them."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Severity = Literal["error", "warning"]
 
@@ -25,6 +26,52 @@ class Problem:
         path = f"{self.path}: " if self.path else ""
         return f"{loc}{self.severity}: {path}{self.message}"
 
+    def as_data(self) -> dict[str, Any]:
+        return {"severity": self.severity, "path": self.path, "line": self.line, "message": self.message,
+                "kind": kind_of(self)}
+
+
+# what varies between problems of one kind: quoted names, GUIDs and numbers
+_VARYING = re.compile(r"'[^']*'|\"[^\"]*\"|\b(?:0x)?[0-9a-fA-F]{12,}\b|\b\d[\d,.]*\b")
+EXAMPLES = 5  # a grouped line names at most this many
+
+
+def kind_of(p: Problem) -> str:
+    """The problem's message with what varies (names, GUIDs, numbers) as '…': problems of one kind group."""
+    return _VARYING.sub("…", p.message)
+
+
+def shown(items: list[str], limit: int = EXAMPLES) -> str:
+    """At most `limit` items, then '… and N more': long lists never fill a terminal line."""
+    head = ", ".join(items[:limit])
+    return head + (f" … and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def _example(p: Problem) -> str:
+    first = _VARYING.search(p.message)
+    what = first.group(0) if first else p.path or p.message[:40]
+    return f"{what} (line {p.line})" if p.line is not None else what
+
+
+def render_grouped(problems: Iterable[Problem], source: str | None = None, verbose: bool = False,
+                   min_group: int = 2) -> list[str]:
+    """One line per kind of problem with its count and a few examples (`verbose`: every problem). A kind
+    with fewer than `min_group` members prints each problem in full, so nothing is lost."""
+    items = list(problems)
+    if verbose:
+        return [p.render(source) for p in items]
+    kinds: dict[tuple[str, str], list[Problem]] = {}
+    for p in items:
+        kinds.setdefault((p.severity, kind_of(p)), []).append(p)
+    out: list[str] = []
+    for (severity, kind), ps in kinds.items():
+        if len(ps) < min_group:
+            out.extend(p.render(source) for p in ps)
+            continue
+        where = f"{source}: " if source else ""
+        out.append(f"{where}{severity} ({len(ps)}x): {kind}: {shown([_example(p) for p in ps])}")
+    return out
+
 
 class PlacerError(Exception):
     """Root of every error this project raises on purpose."""
@@ -40,8 +87,12 @@ class InventoryError(PlacerError):
         head = f"{len(errors)} problem(s)" + (f" in {source}" if source else "")
         super().__init__(head)
 
-    def render(self) -> str:
-        return "\n".join(p.render(self.source) for p in self.problems)
+    def render(self, verbose: bool = False) -> str:
+        """Errors of one kind grouped when there are many (ERRORS_GROUPED_FROM); `verbose`: every one."""
+        return "\n".join(render_grouped(self.problems, self.source, verbose, ERRORS_GROUPED_FROM))
+
+
+ERRORS_GROUPED_FROM = 6  # a few errors of a kind print in full (each must be fixed); more are grouped
 
 
 class RequestError(PlacerError):

@@ -15,7 +15,7 @@ from .fabric import Fabric
 from .hostlists import HostlistError, compress, expand
 from .inputs import clean_text
 from .merge import merge_co_parents
-from .problems import InventoryError, Problem, errors_in
+from .problems import InventoryError, Problem, errors_in, shown
 from .spec import FabricSpec, NodeSpec, NodeType, SwitchSpec
 
 SLURM_STATES = {"down": "down", "drain": "drain", "fail": "drain", "failing": "drain", "future": "down",
@@ -295,8 +295,9 @@ def tree_to_switch_specs(topo: list[TopoSwitch], problems: list[Problem], add_ro
         class_name[cls] = head.name
         if len(members) > 1:
             problems.append(Problem(f"{label}={head.name}",
-                                    f"switches {', '.join(members)} serve the same children (redundant fat-tree "
-                                    f"switches); merged into one logical switch {head.name!r}", "warning", head.line))
+                                    f"{len(members)} switches {shown(members)} serve the same children (redundant "
+                                    f"fat-tree switches); merged into one logical switch {head.name!r}", "warning",
+                                    head.line))
         nodes = [n for m in members for n in by_name[m].nodes]
         speeds = {speed for m in members if (speed := by_name[m].link_speed) is not None}
         specs.append(SwitchSpec(name=head.name, path=f"{label}={head.name}", nodes=nodes,
@@ -311,10 +312,6 @@ def tree_to_switch_specs(topo: list[TopoSwitch], problems: list[Problem], add_ro
         for sp in roots:
             sp.parent = add_root
         specs.append(SwitchSpec(name=add_root, path=f"--add-root {add_root}"))
-    elif len(roots) > 1:
-        problems.append(Problem("", f"leaves with no path to the others: {len(roots)} separate trees under "
-                                    f"{', '.join(repr(r.name) for r in roots[:8])}; Slurm never spans them. "
-                                    f"Join them (or pass --add-root NAME)"))
     return specs
 
 

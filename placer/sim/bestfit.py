@@ -31,6 +31,8 @@ def policy_best_fit(ix: FabricIndex, state: ClusterState, job: JobRequest, el: E
     if per_leaf.sum() < el.nodes_needed:
         return None
     take = _leaf_counts(ix, per_leaf, el.nodes_needed)
+    if take is None:
+        return None
     nodes: list[int] = []
     for leaf, k in take:
         in_leaf = np.nonzero(el.now & (f.node_leaf == leaf))[0]
@@ -51,7 +53,7 @@ def _small(ix: FabricIndex, state: ClusterState, job: JobRequest, el: Eligibilit
     return [(node, pick_gpus(ix, state, node, job.gpus, tightest=True))]
 
 
-def _leaf_counts(ix: FabricIndex, per_leaf: np.ndarray, need: int) -> list[tuple[int, int]]:
+def _leaf_counts(ix: FabricIndex, per_leaf: np.ndarray, need: int) -> list[tuple[int, int]] | None:
     """(leaf, nodes to take there) for a job of `need` whole nodes: one leaf if any fits (the tightest),
     else the group at the lowest level needing the fewest leaves, fullest leaves first, tightest last."""
     fits = np.nonzero(per_leaf >= need)[0]
@@ -70,7 +72,9 @@ def _leaf_counts(ix: FabricIndex, per_leaf: np.ndarray, need: int) -> list[tuple
             best = key if best is None or key < best else best
         if best is not None:
             return _fill(np.nonzero(anc == best[2])[0], per_leaf, need)
-    return _fill(np.arange(per_leaf.size), per_leaf, need)  # a forest: every leaf (never reached on one tree)
+    if ix.n_trees > 1:  # disjoint trees and none holds it alone: never spanned (as Slurm)
+        return None
+    return _fill(np.arange(per_leaf.size), per_leaf, need)  # every leaf, under the one root
 
 
 def _fill(leaves: np.ndarray, per_leaf: np.ndarray, need: int) -> list[tuple[int, int]]:

@@ -59,8 +59,8 @@ class SimCluster:
     def whole_free(self, size: int) -> int:
         """Whole free nodes of this size."""
         if len(self.sizes) == 1:
-            root = int(np.nonzero(self.fabric.group_parent < 0)[0][0])
-            return int(self.state.group_free_nodes[root])
+            roots = np.nonzero(self.fabric.group_parent < 0)[0]  # several on a fabric of disjoint trees
+            return int(self.state.group_free_nodes[roots].sum())
         wf = self.state.whole_free() & (self.fabric.node_gpus == size)
         return int(wf.sum())
 

@@ -60,6 +60,12 @@ def policy_first_fit(ix: FabricIndex, state: ClusterState, job: JobRequest, el: 
     ok = order[el.now[order]]
     if ok.size < el.nodes_needed:
         return None
+    if el.multi_node and ix.n_trees > 1:  # blind to the tree, but not across disjoint trees (no path there)
+        tree = ix.leaf_tree[ix.fabric.node_leaf[ok]]
+        fits = [t for t in dict.fromkeys(tree.tolist()) if (tree == t).sum() >= el.nodes_needed]
+        if not fits:
+            return None
+        ok = ok[tree == fits[0]]
     if el.multi_node:
         return _whole(ix, [int(n) for n in ok[: el.nodes_needed]])
     n = int(ok[0])
