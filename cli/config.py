@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from placer.timeline import DEFAULT_HOLD_MAX_S, DEFAULT_HOLD_S, DEFAULT_HOLD_SHARE
+from placer.types import DegradedLinks
 from plugins.serve import ServeConfig
 from topology import Problem, RequestError
 
@@ -75,6 +76,7 @@ KEYS: dict[str, tuple[Check, str]] = {
     "hold_s": (_number(0, 7 * DAY_S), "hold_s"),
     "hold_share": (_number(0, 10), "hold_share"),
     "hold_max_s": (_number(0, 30 * DAY_S), "hold_max_s"),
+    "degraded_links": (_choice("avoid", "weigh", "ignore"), "degraded_links"),
 }
 
 
@@ -93,6 +95,7 @@ class SiteConfig:
     hold_s: float = DEFAULT_HOLD_S
     hold_share: float = DEFAULT_HOLD_SHARE
     hold_max_s: float = DEFAULT_HOLD_MAX_S
+    degraded_links: DegradedLinks = "weigh"  # multi-node jobs and nodes behind a slow cable
 
     def need_inventory(self, flag: str | None) -> str:
         """The inventory from the flag, else this file; naming where to put it when neither has one."""

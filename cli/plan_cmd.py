@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import click
 
 from placer import PlannerConfig, plan
 from placer.jobs import jobs_from_csv, jobs_from_list
 from placer.plan_doc import apply_plan_document, plan_document
+from placer.types import DegradedLinks
 from topology import ClusterState, Problem, RequestError
 from topology.hostlists import HostlistError, compress, expand
 from topology.inputs import parse_yaml
@@ -74,12 +76,16 @@ def render_text(doc: dict, explain: bool) -> str:
 @click.option("--seed", type=int, default=0, show_default=True, help="CP-SAT random seed.")
 @click.option("--spares-per-su", type=click.IntRange(min=0), default=0, show_default=True,
               help="Keep this many whole nodes per scalable unit free as hot spares (for `placer replace`).")
+@click.option("--degraded-links", type=click.Choice(["avoid", "weigh", "ignore"]), default="weigh", show_default=True,
+              help="Multi-node jobs and nodes behind a slower or narrower cable (the inventory's degraded_links): "
+                   "never use them, use them last at equal cost, or take no notice.")
 @click.option("--explain", is_flag=True, help="Say why: excluded nodes counted, alternatives and their cost.")
 @click.option("--dump-models", type=click.Path(file_okay=False), help="Write each CP-SAT model here (text proto).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("-o", "--output", help="Write the plan here (default: stdout).")
 def plan_cmd(inventory: str, jobs_path: str, state_path: str | None, down: str | None, time_limit_s: float,
-             batch_time_limit_s: float, solver: str, workers: int, seed: int, spares_per_su: int, explain: bool,
+             batch_time_limit_s: float, solver: str, workers: int, seed: int, spares_per_su: int,
+             degraded_links: str, explain: bool,
              dump_models: str | None, fmt: str, output: str | None) -> None:
     """Place jobs on a fabric (dry run) and say where each goes and why.
 
@@ -108,7 +114,8 @@ def plan_cmd(inventory: str, jobs_path: str, state_path: str | None, down: str |
             state.set_usable(fabric.node_index[n], False)
     cfg = PlannerConfig(time_limit_s=time_limit_s, batch_time_limit_s=batch_time_limit_s, num_workers=workers,
                         random_seed=seed, solver="greedy" if solver == "greedy" else "cpsat", explain=explain,
-                        dump_models=bool(dump_models), spares_per_su=spares_per_su)
+                        dump_models=bool(dump_models), spares_per_su=spares_per_su,
+                        degraded_links=cast(DegradedLinks, degraded_links))
     result = plan(fabric, state, jobs, cfg)
     doc = plan_document(fabric, result.placements, result.summary())
     if dump_models:

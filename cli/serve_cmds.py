@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -84,6 +85,7 @@ def serve_cmd(inventory: str | None, config_path: str | None, socket_path: str |
                          socket_group=socket_group, mode=mode, partitions=partitions or None,
                          gpu_only=(not all_jobs) if all_jobs else None, refresh_s=refresh_s, node_poll_s=node_poll_s,
                          metrics_port=metrics_port, max_hold_s=max_hold_s)
+    cfg = replace(cfg, planner=replace(cfg.planner, degraded_links=site.degraded_links))
     fabric, _ = load_fabric(inventory)
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger().setLevel(logging.INFO)  # one line per decision is the point of a daemon log
@@ -155,7 +157,8 @@ def apply_cmd(inventory: str | None, config_path: str | None, mode: str, interva
         _print_report(r)
         report_pass(Path(socket_path))
 
-    last = apply_loop(fabric, be, PlannerConfig(time_limit_s=time_limit_s), max_hold_s,
+    planner = PlannerConfig(time_limit_s=time_limit_s, degraded_links=site.degraded_links)
+    last = apply_loop(fabric, be, planner, max_hold_s,
                       interval_s if mode == "watch" else None, stop, report, hold)
     if mode == "once" and last.errors:
         raise BackendError(f"{len(last.errors)} error(s): jobs not pinned or released, or a wrong inventory "

@@ -8,17 +8,19 @@ import click
 import yaml
 
 from plugins.slurm_cli import run_command
-from topology import BackendError, RequestError, dump_inventory
+from topology import BackendError, Fabric, InventoryError, RequestError, dump_inventory
+from topology.diff import diff_wiring, looks_like_dump, render_diff, wiring_of_dump, wiring_of_fabric
 from topology.exporters import EXPORTERS, SLURM_READS_FROM, export, format_refused, parse_slurm_version
 from topology.generate import PRESET_HELP, PRESETS, design_for, generate
 from topology.hostlists import HostlistError, expand
-from topology.ibnetdiscover import ImportOptions, dump_format, import_ibnetdiscover, parse_node_map
+from topology.ibnetdiscover import ImportOptions, dump_format, import_ibnetdiscover, parse_dump, parse_node_map
 from topology.nvidia_smi import node_type_from_topo, parse_clique_csv, with_domains, with_node_type
+from topology.problems import errors_in
 from topology.slurm_conf import import_slurm
 from topology.summary import render_summary, summarize
 
 from .files import json_text, load_fabric, read_text, write_output
-from .report import warn
+from .report import verbose, warn
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
                       help="Output for people (text) or scripts (json).")
@@ -229,3 +231,48 @@ def generate_(preset: str | None, output: str | None, **sizes: int | str | None)
     if output not in (None, "-"):
         click.echo(f"wrote {output}: {fabric.n_nodes:,} nodes, {fabric.total_gpus:,} GPUs", err=True)
 
+
+
+@topology.command("diff")
+@click.argument("old")
+@click.argument("new")
+@click.option("--host-regex", metavar="RE", help="Dump against inventory: only hosts matching RE are compute nodes.")
+@FORMAT
+def diff_(old: str, new: str, host_regex: str | None, fmt: str) -> None:
+    """What changed between OLD and NEW: two ibnetdiscover (or ibdiagnet) dumps, two inventories, or one of
+    each. Cables lost and added, links degraded and restored, nodes moved to other leaves.
+
+    Two dumps compare cable by cable (ends by GUID and port); otherwise at the inventory's level (each
+    node's leaf per rail, each switch's parent, the inventory's degraded_links). Exit 0 either way; the
+    JSON has every change (the text shows 20 per section, all with -v).
+
+    \b
+    Examples:
+      placer topology diff fabric-monday.dump fabric-tuesday.dump
+      placer topology diff /etc/placer/inventory.yaml tonight.dump --host-regex '^gpu'
+    """
+    texts = {path: read_text(path) if not path.startswith("preset:") else "" for path in (old, new)}
+    dumps = {path: looks_like_dump(text) for path, text in texts.items()}
+    if dumps[old] and dumps[new]:
+        sides = []
+        for path in (old, new):
+            dump = parse_dump(texts[path])
+            if errors_in(dump.problems):
+                raise InventoryError(dump.problems, path)
+            sides.append(wiring_of_dump(dump))
+    else:
+        sides = [wiring_of_fabric(_fabric_for_diff(path, texts[path], dumps[path], host_regex)) for path in (old, new)]
+    d = diff_wiring(sides[0], sides[1])
+    if fmt == "json":
+        click.echo(json_text(d.as_data(), indent=1))
+    else:
+        click.echo(render_diff(d, None if verbose() else 20))
+
+
+def _fabric_for_diff(path: str, text: str, is_dump: bool, host_regex: str | None) -> Fabric:
+    if not is_dump:
+        fabric, problems = load_fabric(path)
+    else:
+        fabric, problems = import_ibnetdiscover(text, ImportOptions(host_regex=host_regex, name=Path(path).stem), path)
+    warn(problems, path)
+    return fabric

@@ -146,6 +146,8 @@ def _nodes_from_take(ix: FabricIndex, el: Eligibility, take: dict[int, int]) -> 
             continue
         members = f.nodes_of_leaf(l)
         ok = np.sort(members[el.now[members]])
+        if el.use_last is not None:  # behind a degraded link: last in the leaf
+            ok = ok[np.argsort(el.use_last[ok], kind="stable")]
         if not f.domain_names:
             out.extend(int(v) for v in ok[:x])
             continue
@@ -188,7 +190,10 @@ def choose_single_leaf(ix: FabricIndex, state: ClusterState, el: Eligibility, co
         broken_groups += (ok & wf[a0] & (need < ix.group_nodes[a0])).astype(np.int64)
     cost = placement_cost(ix.weights, leaves=1, tier=0, broken_leaves=broken_leaf, broken_groups=broken_groups,
                           partial=partial, leftover=free - need)
-    order = np.lexsort((cands, cost))
+    # at equal cost, a leaf with enough nodes not behind a degraded link
+    short = np.zeros(cands.size, dtype=bool) if el.use_last is None else \
+        np.bincount(ix.fabric.node_leaf[el.now & ~el.use_last], minlength=ix.fabric.n_leaves)[cands] < need
+    order = np.lexsort((cands, short, cost))
     best = _choice(ix, state, el, {int(cands[order[0]]): need}, "exact scan (single leaf)")
     assert best.cost == int(cost[order[0]])
     best.alternatives = [{"leaves": [ix.fabric.group_names[int(cands[i])]], "cost": int(cost[i])} for i in order[1:4]]

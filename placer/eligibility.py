@@ -21,6 +21,7 @@ class Eligibility:
     static: np.ndarray  # bool per node: could ever host the job (features, size, not excluded, in service)
     now: np.ndarray  # bool per node: can host it in the current state
     excluded: dict[str, int]  # reason -> node count, each node counted once, first reason wins
+    use_last: np.ndarray | None = None  # bool per node: taken only when the cost is the same without it
 
 
 def _static_mask(ix: FabricIndex, job: JobRequest, alternative: int | None

@@ -67,6 +67,23 @@ def within_one_tree(ix: FabricIndex, el: Eligibility) -> Eligibility:
     return replace(el, now=el.now & in_tree, static=el.static & in_tree)
 
 
+def degraded_last(el: Eligibility, behind: np.ndarray, avoid: bool) -> Eligibility:
+    """Nodes behind a degraded link: out of a multi-node job's reach (avoid, counted as a reason), or
+    taken last, only where the placement costs the same without them (weigh)."""
+    if not avoid:
+        return replace(el, use_last=behind)
+    hit = int((el.now & behind).sum())
+    excluded = {**el.excluded, "behind a degraded link": hit} if hit else el.excluded
+    return replace(el, now=el.now & ~behind, static=el.static & ~behind, excluded=excluded)
+
+
+def avoided_nodes(fabric: Fabric, cfg: PlannerConfig) -> frozenset[str]:
+    """What the validator must know of `degraded_links: avoid`: nodes no multi-node job may take."""
+    if cfg.degraded_links != "avoid" or fabric.node_degraded is None:
+        return frozenset()
+    return frozenset(fabric.node_names[int(n)] for n in np.nonzero(fabric.node_degraded)[0])
+
+
 def _preference(p: Placement) -> tuple[int, int, int]:
     """Placed before pending before unplaceable; then fewer leaves over the bound, then lower cost."""
     rank = {"placed": 0, "pending": 1}.get(p.status, 2)
@@ -98,6 +115,8 @@ def place_one(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: Planne
     need = el.nodes_needed
     if ix.n_trees > 1 and el.multi_node:
         el = within_one_tree(ix, el)
+    if el.multi_node and f.node_degraded is not None and cfg.degraded_links != "ignore":
+        el = degraded_last(el, f.behind_degraded(), cfg.degraded_links == "avoid")
     p = Placement(job=job.job_id, status="pending", gpus=job.gpus, priority=job.priority)
     static_k = empty_fabric_bounds(ix, el.static, need).leaf
     b = bounds(ix, leaf_counts(ix, el.now), need)

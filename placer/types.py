@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Status = Literal["placed", "pending", "unplaceable"]
+DegradedLinks = Literal["avoid", "weigh", "ignore"]
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,9 @@ class PlannerConfig:
     explain: bool = False
     dump_models: bool = False  # keep each CP-SAT model (text proto) on its placement, for offline replay
     spares_per_su: int = 0  # whole nodes per scalable unit kept free as hot spares, used only for replacements
+    # multi-node jobs and nodes behind a degraded link (topology/links.py): never use them (avoid), use them
+    # last at equal cost (weigh), or take no notice (ignore)
+    degraded_links: DegradedLinks = "weigh"
 
 
 @dataclass

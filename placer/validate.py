@@ -58,8 +58,9 @@ def _fewest(counts: Iterable[int], need: int) -> int | None:
 class _Picture:
     """The validator's own plain picture of the cluster: free GPU ids per node, usable flags, groups."""
 
-    def __init__(self, f: Fabric, initial: ClusterState, reserved: set[str] | frozenset[str]) -> None:
-        self.f, self.reserved = f, reserved
+    def __init__(self, f: Fabric, initial: ClusterState, reserved: set[str] | frozenset[str],
+                 avoid_multi: frozenset[str] = frozenset()) -> None:
+        self.f, self.reserved, self.avoid_multi = f, reserved, avoid_multi
         self.members = _group_nodes(f)
         self.level = [int(x) for x in f.group_level]
         self.free = {n: set(initial.free_gpu_ids(n)) for n in range(f.n_nodes)}
@@ -91,6 +92,8 @@ class _Picture:
         if self.f.node_names[n] in self.reserved:  # hot spares: only replacements may use them
             return False
         if not self.allowed(j, n, alternative):
+            return False
+        if size is not None and self.f.node_names[n] in self.avoid_multi:  # degraded_links: avoid
             return False
         return self.ngpu[n] == size if size is not None else self.ngpu[n] >= j.gpus
 
@@ -142,12 +145,14 @@ def _alternatives(j: JobRequest) -> list[int | None]:
 
 
 def validate(fabric: Fabric, initial: ClusterState, jobs: list[JobRequest], placements: list[Placement],
-             check_cost: bool = True, reserved: set[str] | frozenset[str] = frozenset()) -> list[str]:
-    """Every violation found, as readable strings (empty: all good)."""
+             check_cost: bool = True, reserved: set[str] | frozenset[str] = frozenset(),
+             avoid_multi: frozenset[str] = frozenset()) -> list[str]:
+    """Every violation found, as readable strings (empty: all good). `reserved`: hot spares no job may
+    take; `avoid_multi`: nodes no multi-node job may take (placer.engine.avoided_nodes)."""
     bad: list[str] = []
     by_id = {j.job_id: j for j in jobs}
     pos = {j.job_id: i for i, j in enumerate(jobs)}
-    pic = _Picture(fabric, initial, reserved)
+    pic = _Picture(fabric, initial, reserved, avoid_multi)
     seen = set()
     for p in placements:
         if p.job not in by_id:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from placer import JobRequest, PlannerConfig
-from placer.engine import apply, place_one
+from placer.engine import apply, avoided_nodes, place_one
 from placer.index import index_for
 from placer.timeline import HoldRule, Release, first_within_bound, static_leaf_bound
 from placer.types import Placement
@@ -199,7 +199,7 @@ def _pin(ps: Pass, j: SlurmJob, job: JobRequest, p: Placement, on: ClusterState,
     """Pin `j` to `p`'s nodes and release it; False (left held: the next pass tries again) on an error or
     when the one validator finds the placement wrong for the state it was made on (never applied)."""
     nodes = compress(p.nodes)
-    bad = validate(ps.fabric, on, [job], [p], check_cost=False)
+    bad = validate(ps.fabric, on, [job], [p], check_cost=False, avoid_multi=avoided_nodes(ps.fabric, ps.cfg))
     if bad:
         ps.out.errors.append(f"job {j.job_id}: placement refused by the validator: {'; '.join(bad)}")
         log.error("job %d: not pinned, the validator refused %s: %s", j.job_id, nodes, "; ".join(bad))

@@ -41,7 +41,7 @@ def test_rails_director_sharp_and_default_names() -> None:
     assert "1 SHARP aggregation node(s) ignored" in text
     assert "1 adapter(s) still carry a default description, so their host is unknown: H-cccc000000000042" in text
     assert "1 adapter(s) left out by the host filter" in text  # stor1
-    assert "slower than the usual 400 Gb/s: h2-su1-r1 100 Gb/s" in text
+    assert "node 'h2' - 'su1-r1' runs 1xNDR, its peers 4xNDR: slower or narrower" in text
     # h4 lost its rail-1 adapter's name but still joins its unit
     assert "join their peers' scalable unit: h4" in text
     assert sorted(f.node_names[n] for n in f.nodes_of_leaf(int(f.node_leaf[f.node_index["h4"]]))) == ["h3", "h4"]
@@ -155,7 +155,7 @@ def test_real_x5_dump_matches_the_sites_topology_conf() -> None:
     ours = sorted(sorted(f.node_names[n] for n in f.nodes_of_leaf(l)) for l in range(f.n_leaves))
     theirs = sorted(sorted(site.node_names[n] for n in site.nodes_of_leaf(l)) for l in range(site.n_leaves))
     assert ours == theirs
-    assert "slower than the usual 40 Gb/s" in msgs(warnings)  # the DDR adapters on QDR switches
+    assert "runs 4xDDR, its peers 4xQDR" in msgs(warnings)  # the DDR adapters on QDR switches
 
 
 def test_imported_inventory_works_everywhere(tmp_path: Path, capsys) -> None:

@@ -8,6 +8,7 @@
   (placement_tree.scalable_units, placement_tree.inner_groups: the placement tree)
   disjoint_trees  several trees: a warning (placement keeps within one)
   domains_in_leaves  a domain sits below one leaf
+  degraded_links  each slow or narrow cable's ends known, reported (topology/links.py)
   index_arrays    the Fabric's arrays
 
 Every pass appends to one problem list; the build stops after the pass that found an error, so a user
@@ -15,13 +16,14 @@ sees every problem of the earliest stage at once.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 import numpy as np
 
 from .fabric import MAX_GPUS_PER_NODE, Fabric, Switch, frozen
 from .hostlists import name_problem
+from .links import check_degraded_links
 from .placement_tree import Groups, Units, inner_groups, scalable_units
 from .problems import InventoryError, Problem, errors_in
 from .spec import NODE_STATES, FabricSpec
@@ -60,9 +62,14 @@ def _build(spec: FabricSpec, problems: list[Problem]) -> Fabric | None:
         return None
     disjoint_trees(groups, problems)
     domains_in_leaves(spec, domains, units, groups, problems)
+    behind = check_degraded_links(spec, nodes.index, {n for s in spec.switches for n in (s.name, *s.members)},
+                                  problems)
     if errors_in(problems):
         return None
-    return index_arrays(spec, nodes, tree, attached, domains, units, groups)
+    fabric = index_arrays(spec, nodes, tree, attached, domains, units, groups)
+    if not spec.degraded_links:
+        return fabric
+    return replace(fabric, degraded_links=tuple(spec.degraded_links), node_degraded=frozen(behind))
 
 
 # -- pass: node types -------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from enum import IntEnum
 
 import numpy as np
 
-from .spec import NodeType
+from .spec import LinkSpec, NodeType
 
 
 class NodeState(IntEnum):
@@ -69,6 +69,14 @@ class Fabric:
     leaf_node_ptr: np.ndarray  # CSR over leaves: nodes of leaf l are leaf_nodes[ptr[l]:ptr[l+1]]
     leaf_nodes: np.ndarray
     switch_index: Mapping[str, int]
+    degraded_links: tuple[LinkSpec, ...] = ()  # cables slower or narrower than their peers
+    node_degraded: np.ndarray | None = None  # bool per node: behind a degraded link (None: none known)
+
+    def behind_degraded(self) -> np.ndarray:
+        """Per node: its own cable is degraded."""
+        if self.node_degraded is None:
+            return np.zeros(self.n_nodes, dtype=bool)
+        return self.node_degraded
 
     # -- sizes -----------------------------------------------------------------------------------
     @property

@@ -18,9 +18,10 @@ from .build import build_fabric
 from .fabric import Fabric
 from .hostlists import natural_key
 from .inputs import clean_text
+from .links import WIDTH_SPEED, degraded, gbps, usual_link
 from .problems import InventoryError, Problem, errors_in
 from .slurm_conf import TopoSwitch, tree_to_switch_specs
-from .spec import FabricSpec, NodeSpec, NodeType, SwitchSpec
+from .spec import FabricSpec, LinkSpec, NodeSpec, NodeType, SwitchSpec
 
 _HEADER = re.compile(r'^(Switch|Ca|Rt)\s+(\d+)\s+"([^"]+)"\s*(?:#\s*"([^"]*)")?(.*)$')
 # ibdiagnet's topology file repeats the port in parentheses and gives the peer's GUID after its port:
@@ -31,8 +32,6 @@ _SWITCH_PORT = re.compile(r'^\[(\d{1,5})\](?:\((?:\d{1,5}|[0-9a-fA-F]+)\))?\s*"(
 _PROMPT = re.compile(r'^(?:\[[^\]"]*@[^\]"]*\]\s*[#$%>]|[\w.-]+@[\w.-]+(?::\S*)?\s*[#$%>]|[$%>](?:\s|$))')
 _CA_PORT = re.compile(r'^\[(\d{1,5})\](?:\(([0-9a-fA-F]+)\))?\s*"([^"]+)"\[(\d{1,5})\](?:\(([0-9a-fA-F]+)\))?'
                       r'\s*(?:#(.*))?$')
-_WIDTH_SPEED = re.compile(r"\b(\d{1,2})x(SDR|DDR|QDR|FDR10|FDR|EDR|HDR|NDR|XDR)\b")
-LANE_GBPS = {"SDR": 2.5, "DDR": 5, "QDR": 10, "FDR10": 10, "FDR": 14, "EDR": 25, "HDR": 50, "NDR": 100, "XDR": 200}
 DEFAULT_DESC = re.compile(r"^(MT\d+\b|.*Mellanox Technologies$|.*ConnectX.*Mellanox)", re.IGNORECASE)
 
 
@@ -109,7 +108,7 @@ def parse_dump(text: str) -> Dump:
                     continue
                 port, peer, pport = int(pm.group(1)), pm.group(3), int(pm.group(4))
                 tail = pm.group(6) or ""
-            ws = _WIDTH_SPEED.search(tail)
+            ws = WIDTH_SPEED.search(tail)
             cur.ports[port] = (peer, pport, ws.group(0) if ws else "")
             continue
         problems.append(Problem("", f"unexpected line (not a header, port or GUID line): {line[:60]!r}", line=no))
@@ -140,13 +139,6 @@ def chassis_name(devs: list[Device]) -> str:
     return f"chassis-{devs[0].sysimg.removeprefix('0x')}"
 
 
-def gbps(width_speed: str) -> int | None:
-    m = _WIDTH_SPEED.search(width_speed or "")
-    if not m:
-        return None
-    return int(int(m.group(1)) * LANE_GBPS[m.group(2)])
-
-
 @dataclass
 class ImportOptions:
     gpus_per_node: int = 8
@@ -162,8 +154,8 @@ def _norm_guid(g: str) -> str:
     return g.lower().removeprefix("h-").removeprefix("0x").lstrip("0")
 
 
-Attach = dict[str, list[tuple[str, str, int | None]]]  # host -> [(unit, adapter, Gb/s)]
-Links = dict[str, dict[str, list[int | None]]]  # unit -> neighbour unit -> link speeds
+Attach = dict[str, list[tuple[str, str, str]]]  # host -> [(unit, adapter, width and speed such as 4xNDR)]
+Links = dict[str, dict[str, list[str]]]  # unit -> neighbour unit -> each cable's width and speed
 
 
 def dump_format(text: str) -> str:
@@ -197,12 +189,12 @@ def import_ibnetdiscover(text: str, opt: ImportOptions, source: str = "dump") ->
     for d in switches.values():  # links inside a chassis do not count
         for peer, _, ws in d.ports.values():
             if peer in unit_of and unit_of[peer] != unit_of[d.guid]:
-                links[unit_of[d.guid]][unit_of[peer]].append(gbps(ws))
+                links[unit_of[d.guid]][unit_of[peer]].append(ws)
     level = _levels(attach, links, unit_members, problems)
     rail_of = _rails(attach)
-    usual = _usual_speed(attach, links, problems)
+    usual = gbps(usual_link(ws for peers in links.values() for wss in peers.values() for ws in wss) or "")
     specs = _tree(attach, links, level, unit_members, usual, rail_of, problems)
-    fspec = FabricSpec(name=opt.name)
+    fspec = FabricSpec(name=opt.name, degraded_links=_degraded_links(attach, links, level))
     tname = f"{opt.gpu_model}x{opt.gpus_per_node}"
     fspec.node_types[tname] = NodeType(tname, opt.gpus_per_node, opt.gpu_model, ())
     for host in attach:
@@ -271,7 +263,7 @@ def _attach_hosts(cas: dict[str, Device], unit_of: dict[str, str], opt: ImportOp
                 problems.append(Problem(g, f"adapter of {host} links to {peer}, which is not a switch in the dump",
                                         "warning", d.line))
                 continue
-            attach[host].append((unit_of[peer], adapter if len(d.ports) == 1 else f"{adapter}/{port}", gbps(ws)))
+            attach[host].append((unit_of[peer], adapter if len(d.ports) == 1 else f"{adapter}/{port}", ws))
     if sharp:
         problems.append(Problem("", f"{sharp} SHARP aggregation node(s) ignored (not compute nodes)", "warning"))
     if unnamed:
@@ -317,24 +309,16 @@ def _rails(attach: Attach) -> dict[str, int]:
     return {u: names.index(c.most_common(1)[0][0]) for u, c in leaf_adapter.items()} if multi_rail else {}
 
 
-def _usual_speed(attach: Attach, links: Links, problems: list[Problem]) -> int | None:
-    """The most common link speed; slower links are reported."""
-    speeds: Counter = Counter()
-    for att in attach.values():
-        for _, _, s in att:
-            if s:
-                speeds[s] += 1
-    for peers in links.values():
-        for ss in peers.values():
-            speeds.update(s for s in ss if s)
-    usual = speeds.most_common(1)[0][0] if speeds else None
-    slow = [(u, v, s) for u, peers in links.items() for v, ss in peers.items() for s in ss
-            if usual and s and s < usual and u < v]
-    slow += [(host, u, s) for host, att in attach.items() for u, _, s in att if usual and s and s < usual]
-    if slow:
-        shown = ", ".join(f"{a}-{b} {s} Gb/s" for a, b, s in slow[:6])
-        problems.append(Problem("", f"{len(slow)} link(s) slower than the usual {usual} Gb/s: {shown}", "warning"))
-    return usual
+def _degraded_links(attach: Attach, links: Links, level: dict[str, int]) -> list[LinkSpec]:
+    """Cables slower or narrower than the usual one of their class: adapter-to-leaf, switch-to-switch
+    (topology/links.py); switches out of reach of any compute adapter are left out, as in the tree."""
+    host_usual = usual_link(ws for att in attach.values() for _, _, ws in att)
+    out = [LinkSpec(host, u, ws, host_usual or "") for host, att in attach.items() for u, _, ws in att
+           if degraded(ws, host_usual)]
+    sw_usual = usual_link(ws for u, peers in links.items() for v, wss in peers.items() if u < v for ws in wss)
+    out += [LinkSpec(u, v, ws, sw_usual or "") for u, peers in sorted(links.items()) if u in level
+            for v, wss in sorted(peers.items()) if u < v and v in level for ws in wss if degraded(ws, sw_usual)]
+    return out
 
 
 def _tree(attach: Attach, links: Links, level: dict[str, int], unit_members: dict[str, list[Device]],
@@ -349,7 +333,7 @@ def _tree(attach: Attach, links: Links, level: dict[str, int], unit_members: dic
                 hosts_of_leaf[u].append(host)
     for u in sorted(level, key=lambda x: (level[x], x)):
         kids = sorted(v for v in links[u] if level.get(v) == level[u] - 1)
-        down = [s for v in kids for s in links[u][v] if s]
+        down = [s for v in kids for ws in links[u][v] if (s := gbps(ws))]
         sp = Counter(down).most_common(1)[0][0] if down else usual
         topo.append(TopoSwitch(u, unit_members[u][0].line, nodes=hosts_of_leaf.get(u, []) if level[u] == 0 else [],
                                children=kids, link_speed=sp))

@@ -14,10 +14,11 @@ from .fabric import Fabric, NodeState, Switch
 from .hostlists import compress_ordered, expand_into
 from .inputs import parse_yaml, read_input
 from .problems import InventoryError, Problem
-from .spec import NODE_STATES, DomainSpec, FabricSpec, NodeSpec, NodeType, SwitchSpec
+from .spec import NODE_STATES, DomainSpec, FabricSpec, LinkSpec, NodeSpec, NodeType, SwitchSpec
 
 FORMAT_VERSION = 1
-_TOP_KEYS = {"version", "name", "node_types", "defaults", "nodes", "switches", "nvlink_domains"}
+_TOP_KEYS = {"version", "name", "node_types", "defaults", "nodes", "switches", "nvlink_domains", "degraded_links"}
+_LINK_KEYS = {"a", "b", "link", "usual"}
 _TYPE_KEYS = {"gpus", "gpu_model", "features", "nvlink_islands", "nvlinks"}
 _NODE_KEYS = {"names", "type", "state", "reason"}
 _SWITCH_KEYS = {"name", "parent", "rail", "su", "nodes", "members", "link_speed"}
@@ -101,6 +102,16 @@ def spec_from_document(doc: Any, problems: list[Problem]) -> FabricSpec:
         name = _str(d, "name", path, problems) or f"domain{i}"
         spec.domains.append(DomainSpec(name=name, path=path, nodes=expand_into(d.get("nodes") or "",
                                                                                 f"{path}.nodes", problems)))
+    for i, d in enumerate(_list_of_maps(doc, "degraded_links", problems)):
+        path = f"degraded_links[{i}]"
+        _unknown_keys(d, _LINK_KEYS, path, problems)
+        ends = [_str(d, k, path, problems) for k in ("a", "b", "link", "usual")]
+        missing = [k for k, v in zip(("a", "b", "link", "usual"), ends) if not v]
+        if missing:
+            problems.append(Problem(path, f"a degraded link needs a, b, link and usual; missing {', '.join(missing)}"))
+            continue
+        a, b, link, usual = (str(v) for v in ends)
+        spec.degraded_links.append(LinkSpec(a, b, link, usual, path=path))
     return spec
 
 
@@ -239,6 +250,9 @@ def fabric_to_document(fabric: Fabric) -> dict[str, Any]:
             {"name": d, "nodes": _hostlist_or_list([fabric.node_names[n] for n in range(fabric.n_nodes)
                                                     if fabric.node_domain[n] == i])}
             for i, d in enumerate(fabric.domain_names)]
+    if fabric.degraded_links:
+        doc["degraded_links"] = [{"a": ln.a, "b": ln.b, "link": ln.link, "usual": ln.usual}
+                                 for ln in fabric.degraded_links]
     return doc
 
 

@@ -53,6 +53,17 @@ class DomainSpec:
     nodes: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class LinkSpec:
+    """A cable slower or narrower than its peers (topology/links.py): its ends by node or switch name."""
+
+    a: str
+    b: str
+    link: str  # what it runs at, e.g. 2xNDR
+    usual: str  # what its peers run at, e.g. 4xNDR
+    path: str = ""
+
+
 @dataclass
 class FabricSpec:
     name: str
@@ -60,6 +71,7 @@ class FabricSpec:
     switches: list[SwitchSpec] = field(default_factory=list)
     nodes: list[NodeSpec] = field(default_factory=list)
     domains: list[DomainSpec] = field(default_factory=list)
+    degraded_links: list[LinkSpec] = field(default_factory=list)
 
 
 NODE_STATES = ("up", "drain", "down")

@@ -37,6 +37,8 @@ def fabric_to_spec(fabric: Fabric, keep: set[int] | None = None) -> FabricSpec:
         members = [fabric.node_names[n] for n in range(fabric.n_nodes) if fabric.node_domain[n] == d and n in keep]
         if members:
             spec.domains.append(DomainSpec(name, name, members))
+    names = {x.name for x in spec.nodes} | {n for s in spec.switches for n in (s.name, *s.members)}
+    spec.degraded_links = [ln for ln in fabric.degraded_links if ln.a in names and ln.b in names]
     return spec
 
 

@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 
 from .fabric import Fabric, NodeState
+from .links import degraded_summary
+from .problems import shown
 
 
 def level_label(level: int, depth: int) -> str:
@@ -52,6 +54,7 @@ def summarize(fabric: Fabric) -> dict[str, Any]:
         "scalable_units": fabric.n_leaves if fabric.rails else 0,
         "nvlink_domains": len(fabric.domain_names),
         "nvlink_domain_nodes": sorted({int(x) for x in dom_sizes.tolist()}),
+        "degraded_links": degraded_summary(fabric.degraded_links, set(fabric.node_names)),
     }
 
 
@@ -76,4 +79,11 @@ def render_summary(s: dict[str, Any]) -> str:
         out.append("  rails: none described (one leaf per node)")
     if s["nvlink_domains"]:
         out.append(f"  NVLink domains: {s['nvlink_domains']:,} of {s['nvlink_domain_nodes']} nodes")
+    dl = s["degraded_links"]
+    if dl["links"]:
+        out.append(f"  degraded links: {dl['links']:,} slower or narrower than their peers; behind them: "
+                   f"{len(dl['nodes']):,} node(s) ({shown(list(dl['nodes']))}), {len(dl['switches']):,} switch(es) "
+                   f"({shown([f'{k} x{v}' for k, v in dl['switches'].items()])})")
+    else:
+        out.append("  degraded links: none known")
     return "\n".join(out)
