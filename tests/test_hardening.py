@@ -386,3 +386,14 @@ def test_the_drain_watch_outlives_failures_and_backs_off() -> None:
     assert errors is not None and 2 <= errors <= 6
     d.stop.set()
     t.join(5)
+
+
+def test_hostlists_past_python_hostlists_limit_round_trip() -> None:
+    """131,072 names (the 1,048,576-GPU fabric) compress to one range and expand back (issue 19)."""
+    from topology.hostlists import HostlistError, compress_ordered, expand
+
+    names = [f"gpu{i:06d}" for i in range(1, 131_073)]
+    text = compress_ordered(names)
+    assert text == "gpu[000001-131072]" and expand(text) == names
+    with pytest.raises(HostlistError, match="names over 262,144 nodes"):
+        expand("gpu[000001-300000]")

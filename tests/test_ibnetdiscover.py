@@ -156,6 +156,7 @@ def test_real_x5_dump_matches_the_sites_topology_conf() -> None:
     theirs = sorted(sorted(site.node_names[n] for n in site.nodes_of_leaf(l)) for l in range(site.n_leaves))
     assert ours == theirs
     assert "runs 4xDDR, its peers 4xQDR" in msgs(warnings)  # the DDR adapters on QDR switches
+    assert len(f.degraded_links) == 23 and all(ln.link == "4xDDR" and ln.usual == "4xQDR" for ln in f.degraded_links)
 
 
 def test_imported_inventory_works_everywhere(tmp_path: Path, capsys) -> None:
@@ -248,3 +249,17 @@ def test_clique_csv_becomes_nvlink_domains(tmp_path: Path) -> None:
     csv_file.write_text("node,clique_id\ngpu0001,1\ngpu0200,1\n")  # two leaves apart
     assert main(["topology", "import", "--from", "nvl-domains", str(csv_file), "--inventory", "preset:gb200-nvl72",
                  "-o", str(out)]) == 2
+
+
+def test_a_dump_of_two_fabrics_with_no_common_switch_imports_as_two_trees() -> None:
+    """Two leaf switches never cabled together: accepted with one warning naming both (issue 19)."""
+    text = "".join(
+        f'Switch\t4 "S-{s:016x}"\t\t# "MF0;leaf{s}:MQM9700/U1" enhanced port 0 lid {s} lmc 0\n'
+        + "".join(f'[{p}]\t"H-{s * 16 + p:016x}"[1]\t\t# "n{s}{p} mlx5_0" lid {s * 16 + p} 4xNDR\n' for p in (1, 2))
+        + "\n" + "".join(f'Ca\t1 "H-{s * 16 + p:016x}"\t\t# "n{s}{p} mlx5_0"\n[1]({s * 16 + p:016x}) '
+                         f'"S-{s:016x}"[{p}]\t\t# lid 1 lmc 0 "leaf" lid {s} 4xNDR\n\n' for p in (1, 2))
+        for s in (1, 2))
+    f, warnings = import_ibnetdiscover(text, ImportOptions(), "two")
+    assert f.n_nodes == 4 and f.n_leaves == 2 and (f.group_parent < 0).sum() == 2
+    said = [w.message for w in warnings if "disjoint" in w.message]
+    assert len(said) == 1 and "'leaf1'" in said[0] and "'leaf2'" in said[0]

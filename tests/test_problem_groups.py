@@ -93,3 +93,4 @@ def test_a_merge_of_seventy_switches_names_five() -> None:
     _, warnings = import_slurm(topo, "NodeName=n[01-04] Gres=gpu:8\n")
     said = [w.message for w in warnings if "serve the same children" in w.message]
     assert len(said) == 1 and said[0].startswith("70 switches sp00, sp01, sp02, sp03, sp04 … and 65 more")
+

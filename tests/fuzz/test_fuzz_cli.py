@@ -52,6 +52,14 @@ def test_topology_validate_and_export(text: str) -> None:
     _run(["topology", "export", "{d}/inv.yaml", "--format", "slurm-tree", "-o", "{d}/out"], {"inv.yaml": text})
 
 
+@given(mutated(IBNET))
+def test_topology_diff(text: str) -> None:
+    """Two nights' dumps, one of them broken: a diff or an input error, never a traceback."""
+    tried("cli: topology diff")
+    _run(["topology", "diff", "{d}/old", "{d}/new"], {"old": IBNET[0], "new": text})
+    _run(["topology", "diff", "{d}/old", "{d}/new", "--format", "json"], {"old": text, "new": IBNET[0]})
+
+
 @given(mutated(IBNET + SLURM_FILES))
 def test_topology_import(text: str) -> None:
     tried("cli: topology import")

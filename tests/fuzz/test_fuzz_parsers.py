@@ -51,10 +51,16 @@ def _same_fabric(a: Any, b: Any) -> None:
     assert placement_signature(a) == placement_signature(b)
     assert list(a.node_names) == list(b.node_names)
     assert [int(x) for x in a.node_state] == [int(x) for x in b.node_state]
+    assert [(x.a, x.b, x.link, x.usual) for x in a.degraded_links] == \
+        [(x.a, x.b, x.link, x.usual) for x in b.degraded_links]
 
 
 # -- inventories ---------------------------------------------------------------------------------------
-INVENTORIES = [EXAMPLE_INV, dump_inventory(TINY), dump_inventory(generate(design_for("tiny", rails=0)))]
+# the last two: degraded links (issue 19) and two disjoint trees
+INVENTORIES = [EXAMPLE_INV, dump_inventory(TINY), dump_inventory(generate(design_for("tiny", rails=0))),
+               EXAMPLE_INV.replace("# degraded_links:\n#   - {a: h100-03", "degraded_links:\n  - {a: h100-03"),
+               "version: 1\nname: f\nnode_types: {g8: {gpus: 8}}\ndefaults: {type: g8}\nswitches:\n"
+               "  - {name: a, nodes: 'n[1-4]'}\n  - {name: b, nodes: 'n[5-6]'}\n"]
 
 
 @given(mutated(INVENTORIES))
@@ -133,7 +139,8 @@ def test_plan_document(text: str) -> None:
 
 
 # -- fabric dumps and Slurm's files ---------------------------------------------------------------------
-IBNET = [(ROOT / "tests/data/ibnet/rails-director.out").read_text(), export(TINY, "ibnetdiscover")]
+IBNET = [(ROOT / "tests/data/ibnet/rails-director.out").read_text(), export(TINY, "ibnetdiscover"),
+         (ROOT / "tests/data/ibnet/rails-director.ibdiagnet").read_text()]
 
 
 @given(mutated(IBNET))
