@@ -44,6 +44,7 @@ def _register() -> None:
     from .serve_cmds import apply_cmd, serve_cmd
     from .simulate_cmd import simulate_cmd, trace
     from .slurm_cmds import lab, slurm
+    from .status_cmd import status_cmd
     from .topology_cmds import topology
 
     cli.add_command(topology)
@@ -58,6 +59,7 @@ def _register() -> None:
     cli.add_command(replace_cmd)
     cli.add_command(hook)
     cli.add_command(service)
+    cli.add_command(status_cmd)
 
 
 _register()

@@ -113,3 +113,34 @@ def write_plots(fabric: Fabric, runs: dict[str, list[JobRecord]], directory: str
         fig.colorbar(im, ax=ax, label="share of the leaf's GPUs in use")
         written.append(_save(fig, d / f"leaf-occupancy-{name}.png"))
     return written
+
+
+def write_leaf_heatmap(fabric: Fabric, leaves: list[dict], path: str) -> str:
+    """`placer status --plot`: one row per level-1 group (pod), one cell per leaf in it, coloured by the
+    share of its usable GPUs in use; grey: no usable GPU (down or drained)."""
+    from placer.index import index_for
+
+    ix = index_for(fabric)
+    by_name = {lf["leaf"]: lf for lf in leaves}
+    rows: dict[int, list[float]] = {}
+    for leaf in ix.leaf_order.tolist():
+        lf = by_name.get(fabric.group_names[leaf])
+        if lf is None:
+            continue
+        pod = int(ix.anc[1][leaf]) if ix.depth > 1 else -1
+        busy = np.nan if lf["usable_gpus"] == 0 else 1 - lf["free_gpus"] / lf["usable_gpus"]
+        rows.setdefault(pod, []).append(busy)
+    width = max((len(r) for r in rows.values()), default=1)
+    grid = np.full((len(rows), width), np.nan)
+    for i, r in enumerate(rows.values()):
+        grid[i, : len(r)] = r
+    fig, ax = plt.subplots(figsize=(min(max(6.0, 3 + width * 0.35), 24), min(2.5 + len(rows) * 0.3, 40)))
+    cmap = plt.get_cmap("viridis").with_extremes(bad="lightgrey")
+    im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([fabric.group_names[p] if p >= 0 else fabric.name for p in rows], fontsize=7)
+    ax.set_xlabel("leaf (scalable unit) within its group, in rank order")
+    ax.set_title(f"{fabric.name}: each leaf's usable GPUs in use\n(grey: down or drained)", fontsize=9)
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    fig.colorbar(im, ax=ax, fraction=0.03)
+    return _save(fig, Path(path))

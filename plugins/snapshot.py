@@ -5,6 +5,7 @@ from typing import Any
 
 from placer.plan_doc import document, plan_row
 from topology import Fabric
+from topology.hostlists import compress_ordered
 
 from .backend import SlurmSnapshot, StateReport
 
@@ -19,10 +20,12 @@ def snapshot_document(fabric: Fabric, snap: SlurmSnapshot, report: StateReport, 
             leaves=len({int(fabric.node_leaf[fabric.node_index[n]]) for n in ids}), leaf_lower_bound=None,
             pods=None, pod_lower_bound=None, cost=None,
             reason=f"running in Slurm as {job.name!r} (user {job.user_id}, partition {job.partition})",
-            solver="slurm", priority=job.priority))
+            solver="slurm", priority=job.priority, **({"end": float(job.end_time)} if job.end_time else {})))
     down = [{"node": n.name, "state": n.state, "reason": n.reason} for n in snap.nodes
             if n.state != "up" and n.name in fabric.node_index]
     summary = {"running_jobs": len(rows), "pending_jobs": sum(j.state == "PENDING" for j in snap.jobs),
                "down_nodes": len(down), "gpus_in_use": int(fabric.total_gpus - report.state.free_gpus.sum())}
+    parts = snap.partition_nodes()
+    extra = {"partitions": {p: compress_ordered(list(names)) for p, names in parts.items()}} if parts else {}
     return document(fabric, rows, summary, source=f"slurm snapshot ({backend})", down_nodes=down,
-                    warnings=report.warnings)
+                    **extra, warnings=report.warnings)

@@ -1,0 +1,57 @@
+"""The cluster as the admin commands see it (`status`, `why`): live through a Slurm backend, or offline
+from an inventory and a snapshot or plan document (`--state`), exactly like `placer plan`."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import click
+
+from placer.plan_doc import apply_plan_document
+from plugins.backend import SlurmJob, to_cluster_state
+from plugins.pyslurm_backend import choose_backend
+from topology import ClusterState, Fabric, RequestError
+from topology.hostlists import HostlistError, expand
+
+from .config import load_config
+from .files import load_fabric, read_document
+from .report import warn
+
+
+@dataclass
+class ClusterView:
+    fabric: Fabric
+    state: ClusterState
+    source: str  # "slurm (slurm-cli)" or the --state file
+    partitions: dict[str, tuple[str, ...]] | None = None  # name -> nodes, when known
+    jobs: list[SlurmJob] = field(default_factory=list)  # live only: every job Slurm listed
+    doc: dict | None = None  # offline: the --state document
+
+
+def cluster_view(inventory: str | None, state_path: str | None, config_path: str | None, backend: str | None,
+                 slurm_conf: str | None) -> ClusterView:
+    """Offline with --state (no Slurm needed), else live through the backend."""
+    site = load_config(config_path)
+    inv = site.need_inventory(inventory)
+    fabric, problems = load_fabric(inv)
+    warn(problems, inv)
+    state = ClusterState(fabric)
+    if state_path:
+        doc = read_document(state_path, "json")
+        apply_plan_document(fabric, state, doc, state_path)
+        return ClusterView(fabric, state, state_path, _partitions(doc, state_path), doc=doc)
+    be = choose_backend(backend or site.backend, slurm_conf or site.slurm_conf)
+    snap = be.snapshot()
+    report = to_cluster_state(fabric, snap)
+    for w in report.warnings:
+        click.echo(f"placer: warning: {w}", err=True)
+    return ClusterView(fabric, report.state, f"slurm ({be.name})", snap.partition_nodes(), list(snap.jobs))
+
+
+def _partitions(doc: dict, source: str) -> dict[str, tuple[str, ...]] | None:
+    parts = doc.get("partitions")
+    if not parts:
+        return None
+    try:
+        return {str(p): tuple(expand(h)) for p, h in parts.items()}
+    except HostlistError as exc:
+        raise RequestError(f"{source}: partitions: {exc}") from None
