@@ -46,6 +46,7 @@ def _register() -> None:
     from .slurm_cmds import lab, slurm
     from .status_cmd import status_cmd
     from .topology_cmds import topology
+    from .why_cmd import why_cmd
 
     cli.add_command(topology)
     cli.add_command(plan_cmd)
@@ -60,6 +61,7 @@ def _register() -> None:
     cli.add_command(hook)
     cli.add_command(service)
     cli.add_command(status_cmd)
+    cli.add_command(why_cmd)
 
 
 _register()

@@ -1,0 +1,108 @@
+"""`placer why JOBID`: why a pending job has not started (or will not start within its leaf bound)."""
+from __future__ import annotations
+
+import time
+
+import click
+
+from placer.index import index_for
+from placer.jobs import JobRequest
+from placer.timeline import HoldRule
+from placer.types import PlannerConfig
+from placer.why import Running, why
+from plugins.backend import STEER_TAG, SlurmJob
+from plugins.requests import placeable_from_slurm
+from topology import RequestError
+
+from .cluster_view import ClusterView, cluster_view
+from .config import load_config
+from .files import json_text
+from .plan_cmd import load_jobs
+
+
+def _live_job(view: ClusterView, job_id: str) -> tuple[JobRequest, list[str], list[Running]]:
+    found = [j for j in view.jobs if str(j.job_id) == job_id]
+    if not found:
+        raise RequestError(f"Slurm lists no job {job_id}")
+    j = found[0]
+    if j.state != "PENDING":
+        raise RequestError(f"job {job_id} is {j.state.lower()}, not pending: nothing to explain")
+    own_pin = STEER_TAG in j.admin_comment
+    job, left = placeable_from_slurm(j, view.partitions, own_pin=own_pin)
+    if job is None:
+        raise RequestError(f"job {job_id} is left to Slurm unchanged: {left}")
+    pinned = list(j.required_nodes) if own_pin and not j.held else []
+    return job, pinned, [_running(view, r) for r in view.jobs if r.running]
+
+
+def _running(view: ClusterView, j: SlurmJob) -> Running:
+    f = view.fabric
+    alloc = [(f.node_index[n], tuple(ids)) for n, ids in j.gpu_ids.items() if n in f.node_index]
+    return Running(str(j.job_id), float(j.end_time) if j.end_time else None, alloc)
+
+
+def _offline_job(view: ClusterView, jobs_path: str | None, job_id: str) -> tuple[JobRequest, list[Running]]:
+    if not jobs_path:
+        raise click.UsageError("offline (--state), give the pending job in a --jobs file")
+    found = [j for j in load_jobs(jobs_path) if j.job_id == job_id]
+    if not found:
+        raise RequestError(f"{jobs_path} has no job {job_id}")
+    f, running = view.fabric, []
+    for row in (view.doc or {}).get("placements", []):
+        if row.get("status") == "placed":
+            alloc = [(f.node_index[n], tuple(ids)) for n, ids in row["gpu_ids"].items() if n in f.node_index]
+            running.append(Running(str(row["job"]), row.get("end"), alloc))
+    return found[0], running
+
+
+@click.command("why")
+@click.argument("job_id")
+@click.option("--inventory", help="Inventory YAML or preset:NAME [the config's inventory].")
+@click.option("--state", "state_path", metavar="SNAPSHOT.json", help="Offline: a `placer slurm snapshot` document "
+              "(running jobs with their end times) instead of asking Slurm; the job comes from --jobs.")
+@click.option("--jobs", "jobs_path", metavar="FILE", help="Offline: the jobs file holding JOB_ID (YAML or CSV).")
+@click.option("--now", "now_s", type=float, help="Offline: the time to explain at (epoch seconds) [now].")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="The site configuration.")
+@click.option("--backend", type=click.Choice(["auto", "slurm-cli", "pyslurm"]), help="How to talk to Slurm.")
+@click.option("--slurm-conf", envvar="SLURM_CONF", type=click.Path(dir_okay=False), help="slurm.conf for Slurm's "
+              "commands.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def why_cmd(job_id: str, inventory: str | None, state_path: str | None, jobs_path: str | None, now_s: float | None,
+            config_path: str | None, backend: str | None, slurm_conf: str | None, fmt: str) -> None:
+    """Why JOB_ID is pending: what it needs, the best placement now and its cost, the block within its leaf
+    bound that frees soonest and the running jobs that must end first, and what placer's scheduler does
+    with it (the hold settings of the site configuration).
+
+    \b
+    Examples:
+      placer why 4242                                  # live
+      placer why big --inventory inv.yaml --state now.json --jobs queue.yaml --format json
+    """
+    view = cluster_view(inventory, state_path, config_path, backend, slurm_conf)
+    site = load_config(config_path)
+    pinned: list[str] = []
+    if state_path:
+        job, running = _offline_job(view, jobs_path, job_id)
+    else:
+        job, pinned, running = _live_job(view, job_id)
+    now = now_s if now_s is not None else time.time()
+    cfg = PlannerConfig(time_limit_s=site.apply_time_limit_s, degraded_links=site.degraded_links)
+    answer = why(index_for(view.fabric), view.state, job, cfg, running, now,
+                 HoldRule(site.hold_s, site.hold_share, site.hold_max_s), pinned)
+    click.echo(json_text(answer, indent=1) if fmt == "json" else _render(answer))
+
+
+def _render(a: dict) -> str:
+    out = [a["sentence"]]
+    n, need = a["now"], a["needs"]
+    out.append(f"  needs: {need['gpus']} GPUs" + (f", at best within {need['leaf_bound']} leaf/leaves"
+                                                    if need["leaf_bound"] else ""))
+    if n["excluded"]:
+        out.append("  nodes it cannot use now: " + ", ".join(f"{k} {v:,}" for k, v in n["excluded"].items()))
+    if n["status"] == "placed":
+        out.append(f"  best now: {n['nodes']} ({n['leaves']} leaves, cost {n['cost']:,})")
+    wb = a["within_bound"]
+    if wb:
+        out.append(f"  within its bound: {wb['nodes']} ({wb['leaves']} leaves) in {wb['in_s']:,} s, after:")
+        out.extend(f"    job {b['job']} on {b['nodes']}, ends in {b['in_s']:,} s" for b in wb["blocked_by"])
+    return "\n".join(out)
