@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import click
 
 from placer.plan_doc import apply_plan_document
+from placer.why import Running
 from plugins.backend import SlurmJob, to_cluster_state
 from plugins.pyslurm_backend import choose_backend
 from topology import ClusterState, Fabric, RequestError
@@ -45,6 +46,23 @@ def cluster_view(inventory: str | None, state_path: str | None, config_path: str
     for w in report.warnings:
         click.echo(f"placer: warning: {w}", err=True)
     return ClusterView(fabric, report.state, f"slurm ({be.name})", snap.partition_nodes(), list(snap.jobs))
+
+
+def running_jobs(view: ClusterView) -> list[Running]:
+    """Running jobs with their expected ends: Slurm's EndTime live, the rows' `end` offline (None: unknown)."""
+    f = view.fabric
+    out = []
+    if view.doc is not None:
+        for row in view.doc.get("placements", []):
+            if row.get("status") == "placed":
+                alloc = [(f.node_index[n], tuple(ids)) for n, ids in row["gpu_ids"].items() if n in f.node_index]
+                out.append(Running(str(row["job"]), row.get("end"), alloc))
+        return out
+    for j in view.jobs:
+        if j.running:
+            alloc = [(f.node_index[n], tuple(ids)) for n, ids in j.gpu_ids.items() if n in f.node_index]
+            out.append(Running(str(j.job_id), float(j.end_time) if j.end_time else None, alloc))
+    return out
 
 
 def _partitions(doc: dict, source: str) -> dict[str, tuple[str, ...]] | None:

@@ -41,6 +41,7 @@ def _register() -> None:
     from .install_cmds import hook, service
     from .plan_cmd import plan_cmd
     from .ranks_cmds import ranks_cmd, replace_cmd
+    from .reserve_cmd import reserve_cmd
     from .serve_cmds import apply_cmd, serve_cmd
     from .simulate_cmd import simulate_cmd, trace
     from .slurm_cmds import lab, slurm
@@ -62,6 +63,7 @@ def _register() -> None:
     cli.add_command(service)
     cli.add_command(status_cmd)
     cli.add_command(why_cmd)
+    cli.add_command(reserve_cmd)
 
 
 _register()

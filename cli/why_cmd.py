@@ -10,11 +10,11 @@ from placer.jobs import JobRequest
 from placer.timeline import HoldRule
 from placer.types import PlannerConfig
 from placer.why import Running, why
-from plugins.backend import STEER_TAG, SlurmJob
+from plugins.backend import STEER_TAG
 from plugins.requests import placeable_from_slurm
 from topology import RequestError
 
-from .cluster_view import ClusterView, cluster_view
+from .cluster_view import ClusterView, cluster_view, running_jobs
 from .config import load_config
 from .files import json_text
 from .plan_cmd import load_jobs
@@ -32,13 +32,7 @@ def _live_job(view: ClusterView, job_id: str) -> tuple[JobRequest, list[str], li
     if job is None:
         raise RequestError(f"job {job_id} is left to Slurm unchanged: {left}")
     pinned = list(j.required_nodes) if own_pin and not j.held else []
-    return job, pinned, [_running(view, r) for r in view.jobs if r.running]
-
-
-def _running(view: ClusterView, j: SlurmJob) -> Running:
-    f = view.fabric
-    alloc = [(f.node_index[n], tuple(ids)) for n, ids in j.gpu_ids.items() if n in f.node_index]
-    return Running(str(j.job_id), float(j.end_time) if j.end_time else None, alloc)
+    return job, pinned, running_jobs(view)
 
 
 def _offline_job(view: ClusterView, jobs_path: str | None, job_id: str) -> tuple[JobRequest, list[Running]]:
@@ -47,12 +41,7 @@ def _offline_job(view: ClusterView, jobs_path: str | None, job_id: str) -> tuple
     found = [j for j in load_jobs(jobs_path) if j.job_id == job_id]
     if not found:
         raise RequestError(f"{jobs_path} has no job {job_id}")
-    f, running = view.fabric, []
-    for row in (view.doc or {}).get("placements", []):
-        if row.get("status") == "placed":
-            alloc = [(f.node_index[n], tuple(ids)) for n, ids in row["gpu_ids"].items() if n in f.node_index]
-            running.append(Running(str(row["job"]), row.get("end"), alloc))
-    return found[0], running
+    return found[0], running_jobs(view)
 
 
 @click.command("why")

@@ -294,3 +294,47 @@ def _cost(f: Fabric, members: dict[int, set[int]], level: list[int], free: dict[
     return int(placement_cost(cost_weights(f), leaves=len(leaves), tier=tier, broken_nodes=broken_nodes,
                               broken_leaves=broken_leaves, broken_groups=broken_groups, partial=partial,
                               leftover=leftover))
+
+
+def validate_reservation(fabric: Fabric, initial: ClusterState, job: JobRequest,
+                         running: Iterable[tuple[float | None, Iterable[tuple[int, Iterable[int]]]]],
+                         nodes: list[str], start: float, now: float, idle_gpu_hours: float) -> list[str]:
+    """A hero-run reservation (placer/reserve.py), recomputed on this validator's own picture: its nodes are
+    whole nodes the job qualifies for, usable and free by `start` once every running job ending by then is
+    gone; it spans no more leaves than the job's bound on an empty fabric, within one tree; and the idle
+    GPU-hours it reports (each node idle from when it frees until `start`) are what they are."""
+    pic = _Picture(fabric, initial, frozenset())
+    size = pic.job_size(job)
+    need = job.nodes_needed(size)
+    ends: dict[int, float] = {}
+    unknown: set[int] = set()
+    for end, alloc in running:
+        for n, ids in alloc:
+            if end is None:
+                unknown.add(n)
+                continue
+            ends[n] = max(ends.get(n, now), end)
+            if end <= start:
+                pic.free[n] |= set(ids)
+    idx = [fabric.node_index.get(name, -1) for name in nodes]
+    bad = [f"reservation: unknown node in {nodes}"] if -1 in idx else []
+    if bad:
+        return bad
+    if len(set(idx)) != need:
+        bad.append(f"reservation: {len(set(idx))} nodes, the job needs {need}")
+    for n in idx:
+        if not (pic.usable[n] and pic.qualifies(job, n, size) and len(pic.free[n]) == pic.ngpu[n]):
+            bad.append(f"reservation: {fabric.node_names[n]} is not a whole usable {size}-GPU node free by the start")
+    leaves = {int(fabric.node_leaf[n]) for n in idx}
+    k = pic.leaves_empty(job, size, True, need)
+    if k is None or len(leaves) > k:
+        bad.append(f"reservation: spans {len(leaves)} leaves, the job's bound is {k}")
+    if len({_ancestors(fabric, leaf)[-1] for leaf in leaves}) > 1:
+        bad.append("reservation: spans disjoint trees")
+    idle = 0.0
+    for n in idx:
+        free_at = now if n not in ends and n not in unknown else ends.get(n, now)
+        idle += pic.ngpu[n] * (start - max(free_at, now))
+    if abs(idle / 3600 - idle_gpu_hours) > 1e-6:
+        bad.append(f"reservation: reports {idle_gpu_hours:.6f} idle GPU-hours, recomputed {idle / 3600:.6f}")
+    return bad

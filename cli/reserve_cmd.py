@@ -1,0 +1,118 @@
+"""`placer reserve --gpus N`: where a hero run starts earliest within its bound, what it costs, and the
+Slurm reservation that makes it so (`--apply` creates it)."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+
+from placer.index import index_for
+from placer.jobs import JobRequest
+from placer.reserve import ReservePlan, plan_reservation
+from placer.validate import validate_reservation
+from plugins.reservations import ReservationSpec, create_reservation
+from plugins.slurm_cli import subprocess_runner
+from topology import BackendError, RequestError
+from topology.hostlists import compress_ordered
+
+from .cluster_view import ClusterView, cluster_view, running_jobs
+from .config import load_config
+from .files import json_text
+from .params import FiniteRange
+
+WITHIN = {"su": 0, "leaf": 0, "pod": 1, "all": None}
+
+
+def _level(view: ClusterView, within: str) -> int | None:
+    level = WITHIN[within]
+    if level is not None and level >= index_for(view.fabric).depth:
+        raise RequestError(f"--within {within}: fabric {view.fabric.name} has no such tier")
+    return level
+
+
+def _row(view: ClusterView, plan: ReservePlan, spec: ReservationSpec, now: float) -> dict[str, Any]:
+    f = view.fabric
+    return {"block": plan.block, "start": plan.start, "starts_in_s": round(max(0.0, plan.start - now)),
+            "nodes": compress_ordered([f.node_names[n] for n in plan.nodes]), "leaves": plan.leaves,
+            "leaf_bound": plan.leaf_bound, "idle_gpu_hours": round(plan.idle_gpu_hours, 3),
+            "must_end": [{"job": j, "end": e, "in_s": round(e - now)} for j, e in plan.must_end],
+            "scontrol": " ".join(spec.argv(now)), "validated": True}
+
+
+@click.command("reserve")
+@click.option("--gpus", type=click.IntRange(min=1), required=True, help="The hero run's GPUs.")
+@click.option("--within", type=click.Choice(list(WITHIN)), default="all", show_default=True,
+              help="The tier one block of which must hold it: a scalable unit (su/leaf), a pod, or the fabric.")
+@click.option("--start-after", "start_after", type=float, metavar="EPOCH", help="Not before this time.")
+@click.option("--duration-s", type=FiniteRange(min=60), default=86400.0, show_default=True,
+              help="How long the reservation lasts.")
+@click.option("--user", "users", default="root", show_default=True, help="Who may run in it (Slurm's Users=).")
+@click.option("--name", help="The reservation's name [placer-hero-GPUS].")
+@click.option("--alternatives", type=click.IntRange(min=1, max=10), default=3, show_default=True)
+@click.option("--apply", "do_apply", is_flag=True, help="Create the first plan's reservation in Slurm.")
+@click.option("--inventory", help="Inventory YAML or preset:NAME [the config's inventory].")
+@click.option("--state", "state_path", metavar="SNAPSHOT.json", help="Offline: a `placer slurm snapshot` document.")
+@click.option("--now", "now_s", type=float, help="Offline: plan as of this time (epoch seconds) [now].")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="The site configuration.")
+@click.option("--backend", type=click.Choice(["auto", "slurm-cli", "pyslurm"]), help="How to talk to Slurm.")
+@click.option("--slurm-conf", envvar="SLURM_CONF", type=click.Path(dir_okay=False), help="slurm.conf for Slurm's "
+              "commands.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def reserve_cmd(gpus: int, within: str, start_after: float | None, duration_s: float, users: str, name: str | None,
+                alternatives: int, do_apply: bool, inventory: str | None, state_path: str | None,
+                now_s: float | None, config_path: str | None, backend: str | None, slurm_conf: str | None,
+                fmt: str) -> None:
+    """Plan a hero run: the blocks where one job of --gpus GPUs starts earliest within its leaf bound, the
+    GPU-hours left idle while they drain and the running jobs that must end first, and the exact
+    `scontrol create reservation` for each; every plan is checked by the placement validator.
+
+    \b
+    Examples:
+      placer reserve --gpus 16384                       # live: three plans, nothing changed
+      placer reserve --gpus 4096 --within pod --user alice --apply
+      placer reserve --gpus 32768 --inventory inv.yaml --state now.json --format json
+    """
+    if do_apply and state_path:
+        raise click.UsageError("--apply creates the reservation in Slurm: not with --state (offline)")
+    view = cluster_view(inventory, state_path, config_path, backend, slurm_conf)
+    now = now_s if now_s is not None else time.time()
+    running = running_jobs(view)
+    plans = plan_reservation(index_for(view.fabric), view.state, running, gpus, now, _level(view, within),
+                             start_after, alternatives)
+    if not plans:
+        raise RequestError(f"no block of tier {within!r} can ever hold {gpus:,} GPUs of usable nodes")
+    rows = []
+    for k, plan in enumerate(plans):
+        nodes = [view.fabric.node_names[n] for n in plan.nodes]
+        job = JobRequest("hero", gpus, exclusive=True)
+        bad = validate_reservation(view.fabric, view.state, job, [(r.end, r.alloc) for r in running], nodes,
+                                   plan.start, now, plan.idle_gpu_hours)
+        if bad:  # never printed as a plan, never applied
+            raise BackendError(f"plan {k + 1} refused by the validator (a bug in placer): {'; '.join(bad)}")
+        spec = ReservationSpec(name or f"placer-hero-{gpus}", plan.start, duration_s, compress_ordered(nodes), users)
+        rows.append(_row(view, plan, spec, now))
+    if do_apply:
+        site = load_config(config_path)
+        spec = ReservationSpec(name or f"placer-hero-{gpus}", plans[0].start, duration_s, rows[0]["nodes"], users)
+        rows[0]["created"] = create_reservation(subprocess_runner(slurm_conf or site.slurm_conf), spec, now)
+    doc = {"gpus": gpus, "within": within, "source": view.source, "now": now, "plans": rows}
+    click.echo(json_text(doc, indent=1) if fmt == "json" else _render(doc))
+
+
+def _render(doc: dict[str, Any]) -> str:
+    out = [f"hero run of {doc['gpus']:,} GPUs within {doc['within']} ({doc['source']}): {len(doc['plans'])} plan(s), "
+           f"earliest start first"]
+    for k, r in enumerate(doc["plans"], 1):
+        when = "now" if r["starts_in_s"] == 0 else f"in {r['starts_in_s']:,} s"
+        out.append(f"{k}. {r['block']}: starts {when} on {r['leaves']} leaves (bound {r['leaf_bound']}), "
+                   f"{r['nodes']}; idle while draining at most {r['idle_gpu_hours']:,.1f} GPU-h; "
+                   f"{len(r['must_end'])} running job(s) must end first"
+                   + (f" (last: {r['must_end'][-1]['job']} in {r['must_end'][-1]['in_s']:,} s)" if r["must_end"]
+                      else ""))
+        out.append(f"   {r['scontrol']}")
+        if "created" in r:
+            out.append(f"   applied: {r['created']}")
+    out.append("Slurm keeps every job that would still run at the start time off these nodes (the drain); jobs "
+               "ending before it backfill there.")
+    return "\n".join(out)

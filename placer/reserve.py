@@ -1,0 +1,125 @@
+"""The hero-run planner (issue 20, `placer reserve`): where one very large job can start earliest within
+its bound, and what that costs.
+
+For every block of the chosen tier (a pod, a scalable unit, or the whole fabric/tree) the plan takes the
+job's leaf bound in that block (the fewest leaves its usable nodes could hold it in) and finds the
+earliest start: the smallest time T at which, counting only nodes free by T (free now, or their running
+jobs' expected ends: Slurm's EndTime), some choice of that many leaves holds the job. The nodes taken are
+those that free first. Cost: the GPU-hours left idle while the block drains (each chosen node idle from
+when it frees until T: an upper bound, since Slurm backfills jobs that end before the reservation
+starts), and the running jobs that must end first. Blocks are ranked by start, then by that cost.
+A node whose job has no known end never frees as far as the plan knows.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from topology import ClusterState
+
+from .bounds import fewest
+from .index import FabricIndex
+from .why import Running
+
+
+@dataclass
+class ReservePlan:
+    block: str  # the pod / unit / tree it sits in
+    start: float  # epoch seconds
+    nodes: list[int]  # node indices, rank order by leaf
+    leaves: int
+    leaf_bound: int
+    idle_gpu_hours: float  # capacity left idle while draining (upper bound)
+    must_end: list[tuple[str, float]] = field(default_factory=list)  # running jobs on those nodes, by end
+
+
+def node_free_times(ix: FabricIndex, state: ClusterState, running: Sequence[Running], now: float) -> np.ndarray:
+    """Per node: when it is wholly free (now if free, else the latest end of the jobs on it; inf when
+    unknown, drained or down)."""
+    f = ix.fabric
+    t = np.where(state.whole_free() & state.usable, now, np.inf)
+    busy_until = np.full(f.n_nodes, -np.inf)
+    unknown = np.zeros(f.n_nodes, dtype=bool)
+    for r in running:
+        for n, _ in r.alloc:
+            if r.end is None:
+                unknown[n] = True
+            else:
+                busy_until[n] = max(busy_until[n], max(r.end, now))
+    # a node busy only with jobs of known ends frees at the last of them (if nothing else holds GPUs there)
+    accounted = np.isfinite(busy_until) & ~unknown & state.usable
+    gpus_held = np.zeros(f.n_nodes, dtype=np.int64)
+    for r in running:
+        for n, ids in r.alloc:
+            gpus_held[n] += len(ids)
+    full = accounted & (state.free_gpus.astype(np.int64) + gpus_held == f.node_gpus)
+    t[full] = busy_until[full]
+    return t
+
+
+def _earliest_in_block(ix: FabricIndex, free_at: np.ndarray, in_block: np.ndarray, need: int, size: int,
+                       not_before: float) -> tuple[float, list[int], int] | None:
+    f = ix.fabric
+    cand = np.nonzero(in_block & (f.node_gpus == size) & np.isfinite(free_at))[0]
+    usable_all = np.nonzero(in_block & (f.node_gpus == size))[0]
+    bound = fewest(np.bincount(f.node_leaf[usable_all], minlength=f.n_leaves), need)
+    if bound is None or cand.size < need:
+        return None
+    times = np.unique(np.maximum(free_at[cand], not_before))
+    lo, hi = 0, times.size - 1
+
+    def ok(t: float) -> bool:
+        counts = np.bincount(f.node_leaf[cand[np.maximum(free_at[cand], not_before) <= t]], minlength=f.n_leaves)
+        k = fewest(counts, need)
+        return k is not None and k <= bound
+
+    if not ok(times[hi]):
+        return None
+    while lo < hi:  # the first time at which the bound is reachable
+        mid = (lo + hi) // 2
+        if ok(times[mid]):
+            hi = mid
+        else:
+            lo = mid + 1
+    start = float(times[lo])
+    ready = cand[np.maximum(free_at[cand], not_before) <= start]
+    counts = np.bincount(f.node_leaf[ready], minlength=f.n_leaves)
+    chosen: list[int] = []
+    for leaf in np.argsort(-counts, kind="stable")[:bound].tolist():
+        members = ready[f.node_leaf[ready] == leaf]
+        members = members[np.lexsort((members, free_at[members]))]  # those that free first
+        chosen.extend(int(n) for n in members[: need - len(chosen)])
+        if len(chosen) >= need:
+            break
+    return start, chosen, bound
+
+
+def plan_reservation(ix: FabricIndex, state: ClusterState, running: Sequence[Running], gpus: int, now: float,
+                     within: int | None, start_after: float | None = None, alternatives: int = 3,
+                     gpus_per_node: int | None = None) -> list[ReservePlan]:
+    """The best blocks for one job of `gpus` GPUs, earliest start first (`within`: a placement-tree level,
+    None: the whole fabric, one tree of a forest)."""
+    f = ix.fabric
+    size = gpus_per_node or (int(np.bincount(f.node_gpus[state.usable]).argmax()) if state.usable.any() else 8)
+    need = -(-gpus // size)
+    free_at = node_free_times(ix, state, running, now)
+    not_before = max(now, start_after or now)
+    block_of = (ix.leaf_tree if within is None else ix.anc[within])[f.node_leaf]
+    plans: list[ReservePlan] = []
+    for b in np.unique(block_of[block_of >= 0]).tolist():
+        got = _earliest_in_block(ix, free_at, state.usable & (block_of == b), need, size, not_before)
+        if got is None:
+            continue
+        start, nodes, bound = got
+        idle = sum(float(f.node_gpus[n]) * (start - max(float(free_at[n]), now)) for n in nodes) / 3600
+        on = set(nodes)
+        must = sorted(((r.job_id, float(r.end)) for r in running if r.end is not None and any(n in on for n, _ in
+                                                                                              r.alloc)),
+                      key=lambda x: x[1])
+        name = f.group_names[b] if within is not None else "the fabric" if ix.n_trees == 1 else f"tree {b}"
+        plans.append(ReservePlan(name, start, sorted(nodes, key=lambda n: (int(ix.leaf_pos[f.node_leaf[n]]), n)),
+                                 len({int(f.node_leaf[n]) for n in nodes}), bound, idle, must))
+    plans.sort(key=lambda p: (p.start, p.idle_gpu_hours, p.block))
+    return plans[:alternatives]

@@ -1,0 +1,85 @@
+"""`placer reserve` (issue 20, point 3), worked by hand on the tiny preset (the running jobs of tests/test_why.py).
+
+    leaves: p01-su01 gpu001-004, p01-su02 gpu005-008, p02-su01 gpu009-012, p02-su02 gpu013-016
+    running: r1 on gpu001-003 (ends in 600 s), r2 on gpu009-012 (60 s), r3 on gpu005-007 (3,000 s),
+             r4 on gpu013-015 (no known end); free: gpu004, gpu008, gpu016
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cli.main import main
+from placer.jobs import JobRequest
+from placer.reserve import plan_reservation
+from placer.validate import validate_reservation
+
+from .test_why import FABRIC, IX, NOW, RUNNING, state_and_running
+
+
+def test_within_a_unit_the_earliest_block_first_with_its_idle_cost() -> None:
+    s, running = state_and_running()
+    plans = plan_reservation(IX, s, running, 32, NOW, within=0)
+    got = [(p.block, p.start - NOW, [FABRIC.node_names[n] for n in p.nodes], round(p.idle_gpu_hours, 4),
+            [j for j, _ in p.must_end]) for p in plans]
+    assert got == [("p02-su01", 60, ["gpu009", "gpu010", "gpu011", "gpu012"], 0.0, ["r2"]),
+                   ("p01-su01", 600, ["gpu001", "gpu002", "gpu003", "gpu004"], round(8 * 600 / 3600, 4), ["r1"]),
+                   ("p01-su02", 3000, ["gpu005", "gpu006", "gpu007", "gpu008"], round(8 * 3000 / 3600, 4), ["r3"])]
+
+
+def test_within_a_pod_a_node_with_no_known_end_never_frees() -> None:
+    """p02 would need gpu013-015, held by r4 with no end: only p01, when r3 ends; idle: gpu004 and gpu008
+    for 3,000 s, gpu001-003 from 600 s."""
+    s, running = state_and_running()
+    plans = plan_reservation(IX, s, running, 64, NOW, within=1)
+    assert [(p.block, p.start - NOW, p.leaves, p.leaf_bound) for p in plans] == [("p01-spine", 3000, 2, 2)]
+    assert plans[0].idle_gpu_hours == pytest.approx((2 * 8 * 3000 + 3 * 8 * 2400) / 3600)
+
+
+def test_start_after_and_a_job_nothing_holds() -> None:
+    s, running = state_and_running()
+    late = plan_reservation(IX, s, running, 32, NOW, within=0, start_after=NOW + 1000)
+    assert [(p.block, p.start - NOW) for p in late] == [("p01-su01", 1000), ("p02-su01", 1000), ("p01-su02", 3000)]
+    # at one start, the least idle first: gpu004 from now and gpu001-003 from 600 s, against gpu009-012 from 60 s
+    assert late[0].idle_gpu_hours == pytest.approx((8 * 1000 + 3 * 8 * 400) / 3600)
+    assert late[1].idle_gpu_hours == pytest.approx(4 * 8 * 940 / 3600)
+    assert plan_reservation(IX, s, running, 8 * 20, NOW, within=None) == []
+
+
+def test_the_validator_recomputes_every_plan_and_catches_a_wrong_one() -> None:
+    s, running = state_and_running()
+    ends = [(r.end, r.alloc) for r in running]
+    hero = JobRequest("hero", 32, exclusive=True)
+    for p in plan_reservation(IX, s, running, 32, NOW, within=0):
+        names = [FABRIC.node_names[n] for n in p.nodes]
+        assert validate_reservation(FABRIC, s, hero, ends, names, p.start, NOW, p.idle_gpu_hours) == []
+    good = ["gpu009", "gpu010", "gpu011", "gpu012"]
+    assert "reports 1.000000 idle GPU-hours, recomputed 0.000000" in \
+        " ".join(validate_reservation(FABRIC, s, hero, ends, good, NOW + 60, NOW, 1.0))
+    early = validate_reservation(FABRIC, s, hero, ends, good, NOW + 30, NOW, 0.0)
+    assert any("gpu009 is not a whole usable 8-GPU node free by the start" in b for b in early)
+    spread = validate_reservation(FABRIC, s, hero, ends, ["gpu004", "gpu008", "gpu016", "gpu009"], NOW + 60, NOW,
+                                  (8 * 60 * 3) / 3600)
+    assert any("spans 4 leaves, the job's bound is 1" in b for b in spread)
+
+
+def test_reserve_offline_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [{"job": jid, "status": "placed", "gpus": 8 * len(nodes), "nodes": [FABRIC.node_names[n] for n in nodes],
+             "gpu_ids": {FABRIC.node_names[n]: list(range(8)) for n in nodes},
+             **({"end": NOW + ends} if ends is not None else {})} for jid, (nodes, ends) in RUNNING.items()]
+    snap = tmp_path / "now.json"
+    snap.write_text(json.dumps({"schema": "placer.plan/v1", "fabric": "tiny", "placements": rows, "summary": {}}))
+    base = ["reserve", "--gpus", "32", "--within", "su", "--inventory", "preset:tiny", "--state", str(snap),
+            "--now", str(NOW), "--user", "alice", "--name", "hero1"]
+    assert main(base) == 0
+    out = capsys.readouterr().out
+    assert "1. p02-su01: starts in 60 s on 1 leaves (bound 1), gpu[009-012]" in out
+    assert "ReservationName=hero1 StartTime=" in out and "Nodes=gpu[009-012] Users=alice" in out
+    assert main(base + ["--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [p["block"] for p in doc["plans"]] == ["p02-su01", "p01-su01", "p01-su02"]
+    assert main(base + ["--apply"]) == 2  # --apply is live only
+    assert main(["reserve", "--gpus", "999", "--inventory", "preset:tiny", "--state", str(snap)]) == 2
+    assert "can ever hold 999 GPUs" in capsys.readouterr().err
