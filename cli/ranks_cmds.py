@@ -145,8 +145,13 @@ def replace_cmd(inventory, job, failed, plan_path, nodes_opt, spares_per_su, tp,
         par = _parallelism(tp, pp, dp, weights, sum(len(v) for v in view.gpu_ids.values()))
     res = replace_nodes(fabric, view, failed_nodes, spares_per_su, par)
     lines = [f"job {job}: {len(failed_nodes)} failed node(s) of {len(view.nodes)}"]
-    lines += [f"  {r.failed} -> {r.node or '(none)'}: {r.why}" for r in res.plan.replacements]
-    result: dict = {"job": job, "replacements": [r.__dict__ for r in res.plan.replacements], "nodes": res.plan.nodes}
+    # the technician pulls the failed node and checks the new one: where each is, when the inventory says
+    lines += [f"  {r.failed}{fabric.where(r.failed)} -> {r.node or '(none)'}{fabric.where(r.node) if r.node else ''}: "
+              f"{r.why}" for r in res.plan.replacements]
+    located = {n: loc.as_data() for r in res.plan.replacements for n in (r.failed, r.node)
+               if n and (loc := fabric.locations.get(n)) is not None}
+    result: dict = {"job": job, "replacements": [r.__dict__ for r in res.plan.replacements], "nodes": res.plan.nodes,
+                    **({"locations": located} if located else {})}
     if par is not None and res.traffic_before is not None and res.traffic_after is not None:
         tb, ta = res.traffic_before, res.traffic_after
         lines.append(f"  traffic crossing leaves per step: {tb['cross_leaf']:,.0f} before, {ta['cross_leaf']:,.0f} "

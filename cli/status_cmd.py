@@ -24,8 +24,12 @@ def status_data(view: ClusterView) -> dict[str, Any]:
         mask = np.zeros(view.fabric.n_nodes, dtype=bool)
         mask[[view.fabric.node_index[n] for n in nodes if n in view.fabric.node_index]] = True
         parts[name] = fabric_status(ix, view.state, mask).as_data()
-    return {"fabric": view.fabric.name, "source": view.source, "at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            **whole.as_data(), "partitions": parts}
+    f = view.fabric
+    down = [{"node": f.node_names[n], **({"location": f.locations[f.node_names[n]].as_data()}
+                                         if f.node_names[n] in f.locations else {})}
+            for n in np.nonzero(~view.state.usable)[0].tolist()]
+    return {"fabric": f.name, "source": view.source, "at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            **whole.as_data(), "partitions": parts, "down_or_drained": down}
 
 
 def _strip(leaves: list[dict[str, Any]]) -> str:
@@ -69,6 +73,10 @@ def render_status(view: ClusterView, data: dict[str, Any]) -> str:
     for t in data["tiers"]:
         out.append(f"  {t['tier']:<10} {t['blocks']:>8,} {t['largest_gpus']:>11,} GPUs  "
                    f"{t['whole_free_nodes_max']:>21,}  {t['where'] or '-'}")
+    if data["down_or_drained"]:  # what a technician walks to
+        shown = [f"{d['node']}{view.fabric.where(d['node'])}" for d in data["down_or_drained"]]
+        out.append(f"  down or drained: {', '.join(shown[:10])}" + (f" … and {len(shown) - 10} more"
+                                                                     if len(shown) > 10 else ""))
     out.append(f"  leaf occupancy ({STRIP[0]} empty … {STRIP[-1]} full, x down/drained), in rank order:")
     out.extend(f"    {line}" for line in strip_lines(view, data["leaves"]))
     for name, p in data["partitions"].items():

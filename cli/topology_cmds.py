@@ -8,12 +8,13 @@ import click
 import yaml
 
 from plugins.slurm_cli import run_command
-from topology import BackendError, Fabric, InventoryError, RequestError, dump_inventory
+from topology import BackendError, Fabric, InventoryError, Problem, RequestError, dump_inventory
 from topology.diff import diff_wiring, looks_like_dump, render_diff, wiring_of_dump, wiring_of_fabric
 from topology.exporters import EXPORTERS, SLURM_READS_FROM, export, format_refused, parse_slurm_version
 from topology.generate import PRESET_HELP, PRESETS, design_for, generate
 from topology.hostlists import HostlistError, expand
 from topology.ibnetdiscover import ImportOptions, dump_format, import_ibnetdiscover, parse_dump, parse_node_map
+from topology.locations import parse_locations_csv, with_locations
 from topology.nvidia_smi import node_type_from_topo, parse_clique_csv, with_domains, with_node_type
 from topology.problems import errors_in
 from topology.slurm_conf import import_slurm
@@ -69,7 +70,7 @@ def show(inventory: str | None, preset: str | None, fmt: str) -> None:
 
 @topology.command("import")
 @click.option("--from", "source", type=click.Choice(["slurm", "ibnetdiscover", "ibdiagnet", "nvidia-smi-topo",
-                                                         "nvl-domains"]), required=True,
+                                                         "nvl-domains", "locations"]), required=True,
               help="What the input is (ibnetdiscover also reads ibdiagnet's topology file, known by its header).")
 @click.argument("file", required=False)
 @click.option("--topology-conf", type=click.Path(dir_okay=False), help="slurm: topology.conf (tree).")
@@ -85,18 +86,21 @@ def show(inventory: str | None, preset: str | None, fmt: str) -> None:
 @click.option("--keep-unnamed", is_flag=True, help="ibnetdiscover: keep default-named adapters as nodes named "
               "by GUID (one adapter per host, as on older clusters).")
 @click.option("--node-model", metavar="NAME", help="nvidia-smi-topo: the node type to describe.")
-@click.option("--inventory", "base_inventory", help="nvidia-smi-topo / nvl-domains: the inventory to update.")
+@click.option("--inventory", "base_inventory", help="nvidia-smi-topo / nvl-domains / locations: the inventory to "
+              "update.")
+@click.option("--locations", "locations_csv", type=click.Path(dir_okay=False), help="Any source: also add the "
+              "physical locations of this CSV (node,rack,u,serial[,row,asset]).")
 @click.option("--name", default=None, help="Fabric name (default: the input file name).")
 @click.option("--strict", is_flag=True, help="Treat warnings (repairs) as errors.")
 @click.option("-o", "--output", metavar="INV.yaml", help="Write the inventory here (default: stdout).")
 def import_(source: str, file: str | None, topology_conf: str | None, slurm_conf: str | None,
             gpus_per_node: int | None, gpu_model: str, add_root: str | None, hosts: str | None,
             host_regex: str | None, node_map: str | None, keep_unnamed: bool, node_model: str | None,
-            base_inventory: str | None, name: str | None, strict: bool, output: str | None) -> None:
-    """Build (or update) an inventory from Slurm's files, an ibnetdiscover dump, an `nvidia-smi topo -m`
-    matrix or a node,clique_id CSV.
-
-    Every problem is reported with file and line; errors write nothing (exit 2), repairs are warnings.
+            base_inventory: str | None, locations_csv: str | None, name: str | None, strict: bool,
+            output: str | None) -> None:
+    """Build (or update) an inventory from Slurm's files, an ibnetdiscover or ibdiagnet dump, an `nvidia-smi
+    topo -m` matrix, a node,clique_id CSV or a node,rack,u,serial CSV. Every problem is reported with file
+    and line; errors write nothing (exit 2), repairs are warnings.
 
     \b
     Examples:
@@ -134,16 +138,32 @@ def import_(source: str, file: str | None, topology_conf: str | None, slurm_conf
         fabric, problems = with_node_type(base, t, file, base_inventory)
         header = f"node type {node_model} from {file}"
     else:
-        if not file or not base_inventory:
-            raise click.UsageError("--from nvl-domains needs the node,clique_id CSV and --inventory INV")
-        base, _ = load_fabric(base_inventory)
-        fabric, problems = with_domains(base, parse_clique_csv(read_text(file), file), file)
-        header = f"{base_inventory} with NVLink domains from {file}"
+        fabric, problems, header = _csv_onto_inventory(source, file, base_inventory)
+    if locations_csv:  # any source: where each node is, for the technician
+        fabric, more = with_locations(fabric, parse_locations_csv(read_text(locations_csv), locations_csv),
+                                      locations_csv)
+        problems, header = problems + more, f"{header}, locations from {locations_csv}"
     warn(problems, None, strict)
     write_output(output, dump_inventory(fabric, header=header))
     if output not in (None, "-"):
         click.echo(f"wrote {output}: {fabric.n_nodes:,} nodes, {fabric.total_gpus:,} GPUs, "
                    f"{fabric.n_leaves:,} leaves", err=True)
+
+
+def _csv_onto_inventory(source: str, file: str | None, base_inventory: str | None
+                        ) -> tuple[Fabric, list[Problem], str]:
+    """--from nvl-domains / locations: a CSV added onto --inventory."""
+    what = {"locations": ("the node,rack,u,serial CSV", "locations"),
+            "nvl-domains": ("the node,clique_id CSV", "NVLink domains")}[source]
+    if not file or not base_inventory:
+        raise click.UsageError(f"--from {source} needs {what[0]} and --inventory INV")
+    base, _ = load_fabric(base_inventory)
+    text = read_text(file)
+    if source == "locations":
+        fabric, problems = with_locations(base, parse_locations_csv(text, file), file)
+    else:
+        fabric, problems = with_domains(base, parse_clique_csv(text, file), file)
+    return fabric, problems, f"{base_inventory} with {what[1]} from {file}"
 
 
 def _ibnet_options(gpus_per_node: int | None, gpu_model: str, hosts: str | None, host_regex: str | None,

@@ -89,9 +89,11 @@ def _render(a: dict) -> str:
     if n["excluded"]:
         out.append("  nodes it cannot use now: " + ", ".join(f"{k} {v:,}" for k, v in n["excluded"].items()))
     if n["status"] == "placed":
-        out.append(f"  best now: {n['nodes']} ({n['leaves']} leaves, cost {n['cost']:,})")
+        out.append(f"  best now: {n['nodes']} ({n['leaves']} leaves, cost {n['cost']:,})"
+                   + (f", racks {', '.join(n['racks'])}" if n["racks"] else ""))
     wb = a["within_bound"]
     if wb:
-        out.append(f"  within its bound: {wb['nodes']} ({wb['leaves']} leaves) in {wb['in_s']:,} s, after:")
+        out.append(f"  within its bound: {wb['nodes']} ({wb['leaves']} leaves"
+                   + (f", racks {', '.join(wb['racks'])}" if wb["racks"] else "") + f") in {wb['in_s']:,} s, after:")
         out.extend(f"    job {b['job']} on {b['nodes']}, ends in {b['in_s']:,} s" for b in wb["blocked_by"])
     return "\n".join(out)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from topology import ClusterState
+from topology import ClusterState, Fabric
 from topology.hostlists import compress
 
 from .engine import place_one
@@ -47,7 +47,8 @@ def why(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfi
                   "constraint": job.constraint, "gpu_model": job.gpu_model, "partition_nodes":
                   None if job.partition_nodes is None else len(job.partition_nodes),
                   "excluded_nodes": len(job.exclude)},
-        "now": {"status": p.status, "nodes": compress(p.nodes), "leaves": p.leaves, "cost": p.cost,
+        "now": {"status": p.status, "nodes": compress(p.nodes), "racks": racks(f, p.nodes), "leaves": p.leaves,
+                "cost": p.cost,
                 "reason": p.reason, "excluded": (p.explain or {}).get("nodes_excluded", {})},
         "hold_until": until, "within_bound": None, "pinned_to": compress(pinned_to) if pinned_to else None,
     }
@@ -63,9 +64,15 @@ def why(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfi
                         for r in sorted(running, key=lambda r: r.end or 0.0)
                         if r.end is not None and r.end <= at and any(n in nodes for n, _ in r.alloc)]
             out["within_bound"] = {"at": at, "in_s": round(at - now), "nodes": compress(q.nodes),
+                                   "racks": racks(f, q.nodes),
                                    "leaves": q.leaves, "cost": q.cost, "blocked_by": blockers}
     out["verdict"], out["sentence"] = _verdict(out, now, multi)
     return out
+
+
+def racks(f: Fabric, names: Sequence[str]) -> list[str]:
+    """The racks these nodes sit in, where the inventory says (for the technician)."""
+    return sorted({loc.rack for n in names if (loc := f.locations.get(n)) is not None and loc.rack})
 
 
 def _verdict(a: dict[str, Any], now: float, multi: bool) -> tuple[str, str]:

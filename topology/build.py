@@ -9,6 +9,7 @@
   disjoint_trees  several trees: a warning (placement keeps within one)
   domains_in_leaves  a domain sits below one leaf
   degraded_links  each slow or narrow cable's ends known, reported (topology/links.py)
+  known_locations each rack/U/serial names a node or switch
   index_arrays    the Fabric's arrays
 
 Every pass appends to one problem list; the build stops after the pass that found an error, so a user
@@ -66,10 +67,24 @@ def _build(spec: FabricSpec, problems: list[Problem]) -> Fabric | None:
                                   problems)
     if errors_in(problems):
         return None
+    known_locations(spec, nodes.index, problems)
+    if errors_in(problems):
+        return None
     fabric = index_arrays(spec, nodes, tree, attached, domains, units, groups)
+    if spec.locations:
+        fabric = replace(fabric, locations=MappingProxyType(dict(spec.locations)))
     if not spec.degraded_links:
         return fabric
     return replace(fabric, degraded_links=tuple(spec.degraded_links), node_degraded=frozen(behind))
+
+
+def known_locations(spec: FabricSpec, node_index: dict[str, int], problems: list[Problem]) -> None:
+    """Each location names a node or switch of the fabric."""
+    switches = {n for s in spec.switches for n in (s.name, *s.members)}
+    for name in spec.locations:
+        if name not in node_index and name not in switches:
+            problems.append(Problem(f"locations.{name}", f"names {name!r}, which is neither a node nor a switch of "
+                                                         f"the fabric"))
 
 
 # -- pass: node types -------------------------------------------------------------------------------------

@@ -9,12 +9,13 @@ switches merged where they serve the same children.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
+from types import MappingProxyType
 
 import numpy as np
 
-from .spec import LinkSpec, NodeType
+from .spec import LinkSpec, Location, NodeType
 
 
 class NodeState(IntEnum):
@@ -71,6 +72,12 @@ class Fabric:
     switch_index: Mapping[str, int]
     degraded_links: tuple[LinkSpec, ...] = ()  # cables slower or narrower than their peers
     node_degraded: np.ndarray | None = None  # bool per node: behind a degraded link (None: none known)
+    locations: Mapping[str, Location] = field(default_factory=lambda: MappingProxyType({}))  # name -> rack, U...
+
+    def where(self, name: str) -> str:
+        """' (rack A01 U12 SN X)' for a name whose location is known, else ''."""
+        loc = self.locations.get(name)
+        return f" ({loc.text()})" if loc is not None and loc.text() else ""
 
     def behind_degraded(self) -> np.ndarray:
         """Per node: its own cable is degraded."""

@@ -14,10 +14,12 @@ from .fabric import Fabric, NodeState, Switch
 from .hostlists import compress_ordered, expand_into
 from .inputs import parse_yaml, read_input
 from .problems import InventoryError, Problem
-from .spec import NODE_STATES, DomainSpec, FabricSpec, LinkSpec, NodeSpec, NodeType, SwitchSpec
+from .spec import NODE_STATES, DomainSpec, FabricSpec, LinkSpec, Location, NodeSpec, NodeType, SwitchSpec
 
 FORMAT_VERSION = 1
-_TOP_KEYS = {"version", "name", "node_types", "defaults", "nodes", "switches", "nvlink_domains", "degraded_links"}
+_TOP_KEYS = {"version", "name", "node_types", "defaults", "nodes", "switches", "nvlink_domains", "degraded_links",
+             "locations"}
+_LOCATION_KEYS = {"rack", "row", "u", "serial", "asset"}
 _LINK_KEYS = {"a", "b", "link", "usual"}
 _TYPE_KEYS = {"gpus", "gpu_model", "features", "nvlink_islands", "nvlinks"}
 _NODE_KEYS = {"names", "type", "state", "reason"}
@@ -112,7 +114,38 @@ def spec_from_document(doc: Any, problems: list[Problem]) -> FabricSpec:
             continue
         a, b, link, usual = (str(v) for v in ends)
         spec.degraded_links.append(LinkSpec(a, b, link, usual, path=path))
+    spec.locations = _locations(doc, problems)
     return spec
+
+
+def _label(obj: dict, key: str, path: str, problems: list[Problem]) -> str | None:
+    """A rack, row, serial or asset tag: text, or a whole number written bare (`rack: 12`)."""
+    v = obj.get(key)
+    if isinstance(v, int) and not isinstance(v, bool):
+        return str(v)
+    return _str(obj, key, path, problems)
+
+
+def _locations(doc: dict, problems: list[Problem]) -> dict[str, Location]:
+    """`locations: {NAME: {rack, row, u, serial, asset}}`: where each node or switch is."""
+    v = doc.get("locations") or {}
+    if not isinstance(v, dict):
+        problems.append(Problem("locations", f"expected a mapping of node or switch name to rack/row/u/serial/asset, "
+                                             f"got {type(v).__name__}"))
+        return {}
+    out: dict[str, Location] = {}
+    for name, loc in v.items():
+        path = f"locations.{name}"
+        if not isinstance(name, str) or not isinstance(loc, dict):
+            problems.append(Problem(path, "expected NAME: {rack: ..., u: ..., serial: ...}"))
+            continue
+        _unknown_keys(loc, _LOCATION_KEYS, path, problems)
+        u = _int(loc, "u", path, problems)
+        if u is not None and not 0 <= u <= 1000:
+            problems.append(Problem(f"{path}.u", f"rack unit {u} is not between 0 and 1,000"))
+        text = {k: _label(loc, k, path, problems) for k in ("rack", "row", "serial", "asset")}
+        out[name] = Location(text["rack"], text["row"], u, text["serial"], text["asset"])
+    return out
 
 
 def _node_type(tname: str, t: Any, problems: list[Problem]) -> NodeType | None:
@@ -253,6 +286,8 @@ def fabric_to_document(fabric: Fabric) -> dict[str, Any]:
     if fabric.degraded_links:
         doc["degraded_links"] = [{"a": ln.a, "b": ln.b, "link": ln.link, "usual": ln.usual}
                                  for ln in fabric.degraded_links]
+    if fabric.locations:
+        doc["locations"] = {n: loc.as_data() for n, loc in fabric.locations.items()}
     return doc
 
 

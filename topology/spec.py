@@ -64,6 +64,26 @@ class LinkSpec:
     path: str = ""
 
 
+@dataclass(frozen=True)
+class Location:
+    """Where a node or switch physically is, for the technician (all optional)."""
+
+    rack: str | None = None
+    row: str | None = None
+    u: int | None = None  # the lowest rack unit it occupies
+    serial: str | None = None
+    asset: str | None = None
+
+    def text(self) -> str:
+        parts = [f"row {self.row}" if self.row else "", f"rack {self.rack}" if self.rack else "",
+                 f"U{self.u}" if self.u is not None else "", f"SN {self.serial}" if self.serial else "",
+                 f"asset {self.asset}" if self.asset else ""]
+        return " ".join(p for p in parts if p)
+
+    def as_data(self) -> dict[str, str | int]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
 @dataclass
 class FabricSpec:
     name: str
@@ -72,6 +92,7 @@ class FabricSpec:
     nodes: list[NodeSpec] = field(default_factory=list)
     domains: list[DomainSpec] = field(default_factory=list)
     degraded_links: list[LinkSpec] = field(default_factory=list)
+    locations: dict[str, Location] = field(default_factory=dict)  # node or switch name -> where it is
 
 
 NODE_STATES = ("up", "drain", "down")

@@ -39,6 +39,7 @@ def fabric_to_spec(fabric: Fabric, keep: set[int] | None = None) -> FabricSpec:
             spec.domains.append(DomainSpec(name, name, members))
     names = {x.name for x in spec.nodes} | {n for s in spec.switches for n in (s.name, *s.members)}
     spec.degraded_links = [ln for ln in fabric.degraded_links if ln.a in names and ln.b in names]
+    spec.locations = {n: loc for n, loc in fabric.locations.items() if n in names}
     return spec
 
 

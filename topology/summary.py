@@ -55,6 +55,8 @@ def summarize(fabric: Fabric) -> dict[str, Any]:
         "nvlink_domains": len(fabric.domain_names),
         "nvlink_domain_nodes": sorted({int(x) for x in dom_sizes.tolist()}),
         "degraded_links": degraded_summary(fabric.degraded_links, set(fabric.node_names)),
+        "located": {"nodes": sum(1 for n in fabric.locations if n in fabric.node_index),
+                    "switches": sum(1 for n in fabric.locations if n not in fabric.node_index)},
     }
 
 
@@ -86,4 +88,8 @@ def render_summary(s: dict[str, Any]) -> str:
                    f"({shown([f'{k} x{v}' for k, v in dl['switches'].items()])})")
     else:
         out.append("  degraded links: none known")
+    loc = s["located"]
+    if loc["nodes"] or loc["switches"]:
+        out.append(f"  physical locations (rack, U, serial): {loc['nodes']:,} of {s['nodes']:,} nodes, "
+                   f"{loc['switches']:,} switches")
     return "\n".join(out)

@@ -60,7 +60,8 @@ def _same_fabric(a: Any, b: Any) -> None:
 INVENTORIES = [EXAMPLE_INV, dump_inventory(TINY), dump_inventory(generate(design_for("tiny", rails=0))),
                EXAMPLE_INV.replace("# degraded_links:\n#   - {a: h100-03", "degraded_links:\n  - {a: h100-03"),
                "version: 1\nname: f\nnode_types: {g8: {gpus: 8}}\ndefaults: {type: g8}\nswitches:\n"
-               "  - {name: a, nodes: 'n[1-4]'}\n  - {name: b, nodes: 'n[5-6]'}\n"]
+               "  - {name: a, nodes: 'n[1-4]'}\n  - {name: b, nodes: 'n[5-6]'}\n"
+               "locations:\n  n1: {rack: A01, u: 3, serial: S1, row: 2, asset: T9}\n"]
 
 
 @given(mutated(INVENTORIES))
