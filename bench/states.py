@@ -15,10 +15,19 @@ SMALL_WEIGHTS = np.array([0.55, 0.15, 0.15, 0.15])
 def fragmented_state(fabric: Fabric, busy: float = 0.80, seed: int = 0, overfill: float = 0.10) -> ClusterState:
     """Fill to busy+overfill with multi-node jobs (pod-local, random leaves) and small jobs (random nodes),
     then end random jobs until `busy` of all GPUs are in use: the holes a real history leaves."""
+    return fragmented_jobs(fabric, busy, seed, overfill)[0]
+
+
+Alloc = list[tuple[int, list[int]]]
+
+
+def fragmented_jobs(fabric: Fabric, busy: float = 0.80, seed: int = 0, overfill: float = 0.10
+                    ) -> tuple[ClusterState, list[Alloc]]:
+    """fragmented_state, and the jobs left running (each its GPUs)."""
     rng = np.random.default_rng(seed)
     state = ClusterState(fabric)
     total = fabric.total_gpus
-    jobs: list[list[tuple[int, list[int]]]] = []
+    jobs: list[Alloc] = []
     used = 0
     leaves_of_pod: dict[int, np.ndarray] = {}
     pod_of_leaf = np.array([fabric.group_ancestors(l)[min(1, len(fabric.group_ancestors(l)) - 1)]
@@ -55,10 +64,12 @@ def fragmented_state(fabric: Fabric, busy: float = 0.80, seed: int = 0, overfill
             used += len(ids)
         jobs.append(alloc)
         fails = 0
+    ended: set[int] = set()
     for k in rng.permutation(len(jobs)).tolist():  # jobs end in random order
         if used <= busy * total:
             break
         for v, ids in jobs[k]:
             state.release(v, ids)
             used -= len(ids)
-    return state
+        ended.add(k)
+    return state, [a for k, a in enumerate(jobs) if k not in ended]

@@ -60,7 +60,7 @@ def node_free_times(ix: FabricIndex, state: ClusterState, running: Sequence[Runn
 
 
 def _earliest_in_block(ix: FabricIndex, free_at: np.ndarray, in_block: np.ndarray, need: int, size: int,
-                       not_before: float) -> tuple[float, list[int], int] | None:
+                       not_before: float, now: float) -> tuple[float, list[int], int] | None:
     f = ix.fabric
     cand = np.nonzero(in_block & (f.node_gpus == size) & np.isfinite(free_at))[0]
     usable_all = np.nonzero(in_block & (f.node_gpus == size))[0]
@@ -86,10 +86,13 @@ def _earliest_in_block(ix: FabricIndex, free_at: np.ndarray, in_block: np.ndarra
     start = float(times[lo])
     ready = cand[np.maximum(free_at[cand], not_before) <= start]
     counts = np.bincount(f.node_leaf[ready], minlength=f.n_leaves)
+    # of the leaves that can give as much, those idle least while draining (nodes freeing late); in a leaf,
+    # the nodes that free last: the ones freeing early stay for backfill
+    idle = np.bincount(f.node_leaf[ready], weights=start - np.maximum(free_at[ready], now), minlength=f.n_leaves)
     chosen: list[int] = []
-    for leaf in np.argsort(-counts, kind="stable")[:bound].tolist():
+    for leaf in np.lexsort((np.arange(f.n_leaves), idle, -counts))[:bound].tolist():
         members = ready[f.node_leaf[ready] == leaf]
-        members = members[np.lexsort((members, free_at[members]))]  # those that free first
+        members = members[np.lexsort((members, -free_at[members]))]
         chosen.extend(int(n) for n in members[: need - len(chosen)])
         if len(chosen) >= need:
             break
@@ -109,7 +112,7 @@ def plan_reservation(ix: FabricIndex, state: ClusterState, running: Sequence[Run
     block_of = (ix.leaf_tree if within is None else ix.anc[within])[f.node_leaf]
     plans: list[ReservePlan] = []
     for b in np.unique(block_of[block_of >= 0]).tolist():
-        got = _earliest_in_block(ix, free_at, state.usable & (block_of == b), need, size, not_before)
+        got = _earliest_in_block(ix, free_at, state.usable & (block_of == b), need, size, not_before, now)
         if got is None:
             continue
         start, nodes, bound = got

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Benchmark: the admin's commands at Colossus scale (issue 20).
+
+On the 221,184-GPU preset about 80% busy in a fragmented pattern (bench/states.py; the jobs left running
+get random expected ends, 1 minute to 3 days) with 1,000 pending jobs (half 1-8 GPUs, half 2-128 nodes):
+  - `status`: the whole fabric and four partitions (a quarter of the pods each): target <= 2 s;
+  - `why`: per pending job, 100 of them: target <= 0.5 s each;
+  - `reserve` for 16,384 and 32,768 GPUs (and 4,096 within a pod), each plan checked by the validator:
+    target <= 30 s each.
+Times are the computation behind each command (what the CLI adds is reading the inventory and Slurm).
+
+    .venv/bin/python bench/admin.py [--preset colossus-200k] [--why-jobs 100]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from states import MULTI_NODE_SIZES, MULTI_NODE_WEIGHTS, SMALL_GPUS, SMALL_WEIGHTS, fragmented_jobs  # noqa: E402
+
+from placer import JobRequest, PlannerConfig  # noqa: E402
+from placer.index import index_for  # noqa: E402
+from placer.reserve import plan_reservation  # noqa: E402
+from placer.status import fabric_status  # noqa: E402
+from placer.validate import validate_reservation  # noqa: E402
+from placer.why import Running, why  # noqa: E402
+from topology.generate import design_for, generate  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="colossus-200k")
+    ap.add_argument("--why-jobs", type=int, default=100)
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    fabric = generate(design_for(args.preset))
+    ix = index_for(fabric)
+    state, allocs = fragmented_jobs(fabric, 0.80, seed=0)
+    rng = np.random.default_rng(7)
+    now = 1.9e9
+    running = [Running(f"r{k}", now + float(rng.uniform(60, 3 * 86400)), a) for k, a in enumerate(allocs)]
+    pending = []
+    for i in range(1000):
+        g = int(rng.choice(SMALL_GPUS, p=SMALL_WEIGHTS)) if rng.random() < 0.5 else \
+            8 * int(rng.choice(MULTI_NODE_SIZES, p=MULTI_NODE_WEIGHTS / MULTI_NODE_WEIGHTS.sum()))
+        pending.append(JobRequest(f"p{i}", g, submit_time=now - float(rng.uniform(0, 3600))))
+    busy = 1 - state.free_gpus[state.usable].sum() / fabric.total_gpus
+    print(f"{args.preset}: {fabric.n_nodes:,} nodes, {busy:.1%} busy, {len(running):,} running jobs, "
+          f"{len(pending):,} pending; set-up {time.perf_counter() - t0:.1f} s")
+    ok = True
+
+    pods = np.unique(ix.anc[1][ix.anc[1] >= 0])
+    quarters = np.array_split(pods, 4)
+    masks = [np.isin(ix.anc[1][fabric.node_leaf], q) for q in quarters]
+    times = []
+    for _ in range(5):
+        t = time.perf_counter()
+        fabric_status(ix, state)
+        for m in masks:
+            fabric_status(ix, state, m)
+        times.append(time.perf_counter() - t)
+    med = statistics.median(times)
+    ok &= med <= 2.0
+    print(f"status (fabric + 4 partitions): median {med * 1e3:.0f} ms of 5 [{'met' if med <= 2 else 'NOT MET'} <= 2 s]")
+
+    cfg = PlannerConfig()
+    wt: list[float] = []
+    verdicts: dict[str, int] = {}
+    for job in pending[: args.why_jobs]:
+        t = time.perf_counter()
+        a = why(ix, state, job, cfg, running, now)
+        wt.append(time.perf_counter() - t)
+        verdicts[a["verdict"]] = verdicts.get(a["verdict"], 0) + 1
+    p50, p99, top = float(np.percentile(wt, 50)), float(np.percentile(wt, 99)), max(wt)
+    ok &= top <= 0.5
+    print(f"why, {len(wt)} pending jobs: p50 {p50 * 1e3:.0f} ms, p99 {p99 * 1e3:.0f} ms, max {top * 1e3:.0f} ms "
+          f"[{'met' if top <= 0.5 else 'NOT MET'} <= 0.5 s each]; verdicts {verdicts}")
+
+    ends = [(r.end, r.alloc) for r in running]
+    for gpus, within in ((16384, None), (32768, None), (4096, 1)):
+        t = time.perf_counter()
+        plans = plan_reservation(ix, state, running, gpus, now, within)
+        for p in plans:
+            bad = validate_reservation(fabric, state, JobRequest("hero", gpus, exclusive=True), ends,
+                                       [fabric.node_names[n] for n in p.nodes], p.start, now, p.idle_gpu_hours)
+            assert not bad, bad
+        took = time.perf_counter() - t
+        ok &= took <= 30
+        first = plans[0] if plans else None
+        what = (f"first plan: {first.block}, starts in {first.start - now:,.0f} s on {first.leaves} leaves "
+                f"(bound {first.leaf_bound}), {first.idle_gpu_hours:,.0f} idle GPU-h, {len(first.must_end)} jobs "
+                f"must end") if first else "no plan"
+        print(f"reserve {gpus:,} GPUs within {'the fabric' if within is None else 'a pod'}: {took:.2f} s with the "
+              f"validator, {len(plans)} plans [{'met' if took <= 30 else 'NOT MET'} <= 30 s]; {what}")
+    print(f"\n{'every target met' if ok else 'SOME TARGETS NOT MET'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
