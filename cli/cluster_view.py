@@ -8,7 +8,7 @@ import click
 
 from placer.plan_doc import apply_plan_document
 from placer.why import Running
-from plugins.backend import SlurmJob, to_cluster_state
+from plugins.backend import SlurmJob, running_of, to_cluster_state
 from plugins.pyslurm_backend import choose_backend
 from topology import ClusterState, Fabric, RequestError
 from topology.hostlists import HostlistError, expand
@@ -58,11 +58,7 @@ def running_jobs(view: ClusterView) -> list[Running]:
                 alloc = [(f.node_index[n], tuple(ids)) for n, ids in row["gpu_ids"].items() if n in f.node_index]
                 out.append(Running(str(row["job"]), row.get("end"), alloc))
         return out
-    for j in view.jobs:
-        if j.running:
-            alloc = [(f.node_index[n], tuple(ids)) for n, ids in j.gpu_ids.items() if n in f.node_index]
-            out.append(Running(str(j.job_id), float(j.end_time) if j.end_time else None, alloc))
-    return out
+    return running_of(f, view.jobs)
 
 
 def _partitions(doc: dict, source: str) -> dict[str, tuple[str, ...]] | None:

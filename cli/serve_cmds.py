@@ -85,7 +85,8 @@ def serve_cmd(inventory: str | None, config_path: str | None, socket_path: str |
                          socket_group=socket_group, mode=mode, partitions=partitions or None,
                          gpu_only=(not all_jobs) if all_jobs else None, refresh_s=refresh_s, node_poll_s=node_poll_s,
                          metrics_port=metrics_port, max_hold_s=max_hold_s)
-    cfg = replace(cfg, planner=replace(cfg.planner, degraded_links=site.degraded_links))
+    cfg = replace(cfg, planner=replace(cfg.planner, degraded_links=site.degraded_links),
+                  hold=HoldRule(site.hold_s, site.hold_share, site.hold_max_s))
     fabric, _ = load_fabric(inventory)
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger().setLevel(logging.INFO)  # one line per decision is the point of a daemon log

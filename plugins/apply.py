@@ -22,14 +22,24 @@ import numpy as np
 
 from placer import JobRequest, PlannerConfig
 from placer.engine import apply, avoided_nodes, place_one
-from placer.index import index_for
+from placer.index import FabricIndex, index_for
 from placer.timeline import HoldRule, Release, first_within_bound, static_leaf_bound
 from placer.types import Placement
 from placer.validate import validate
+from placer.why import why
 from topology import BackendError, ClusterState, Fabric
 from topology.hostlists import compress
 
-from .backend import STEER_TAG, Backend, SlurmJob, SlurmSnapshot, StateReport, hold_for_pending, to_cluster_state
+from .backend import (
+    STEER_TAG,
+    Backend,
+    SlurmJob,
+    SlurmSnapshot,
+    StateReport,
+    hold_for_pending,
+    running_of,
+    to_cluster_state,
+)
 from .requests import placeable_from_slurm
 
 log = logging.getLogger(__name__)
@@ -188,11 +198,22 @@ def _schedule(ps: Pass, gpu_jobs: list[tuple[SlurmJob, JobRequest]]) -> None:
                     state.set_usable(ps.fabric.node_index[name], False)
             continue
         if p.status != "placed":
-            ps.out.waiting.append((j.job_id, p.reason))
+            ps.out.waiting.append((j.job_id, _why_waiting(ps, ix, state, job, p.reason)))
             continue
         if _pin(ps, j, job, p, state, "now"):
             ps.out.pinned.append((j.job_id, compress(p.nodes)))
             apply(state, ps.fabric, p)
+
+
+WHY_PER_PASS = 20  # the full answer for this many waiting jobs a pass (each a look ahead: up to ~40 ms)
+
+
+def _why_waiting(ps: Pass, ix: FabricIndex, state: ClusterState, job: JobRequest, reason: str) -> str:
+    """What `placer why` says of a job left waiting, for the log (the planner's reason past the first few)."""
+    if len(ps.out.waiting) >= WHY_PER_PASS:
+        return reason
+    running = running_of(ps.fabric, ps.report.running)
+    return str(why(ix, state, job, ps.cfg, running, ps.now, ps.hold)["sentence"])
 
 
 def _pin(ps: Pass, j: SlurmJob, job: JobRequest, p: Placement, on: ClusterState, why: str) -> bool:

@@ -6,11 +6,13 @@ two cannot disagree about what a snapshot means.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
+from placer.why import Running
 from topology import BackendError, ClusterState, Fabric
 from topology.fabric import MAX_GPUS_PER_NODE
 from topology.hostlists import expand
@@ -282,3 +284,13 @@ def _some(names: list[str], k: int = 5) -> str:
 
 def expand_nodes(text: str | None) -> tuple[str, ...]:
     return tuple(expand(text)) if text else ()
+
+
+def running_of(fabric: Fabric, jobs: Iterable[SlurmJob]) -> list[Running]:
+    """Running jobs as the planner's timeline sees them: their GPUs and Slurm's EndTime (None: unknown)."""
+    out = []
+    for j in jobs:
+        if j.running:
+            alloc = [(fabric.node_index[n], tuple(ids)) for n, ids in j.gpu_ids.items() if n in fabric.node_index]
+            out.append(Running(str(j.job_id), float(j.end_time) if j.end_time else None, alloc))
+    return out

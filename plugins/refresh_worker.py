@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from placer.why import Running
 from topology import BackendError, ClusterState, Fabric
 
-from .backend import Backend, SlurmSnapshot, hold_for_pending, mismatch_text, to_cluster_state
+from .backend import Backend, SlurmJob, SlurmSnapshot, hold_for_pending, mismatch_text, running_of, to_cluster_state
 
 
 @dataclass
@@ -33,6 +34,8 @@ class Picture:
     mismatch: dict[str, list[str]] = field(default_factory=dict)
     partitions: dict[str, tuple[str, ...]] | None = None
     steered: list[tuple[int, int]] = field(default_factory=list)  # (job id, submit time) the hook holds
+    running: list[Running] = field(default_factory=list)  # with Slurm's EndTimes: for `why`
+    pending: dict[int, SlurmJob] = field(default_factory=dict)  # job id -> pending job: for `why`
 
     def state(self, like: ClusterState) -> ClusterState:
         """A ClusterState of this picture, shaped like `like` (its fabric's tables are shared, not rebuilt)."""
@@ -54,7 +57,8 @@ def picture(fabric: Fabric, snap: SlurmSnapshot) -> Picture:
     st = report.state
     hold_for_pending(fabric, st, snap)
     return Picture(st.free_mask.copy(), st.free_gpus.copy(), st.usable.copy(), report.warnings, report.mismatch,
-                   snap.partition_nodes(), [(j.job_id, j.submit_time) for j in snap.jobs if j.steered])
+                   snap.partition_nodes(), [(j.job_id, j.submit_time) for j in snap.jobs if j.steered],
+                   running_of(fabric, report.running), {j.job_id: j for j in snap.jobs if j.state == "PENDING"})
 
 
 _WORKER: dict[str, Any] = {}

@@ -31,13 +31,15 @@ from placer import JobRequest, PlannerConfig, place_one
 from placer.bounds import empty_fabric_bounds
 from placer.eligibility import eligibility
 from placer.index import index_for
+from placer.timeline import HoldRule
+from placer.why import Running, why
 from topology import BackendError, ClusterState, Fabric, Problem, RequestError
 from topology.hostlists import compress
 from topology.inputs import parse_json
 
-from .backend import Backend
+from .backend import STEER_TAG, Backend, SlurmJob
 from .refresh_worker import Picture, picture
-from .requests import job_from_hook, partition_nodes
+from .requests import job_from_hook, partition_nodes, placeable_from_slurm
 
 log = logging.getLogger(__name__)
 MAX_LINE = 64 * 1024
@@ -61,6 +63,7 @@ class ServeConfig:
     max_hold_s: float = 600.0  # steer mode without `placer apply`: the daemon releases its own holds after this
     metrics_port: int | None = None  # Prometheus on 127.0.0.1:PORT/metrics
     planner: PlannerConfig = field(default_factory=lambda: PlannerConfig(solver="greedy", time_limit_s=0.005))
+    hold: HoldRule = field(default_factory=HoldRule)  # the site's hold settings, for `why` answers
 
 
 class Metrics:
@@ -112,6 +115,8 @@ class Daemon:
         self.state_time = 0.0
         self.mismatch = ""  # what the inventory gets wrong about the cluster ("": nothing)
         self.partitions: dict[str, tuple[str, ...]] | None = None  # partition -> nodes, as Slurm lists them
+        self.running: list[Running] = []  # from the last refresh, for `why`
+        self.pending: dict[int, SlurmJob] = {}
         # the drain watch: nodes its last poll found unusable, and when that poll was asked
         self.polled_off: set[int] = set()
         self.polled_at = 0.0  # time.monotonic()
@@ -161,6 +166,7 @@ class Daemon:
             self.node_state_time = max(self.node_state_time, self.state_time - (now - asked))
             self.mismatch = mismatch
             self.partitions = pic.partitions
+            self.running, self.pending = pic.running, pic.pending
 
     def poll_nodes(self) -> None:
         """The drain watch: node states only (cheap), so a node drained or downed a moment ago is off at
@@ -257,6 +263,20 @@ class Daemon:
             return None, f"{unhonoured} is left to Slurm (placer does not honour it yet)"
         return job, why
 
+    def why(self, job_id: Any) -> dict[str, Any]:
+        """`placer why` through the daemon (the hook's socket): the same answer, from the last refresh."""
+        j = self.pending.get(job_id) if isinstance(job_id, int) and not isinstance(job_id, bool) else None
+        if j is None:
+            return {"action": "none", "reason": f"no pending job {job_id!r} in the last refresh"}
+        job, left = placeable_from_slurm(j, self.partitions, own_pin=STEER_TAG in j.admin_comment)
+        if job is None:
+            return {"action": "none", "reason": f"left to Slurm unchanged: {left}"}
+        with self.lock:
+            state = self.state.copy()
+        pinned = list(j.required_nodes) if STEER_TAG in j.admin_comment and not j.held else []
+        answer = why(self.ix, state, job, self.cfg.planner, self.running, time.time(), self.cfg.hold, pinned)
+        return {"action": "none", "why": answer}
+
     def decide(self, req: Any) -> dict[str, Any]:
         return self.decide_held(req)[0]
 
@@ -271,6 +291,8 @@ class Daemon:
             return {"action": "none", "decisions": list(self.recent)}, held
         if req.get("op") == "state":
             return {"action": "none", **self.state_summary()}, held
+        if req.get("op") == "why":
+            return self.why(req.get("job")), held
         if req.get("op") == "apply-pass":  # `placer apply` says it ran (the socket is root/SlurmUser only)
             self.last_apply = time.time()
             return {"action": "none"}, held

@@ -505,3 +505,34 @@ def test_the_refresh_worker_process_gives_the_same_picture() -> None:
             broken()
     finally:
         broken.close()
+
+
+def test_why_through_the_daemon_and_in_applys_log() -> None:
+    """`{"v": 1, "op": "why", "job": ID}` on the daemon's socket gives `placer why`'s answer from its last
+    refresh; `placer apply` logs the same sentence for a job it leaves waiting (issue 20)."""
+    import time
+
+    from placer import PlannerConfig
+    from plugins.apply import apply_once
+
+    d, slurm = daemon(max_hold_s=86400.0)  # the daemon's own hold timeout must not release the job first
+    now = int(time.time())
+    # every node busy: 15 with a job ending in 10 minutes, one with no known end
+    slurm.jobs = [SlurmJob(job_id=100 + i, name=f"r{i}", state="RUNNING", node_count=1, gpus_per_job=8,
+                           nodes=(n,), gpu_ids={n: tuple(range(8))}, end_time=now + 600 if i else 0)
+                  for i, n in enumerate(FABRIC.node_names)]
+    slurm.jobs.append(SlurmJob(job_id=7, name="big", state="PENDING", priority=0, reason="JobHeldUser",
+                               admin_comment="placer:steer", node_count=2, gpus_per_job=16,
+                               submit_time=now - 7200, partition="gpu"))  # past its hold: apply does not pin it ahead
+    d.refresh()
+    a = d.decide({"v": 1, "op": "why", "job": 7})["why"]
+    assert a["verdict"] == "waits" and a["within_bound"]["in_s"] in (599, 600, 601)
+    assert len(a["within_bound"]["blocked_by"]) == 2
+    assert "no pending job 8" in d.decide({"v": 1, "op": "why", "job": 8})["reason"]
+    assert "no pending job 'x'" in d.decide({"v": 1, "op": "why", "job": "x"})["reason"]
+    slurm.pin = lambda *a: None  # type: ignore[method-assign]  # (never called: asserted by the report)
+    slurm.release = lambda *a: None  # type: ignore[method-assign]
+    report = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=86400, now=now)
+    assert not report.pinned and not report.reserved
+    assert [(j, s.split(":")[0]) for j, s in report.waiting] == [(7, "job 7 (16 GPUs) waits")]
+    assert "once 1" in report.waiting[0][1] and "(ends in 600 s)" in report.waiting[0][1]
