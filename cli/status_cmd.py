@@ -123,4 +123,7 @@ def status_cmd(inventory: str | None, state_path: str | None, config_path: str |
             click.echo(f"wrote {write_leaf_heatmap(view.fabric, data['leaves'], plot)}", err=True)
         if not watch_s:
             return
-        time.sleep(watch_s)
+        try:
+            time.sleep(watch_s)
+        except KeyboardInterrupt:  # Ctrl-C is how a watch ends: not an error
+            return

@@ -127,3 +127,24 @@ def test_status_with_a_bad_snapshot_is_an_input_error(tmp_path: Path, capsys) ->
     snap.write_text(snap.read_text().replace('"gpu[001-008]"', '"gpu[001-"'))
     code, _, err = run(capsys, "status", "--inventory", "preset:tiny", "--state", str(snap))
     assert code == 2 and "partitions" in err and "Traceback" not in err
+
+
+def test_watch_refreshes_until_interrupted(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--watch reads the state again each time (here the snapshot file changes between two views) until Ctrl-C."""
+    import cli.status_cmd as status_cmd
+
+    snap = snapshot(tmp_path)
+    views = []
+
+    def sleep(_: float) -> None:
+        views.append(1)
+        if len(views) == 2:
+            raise KeyboardInterrupt
+        snap.write_text(snap.read_text().replace('"gpu006": [0, 1, 2, 3, 4]', '"gpu006": [0]'))
+
+    monkeypatch.setattr(status_cmd.time, "sleep", sleep)
+    monkeypatch.setattr(status_cmd.click, "clear", lambda: None)
+    code = main(["status", "--inventory", "preset:tiny", "--state", str(snap), "--watch", "1"])
+    out, err = capsys.readouterr()
+    assert code == 0, err  # Ctrl-C ends a watch: no error
+    assert "3 stranded on partly used nodes" in out and "7 stranded on partly used nodes" in out
