@@ -23,6 +23,7 @@ from .test_fuzz_parsers import (
     SACCT,
     SLURM_FILES,
     SLURM_JSON,
+    SNAPSHOT_DOC,
     SWF,
     TINY,
 )
@@ -77,6 +78,19 @@ def test_plan(text: str) -> None:
     _run(["plan", "--inventory", "{d}/inv.yaml", "--jobs", "{d}/jobs.yaml", "--state", "{d}/state.json",
           "--solver", "greedy", "-o", "{d}/out"],
          {"inv.yaml": TINY_INV, "jobs.yaml": "- {job_id: x, gpus: 8}\n", "state.json": text})
+
+
+@given(mutated([SNAPSHOT_DOC, PLAN_DOC]))
+def test_admin_commands_offline(text: str) -> None:
+    """status, why and reserve on a broken snapshot: an answer or an input error, never a traceback."""
+    tried("cli: status, why, reserve")
+    files = {"inv.yaml": TINY_INV, "jobs.yaml": "- {job_id: x, gpus: 24}\n", "state.json": text, "c.yaml": "{}\n"}
+    _run(["status", "--inventory", "{d}/inv.yaml", "--state", "{d}/state.json", "--config", "{d}/c.yaml",
+          "--format", "json"], files)
+    _run(["why", "x", "--inventory", "{d}/inv.yaml", "--state", "{d}/state.json", "--jobs", "{d}/jobs.yaml",
+          "--config", "{d}/c.yaml", "--now", "0"], files)
+    _run(["reserve", "--gpus", "32", "--within", "su", "--inventory", "{d}/inv.yaml", "--state", "{d}/state.json",
+          "--config", "{d}/c.yaml", "--now", "0"], files)
 
 
 @given(mutated([CSV_JOBS, SWF, SACCT]))

@@ -25,6 +25,7 @@ from topology.generate import design_for, generate
 from topology.hostlists import HostlistError, compress_ordered, expand
 from topology.ibnetdiscover import ImportOptions, import_ibnetdiscover, parse_node_map
 from topology.inputs import parse_json, parse_yaml
+from topology.locations import parse_locations_csv, with_locations
 from topology.nvidia_smi import parse_clique_csv, parse_topo_matrix
 from topology.slurm_conf import import_slurm, parse_gres_gpus
 
@@ -121,9 +122,11 @@ def _plan_doc() -> str:
 
 
 PLAN_DOC = _plan_doc()
+SNAPSHOT_DOC = json.dumps({**json.loads(PLAN_DOC), "partitions": {"a": "gpu[001-008]", "b": "gpu[009-016]"},
+                           "down_nodes": [{"node": "gpu016", "state": "drain", "reason": "fan"}]}, indent=1)
 
 
-@given(mutated([PLAN_DOC]))
+@given(mutated([PLAN_DOC, SNAPSHOT_DOC]))
 def test_plan_document(text: str) -> None:
     tried("plan document")
     problems: list[Problem] = []
@@ -173,14 +176,18 @@ TOPO_M = ("\tGPU0\tGPU1\tGPU2\tGPU3\tNIC0\tCPU Affinity\n"
           "GPU2\tNV18\tNV18\t X \tNV4\tSYS\t56-111\nGPU3\tSYS\tSYS\tNV4\t X \tSYS\t56-111\n")
 CLIQUES = "node,clique_id\ngpu0001,7\ngpu0002,7\ngpu0003,8\n"
 NODE_MAP = "# guid name\n0x0002c903000a0b0c gpu0001\nH-0002c903000a0b0d gpu0002\n"
+LOCATIONS = "node,rack,u,serial,row,asset\ngpu001,A01,12,SN-1,3,T-1\ngpu002,A01,14,SN-2,3,\n"
 
 
-@given(mutated([TOPO_M, CLIQUES, NODE_MAP]))
+@given(mutated([TOPO_M, CLIQUES, NODE_MAP, LOCATIONS]))
 def test_small_text_formats(text: str) -> None:
-    tried("topo -m, cliques, node map")
+    tried("topo -m, cliques, node map, locations")
     _own_errors_only(lambda: parse_topo_matrix(text))
     _own_errors_only(lambda: parse_clique_csv(text))
     _own_errors_only(lambda: parse_node_map(text, "map"))
+    got = _own_errors_only(lambda: parse_locations_csv(text))
+    if got is not None:  # what the CSV gives, the inventory keeps: onto TINY when its names are TINY's
+        _own_errors_only(lambda: load_inventory_text(dump_inventory(with_locations(TINY, got, "l")[0])))
 
 
 # -- Slurm's JSON and text ------------------------------------------------------------------------------
