@@ -65,7 +65,8 @@ def show(inventory: str | None, preset: str | None, fmt: str) -> None:
     fabric, problems = load_fabric(inventory or f"preset:{preset}")
     warn(problems, inventory)
     s = summarize(fabric)
-    click.echo(json_text(s, indent=1) if fmt == "json" else render_summary(s))
+    click.echo(json_text({**s, "warnings": [p.as_data() for p in problems]}, indent=1) if fmt == "json"
+               else render_summary(s))
 
 
 @topology.command("import")

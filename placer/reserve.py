@@ -23,6 +23,8 @@ from .bounds import fewest
 from .index import FabricIndex
 from .why import Running
 
+LATER_STARTS_S = (3600, 4 * 3600, 24 * 3600)  # alternatives that start later to leave fewer GPU-hours idle
+
 
 @dataclass
 class ReservePlan:
@@ -125,4 +127,14 @@ def plan_reservation(ix: FabricIndex, state: ClusterState, running: Sequence[Run
         plans.append(ReservePlan(name, start, sorted(nodes, key=lambda n: (int(ix.leaf_pos[f.node_leaf[n]]), n)),
                                  len({int(f.node_leaf[n]) for n in nodes}), bound, idle, must))
     plans.sort(key=lambda p: (p.start, p.idle_gpu_hours, p.block))
-    return plans[:alternatives]
+    plans = plans[:alternatives]
+    # fewer blocks than alternatives asked (the whole fabric is one): the best block started later, when
+    # that leaves fewer GPU-hours idle (other leaves, freeing closer to the start, can be chosen)
+    for delay in LATER_STARTS_S:
+        if not plans or len(plans) >= alternatives:
+            break
+        later = plan_reservation(ix, state, running, gpus, now, within, plans[0].start + delay, 1, gpus_per_node)
+        if later and later[0].idle_gpu_hours < plans[-1].idle_gpu_hours - 1e-9:
+            later[0].block += f" (starting {delay // 3600} h later)"
+            plans.append(later[0])
+    return plans
