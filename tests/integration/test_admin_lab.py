@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import LabHandle, running_nodes
+from .conftest import LabHandle, running_nodes, wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -76,5 +76,9 @@ def test_reserve_apply_creates_the_reservation_small_jobs_go_around_and_the_hero
                           "--comment=placer:off")
         lab.run("scancel", str(short))  # an early finish: the hero still starts at the reservation's start
         assert running_nodes(lab, hero, timeout_s=120) == LEAF1
-    finally:
-        lab.run("scontrol", "delete", f"ReservationName={name}", check=False)
+    finally:  # Slurm deletes a reservation only once no job runs in it
+        lab.run("scancel", "--full", f"--reservation={name}", check=False)
+        wait_until("the reservation deleted", lambda: lab.run("scontrol", "delete", f"ReservationName={name}",
+                                                             check=False).returncode == 0
+                   or "not found" in lab.run("scontrol", "show", "reservation", name, check=False).stdout
+                   + lab.run("scontrol", "show", "reservation", name, check=False).stderr, timeout_s=60, every_s=1)
