@@ -29,7 +29,7 @@ from states import MULTI_NODE_SIZES, MULTI_NODE_WEIGHTS, SMALL_GPUS, SMALL_WEIGH
 
 from placer import JobRequest, PlannerConfig  # noqa: E402
 from placer.index import index_for  # noqa: E402
-from placer.reserve import plan_reservation  # noqa: E402
+from placer.reserve import plan_requeue, plan_reservation  # noqa: E402
 from placer.status import fabric_status  # noqa: E402
 from placer.validate import validate_reservation  # noqa: E402
 from placer.why import Running, why  # noqa: E402
@@ -54,7 +54,8 @@ def main() -> int:
     state, allocs = fragmented_jobs(fabric, 0.80, seed=0)
     rng = np.random.default_rng(7)
     now = 1.9e9
-    running = [Running(f"r{k}", now + float(rng.uniform(60, 3 * 86400)), a) for k, a in enumerate(allocs)]
+    running = [Running(f"r{k}", now + float(rng.uniform(60, 3 * 86400)), a, now - float(rng.uniform(60, 2 * 86400)))
+               for k, a in enumerate(allocs)]
     pending = []
     for i in range(1000):
         g = int(rng.choice(SMALL_GPUS, p=SMALL_WEIGHTS)) if rng.random() < 0.5 else \
@@ -90,7 +91,8 @@ def main() -> int:
     ok &= _why_line(f"why, {len(wt)} pending jobs", wt, verdicts)
     # where the look ahead works hardest: 97% busy, multi-node jobs of 16 to 128 nodes
     full, full_allocs = fragmented_jobs(fabric, 0.97, seed=1)
-    full_running = [Running(f"r{k}", now + float(rng.uniform(60, 3 * 86400)), a) for k, a in enumerate(full_allocs)]
+    full_running = [Running(f"r{k}", now + float(rng.uniform(60, 3 * 86400)), a, now - float(rng.uniform(60, 86400)))
+                    for k, a in enumerate(full_allocs)]
     wt, verdicts = [], {}
     for i in range(args.why_jobs):
         job = JobRequest(f"m{i}", 8 * int(rng.choice([16, 32, 64, 128])), submit_time=now - float(rng.uniform(0, 3600)))
@@ -100,13 +102,16 @@ def main() -> int:
         verdicts[a["verdict"]] = verdicts.get(a["verdict"], 0) + 1
     ok &= _why_line(f"why at 97% busy, {len(wt)} jobs of 16-128 nodes", wt, verdicts)
 
-    ends = [(r.end, r.alloc) for r in running]
+    ends = [r.row() for r in running]
     for gpus, within in ((16384, None), (32768, None), (4096, 1)):
         t = time.perf_counter()
         plans = plan_reservation(ix, state, running, gpus, now, within)
+        sooner = plan_requeue(ix, state, running, gpus, now, within)
+        plans += [sooner] if sooner is not None else []
         for p in plans:
             bad = validate_reservation(fabric, state, JobRequest("hero", gpus, exclusive=True), ends,
-                                       [fabric.node_names[n] for n in p.nodes], p.start, now, p.idle_gpu_hours)
+                                       [fabric.node_names[n] for n in p.nodes], p.start, now, p.idle_gpu_hours,
+                                       p.requeue)
             assert not bad, bad
         took = time.perf_counter() - t
         ok &= took <= 30
@@ -114,7 +119,8 @@ def main() -> int:
               f"validator, {len(plans)} plans [{'met' if took <= 30 else 'NOT MET'} <= 30 s]")
         for p in plans:
             print(f"    {p.block}: starts in {p.start - now:,.0f} s on {p.leaves} leaves (bound {p.leaf_bound}), "
-                  f"{p.idle_gpu_hours:,.0f} idle GPU-h, {len(p.must_end)} jobs must end")
+                  f"{p.idle_gpu_hours:,.0f} idle GPU-h, {len(p.must_end)} jobs must end, {len(p.requeue)} requeued "
+                  f"({sum(w for _, w in p.requeue):,.0f} GPU-h of work lost)")
     print(f"\n{'every target met' if ok else 'SOME TARGETS NOT MET'}")
     return 0 if ok else 1
 

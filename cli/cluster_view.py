@@ -56,7 +56,7 @@ def running_jobs(view: ClusterView) -> list[Running]:
         for row in view.doc.get("placements", []):
             if row.get("status") == "placed":
                 alloc = [(f.node_index[n], tuple(ids)) for n, ids in row["gpu_ids"].items() if n in f.node_index]
-                out.append(Running(str(row["job"]), row.get("end"), alloc))
+                out.append(Running(str(row["job"]), row.get("end"), alloc, row.get("start")))
         return out
     return running_of(f, view.jobs)
 

@@ -9,9 +9,9 @@ import click
 
 from placer.index import index_for
 from placer.jobs import JobRequest
-from placer.reserve import ReservePlan, plan_reservation
+from placer.reserve import ReservePlan, plan_requeue, plan_reservation
 from placer.validate import validate_reservation
-from plugins.reservations import ReservationSpec, create_reservation
+from plugins.reservations import ReservationSpec, create_reservation, requeue_argv
 from plugins.slurm_cli import subprocess_runner
 from topology import BackendError, RequestError
 from topology.hostlists import compress_ordered
@@ -37,7 +37,10 @@ def _row(view: ClusterView, plan: ReservePlan, spec: ReservationSpec, now: float
             "nodes": compress_ordered([f.node_names[n] for n in plan.nodes]), "leaves": plan.leaves,
             "leaf_bound": plan.leaf_bound, "idle_gpu_hours": round(plan.idle_gpu_hours, 3),
             "must_end": [{"job": j, "end": e, "in_s": round(e - now)} for j, e in plan.must_end],
-            "scontrol": " ".join(spec.argv(now)), "validated": True}
+            "scontrol": " ".join(spec.argv(now)), "validated": True,
+            **({"requeue": [{"job": j, "lost_gpu_hours": round(w, 3)} for j, w in plan.requeue],
+                "lost_gpu_hours": round(plan.lost_gpu_hours, 3),
+                "scontrol_requeue": " ".join(requeue_argv([j for j, _ in plan.requeue]))} if plan.requeue else {})}
 
 
 @click.command("reserve")
@@ -78,20 +81,26 @@ def reserve_cmd(gpus: int, within: str, start_after: float | None, duration_s: f
     view = cluster_view(inventory, state_path, config_path, backend, slurm_conf)
     now = now_s if now_s is not None else time.time()
     running = running_jobs(view)
-    plans = plan_reservation(index_for(view.fabric), view.state, running, gpus, now, _level(view, within),
-                             start_after, alternatives)
+    ix, level = index_for(view.fabric), _level(view, within)
+    plans = plan_reservation(ix, view.state, running, gpus, now, level, start_after, alternatives)
+    sooner = plan_requeue(ix, view.state, running, gpus, now, level, start_after)
+    if sooner is not None and (not plans or sooner.start < plans[0].start):
+        plans.append(sooner)  # an alternative only: --apply never requeues anybody's job
     if not plans:
         raise RequestError(f"no block of tier {within!r} can ever hold {gpus:,} GPUs of usable nodes")
     rows = []
     for k, plan in enumerate(plans):
         nodes = [view.fabric.node_names[n] for n in plan.nodes]
         job = JobRequest("hero", gpus, exclusive=True)
-        bad = validate_reservation(view.fabric, view.state, job, [(r.end, r.alloc) for r in running], nodes,
-                                   plan.start, now, plan.idle_gpu_hours)
+        bad = validate_reservation(view.fabric, view.state, job, [r.row() for r in running], nodes,
+                                   plan.start, now, plan.idle_gpu_hours, plan.requeue)
         if bad:  # never printed as a plan, never applied
             raise BackendError(f"plan {k + 1} refused by the validator (a bug in placer): {'; '.join(bad)}")
-        spec = ReservationSpec(name or f"placer-hero-{gpus}", plan.start, duration_s, compress_ordered(nodes), users)
+        spec = ReservationSpec(name or f"placer-hero-{gpus}", plan.start, duration_s, compress_ordered(nodes), users,
+                               ignore_jobs=bool(plan.requeue))
         rows.append(_row(view, plan, spec, now))
+    if do_apply and plans[0].requeue:
+        raise RequestError("the only plan requeues running jobs: --apply does not; run its commands yourself")
     if do_apply:
         site = load_config(config_path)
         spec = ReservationSpec(name or f"placer-hero-{gpus}", plans[0].start, duration_s, rows[0]["nodes"], users)
@@ -110,6 +119,11 @@ def _render(doc: dict[str, Any]) -> str:
                    f"{len(r['must_end'])} running job(s) must end first"
                    + (f" (last: {r['must_end'][-1]['job']} in {r['must_end'][-1]['in_s']:,} s)" if r["must_end"]
                       else ""))
+        if "requeue" in r:
+            out[-1] = (f"{k}. {r['block']}: starts {when} on {r['leaves']} leaves (bound {r['leaf_bound']}), "
+                       f"{r['nodes']}, by requeuing {len(r['requeue'])} running job(s): {r['lost_gpu_hours']:,.1f} "
+                       f"GPU-h of their work lost (not done by --apply)")
+            out.append(f"   {r['scontrol_requeue']}")
         out.append(f"   {r['scontrol']}")
         if "created" in r:
             out.append(f"   applied: {r['created']}")

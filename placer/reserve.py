@@ -35,6 +35,11 @@ class ReservePlan:
     leaf_bound: int
     idle_gpu_hours: float  # capacity left idle while draining (upper bound)
     must_end: list[tuple[str, float]] = field(default_factory=list)  # running jobs on those nodes, by end
+    requeue: list[tuple[str, float]] = field(default_factory=list)  # requeued instead: (job, GPU-hours of work lost)
+
+    @property
+    def lost_gpu_hours(self) -> float:
+        return self.idle_gpu_hours + sum(w for _, w in self.requeue)
 
 
 def node_free_times(ix: FabricIndex, state: ClusterState, running: Sequence[Running], now: float) -> np.ndarray:
@@ -138,3 +143,57 @@ def plan_reservation(ix: FabricIndex, state: ClusterState, running: Sequence[Run
             later[0].block += f" (starting {delay // 3600} h later)"
             plans.append(later[0])
     return plans
+
+
+def requeue_loss(r: Running, now: float) -> float:
+    """GPU-hours of work a requeue throws away: its GPUs times how long it has run (a job of unknown start
+    is never requeued by a plan: its loss cannot be told)."""
+    assert r.start is not None
+    return sum(len(ids) for _, ids in r.alloc) * max(0.0, now - r.start) / 3600
+
+
+def plan_requeue(ix: FabricIndex, state: ClusterState, running: Sequence[Running], gpus: int, now: float,
+                 within: int | None, start_after: float | None = None,
+                 gpus_per_node: int | None = None) -> ReservePlan | None:
+    """The hero run at once (or at `start_after`), within its bound, by requeuing the running jobs on the
+    block whose requeue loses the least work (each job's GPUs times how long it has run); nodes of a job
+    whose start is unknown are left alone."""
+    f = ix.fabric
+    size = gpus_per_node or (int(np.bincount(f.node_gpus[state.usable]).argmax()) if state.usable.any() else 8)
+    need = -(-gpus // size)
+    start = max(now, start_after or now)
+    loss = {r.job_id: requeue_loss(r, now) for r in running if r.start is not None}
+    node_cost = np.zeros(f.n_nodes)
+    jobs_on: dict[int, list[str]] = {}
+    untold = np.zeros(f.n_nodes, dtype=bool)
+    for r in running:
+        if r.start is None:
+            untold[[n for n, _ in r.alloc]] = True
+            continue
+        for n, _ in r.alloc:
+            node_cost[n] += loss[r.job_id]
+            jobs_on.setdefault(n, []).append(r.job_id)
+    block_of = (ix.leaf_tree if within is None else ix.anc[within])[f.node_leaf]
+    best: ReservePlan | None = None
+    for b in np.unique(block_of[block_of >= 0]).tolist():
+        usable = np.nonzero(state.usable & ~untold & (block_of == b) & (f.node_gpus == size))[0]
+        counts = np.bincount(f.node_leaf[usable], minlength=f.n_leaves)
+        bound = fewest(counts, need)
+        if bound is None:
+            continue
+        leaf_cost = np.bincount(f.node_leaf[usable], weights=node_cost[usable], minlength=f.n_leaves)
+        chosen: list[int] = []
+        for leaf in np.lexsort((np.arange(f.n_leaves), leaf_cost, -counts))[:bound].tolist():
+            members = usable[f.node_leaf[usable] == leaf]
+            members = members[np.lexsort((members, node_cost[members]))]
+            chosen.extend(int(n) for n in members[: need - len(chosen)])
+        hit = sorted({j for n in chosen for j in jobs_on.get(n, [])}, key=lambda j: (loss[j], j))
+        plan = ReservePlan("", start, sorted(chosen, key=lambda n: (int(ix.leaf_pos[f.node_leaf[n]]), n)),
+                           len({int(f.node_leaf[n]) for n in chosen}), bound, 0.0,
+                           requeue=[(j, loss[j]) for j in hit])
+        plan.block = (f.group_names[b] if within is not None else "the fabric" if ix.n_trees == 1 else f"tree {b}")
+        if best is None or plan.lost_gpu_hours < best.lost_gpu_hours:
+            best = plan
+    if best is not None:
+        best.block += " (requeuing)"
+    return best

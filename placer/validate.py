@@ -296,30 +296,24 @@ def _cost(f: Fabric, members: dict[int, set[int]], level: list[int], free: dict[
                               leftover=leftover))
 
 
-def validate_reservation(fabric: Fabric, initial: ClusterState, job: JobRequest,
-                         running: Iterable[tuple[float | None, Iterable[tuple[int, Iterable[int]]]]],
-                         nodes: list[str], start: float, now: float, idle_gpu_hours: float) -> list[str]:
+RunningJob = tuple[str, float | None, float | None, Iterable[tuple[int, Iterable[int]]]]  # id, start, end, GPUs
+
+
+def validate_reservation(fabric: Fabric, initial: ClusterState, job: JobRequest, running: Iterable[RunningJob],
+                         nodes: list[str], start: float, now: float, idle_gpu_hours: float,
+                         requeued: Iterable[tuple[str, float]] = ()) -> list[str]:
     """A hero-run reservation (placer/reserve.py), recomputed on this validator's own picture: its nodes are
-    whole nodes the job qualifies for, usable and free by `start` once every running job ending by then is
-    gone; it spans no more leaves than the job's bound on an empty fabric, within one tree; and the idle
-    GPU-hours it reports (each node idle from when it frees until `start`) are what they are."""
+    whole nodes the job qualifies for, usable and free by `start` once every running job ending by then, or
+    requeued, is gone; it spans no more leaves than the job's bound on an empty fabric, within one tree; the
+    idle GPU-hours it reports (each node idle from when it frees until `start`) and the work each requeued
+    job loses (its GPUs times how long it has run) are what they are."""
     pic = _Picture(fabric, initial, frozenset())
     size = pic.job_size(job)
     need = job.nodes_needed(size)
-    ends: dict[int, float] = {}
-    unknown: set[int] = set()
-    for end, alloc in running:
-        for n, ids in alloc:
-            if end is None:
-                unknown.add(n)
-                continue
-            ends[n] = max(ends.get(n, now), end)
-            if end <= start:
-                pic.free[n] |= set(ids)
+    ends, unknown, bad = _release_by(pic, running, start, now, dict(requeued))
     idx = [fabric.node_index.get(name, -1) for name in nodes]
-    bad = [f"reservation: unknown node in {nodes}"] if -1 in idx else []
-    if bad:
-        return bad
+    if -1 in idx:
+        return bad + [f"reservation: unknown node in {nodes}"]
     if len(set(idx)) != need:
         bad.append(f"reservation: {len(set(idx))} nodes, the job needs {need}")
     for n in idx:
@@ -338,3 +332,30 @@ def validate_reservation(fabric: Fabric, initial: ClusterState, job: JobRequest,
     if abs(idle / 3600 - idle_gpu_hours) > 1e-6:
         bad.append(f"reservation: reports {idle_gpu_hours:.6f} idle GPU-hours, recomputed {idle / 3600:.6f}")
     return bad
+
+
+def _release_by(pic: _Picture, running: Iterable[RunningJob], start: float, now: float, gone: dict[str, float]
+                ) -> tuple[dict[int, float], set[int], list[str]]:
+    """Free what the running jobs ending by `start`, and the requeued ones, hold; (per node its last known
+    end, nodes held by a job of unknown end, problems with the requeued jobs' reported loss)."""
+    ends: dict[int, float] = {}
+    unknown: set[int] = set()
+    bad: list[str] = []
+    for job_id, began, end, alloc in running:
+        alloc = list(alloc)
+        if job_id in gone:
+            gpus = sum(len(list(ids)) for _, ids in alloc)
+            want = 1e9 if began is None else gpus * max(0.0, now - began) / 3600
+            if abs(want - gone.pop(job_id)) > 1e-6:
+                bad.append(f"reservation: requeuing {job_id} loses {want:.6f} GPU-hours, not what is reported")
+            for n, ids in alloc:
+                pic.free[n] |= set(ids)
+            continue
+        for n, ids in alloc:
+            if end is None:
+                unknown.add(n)
+                continue
+            ends[n] = max(ends.get(n, now), end)
+            if end <= start:
+                pic.free[n] |= set(ids)
+    return ends, unknown, bad + [f"reservation: requeues {j}, which is not running" for j in gone]

@@ -31,6 +31,11 @@ class Running:
     job_id: str
     end: float | None
     alloc: Sequence[tuple[int, Sequence[int]]]
+    start: float | None = None  # when it started (its work so far is lost if requeued); None: unknown
+
+    def row(self) -> tuple[str, float | None, float | None, Sequence[tuple[int, Sequence[int]]]]:
+        """As the validator takes it (placer/validate.py: RunningJob)."""
+        return self.job_id, self.start, self.end, self.alloc
 
 
 def why(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfig, running: Sequence[Running],

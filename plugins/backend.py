@@ -292,5 +292,7 @@ def running_of(fabric: Fabric, jobs: Iterable[SlurmJob]) -> list[Running]:
     for j in jobs:
         if j.running:
             alloc = [(fabric.node_index[n], tuple(ids)) for n, ids in j.gpu_ids.items() if n in fabric.node_index]
-            out.append(Running(str(j.job_id), float(j.end_time) if j.end_time else None, alloc))
+            # Slurm's EndTime is its start plus the time limit
+            start = float(j.end_time - j.time_limit_s) if j.end_time and j.time_limit_s else None
+            out.append(Running(str(j.job_id), float(j.end_time) if j.end_time else None, alloc, start))
     return out

@@ -20,7 +20,8 @@ def snapshot_document(fabric: Fabric, snap: SlurmSnapshot, report: StateReport, 
             leaves=len({int(fabric.node_leaf[fabric.node_index[n]]) for n in ids}), leaf_lower_bound=None,
             pods=None, pod_lower_bound=None, cost=None,
             reason=f"running in Slurm as {job.name!r} (user {job.user_id}, partition {job.partition})",
-            solver="slurm", priority=job.priority, **({"end": float(job.end_time)} if job.end_time else {})))
+            solver="slurm", priority=job.priority, **({"end": float(job.end_time)} if job.end_time else {}),
+            **({"start": float(job.end_time - job.time_limit_s)} if job.end_time and job.time_limit_s else {})))
     down = [{"node": n.name, "state": n.state, "reason": n.reason} for n in snap.nodes
             if n.state != "up" and n.name in fabric.node_index]
     summary = {"running_jobs": len(rows), "pending_jobs": sum(j.state == "PENDING" for j in snap.jobs),

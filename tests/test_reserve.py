@@ -50,7 +50,7 @@ def test_start_after_and_a_job_nothing_holds() -> None:
 
 def test_the_validator_recomputes_every_plan_and_catches_a_wrong_one() -> None:
     s, running = state_and_running()
-    ends = [(r.end, r.alloc) for r in running]
+    ends = [r.row() for r in running]
     hero = JobRequest("hero", 32, exclusive=True)
     for p in plan_reservation(IX, s, running, 32, NOW, within=0):
         names = [FABRIC.node_names[n] for n in p.nodes]
@@ -83,3 +83,45 @@ def test_reserve_offline_through_the_cli(tmp_path: Path, capsys: pytest.CaptureF
     assert main(base + ["--apply"]) == 2  # --apply is live only
     assert main(["reserve", "--gpus", "999", "--inventory", "preset:tiny", "--state", str(snap)]) == 2
     assert "can ever hold 999 GPUs" in capsys.readouterr().err
+
+
+def test_requeuing_the_cheapest_block_starts_now() -> None:
+    """With start times known (r1 ran 3,000 s, r2 100 s, r3 10 s, r4 2 h): requeuing r3 frees p01-su02 now
+    for 24 GPUs x 10 s of lost work; the validator recomputes it; --apply never requeues."""
+    from dataclasses import replace as dc_replace
+
+    from placer.reserve import plan_requeue
+
+    s, running = state_and_running()
+    began = {"r1": NOW - 3000, "r2": NOW - 100, "r3": NOW - 10, "r4": NOW - 7200}
+    running = [dc_replace(r, start=began[r.job_id]) for r in running]
+    p = plan_requeue(IX, s, running, 32, NOW, within=0)
+    assert p is not None and p.block == "p01-su02 (requeuing)" and p.start == NOW
+    assert [FABRIC.node_names[n] for n in p.nodes] == ["gpu005", "gpu006", "gpu007", "gpu008"]
+    assert p.requeue == [("r3", pytest.approx(24 * 10 / 3600))] and p.idle_gpu_hours == 0
+    rows = [r.row() for r in running]
+    hero = JobRequest("hero", 32, exclusive=True)
+    names = [FABRIC.node_names[n] for n in p.nodes]
+    assert validate_reservation(FABRIC, s, hero, rows, names, p.start, NOW, 0.0, p.requeue) == []
+    assert any("requeuing r3 loses" in b for b in validate_reservation(FABRIC, s, hero, rows, names, p.start, NOW,
+                                                                       0.0, [("r3", 5.0)]))
+    assert any("gpu005 is not a whole usable" in b for b in validate_reservation(FABRIC, s, hero, rows, names,
+                                                                                 p.start, NOW, 0.0))
+    # a job whose start is unknown is never requeued by a plan
+    unknown = [dc_replace(r, start=None) if r.job_id == "r3" else r for r in running]
+    q = plan_requeue(IX, s, unknown, 32, NOW, within=0)
+    assert q is not None and "r3" not in [j for j, _ in q.requeue] and q.block == "p02-su01 (requeuing)"
+
+
+def test_the_cli_prints_the_requeue_alternative(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    began = {"r1": NOW - 3000, "r2": NOW - 100, "r3": NOW - 10, "r4": NOW - 7200}
+    rows = [{"job": jid, "status": "placed", "gpus": 8 * len(nodes), "nodes": [FABRIC.node_names[n] for n in nodes],
+             "gpu_ids": {FABRIC.node_names[n]: list(range(8)) for n in nodes}, "start": began[jid],
+             **({"end": NOW + ends} if ends is not None else {})} for jid, (nodes, ends) in RUNNING.items()]
+    snap = tmp_path / "now.json"
+    snap.write_text(json.dumps({"schema": "placer.plan/v1", "fabric": "tiny", "placements": rows, "summary": {}}))
+    assert main(["reserve", "--gpus", "32", "--within", "su", "--inventory", "preset:tiny", "--state", str(snap),
+                 "--now", str(NOW), "--format", "json"]) == 0
+    plans = json.loads(capsys.readouterr().out)["plans"]
+    assert plans[-1]["block"] == "p01-su02 (requeuing)" and plans[-1]["scontrol_requeue"] == "scontrol requeue r3"
+    assert plans[-1]["scontrol"].endswith("Flags=IGNORE_JOBS") and plans[-1]["lost_gpu_hours"] == 0.067
