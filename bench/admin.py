@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from states import MULTI_NODE_SIZES, MULTI_NODE_WEIGHTS, SMALL_GPUS, SMALL_WEIGHTS, fragmented_jobs  # noqa: E402
+from states import fragmented_jobs, mixed_job_gpus  # noqa: E402
 
 from placer import JobRequest, PlannerConfig  # noqa: E402
 from placer.index import index_for  # noqa: E402
@@ -58,8 +58,7 @@ def main() -> int:
                for k, a in enumerate(allocs)]
     pending = []
     for i in range(1000):
-        g = int(rng.choice(SMALL_GPUS, p=SMALL_WEIGHTS)) if rng.random() < 0.5 else \
-            8 * int(rng.choice(MULTI_NODE_SIZES, p=MULTI_NODE_WEIGHTS / MULTI_NODE_WEIGHTS.sum()))
+        g = mixed_job_gpus(rng)
         pending.append(JobRequest(f"p{i}", g, submit_time=now - float(rng.uniform(0, 3600))))
     busy = 1 - state.free_gpus[state.usable].sum() / fabric.total_gpus
     print(f"{args.preset}: {fabric.n_nodes:,} nodes, {busy:.1%} busy, {len(running):,} running jobs, "

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from states import MULTI_NODE_SIZES, MULTI_NODE_WEIGHTS, SMALL_GPUS, SMALL_WEIGHTS, fragmented_state  # noqa: E402
+from states import fragmented_state, mixed_job_gpus  # noqa: E402
 
 from placer import JobRequest, PlannerConfig, place_one, plan  # noqa: E402
 from placer.eligibility import eligibility  # noqa: E402
@@ -129,10 +129,7 @@ def main() -> int:
     rng = np.random.default_rng(42)
     jobs = []
     for i in range(args.queue):
-        if rng.random() < 0.5:
-            g = int(rng.choice(SMALL_GPUS, p=SMALL_WEIGHTS))
-        else:
-            g = 8 * int(rng.choice(MULTI_NODE_SIZES, p=MULTI_NODE_WEIGHTS / MULTI_NODE_WEIGHTS.sum()))
+        g = mixed_job_gpus(rng)
         jobs.append(JobRequest(f"q{i}", g, priority=int(rng.integers(0, 3))))
     t = time.perf_counter()
     result = plan(fabric, states[0], jobs, cfg)

@@ -37,7 +37,7 @@ def one(preset: str, replay_jobs: int, states_n: int) -> dict[str, float]:
     """Decisions, the 1,000-job queue and the replay on one preset, in this process."""
     from placement import DECISION_SIZES
     from simulate import alibaba_shape
-    from states import MULTI_NODE_SIZES, MULTI_NODE_WEIGHTS, SMALL_GPUS, SMALL_WEIGHTS, fragmented_state
+    from states import fragmented_state, mixed_job_gpus
 
     from placer import JobRequest, PlannerConfig, place_one, plan
     from placer.index import index_for
@@ -59,10 +59,7 @@ def one(preset: str, replay_jobs: int, states_n: int) -> dict[str, float]:
     rng = np.random.default_rng(42)
     jobs = []
     for i in range(1000):
-        if rng.random() < 0.5:
-            g = int(rng.choice(SMALL_GPUS, p=SMALL_WEIGHTS))
-        else:
-            g = 8 * int(rng.choice(MULTI_NODE_SIZES, p=MULTI_NODE_WEIGHTS / MULTI_NODE_WEIGHTS.sum()))
+        g = mixed_job_gpus(rng)
         jobs.append(JobRequest(f"q{i}", g, priority=int(rng.integers(0, 3))))
     t = time.perf_counter()
     res = plan(fabric, states[0], jobs, cfg)

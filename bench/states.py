@@ -12,6 +12,13 @@ SMALL_GPUS = np.array([1, 2, 4, 8])
 SMALL_WEIGHTS = np.array([0.55, 0.15, 0.15, 0.15])
 
 
+def mixed_job_gpus(rng: np.random.Generator) -> int:
+    """One job of the benchmarks' queues: half 1-8 GPUs, half 2-128 whole 8-GPU nodes (the mix above)."""
+    if rng.random() < 0.5:
+        return int(rng.choice(SMALL_GPUS, p=SMALL_WEIGHTS))
+    return 8 * int(rng.choice(MULTI_NODE_SIZES, p=MULTI_NODE_WEIGHTS / MULTI_NODE_WEIGHTS.sum()))
+
+
 def fragmented_state(fabric: Fabric, busy: float = 0.80, seed: int = 0, overfill: float = 0.10) -> ClusterState:
     """Fill to busy+overfill with multi-node jobs (pod-local, random leaves) and small jobs (random nodes),
     then end random jobs until `busy` of all GPUs are in use: the holes a real history leaves."""
