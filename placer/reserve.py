@@ -114,8 +114,25 @@ def plan_reservation(ix: FabricIndex, state: ClusterState, running: Sequence[Run
     f = ix.fabric
     size = gpus_per_node or (int(np.bincount(f.node_gpus[state.usable]).argmax()) if state.usable.any() else 8)
     need = -(-gpus // size)
-    free_at = node_free_times(ix, state, running, now)
-    not_before = max(now, start_after or now)
+    free_at = node_free_times(ix, state, running, now)  # once: every alternative below reads it
+    plans = _plans(ix, state, running, free_at, need, size, now, within, max(now, start_after or now))
+    plans = plans[:alternatives]
+    # fewer blocks than alternatives asked (the whole fabric is one): the best block started later, when
+    # that leaves fewer GPU-hours idle (other leaves, freeing closer to the start, can be chosen)
+    for delay in LATER_STARTS_S:
+        if not plans or len(plans) >= alternatives:
+            break
+        later = _plans(ix, state, running, free_at, need, size, now, within, plans[0].start + delay)[:1]
+        if later and later[0].idle_gpu_hours < plans[-1].idle_gpu_hours - 1e-9:
+            later[0].block += f" (starting {delay // 3600} h later)"
+            plans.append(later[0])
+    return plans
+
+
+def _plans(ix: FabricIndex, state: ClusterState, running: Sequence[Running], free_at: np.ndarray, need: int,
+           size: int, now: float, within: int | None, not_before: float) -> list[ReservePlan]:
+    """Each block's plan starting no earlier than `not_before`, earliest start first."""
+    f = ix.fabric
     block_of = (ix.leaf_tree if within is None else ix.anc[within])[f.node_leaf]
     plans: list[ReservePlan] = []
     for b in np.unique(block_of[block_of >= 0]).tolist():
@@ -132,16 +149,6 @@ def plan_reservation(ix: FabricIndex, state: ClusterState, running: Sequence[Run
         plans.append(ReservePlan(name, start, sorted(nodes, key=lambda n: (int(ix.leaf_pos[f.node_leaf[n]]), n)),
                                  len({int(f.node_leaf[n]) for n in nodes}), bound, idle, must))
     plans.sort(key=lambda p: (p.start, p.idle_gpu_hours, p.block))
-    plans = plans[:alternatives]
-    # fewer blocks than alternatives asked (the whole fabric is one): the best block started later, when
-    # that leaves fewer GPU-hours idle (other leaves, freeing closer to the start, can be chosen)
-    for delay in LATER_STARTS_S:
-        if not plans or len(plans) >= alternatives:
-            break
-        later = plan_reservation(ix, state, running, gpus, now, within, plans[0].start + delay, 1, gpus_per_node)
-        if later and later[0].idle_gpu_hours < plans[-1].idle_gpu_hours - 1e-9:
-            later[0].block += f" (starting {delay // 3600} h later)"
-            plans.append(later[0])
     return plans
 
 

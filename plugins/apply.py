@@ -26,7 +26,7 @@ from placer.index import FabricIndex, index_for
 from placer.timeline import HoldRule, Release, first_within_bound, static_leaf_bound
 from placer.types import Placement
 from placer.validate import validate
-from placer.why import why
+from placer.why import Running, why
 from topology import BackendError, ClusterState, Fabric
 from topology.hostlists import compress
 
@@ -149,6 +149,13 @@ class Pass:
     report: StateReport
     snap: SlurmSnapshot
     out: ApplyReport
+    _running: list[Running] | None = None
+
+    def running(self) -> list[Running]:
+        """The running jobs as `why` reads them, built once a pass (only when a waiting job is explained)."""
+        if self._running is None:
+            self._running = running_of(self.fabric, self.report.running)
+        return self._running
 
 
 def _timeline(fabric: Fabric, running: list[SlurmJob], now: float) -> list[Release]:
@@ -212,8 +219,7 @@ def _why_waiting(ps: Pass, ix: FabricIndex, state: ClusterState, job: JobRequest
     """What `placer why` says of a job left waiting, for the log (the planner's reason past the first few)."""
     if len(ps.out.waiting) >= WHY_PER_PASS:
         return reason
-    running = running_of(ps.fabric, ps.report.running)
-    return str(why(ix, state, job, ps.cfg, running, ps.now, ps.hold)["sentence"])
+    return str(why(ix, state, job, ps.cfg, ps.running(), ps.now, ps.hold)["sentence"])
 
 
 def _pin(ps: Pass, j: SlurmJob, job: JobRequest, p: Placement, on: ClusterState, why: str) -> bool:
