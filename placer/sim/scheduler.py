@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, Protocol
 
 import numpy as np
@@ -32,7 +33,7 @@ from topology import ClusterState
 from ..bounds import fewest, leaf_counts
 from ..eligibility import eligibility
 from ..index import FabricIndex
-from ..timeline import first_time, hold_limit
+from ..timeline import first_time, hold_limit, walk
 from .cluster import SimCluster
 from .events import Clock
 from .policies import Policy
@@ -229,19 +230,20 @@ class FcfsBackfill:
 
     def _within_bound_later(self, projected: ClusterState, i: int, rec: JobRecord,
                             deadline: float) -> tuple[float, Alloc] | None:
-        """Walk later job ends up to `deadline`: the first time the policy places `rec` within its bound;
-        failing that, its placement at the deadline (when the job will start anyway): the fewest leaves
-        that waiting can buy, protected from backfill meanwhile."""
+        """Walk later job ends (ends[i:]) up to `deadline`: the first time the policy places `rec` within
+        its bound; failing that, its placement at the deadline (when the job will start anyway): the fewest
+        leaves that waiting can buy, protected from backfill meanwhile."""
         c = self.cluster
-        while i < len(c.ends) and c.ends[i][0] <= deadline:
-            when = c.ends[i][0]
-            i = c.release_until(projected, i, when)
-            if self.bound_out_of_reach(rec, projected):
+        last = projected
+        later = ((end, self.records[j].alloc) for end, j in islice(c.ends, i, None))
+        for when, state in walk(projected, later, deadline):
+            last = state
+            if self.bound_out_of_reach(rec, state):
                 continue
-            alloc = self.choose_on(projected, rec)
+            alloc = self.choose_on(state, rec)
             if alloc is not None and c.leaves(alloc) <= rec.leaf_bound:
                 return when, alloc
-        alloc = self.choose_on(projected, rec)
+        alloc = self.choose_on(last, rec)
         return (deadline, alloc) if alloc is not None else None
 
 
