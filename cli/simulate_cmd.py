@@ -21,7 +21,7 @@ from placer.sim import (
 from placer.sim.sweep import DEFAULT_KNOBS
 from placer.tracegen import generate_trace, scale_to_load, shape_from_tables
 from placer.traces import merge_traces, parse_trace, write_csv_trace
-from topology import Problem, RequestError
+from topology import Fabric, Problem, RequestError
 
 from .files import json_text, load_fabric, read_text, write_output
 from .params import FiniteRange
@@ -90,6 +90,9 @@ def load_trace(paths: tuple[str, ...], fmt: str):
 @click.option("--hold-share", type=FiniteRange(min=0, max=10), default=DEFAULT_HOLD_SHARE, show_default=True,
               help="Placer's scheduler: a long job may wait this share of its run time instead of --hold (at most "
                    "a day); 0: --hold for every job.")
+@click.option("--small-jobs-by-end", is_flag=True,
+              help="Placer's policies: a job of one node or less goes where it delays a node's return to "
+                   "whole-free the least (trace durations as run times). Experimental, off by default.")
 @click.option("--sweep", is_flag=True, help="Run every policy over its knob (placer: --hold; baselines: "
               "--switches-wait) with the values of --knobs, each --trace a stream of its own; a table per "
               "stream and a PNG per stream in --plot (default: the current directory).")
@@ -105,7 +108,8 @@ def load_trace(paths: tuple[str, ...], fmt: str):
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False), help="Write PNG plots here.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def simulate_cmd(inventory: str, traces: tuple[str, ...], trace_format: str, policy: str, backfill: str,
-                 bf_depth: int, switches_wait_s: float, hold_s: float, hold_share: float, sweep: bool, knobs: str,
+                 bf_depth: int, switches_wait_s: float, hold_s: float, hold_share: float, small_jobs_by_end: bool,
+                 sweep: bool, knobs: str,
                  workers: int | None, load: float | None, limit: int | None, time_limit_s: float,
                  out_path: str | None, plot_dir: str | None, fmt: str) -> None:
     """Replay a job trace under several placement policies with the same scheduler; compare them.
@@ -118,8 +122,9 @@ def simulate_cmd(inventory: str, traces: tuple[str, ...], trace_format: str, pol
     """
     fabric, _ = load_fabric(inventory)
     policies = parse_policies(policy)
+    planner = PlannerConfig(time_limit_s=time_limit_s, small_jobs_by_end=small_jobs_by_end)
     cfg = SimConfig(backfill=backfill, bf_depth=bf_depth, switches_wait_s=switches_wait_s, hold_s=hold_s,
-                    hold_share=hold_share, planner=PlannerConfig(time_limit_s=time_limit_s))
+                    hold_share=hold_share, planner=planner)
     if sweep:
         if out_path:
             raise RequestError("--out is for one replay; a sweep prints its rows (--format json) and writes PNGs")
@@ -135,10 +140,16 @@ def simulate_cmd(inventory: str, traces: tuple[str, ...], trace_format: str, pol
     runs, summaries = _replay_all(fabric, jobs, policies, cfg)
     doc = simulation_document(fabric, {"files": list(traces), "jobs": len(jobs), "skipped": trace.skipped,
                                        "load": load, "backfill": backfill, "switches_wait_s": switches_wait_s,
-                                       "hold_s": hold_s, "hold_share": hold_share},
+                                       "hold_s": hold_s, "hold_share": hold_share,
+                                       "small_jobs_by_end": small_jobs_by_end},
                               runs, summaries)
     if out_path:
         write_output(out_path, json_text(doc, None) + "\n")
+    _emit(fabric, runs, summaries, doc, plot_dir, fmt)
+
+
+def _emit(fabric: Fabric, runs: dict, summaries: dict, doc: dict, plot_dir: str | None, fmt: str) -> None:
+    """A replay's plots and its table (or JSON) on stdout."""
     if plot_dir:
         from .plots import write_plots
 
@@ -147,8 +158,9 @@ def simulate_cmd(inventory: str, traces: tuple[str, ...], trace_format: str, pol
     if fmt == "json":
         click.echo(json_text({"trace": doc["trace"], "summary": summaries}, indent=1))
     else:
-        click.echo(f"{len(jobs):,} jobs on {fabric.name} ({fabric.total_gpus:,} GPUs), backfill {backfill}"
-                   + (f", load {load:g}" if load else ""))
+        tr = doc["trace"]
+        click.echo(f"{tr['jobs']:,} jobs on {fabric.name} ({fabric.total_gpus:,} GPUs), backfill {tr['backfill']}"
+                   + (f", load {tr['load']:g}" if tr["load"] else ""))
         click.echo(render_table(summaries), nl=False)
 
 

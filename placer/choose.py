@@ -53,8 +53,10 @@ def _whole_free_groups(ix: FabricIndex, state: ClusterState) -> np.ndarray:
 
 
 # -- single node --------------------------------------------------------------------------------------
-def choose_single(ix: FabricIndex, state: ClusterState, job: JobRequest, el: Eligibility) -> Choice | None:
-    """Exact: every eligible node scored with the full cost; the cheapest wins (lowest index on ties)."""
+def choose_single(ix: FabricIndex, state: ClusterState, job: JobRequest, el: Eligibility,
+                  by_end: bool = False) -> Choice | None:
+    """Exact: every eligible node scored with the full cost; the cheapest wins (lowest index on ties).
+    `by_end`: first the node whose whole-free time the job delays least (when ends are known)."""
     f = ix.fabric
     cand = np.nonzero(el.now)[0]
     if not cand.size:
@@ -86,7 +88,8 @@ def choose_single(ix: FabricIndex, state: ClusterState, job: JobRequest, el: Eli
     # ties: the tightest island, then the leaf with the fewest whole free nodes (best fit one level up:
     # leaves with many whole free nodes stay ready for multi-node jobs), then the lowest node index
     leaf_room = state.group_free_nodes[leaf]
-    order = np.lexsort((cand, leaf_room, island_free, cost))
+    delay, tight = end_keys(state, cand, job.expected_run_s if by_end else None)
+    order = np.lexsort((cand, leaf_room, island_free, cost, tight, delay))
     best = int(order[0])
     node = int(cand[best])
     gpu_ids = pick_gpus(ix, state, node, g)
@@ -97,6 +100,24 @@ def choose_single(ix: FabricIndex, state: ClusterState, job: JobRequest, el: Eli
     alts = [{"node": f.node_names[int(cand[i])], "cost": int(cost[i])} for i in order[1:4]]
     return Choice([node], {node: gpu_ids}, int(cost[best]), terms, 1, [1] * ix.depth,
                   "exact scan (single node)", alts)
+
+
+def end_keys(state: ClusterState, cand: np.ndarray, run_s: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """When the running jobs' ends are known: per candidate node, how long the job would delay the node's
+    return to whole-free (0: it ends before the node's other jobs), and among those it does not delay, the
+    node freeing soonest first (the ones busy longer stay for longer jobs). Zeros otherwise.
+
+    Why (docs/benchmarks.md, issue 18): packing small jobs by free GPUs alone sprinkles long ones over many
+    nodes, and a large job then waits days for the last of them; keeping long small jobs together keeps the
+    other nodes freeing early. Measured: docs/benchmarks.md, issue 18."""
+    zeros = np.zeros(cand.size)
+    if state.node_ends is None or state.clock is None or not run_s:
+        return zeros, zeros
+    now = state.clock
+    busy = np.maximum(state.node_ends[cand], now)
+    busy = np.where(state.free_mask[cand] == state.full_mask[cand], now, busy)  # whole free: nothing to wait for
+    delay = np.maximum(0.0, now + run_s - busy)
+    return delay, np.where(delay == 0, busy, 0.0)
 
 
 # -- whole nodes ---------------------------------------------------------------------------------------

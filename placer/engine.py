@@ -145,7 +145,7 @@ def place_one(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: Planne
         p.reason = f"{header}; needs {b.leaf} leaves now, max_switches is {job.max_switches}: waits for room"
         return _explained(p, cfg, el, b, None)
     choice = (choose_multi(ix, state, job, el, b, cfg, time_left_s) if el.multi_node
-              else choose_single(ix, state, job, el))
+              else choose_single(ix, state, job, el, cfg.small_jobs_by_end))
     assert choice is not None
     p.status = "placed"
     p.nodes = [f.node_names[n] for n in choice.nodes]

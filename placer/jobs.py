@@ -47,6 +47,11 @@ class JobRequest:
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
+    def expected_run_s(self) -> float | None:
+        """How long the job is expected to run: its trace duration in a replay, else its time limit."""
+        return self.duration or self.time_limit_s or None
+
+    @property
     def parallel(self) -> bool:
         return any(v is not None for v in (self.tp, self.pp, self.dp))
 

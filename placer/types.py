@@ -25,6 +25,10 @@ class PlannerConfig:
     # multi-node jobs and nodes behind a degraded link (topology/links.py): never use them (avoid), use them
     # last at equal cost (weigh), or take no notice (ignore)
     degraded_links: DegradedLinks = "weigh"
+    # a job of one node or less goes where it delays a node's return to whole-free the least, when the
+    # running jobs' ends and its own run time are known (placer/choose.py end_keys). Off by default: on
+    # the benchmark streams it wins on one and loses on another (docs/benchmarks.md, issue 18)
+    small_jobs_by_end: bool = False
 
 
 @dataclass

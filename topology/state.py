@@ -33,6 +33,11 @@ class ClusterState:
         self.group_free_nodes = np.zeros(fabric.n_groups, dtype=np.int32)
         self.group_free_gpus = np.zeros(fabric.n_groups, dtype=np.int32)
         self.group_usable_nodes = np.zeros(fabric.n_groups, dtype=np.int32)
+        # when known (trace durations in simulation, Slurm's EndTime live): per node, the time its running
+        # jobs are expected to have ended, and the clock it is read against; a small job then goes where
+        # it delays a node's return to whole-free the least (placer/choose.py). Shared, not copied, by copy()
+        self.node_ends: np.ndarray | None = None
+        self.clock: float | None = None
         self.recompute()
 
     # -- bulk --------------------------------------------------------------------------------------
@@ -142,6 +147,10 @@ class ClusterState:
     def free_gpu_ids(self, node: int) -> list[int]:
         m = int(self.free_mask[node])
         return [g for g in range(int(self.fabric.node_gpus[node])) if m >> g & 1]
+
+    def set_ends(self, node_ends: np.ndarray, clock: float) -> None:
+        """Expected whole-free time of each node (at or before `clock`: free now) and the clock."""
+        self.node_ends, self.clock = node_ends, clock
 
     def copy(self) -> ClusterState:
         new = object.__new__(ClusterState)

@@ -76,6 +76,7 @@ class FcfsBackfill:
 
     # -- one pass --------------------------------------------------------------------------------------
     def schedule(self, queue: list[int], t: float) -> int:
+        self.cluster.state.set_ends(self.cluster.node_free_time, t)  # placer's small-job rule reads them
         started = 0
         while queue:
             j = queue[0]

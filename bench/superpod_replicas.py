@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Benchmark: how far one replay of the SuperPOD stream can be trusted, and placer's small-job rule by end.
+
+The 1,024-GPU SuperPOD stream of issue 18 (8,000 Alibaba-shaped jobs, load 1.0, sizes as generated)
+holds full-fabric jobs (1,024 GPUs) and 7-day jobs: its mean wait is decided by a few drains. Each seed
+is replayed as generated (replica 0) and with every arrival moved later by a random 0-60 s (replicas
+1..K, seeded): a policy's figures over the replicas show what is the policy and what is the draw.
+Policies as sites run them (FCFS + EASY): placer's default, placer with `small_jobs_by_end`, best-fit,
+Slurm's tree 22.05 and 24.05+. Prints every run and, per seed and policy, the median and range.
+
+    .venv/bin/python bench/superpod_replicas.py [--seeds 1,2,3] [--replicas 4] [--workers 2]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import random
+import statistics
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from simulate import alibaba_shape  # noqa: E402  (bench/ is sys.path[0] when run as a script)
+
+from placer.jobs import JobRequest  # noqa: E402
+from placer.sim import SimConfig, simulate  # noqa: E402
+from placer.tracegen import generate_trace, scale_to_load  # noqa: E402
+from placer.types import PlannerConfig  # noqa: E402
+from topology.generate import design_for, generate  # noqa: E402
+
+POLICIES = ("placer", "placer+by-end", "best-fit", "slurm-tree", "slurm-tree-24.05")
+FIG = ("at_leaf_lower_bound", "excess_cross_leaf_pairs", "mean_wait_s", "utilisation_busy_period")
+
+
+def stream(seed: int, replica: int) -> list[JobRequest]:
+    pod = generate(design_for("superpod"))
+    jobs = generate_trace(alibaba_shape(), pod.total_gpus, pod.n_nodes, 8, 8000, 1.0, seed=seed)
+    jobs = scale_to_load(jobs, pod.total_gpus, 1.0)
+    if replica == 0:
+        return jobs
+    rng = random.Random(replica)
+    moved = [dataclasses.replace(j, submit_time=(j.submit_time or 0.0) + rng.uniform(0, 60)) for j in jobs]
+    return sorted(moved, key=lambda j: j.submit_time or 0.0)
+
+
+def run(seed: int, replica: int, policy: str) -> tuple[int, int, str, dict[str, float]]:
+    by_end = policy.endswith("+by-end")
+    cfg = SimConfig(planner=PlannerConfig(time_limit_s=0.01, small_jobs_by_end=by_end))
+    _, s = simulate(generate(design_for("superpod")), stream(seed, replica), policy.removesuffix("+by-end"), cfg)
+    return seed, replica, policy, {k: float(s[k] or 0.0) for k in FIG}
+
+
+def show(f: dict[str, float]) -> str:
+    return (f"{f['at_leaf_lower_bound']:6.1%} {f['excess_cross_leaf_pairs']:6.2%} {f['mean_wait_s']:9,.0f} s "
+            f"{f['utilisation_busy_period']:6.2%}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", default="1,2,3")
+    ap.add_argument("--replicas", type=int, default=4, help="jittered copies besides the stream as generated")
+    ap.add_argument("--policies", default=",".join(POLICIES))
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    tasks = [(s, r, p) for s in map(int, args.seeds.split(",")) for r in range(args.replicas + 1)
+             for p in args.policies.split(",")]
+    print("seed replica policy           at-bound pairs   mean wait    util (busy period)")
+    results = []
+    with ProcessPoolExecutor(args.workers) as pool:
+        for seed, rep, pol, f in pool.map(run, *zip(*tasks)):
+            results.append((seed, rep, pol, f))
+            print(f"{seed:4} {rep:7} {pol:17} {show(f)}", flush=True)
+    print("\nmedian over the replicas (min-max of the mean wait)")
+    for seed in sorted({r[0] for r in results}):
+        for pol in args.policies.split(","):
+            runs = [f for s, _, p, f in results if s == seed and p == pol]
+            med = {k: statistics.median(f[k] for f in runs) for k in FIG}
+            waits = [f["mean_wait_s"] for f in runs]
+            print(f"{seed:4} {pol:17} {show(med)}   ({min(waits):,.0f}-{max(waits):,.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
