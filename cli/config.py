@@ -77,6 +77,7 @@ KEYS: dict[str, tuple[Check, str]] = {
     "hold_share": (_number(0, 10), "hold_share"),
     "hold_max_s": (_number(0, 30 * DAY_S), "hold_max_s"),
     "degraded_links": (_choice("avoid", "weigh", "ignore"), "degraded_links"),
+    "small_jobs_by_end": (lambda v: None if isinstance(v, bool) else "true or false", "small_jobs_by_end"),
 }
 
 
@@ -96,6 +97,7 @@ class SiteConfig:
     hold_share: float = DEFAULT_HOLD_SHARE
     hold_max_s: float = DEFAULT_HOLD_MAX_S
     degraded_links: DegradedLinks = "weigh"  # multi-node jobs and nodes behind a slow cable
+    small_jobs_by_end: bool = False  # placer apply: small jobs by Slurm's EndTimes (PlannerConfig.small_jobs_by_end)
 
     def need_inventory(self, flag: str | None) -> str:
         """The inventory from the flag, else this file; naming where to put it when neither has one."""

@@ -158,7 +158,8 @@ def apply_cmd(inventory: str | None, config_path: str | None, mode: str, interva
         _print_report(r)
         report_pass(Path(socket_path))
 
-    planner = PlannerConfig(time_limit_s=time_limit_s, degraded_links=site.degraded_links)
+    planner = PlannerConfig(time_limit_s=time_limit_s, degraded_links=site.degraded_links,
+                            small_jobs_by_end=site.small_jobs_by_end)
     last = apply_loop(fabric, be, planner, max_hold_s,
                       interval_s if mode == "watch" else None, stop, report, hold)
     if mode == "once" and last.errors:

@@ -23,6 +23,7 @@ import numpy as np
 from placer import JobRequest, PlannerConfig
 from placer.engine import apply, avoided_nodes, place_one
 from placer.index import FabricIndex, index_for
+from placer.reserve import node_free_times
 from placer.timeline import HoldRule, Release, first_within_bound, static_leaf_bound
 from placer.types import Placement
 from placer.validate import validate
@@ -189,6 +190,8 @@ def _schedule(ps: Pass, gpu_jobs: list[tuple[SlurmJob, JobRequest]]) -> None:
     state = ps.report.state
     releases = _timeline(ps.fabric, ps.report.running, ps.now)
     keep_off = _spoken_for(ps.fabric, ps.snap)
+    if ps.cfg.small_jobs_by_end:  # small jobs by end time (off by default): Slurm's EndTimes per node
+        state.set_ends(node_free_times(ix, state, ps.running(), ps.now), ps.now)
     for j, job in gpu_jobs:
         p = place_one(ix, state, job, ps.cfg)
         bound, multi = static_leaf_bound(ix, state, job)
@@ -210,6 +213,9 @@ def _schedule(ps: Pass, gpu_jobs: list[tuple[SlurmJob, JobRequest]]) -> None:
         if _pin(ps, j, job, p, state, "now"):
             ps.out.pinned.append((j.job_id, compress(p.nodes)))
             apply(state, ps.fabric, p)
+            if state.node_ends is not None:  # a job pinned this pass holds its nodes until its time limit
+                idx = [ps.fabric.node_index[n] for n in p.nodes]
+                state.node_ends[idx] = np.maximum(state.node_ends[idx], ps.now + (job.time_limit_s or np.inf))
 
 
 WHY_PER_PASS = 20  # the full answer for this many waiting jobs a pass (each a look ahead: up to ~40 ms)

@@ -127,3 +127,27 @@ def test_a_long_time_limit_buys_a_longer_hold() -> None:
     slurm.jobs.append(replace(held(7, 32), time_limit_s=7 * 86400.0))
     out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=HoldRule(50, share=0.0))
     assert not out.reserved and pins[7] != "gpu[001-004]"
+
+
+def test_small_jobs_by_end_take_the_node_they_delay_least_only_when_asked() -> None:
+    """gpu001: 6 GPUs busy for 10 h; gpu005: 7 GPUs busy for 1 h. A 1-GPU job of 2 h: by free GPUs it fills
+    gpu005 (holding it an hour longer); with small_jobs_by_end it goes to gpu001, which it does not delay."""
+    def run(by_end: bool, *jobs: SlurmJob) -> dict[int, str]:
+        slurm, pins = cluster()
+        slurm.jobs = [
+            SlurmJob(job_id=1, name="a", state="RUNNING", node_count=1, nodes=("gpu001",),
+                     gpu_ids={"gpu001": tuple(range(6))}, gpus_per_node=6, end_time=int(NOW + 36000)),
+            SlurmJob(job_id=2, name="b", state="RUNNING", node_count=1, nodes=("gpu005",),
+                     gpu_ids={"gpu005": tuple(range(7))}, gpus_per_node=7, end_time=int(NOW + 3600)), *jobs]
+        out = apply_once(FABRIC, slurm, PlannerConfig(solver="greedy", small_jobs_by_end=by_end), max_hold_s=600,
+                         now=NOW, hold=HoldRule(1800))
+        assert not out.errors
+        return pins
+
+    two_hours = replace(held(7, 1), time_limit_s=7200.0)
+    assert run(False, two_hours) == {7: "gpu005"}
+    assert run(True, two_hours) == {7: "gpu001"}
+    # a job pinned earlier in the pass holds its node until its time limit: a 4-GPU job of 20 h breaks a whole
+    # node; a 1-GPU job of 15 h then goes beside it (no delay) rather than to gpu001 (3 h later than now)
+    pins = run(True, replace(held(7, 4), time_limit_s=72000.0), replace(held(8, 1), time_limit_s=54000.0))
+    assert pins[8] == pins[7] and pins[7] not in ("gpu001", "gpu005")

@@ -207,3 +207,13 @@ def test_a_placer_the_units_users_cannot_reach_is_named() -> None:
         script.write_text(f"#!{locked / 'python3'}\nprint()\n")
         assert unreachable(str(script)) == locked
     assert unreachable("/usr/bin/env") is None
+
+
+def test_small_jobs_by_end_is_a_boolean(tmp_path: Path) -> None:
+    f = tmp_path / "placer.yaml"
+    f.write_text("small_jobs_by_end: true\n")
+    assert load_config(str(f)).small_jobs_by_end is True
+    f.write_text("small_jobs_by_end: 1\n")
+    with pytest.raises(RequestError) as err:
+        load_config(str(f))
+    assert "small_jobs_by_end" in err.value.render()
