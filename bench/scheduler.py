@@ -13,7 +13,7 @@ Prints the rows and, per stream, every "done when" check of issue 18 for placer'
 writes the rows as JSON and one PNG per stream (locality and excess pairs against mean wait).
 
     .venv/bin/python bench/scheduler.py [--seeds 1,2,3] [--holds 0,600,1800,3600] [--out bench-out]
-                                        [--streams alibaba,superpod,philly] [--big]
+                                        [--streams alibaba,superpod,philly] [--big] [--small-jobs-by-end]
 """
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ from placer.sim.policies import PLACER_POLICIES  # noqa: E402
 from placer.sim.sweep import FIGURES, SweepRow, dominates, sweep  # noqa: E402
 from placer.tracegen import generate_trace, scale_to_load  # noqa: E402
 from placer.traces import merge_traces, parse_trace  # noqa: E402
+from placer.types import PlannerConfig  # noqa: E402
 from topology import Fabric  # noqa: E402
 from topology.generate import design_for, generate  # noqa: E402
 
@@ -141,6 +142,7 @@ def main() -> int:
     ap.add_argument("--streams", default="alibaba,superpod,philly")
     ap.add_argument("--workers", type=int)
     ap.add_argument("--out", default="bench-out")
+    ap.add_argument("--small-jobs-by-end", action="store_true", help="placer's runs with small_jobs_by_end on")
     ap.add_argument("--big", action="store_true", help="also 100,000 jobs on colossus-200k, placer's default")
     ap.add_argument("--report", help="run nothing: print the rows and checks of an earlier run's sched-*.json in "
                     "this directory (for another --default-hold)")
@@ -162,7 +164,8 @@ def main() -> int:
         t = time.perf_counter()
         old = _baselines(args.baselines_from, name)
         todo = [task for task in tasks if not old or task[0] in PLACER_POLICIES]
-        rows = sweep(fabric, jobs, todo, SimConfig(), args.workers) + old
+        cfg = SimConfig(planner=PlannerConfig(time_limit_s=0.01, small_jobs_by_end=args.small_jobs_by_end))
+        rows = sweep(fabric, jobs, todo, cfg, args.workers) + old
         (out / f"sched-{name}.json").write_text(json.dumps([r.as_dict() for r in rows], indent=1))
         png = write_sweep_plot(rows, out, name)
         took = time.perf_counter() - t
