@@ -40,6 +40,7 @@ from .lab_chroot import (
     unmount,
     write_client_wrappers,
 )
+from .lab_steps import end_leftover_steps
 from .slurm_cli import run_command
 
 log = logging.getLogger(__name__)
@@ -308,6 +309,7 @@ class Lab:
             raise BackendError(f"a lab is already up under {self.opt.base}; `placer lab down` first")
         if old:
             unmount(old.get("mounts", []))  # a killed earlier lab's mounts
+        self._end_steps("an earlier lab")
         b = self.opt.base
         self._write_files(fabric)
         conf = str(b / "etc" / "slurm.conf")
@@ -421,6 +423,12 @@ class Lab:
         except BackendError as exc:  # best effort: stopping the daemons comes first
             log.warning("could not cancel the lab's jobs before stopping it: %s", exc)
 
+    def _end_steps(self, whose: str) -> None:
+        ended = end_leftover_steps(self.opt.base, self.root)
+        if ended:
+            log.warning("ended %d job step process(es) %s left under %s (its jobs could not be cancelled)",
+                        ended, whose, self.opt.base)
+
     def down(self, wait_s: float = 15) -> list[str]:
         """Stop what `up` started (slurmd, then slurmctld, then munged if we started it), by pid; then
         undo the chroot's mounts."""
@@ -436,6 +444,7 @@ class Lab:
         deadline = time.monotonic() + wait_s
         for p in order:
             _stop(p, max(deadline - time.monotonic(), 0.0))
+        self._end_steps("this lab")
         stuck = unmount(st.get("mounts", []))
         if stuck:
             raise BackendError(f"the lab's processes stopped but {', '.join(stuck)} would not unmount; "
