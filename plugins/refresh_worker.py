@@ -10,6 +10,9 @@ the node arrays of a ClusterState, the partitions, the mismatch, and the jobs th
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -65,7 +68,17 @@ _WORKER: dict[str, Any] = {}
 
 
 def _start(load: Callable[[str], Fabric], inventory: str, backend: Callable[[], Backend]) -> None:
+    threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True, name="parent-watch").start()
     _WORKER["fabric"], _WORKER["backend"] = load(inventory), backend()
+
+
+def _exit_with(parent: int, every_s: float = 1.0) -> None:
+    """End the worker when the daemon is gone. A SIGKILLed daemon closes nothing the worker waits on (the
+    worker holds its own copy of the task queue's pipe), so it and multiprocessing's resource tracker would
+    stay forever, orphaned (seen after a lab's daemon was killed)."""
+    while os.getppid() == parent:
+        time.sleep(every_s)
+    os._exit(0)
 
 
 def _take() -> Picture:

@@ -507,6 +507,40 @@ def test_the_refresh_worker_process_gives_the_same_picture() -> None:
         broken.close()
 
 
+def test_the_refresh_worker_ends_when_its_daemon_is_killed(tmp_path) -> None:
+    """A SIGKILLed daemon leaves no refresh worker behind (nor multiprocessing's resource tracker)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "daemon.py"
+    script.write_text("import os, time\nfrom plugins.refresh_worker import ProcessRefresher\n"
+                      "from tests.test_serve_unit import _tiny, _HeldOne\nif __name__ == '__main__':\n"
+                      "    w = ProcessRefresher(_tiny, 'tiny', _HeldOne)\n    w()\n"
+                      "    print(os.getpid(), flush=True)\n    time.sleep(600)\n")
+    root = Path(__file__).resolve().parent.parent
+    daemon = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=root,
+                              env={**os.environ, "PYTHONPATH": str(root)})
+    try:
+        assert daemon.stdout is not None and int(daemon.stdout.readline()) == daemon.pid
+        kids = subprocess.run(["ps", "-o", "pid=", "--ppid", str(daemon.pid)], capture_output=True,
+                              text=True).stdout.split()
+        assert kids, "the daemon started no worker process"
+    finally:
+        daemon.send_signal(signal.SIGKILL)
+        daemon.wait()
+        if daemon.stdout is not None:
+            daemon.stdout.close()
+    deadline = time.monotonic() + 20
+    while any(Path(f"/proc/{k}").exists() for k in kids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = [k for k in kids if Path(f"/proc/{k}").exists()]
+    for k in alive:
+        os.kill(int(k), signal.SIGKILL)
+    assert not alive, f"worker process(es) {alive} outlived the killed daemon"
+
+
 def test_why_through_the_daemon_and_in_applys_log() -> None:
     """`{"v": 1, "op": "why", "job": ID}` on the daemon's socket gives `placer why`'s answer from its last
     refresh; `placer apply` logs the same sentence for a job it leaves waiting (issue 20)."""
