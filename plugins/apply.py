@@ -55,6 +55,8 @@ class ApplyReport:
     # pinned to a block within the job's leaf bound that frees later (Slurm starts it there when the
     # running jobs on it end): (job, nodes, expected start)
     reserved: list[tuple[int, str, float]] = field(default_factory=list)
+    # a reservation moved to a block within its bound that is free now: (job, old nodes, new nodes)
+    moved: list[tuple[int, str, str]] = field(default_factory=list)
 
 
 def steered_held(snap: SlurmSnapshot) -> list[SlurmJob]:
@@ -75,6 +77,16 @@ def stranded_pins(fabric: Fabric, snap: SlurmSnapshot, state: ClusterState) -> l
             log.warning("job %d is pinned to %s, now unusable: planning it again", j.job_id, ",".join(bad))
             out.append(j)
     return sorted(out, key=lambda j: (j.submit_time, j.job_id))
+
+
+def waiting_reservations(snap: SlurmSnapshot) -> list[SlurmJob]:
+    """Jobs placer pinned and released to a block of several nodes some of which are still busy: the
+    reservations made on Slurm's EndTimes. EndTimes are time limits and jobs end earlier, so another
+    block within the job's bound may free first; each pass looks (`_move_if_free_now`)."""
+    busy = {n for j in snap.jobs if j.running for n in j.nodes}
+    return sorted((j for j in snap.jobs if j.state == "PENDING" and not j.held and STEER_TAG in j.admin_comment
+                   and len(j.required_nodes) > 1 and busy.intersection(j.required_nodes)),
+                  key=lambda j: (j.submit_time, j.job_id))
 
 
 def _release_on_mismatch(backend: Backend, snap: SlurmSnapshot, report: StateReport, out: ApplyReport
@@ -102,8 +114,9 @@ def apply_once(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s:
         return _release_on_mismatch(backend, snap, report, out)
     stuck = stranded_pins(fabric, snap, report.state)
     snap = SlurmSnapshot(snap.nodes, tuple(j for j in snap.jobs if j not in stuck))
+    movable = waiting_reservations(snap)
     hold_for_pending(fabric, report.state, snap)
-    todo: list[SlurmJob] = list(stuck)
+    todo: list[SlurmJob] = [*stuck, *movable]
     for j in steered_held(snap):
         if j.gpus <= 0:
             todo.append(j)  # no GPUs: nothing to place; release as is below
@@ -125,6 +138,8 @@ def apply_once(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s:
         if job is not None:
             gpu_jobs.append((j, job))
             continue
+        if j in movable:  # a reservation placer cannot plan any more stays as it is
+            continue
         if not j.held:  # a stranded pin placer cannot plan any more: said, left to the admin
             out.errors.append(f"job {j.job_id}: pinned to an unusable node and not placeable: {why}")
             continue
@@ -134,7 +149,8 @@ def apply_once(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s:
         except BackendError as exc:
             out.errors.append(f"job {j.job_id}: {exc}")
     if gpu_jobs:
-        _schedule(Pass(fabric, backend, cfg, now, hold or HoldRule(), report, snap, out), gpu_jobs)
+        _schedule(Pass(fabric, backend, cfg, now, hold or HoldRule(), report, snap, out,
+                       {j.job_id for j in movable}), gpu_jobs)
     return out
 
 
@@ -150,6 +166,7 @@ class Pass:
     report: StateReport
     snap: SlurmSnapshot
     out: ApplyReport
+    movable: set[int] = field(default_factory=set)  # ids of waiting reservations (may move, never wait)
     _running: list[Running] | None = None
 
     def running(self) -> list[Running]:
@@ -193,6 +210,9 @@ def _schedule(ps: Pass, gpu_jobs: list[tuple[SlurmJob, JobRequest]]) -> None:
     if ps.cfg.small_jobs_by_end:  # small jobs by end time (off by default): Slurm's EndTimes per node
         state.set_ends(node_free_times(ix, state, ps.running(), ps.now), ps.now)
     for j, job in gpu_jobs:
+        if j.job_id in ps.movable:
+            _move_if_free_now(ps, ix, state, j, job)
+            continue
         p = place_one(ix, state, job, ps.cfg)
         bound, multi = static_leaf_bound(ix, state, job)
         until = j.submit_time + ps.hold.limit(j.time_limit_s)
@@ -212,10 +232,30 @@ def _schedule(ps: Pass, gpu_jobs: list[tuple[SlurmJob, JobRequest]]) -> None:
             continue
         if _pin(ps, j, job, p, state, "now"):
             ps.out.pinned.append((j.job_id, compress(p.nodes)))
-            apply(state, ps.fabric, p)
-            if state.node_ends is not None:  # a job pinned this pass holds its nodes until its time limit
-                idx = [ps.fabric.node_index[n] for n in p.nodes]
-                state.node_ends[idx] = np.maximum(state.node_ends[idx], ps.now + (job.time_limit_s or np.inf))
+            _take(ps, state, job, p)
+
+
+def _take(ps: Pass, state: ClusterState, job: JobRequest, p: Placement) -> None:
+    """A job pinned to start now takes its GPUs in this pass's state, until its time limit."""
+    apply(state, ps.fabric, p)
+    if state.node_ends is not None:
+        idx = [ps.fabric.node_index[n] for n in p.nodes]
+        state.node_ends[idx] = np.maximum(state.node_ends[idx], ps.now + (job.time_limit_s or np.inf))
+
+
+def _move_if_free_now(ps: Pass, ix: FabricIndex, state: ClusterState, j: SlurmJob, job: JobRequest) -> None:
+    """A waiting reservation takes a block within its leaf bound that is free now, if there is one (its
+    own block stays spoken for this pass); otherwise it keeps its block: it is never held again."""
+    bound, multi = static_leaf_bound(ix, state, job)
+    if not multi or bound is None:
+        return
+    p = place_one(ix, state, job, ps.cfg)
+    if p.status != "placed" or p.leaves > bound:
+        return
+    old = compress(j.required_nodes)
+    if _pin(ps, j, job, p, state, f"moved from {old}: a block within its bound is free now"):
+        ps.out.moved.append((j.job_id, old, compress(p.nodes)))
+        _take(ps, state, job, p)
 
 
 WHY_PER_PASS = 20  # the full answer for this many waiting jobs a pass (each a look ahead: up to ~40 ms)

@@ -116,6 +116,28 @@ def test_a_reserved_job_whose_block_drains_is_planned_again() -> None:
     assert [j for j, _ in out.pinned] == [7] and not out.errors
 
 
+def test_a_reservation_moves_to_a_block_within_its_bound_that_frees_first() -> None:
+    """Reserved on leaf 1 (r1's EndTime now+100), then r4 ends early and leaf 4 is whole: the next pass
+    pins the pending job to leaf 4 (not released again: it is not held). Once its own block is free it
+    stays, even with another whole leaf free; and a block free now only beyond its bound never moves it."""
+    slurm, pins = cluster()
+    slurm.jobs.append(held(7, 32))
+    apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=HoldRule(1800))
+    slurm.jobs[-1] = replace(slurm.jobs[-1], priority=1, reason="Resources",
+                             required_nodes=("gpu001", "gpu002", "gpu003", "gpu004"))
+    slurm.calls.clear()
+    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW + 1, hold=HoldRule(1800))
+    assert slurm.calls == [] and not out.moved  # six nodes free now, over three leaves: it keeps leaf 1
+    slurm.jobs = [j for j in slurm.jobs if j.job_id != 4]
+    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW + 2, hold=HoldRule(1800))
+    assert slurm.calls == [("pin", 7)] and pins[7] == "gpu[013-016]"
+    assert out.moved == [(7, "gpu[001-004]", pins[7])] and not out.pinned and not out.errors
+    slurm.jobs = [j for j in slurm.jobs if j.job_id != 1]  # its own block frees: nothing busy on it
+    slurm.calls.clear()
+    assert not apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW + 3, hold=HoldRule(1800)).moved
+    assert slurm.calls == []
+
+
 def test_a_long_time_limit_buys_a_longer_hold() -> None:
     """A 50 s hold is too short for leaf 1 (free at now+100), but a job with a 7-day time limit may wait
     a fifth of it (hold_share 0.2); with hold_share 0 it may not."""

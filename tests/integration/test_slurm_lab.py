@@ -528,3 +528,25 @@ def test_a_large_job_starts_in_the_block_placer_reserved_while_small_jobs_run_ar
     assert sorted(by[big].required_nodes) == [f"gpu{i:03d}" for i in range(1, 9)]
     lab.run("scancel", str(short))
     assert running_nodes(lab, big, timeout_s=60) == [f"gpu{i:03d}" for i in range(1, 9)]
+
+
+def test_a_reserved_job_moves_to_a_leaf_that_frees_before_its_block(lab: LabHandle, daemon_factory) -> None:
+    """Slurm's EndTimes are time limits, and jobs end earlier. An 8-node job is reserved on leaf 1 (its busy
+    node's limit is the earliest); then a job on leaf 2 ends early and leaf 2 is whole: the next apply pass
+    pins the pending job to leaf 2, and Slurm starts it there at once (leaf 1's job still runs)."""
+    short = lab.sbatch("-J", "short", "-w", "gpu001", "--exclusive", "--gres=gpu:8", "--time=5", "--comment=placer:off")
+    long_ = [lab.sbatch("-J", f"long-{first}", "-N", "5", "-w", f"gpu[{first:03d}-{first + 4:03d}]", "--exclusive",
+                        "--gres=gpu:8", "--time=10", "--comment=placer:off") for first in (9, 17, 25)]
+    for j in (short, *long_):
+        running_nodes(lab, j)
+    daemon_factory("--mode", "steer")
+    big = lab.sbatch("-J", "big-moved", "-N", "8", "--exclusive", "--gres=gpu:8")
+    out = lab.placer("apply", "--inventory", str(lab.inventory), "--once")
+    assert f"job {big}: pinned to gpu[001-008], released; starts when they free" in out.stdout, out.stdout + out.stderr
+    out = lab.placer("apply", "--inventory", str(lab.inventory), "--once")
+    assert f"job {big}" not in out.stdout, out.stdout  # nothing frees before its block: it stays
+    lab.run("scancel", str(long_[0]))
+    out = lab.placer("apply", "--inventory", str(lab.inventory), "--once")
+    assert f"job {big}: moved from gpu[001-008] to gpu[009-016]" in out.stdout, out.stdout + out.stderr
+    assert running_nodes(lab, big, timeout_s=60) == [f"gpu{i:03d}" for i in range(9, 17)]
+    assert lab.jobs_by_id()[short].running
