@@ -107,9 +107,9 @@ def end_keys(state: ClusterState, cand: np.ndarray, run_s: float | None) -> tupl
     return to whole-free (0: it ends before the node's other jobs), and among those it does not delay, the
     node freeing soonest first (the ones busy longer stay for longer jobs). Zeros otherwise.
 
-    Why (docs/benchmarks.md, issue 18): packing small jobs by free GPUs alone sprinkles long ones over many
-    nodes, and a large job then waits days for the last of them; keeping long small jobs together keeps the
-    other nodes freeing early. Measured: docs/benchmarks.md, issue 18."""
+    Why: packing small jobs by free GPUs alone sprinkles long ones over many nodes, and a large job then
+    waits days for the last of them; keeping long small jobs together keeps the other nodes freeing early
+    (measured in docs/benchmarks.md, issue 18)."""
     zeros = np.zeros(cand.size)
     if state.node_ends is None or state.clock is None or not run_s:
         return zeros, zeros
