@@ -47,6 +47,16 @@ def cluster(r1_end: float = NOW + 100) -> tuple[RecordingSlurm, dict[int, str]]:
     return slurm, pins
 
 
+def reserved_on_leaf_1() -> tuple[RecordingSlurm, dict[int, str]]:
+    """A 32-GPU job 7 reserved on leaf 1 by a first pass, then pending there as Slurm keeps it."""
+    slurm, pins = cluster()
+    slurm.jobs.append(held(7, 32))
+    apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=HoldRule(1800))
+    slurm.jobs[-1] = replace(slurm.jobs[-1], priority=1, reason="Resources",
+                             required_nodes=("gpu001", "gpu002", "gpu003", "gpu004"))
+    return slurm, pins
+
+
 def test_a_job_beyond_its_bound_now_is_pinned_to_the_leaf_that_frees_in_time() -> None:
     slurm, pins = cluster()
     slurm.jobs.append(held(7, 32))
@@ -87,11 +97,7 @@ def test_a_job_within_its_bound_now_is_pinned_now_and_hold_zero_never_reserves()
 def test_a_reserved_job_is_spoken_for_in_the_next_pass() -> None:
     """Pinned and released, the job is pending with required nodes: the next pass neither re-plans it
     nor gives its block to another held job."""
-    slurm, pins = cluster()
-    slurm.jobs.append(held(7, 32))
-    apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=HoldRule(1800))
-    slurm.jobs[-1] = replace(slurm.jobs[-1], priority=1, reason="Resources",
-                             required_nodes=("gpu001", "gpu002", "gpu003", "gpu004"))
+    slurm, pins = reserved_on_leaf_1()
     slurm.jobs.append(held(9, 8))
     apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW + 1, hold=HoldRule(1800))
     assert pins[9] not in ("gpu001", "gpu002", "gpu003", "gpu004") and 7 in pins
@@ -102,11 +108,7 @@ def test_a_reserved_job_whose_block_drains_is_planned_again() -> None:
     good, so the next pass moves it (pinned again, not released: it is not held) off the drained node."""
     from plugins.backend import SlurmNode
 
-    slurm, pins = cluster()
-    slurm.jobs.append(held(7, 32))
-    apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=HoldRule(1800))
-    slurm.jobs[-1] = replace(slurm.jobs[-1], priority=1, reason="Resources",
-                             required_nodes=("gpu001", "gpu002", "gpu003", "gpu004"))
+    slurm, pins = reserved_on_leaf_1()
     slurm.calls.clear()
     out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW + 1, hold=HoldRule(1800))
     assert slurm.calls == [] and not out.errors  # nothing to repair: left alone
@@ -120,11 +122,7 @@ def test_a_reservation_moves_to_a_block_within_its_bound_that_frees_first() -> N
     """Reserved on leaf 1 (r1's EndTime now+100), then r4 ends early and leaf 4 is whole: the next pass
     pins the pending job to leaf 4 (not released again: it is not held). Once its own block is free it
     stays, even with another whole leaf free; and a block free now only beyond its bound never moves it."""
-    slurm, pins = cluster()
-    slurm.jobs.append(held(7, 32))
-    apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=HoldRule(1800))
-    slurm.jobs[-1] = replace(slurm.jobs[-1], priority=1, reason="Resources",
-                             required_nodes=("gpu001", "gpu002", "gpu003", "gpu004"))
+    slurm, pins = reserved_on_leaf_1()
     slurm.calls.clear()
     out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW + 1, hold=HoldRule(1800))
     assert slurm.calls == [] and not out.moved  # six nodes free now, over three leaves: it keeps leaf 1

@@ -501,6 +501,19 @@ def test_a_node_drained_a_second_before_a_submit_is_never_advised(lab: LabHandle
     assert out.returncode == 0 and d.state()["last_apply"] is not None  # apply's pass reached the daemon
 
 
+def _one_busy_node_in_leaf_1(lab: LabHandle, daemon_factory, short_min: int) -> tuple[int, list[int]]:
+    """gpu001 busy until its time limit of `short_min` minutes, five nodes of each other leaf for 10 minutes
+    (opted out of placer), and the daemon steering: the start of both reservation tests."""
+    short = lab.sbatch("-J", "short", "-w", "gpu001", "--exclusive", "--gres=gpu:8", f"--time={short_min}",
+                       "--comment=placer:off")
+    long_ = [lab.sbatch("-J", f"long-{first}", "-N", "5", "-w", f"gpu[{first:03d}-{first + 4:03d}]", "--exclusive",
+                        "--gres=gpu:8", "--time=10", "--comment=placer:off") for first in (9, 17, 25)]
+    for j in (short, *long_):
+        running_nodes(lab, j)
+    daemon_factory("--mode", "steer")
+    return short, long_
+
+
 def test_a_large_job_starts_in_the_block_placer_reserved_while_small_jobs_run_around_it(
         lab: LabHandle, daemon_factory) -> None:
     """Placer's scheduler live (issue 18). Leaf 1 (gpu[001-008]) has one busy node whose job has a short
@@ -508,12 +521,7 @@ def test_a_large_job_starts_in_the_block_placer_reserved_while_small_jobs_run_ar
     fits now only over two leaves: apply pins it to leaf 1 and releases it, and Slurm keeps it pending
     there; a small job applied next goes around the block and runs at once. When the short job ends
     (cancelled here, as an early finish), the large job starts on exactly the reserved leaf."""
-    short = lab.sbatch("-J", "short", "-w", "gpu001", "--exclusive", "--gres=gpu:8", "--time=1", "--comment=placer:off")
-    long_ = [lab.sbatch("-J", f"long-{first}", "-N", "5", "-w", f"gpu[{first:03d}-{first + 4:03d}]", "--exclusive",
-                        "--gres=gpu:8", "--time=10", "--comment=placer:off") for first in (9, 17, 25)]
-    for j in (short, *long_):
-        running_nodes(lab, j)
-    daemon_factory("--mode", "steer")
+    short, long_ = _one_busy_node_in_leaf_1(lab, daemon_factory, short_min=1)
     big = lab.sbatch("-J", "big", "-N", "8", "--exclusive", "--gres=gpu:8")
     assert lab.jobs_by_id()[big].steered
     out = lab.placer("apply", "--inventory", str(lab.inventory), "--once")
@@ -534,12 +542,7 @@ def test_a_reserved_job_moves_to_a_leaf_that_frees_before_its_block(lab: LabHand
     """Slurm's EndTimes are time limits, and jobs end earlier. An 8-node job is reserved on leaf 1 (its busy
     node's limit is the earliest); then a job on leaf 2 ends early and leaf 2 is whole: the next apply pass
     pins the pending job to leaf 2, and Slurm starts it there at once (leaf 1's job still runs)."""
-    short = lab.sbatch("-J", "short", "-w", "gpu001", "--exclusive", "--gres=gpu:8", "--time=5", "--comment=placer:off")
-    long_ = [lab.sbatch("-J", f"long-{first}", "-N", "5", "-w", f"gpu[{first:03d}-{first + 4:03d}]", "--exclusive",
-                        "--gres=gpu:8", "--time=10", "--comment=placer:off") for first in (9, 17, 25)]
-    for j in (short, *long_):
-        running_nodes(lab, j)
-    daemon_factory("--mode", "steer")
+    short, long_ = _one_busy_node_in_leaf_1(lab, daemon_factory, short_min=5)
     big = lab.sbatch("-J", "big-moved", "-N", "8", "--exclusive", "--gres=gpu:8")
     out = lab.placer("apply", "--inventory", str(lab.inventory), "--once")
     assert f"job {big}: pinned to gpu[001-008], released; starts when they free" in out.stdout, out.stdout + out.stderr
