@@ -173,8 +173,9 @@ def _print_report(r: ApplyReport) -> None:
     for jid, nodes, at in r.reserved:
         click.echo(f"job {jid}: pinned to {nodes}, released; starts when they free (EndTime in about "
                    f"{max(at - time.time(), 0):.0f} s)")
-    for jid, old, nodes in r.moved:
-        click.echo(f"job {jid}: moved from {old} to {nodes}, free now (its reserved block was not)")
+    for jid, old, nodes, at in r.moved:
+        when = "free now" if at <= time.time() else f"which free sooner (EndTime in about {at - time.time():.0f} s)"
+        click.echo(f"job {jid}: moved from {old} to {nodes}, {when}")
     for jid, why in r.released_unpinned:
         click.echo(f"job {jid}: released unpinned ({why})")
     for jid, why in r.waiting:

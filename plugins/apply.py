@@ -55,8 +55,8 @@ class ApplyReport:
     # pinned to a block within the job's leaf bound that frees later (Slurm starts it there when the
     # running jobs on it end): (job, nodes, expected start)
     reserved: list[tuple[int, str, float]] = field(default_factory=list)
-    # a reservation moved to a block within its bound that is free now: (job, old nodes, new nodes)
-    moved: list[tuple[int, str, str]] = field(default_factory=list)
+    # a reservation moved to a block within its bound that frees sooner: (job, old nodes, new nodes, start)
+    moved: list[tuple[int, str, str, float]] = field(default_factory=list)
 
 
 def steered_held(snap: SlurmSnapshot) -> list[SlurmJob]:
@@ -82,7 +82,7 @@ def stranded_pins(fabric: Fabric, snap: SlurmSnapshot, state: ClusterState) -> l
 def waiting_reservations(snap: SlurmSnapshot) -> list[SlurmJob]:
     """Jobs placer pinned and released to a block of several nodes some of which are still busy: the
     reservations made on Slurm's EndTimes. EndTimes are time limits and jobs end earlier, so another
-    block within the job's bound may free first; each pass looks (`_move_if_free_now`)."""
+    block within the job's bound may free first; each pass looks (`_move_if_sooner`)."""
     busy = {n for j in snap.jobs if j.running for n in j.nodes}
     return sorted((j for j in snap.jobs if j.state == "PENDING" and not j.held and STEER_TAG in j.admin_comment
                    and len(j.required_nodes) > 1 and busy.intersection(j.required_nodes)),
@@ -211,7 +211,7 @@ def _schedule(ps: Pass, gpu_jobs: list[tuple[SlurmJob, JobRequest]]) -> None:
         state.set_ends(node_free_times(ix, state, ps.running(), ps.now), ps.now)
     for j, job in gpu_jobs:
         if j.job_id in ps.movable:
-            _move_if_free_now(ps, ix, state, j, job)
+            _move_if_sooner(ps, ix, state, releases, keep_off, j, job)
             continue
         p = place_one(ix, state, job, ps.cfg)
         bound, multi = static_leaf_bound(ix, state, job)
@@ -221,11 +221,8 @@ def _schedule(ps: Pass, gpu_jobs: list[tuple[SlurmJob, JobRequest]]) -> None:
             later = first_within_bound(ix, state, job, ps.cfg, releases, ps.now, until, bound, keep_off)
         if later is not None and later[0] > ps.now:
             at, q, projected = later
-            if _pin(ps, j, job, q, projected, f"reserved: its block frees in about {at - ps.now:.0f} s"):
+            if _reserve(ps, state, keep_off, j, job, later, f"reserved: its block frees in about {at - ps.now:.0f} s"):
                 ps.out.reserved.append((j.job_id, compress(q.nodes), at))
-                for name in q.nodes:  # spoken for: no later job this pass takes its free part
-                    keep_off[ps.fabric.node_index[name]] = True
-                    state.set_usable(ps.fabric.node_index[name], False)
             continue
         if p.status != "placed":
             ps.out.waiting.append((j.job_id, _why_waiting(ps, ix, state, job, p.reason)))
@@ -243,19 +240,49 @@ def _take(ps: Pass, state: ClusterState, job: JobRequest, p: Placement) -> None:
         state.node_ends[idx] = np.maximum(state.node_ends[idx], ps.now + (job.time_limit_s or np.inf))
 
 
-def _move_if_free_now(ps: Pass, ix: FabricIndex, state: ClusterState, j: SlurmJob, job: JobRequest) -> None:
-    """A waiting reservation takes a block within its leaf bound that is free now, if there is one (its
-    own block stays spoken for this pass); otherwise it keeps its block: it is never held again."""
+def _reserve(ps: Pass, state: ClusterState, keep_off: np.ndarray, j: SlurmJob, job: JobRequest,
+             later: tuple[float, Placement, ClusterState], why: str) -> bool:
+    """Pin `j` to a block that frees at `later`'s time; its nodes are spoken for in the rest of the pass."""
+    _, q, projected = later
+    if not _pin(ps, j, job, q, projected, why):
+        return False
+    for name in q.nodes:  # no later job this pass takes its free part
+        keep_off[ps.fabric.node_index[name]] = True
+        state.set_usable(ps.fabric.node_index[name], False)
+    return True
+
+
+MOVE_MARGIN_S = 60.0  # another block must free at least this much sooner for a reservation to move
+
+
+def _block_frees_at(ps: Pass, nodes: tuple[str, ...]) -> float:
+    """When the running jobs on `nodes` end by Slurm's EndTimes (inf: one has none)."""
+    ends = [float(r.end_time) if r.end_time > 0 else np.inf for r in ps.report.running
+            if not set(r.nodes).isdisjoint(nodes)]
+    return max([ps.now, *ends])
+
+
+def _move_if_sooner(ps: Pass, ix: FabricIndex, state: ClusterState, releases: list[Release],
+                    keep_off: np.ndarray, j: SlurmJob, job: JobRequest) -> None:
+    """A waiting reservation moves to a block within its leaf bound that frees sooner than its own by
+    Slurm's EndTimes, at once if one is free now (EndTimes are time limits: jobs end early, limits
+    change). Otherwise it keeps its block; it is never held again, never moved beyond its bound, and its
+    own block stays spoken for this pass."""
     bound, multi = static_leaf_bound(ix, state, job)
     if not multi or bound is None:
         return
-    p = place_one(ix, state, job, ps.cfg)
-    if p.status != "placed" or p.leaves > bound:
+    own = _block_frees_at(ps, j.required_nodes)
+    sooner = first_within_bound(ix, state, job, ps.cfg, releases, ps.now, own - MOVE_MARGIN_S, bound, keep_off)
+    if sooner is None:
         return
+    at, q, _ = sooner
     old = compress(j.required_nodes)
-    if _pin(ps, j, job, p, state, f"moved from {old}: a block within its bound is free now"):
-        ps.out.moved.append((j.job_id, old, compress(p.nodes)))
-        _take(ps, state, job, p)
+    if at <= ps.now:
+        if _pin(ps, j, job, q, state, f"moved from {old}: a block within its bound is free now"):
+            ps.out.moved.append((j.job_id, old, compress(q.nodes), at))
+            _take(ps, state, job, q)
+    elif _reserve(ps, state, keep_off, j, job, sooner, f"moved from {old}: frees in about {at - ps.now:.0f} s"):
+        ps.out.moved.append((j.job_id, old, compress(q.nodes), at))
 
 
 WHY_PER_PASS = 20  # the full answer for this many waiting jobs a pass (each a look ahead: up to ~40 ms)

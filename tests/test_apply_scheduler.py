@@ -129,11 +129,28 @@ def test_a_reservation_moves_to_a_block_within_its_bound_that_frees_first() -> N
     slurm.jobs = [j for j in slurm.jobs if j.job_id != 4]
     out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW + 2, hold=HoldRule(1800))
     assert slurm.calls == [("pin", 7)] and pins[7] == "gpu[013-016]"
-    assert out.moved == [(7, "gpu[001-004]", pins[7])] and not out.pinned and not out.errors
+    assert out.moved == [(7, "gpu[001-004]", pins[7], NOW + 2)] and not out.pinned and not out.errors
     slurm.jobs = [j for j in slurm.jobs if j.job_id != 1]  # its own block frees: nothing busy on it
     slurm.calls.clear()
     assert not apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW + 3, hold=HoldRule(1800)).moved
     assert slurm.calls == []
+
+
+def test_a_reservation_whose_jobs_time_limit_grows_moves_to_a_block_that_frees_sooner() -> None:
+    """r1's time limit is raised (EndTime now+100 -> now+6000): leaf 1 now frees after the others
+    (now+5000), so the pending job is pinned to a block freeing then, and starts there when it frees.
+    Raised only to now+5030, leaf 1 is not later by the margin (60 s): the job stays."""
+    for r1_end, moves in ((NOW + 5030, False), (NOW + 6000, True)):
+        slurm, pins = reserved_on_leaf_1()
+        slurm.jobs[0] = replace(slurm.jobs[0], end_time=int(r1_end))
+        slurm.calls.clear()
+        out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW + 1, hold=HoldRule(1800))
+        if not moves:
+            assert slurm.calls == [] and not out.moved
+            continue
+        assert slurm.calls == [("pin", 7)] and out.moved == [(7, "gpu[001-004]", pins[7], NOW + 5000)]
+        assert len(expand(pins[7])) == 4 and not set(expand(pins[7])) & {"gpu001", "gpu002", "gpu003", "gpu004"}
+        assert len({int(FABRIC.node_leaf[FABRIC.node_index[n]]) for n in expand(pins[7])}) == 1
 
 
 def test_a_long_time_limit_buys_a_longer_hold() -> None:

@@ -6,6 +6,7 @@ import contextlib
 import grp
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -539,17 +540,27 @@ def test_a_large_job_starts_in_the_block_placer_reserved_while_small_jobs_run_ar
 
 
 def test_a_reserved_job_moves_to_a_leaf_that_frees_before_its_block(lab: LabHandle, daemon_factory) -> None:
-    """Slurm's EndTimes are time limits, and jobs end earlier. An 8-node job is reserved on leaf 1 (its busy
-    node's limit is the earliest); then a job on leaf 2 ends early and leaf 2 is whole: the next apply pass
-    pins the pending job to leaf 2, and Slurm starts it there at once (leaf 1's job still runs)."""
+    """Slurm's EndTimes are time limits: they change, and jobs end earlier. An 8-node job is reserved on
+    leaf 1 (its busy node's limit, 5 min, is the earliest). The admin raises that limit to 30 min: the
+    next pass moves the pending job to a leaf whose jobs end at 10 min. Then a job on yet another leaf
+    ends early and that leaf is whole: the next pass moves it there, and Slurm starts it at once."""
     short, long_ = _one_busy_node_in_leaf_1(lab, daemon_factory, short_min=5)
     big = lab.sbatch("-J", "big-moved", "-N", "8", "--exclusive", "--gres=gpu:8")
     out = lab.placer("apply", "--inventory", str(lab.inventory), "--once")
     assert f"job {big}: pinned to gpu[001-008], released; starts when they free" in out.stdout, out.stdout + out.stderr
     out = lab.placer("apply", "--inventory", str(lab.inventory), "--once")
     assert f"job {big}" not in out.stdout, out.stdout  # nothing frees before its block: it stays
-    lab.run("scancel", str(long_[0]))
+    lab.run("scontrol", "update", f"JobId={short}", "TimeLimit=30")
     out = lab.placer("apply", "--inventory", str(lab.inventory), "--once")
-    assert f"job {big}: moved from gpu[001-008] to gpu[009-016]" in out.stdout, out.stdout + out.stderr
-    assert running_nodes(lab, big, timeout_s=60) == [f"gpu{i:03d}" for i in range(9, 17)]
+    moved = re.search(rf"job {big}: moved from gpu\[001-008\] to gpu\[(\d+)-(\d+)\], which free sooner", out.stdout)
+    assert moved, out.stdout + out.stderr
+    first = int(moved.group(1))
+    assert first in (9, 17, 25) and int(moved.group(2)) == first + 7
+    assert sorted(lab.jobs_by_id()[big].required_nodes) == [f"gpu{i:03d}" for i in range(first, first + 8)]
+    other = next(f for f in (9, 17, 25) if f != first)
+    lab.run("scancel", str(long_[(9, 17, 25).index(other)]))
+    out = lab.placer("apply", "--inventory", str(lab.inventory), "--once")
+    assert f"job {big}: moved from gpu[{first:03d}-{first + 7:03d}] to gpu[{other:03d}-{other + 7:03d}], free now" \
+        in out.stdout, out.stdout + out.stderr
+    assert running_nodes(lab, big, timeout_s=60) == [f"gpu{i:03d}" for i in range(other, other + 8)]
     assert lab.jobs_by_id()[short].running
