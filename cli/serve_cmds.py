@@ -31,10 +31,16 @@ def load_serve_config(path: str | None) -> ServeConfig:
 
 
 def _stop_on_signals(event: threading.Event) -> None:
-    # Python runs the handler in the main thread, so that thread must never block without a timeout (see
-    # plugins/serve.py: serve)
+    """SIGTERM/SIGINT set `event`, from a thread of their own. Python runs the handler in the main thread
+    between two steps of whatever it was doing, and that may be just after it took the event's own lock
+    inside `event.wait`: an `event.set()` there waits for that lock forever (seen: a `placer serve`
+    that never stopped after SIGTERM, its main thread blocked in its own handler). The main thread must
+    also never block without a timeout (see plugins/serve.py: serve)."""
+    def handler(*_: object) -> None:
+        threading.Thread(target=event.set, name="stop-on-signal", daemon=True).start()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: event.set())
+        signal.signal(sig, handler)
 
 
 CONFIG = click.option("--config", "config_path", type=click.Path(dir_okay=False),

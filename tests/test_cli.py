@@ -186,3 +186,17 @@ def test_export_refuses_formats_the_slurm_version_cannot_read(capsys, fmt: str, 
         assert (code, out) == (2, "") and refused in err
     else:
         assert code == 0 and (out.startswith("#") or out.startswith("- topology")), err
+
+
+def test_a_stop_signal_never_deadlocks_on_the_event_the_main_thread_waits_on() -> None:
+    """serve/apply stop on SIGTERM through an Event the main thread waits on. The handler runs in the main
+    thread, possibly just after it took the event's lock inside `wait`: here it is called holding that
+    lock, as then. It must return (the event set from another thread), not wait for the lock forever."""
+    code = ("import signal, threading\nfrom cli.serve_cmds import _stop_on_signals\nev = threading.Event()\n"
+            "_stop_on_signals(ev)\nwith ev._cond:\n    signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)\n"
+            "assert ev.wait(5)\nprint('stopped')\n")
+    try:
+        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the stop handler deadlocked on the event's own lock")
+    assert done.returncode == 0 and done.stdout.strip() == "stopped", done.stderr
