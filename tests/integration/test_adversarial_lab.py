@@ -232,10 +232,16 @@ class Phase:
         self.fake = _fake_daemon(self.sock, json.dumps(answers[k % len(answers)]))
 
     def __exit__(self, *exc: object) -> None:
+        stuck = False
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGCONT)
             self.proc.terminate()
-            self.proc.wait(30)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:  # a daemon that ignores SIGTERM is a failure: said below, cleaned up
+                stuck = True
+                self.proc.kill()
+                self.proc.wait()
         if self.fake is not None:
             srv, stop = self.fake
             stop.set()
@@ -245,6 +251,7 @@ class Phase:
         for log in self.logs:
             log.close()
         self.logs = []
+        assert not stuck, f"placer serve ({self.name}) did not stop within 30 s of SIGTERM"
 
 
 PHASES = ["well", "killed", "hung", "junk", "wrong-answers", "wrong-inventory"]
