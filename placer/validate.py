@@ -1,14 +1,18 @@
 """The one validator every placement passes, whatever produced it.
 
 Deliberately independent of the planner's code: it replays the placements in priority order on its
-own plain Python picture of the cluster and recomputes everything from the fabric and the README's
-formulas (GPU counts, no GPU given twice, no down node, whole nodes for multi-node jobs, features,
-exclusions, max_switches, leaves spanned, the leaf lower bound, the cost). Pending and unplaceable
-claims are checked too: a job said not to fit must really not fit.
+own picture of the cluster (per node bitmasks and flags; the scans over every node are numpy array
+operations, so a check at 27,648 nodes takes milliseconds) and recomputes everything from the fabric
+and the README's formulas (GPU counts, no GPU given twice, no down node, whole nodes for multi-node
+jobs, features, exclusions, max_switches, leaves spanned, the leaf lower bound, the cost). Pending and
+unplaceable claims are checked too: a job said not to fit must really not fit.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
+
+import numpy as np
 
 from topology import ClusterState, Fabric
 
@@ -36,11 +40,18 @@ def _group_nodes(f: Fabric) -> dict[int, set[int]]:
     return members
 
 
+@lru_cache(maxsize=8)
+def _leaf_roots(f: Fabric) -> tuple[int, ...]:
+    """The root above each leaf."""
+    return tuple(_ancestors(f, leaf)[-1] for leaf in range(f.n_leaves))
+
+
 def _fewest_in_a_tree(f: Fabric, per_leaf: dict[int, int], need: int) -> int | None:
     """Fewest leaves holding `need` nodes, all under one root: disjoint trees are never spanned."""
     by_root: dict[int, list[int]] = {}
+    roots = _leaf_roots(f)
     for leaf, c in per_leaf.items():
-        by_root.setdefault(_ancestors(f, leaf)[-1], []).append(c)
+        by_root.setdefault(roots[leaf], []).append(c)
     ks = [k for cs in by_root.values() if (k := _fewest(cs, need)) is not None]
     return min(ks, default=None if need > 0 else 0)
 
@@ -55,38 +66,71 @@ def _fewest(counts: Iterable[int], need: int) -> int | None:
     return None if need > 0 else 0
 
 
-class _Picture:
-    """The validator's own plain picture of the cluster: free GPU ids per node, usable flags, groups."""
+class _FreeGpus:
+    """Per node, its free GPU ids as a set (what the checks read), stored as one bitmask per node so the
+    whole-fabric scans below are array operations. `pic.free[n] -= ids` writes back through __setitem__."""
 
+    def __init__(self, initial: ClusterState) -> None:
+        self.bits = initial.free_mask.astype(np.uint64).copy()
+
+    def __getitem__(self, n: int) -> set[int]:
+        m = int(self.bits[n])
+        return {g for g in range(m.bit_length()) if m >> g & 1}
+
+    def __setitem__(self, n: int, ids: set[int]) -> None:
+        self.bits[n] = np.uint64(sum(1 << g for g in ids))
+
+    def count(self) -> np.ndarray:
+        """Free GPUs per node."""
+        return np.bitwise_count(self.bits).astype(np.int64)
+
+
+class _Picture:
     def __init__(self, f: Fabric, initial: ClusterState, reserved: set[str] | frozenset[str],
                  avoid_multi: frozenset[str] = frozenset()) -> None:
-        self.f, self.reserved, self.avoid_multi = f, reserved, avoid_multi
-        self.members = _group_nodes(f)
+        self.f, self.reserved, self.avoid_multi = f, frozenset(reserved), avoid_multi
         self.level = [int(x) for x in f.group_level]
-        self.free = {n: set(initial.free_gpu_ids(n)) for n in range(f.n_nodes)}
-        self.usable = [bool(u) for u in initial.usable]
-        self.ngpu = [int(g) for g in f.node_gpus]
+        self.free = _FreeGpus(initial)
+        self.usable = np.asarray(initial.usable, dtype=bool).copy()
+        self.ngpu = f.node_gpus.astype(np.int64)
         self.type_masks = index_for(f).type_islands
+        self._members: dict[int, set[int]] | None = None
+
+    @property
+    def members(self) -> dict[int, set[int]]:
+        """The nodes under each group (built once, only when a cost is checked)."""
+        if self._members is None:
+            self._members = _group_nodes(self.f)
+        return self._members
 
     def islands_for(self, n: int, gpus: int) -> list[tuple[int, ...]]:
         """The GPU sets the job may take on node n (the one island rule, placer/islands.py)."""
         masks = island_masks(self.type_masks[int(self.f.node_type[n])], gpus)
-        return [tuple(g for g in range(self.ngpu[n]) if m >> g & 1) for m in masks]
+        return [tuple(g for g in range(int(self.ngpu[n])) if m >> g & 1) for m in masks]
 
     def whole_free(self, n: int) -> bool:
-        return self.usable[n] and len(self.free[n]) == self.ngpu[n]
+        return bool(self.usable[n]) and len(self.free[n]) == self.ngpu[n]
+
+    def _type_allows(self, j: JobRequest, t: int, alternative: int | None) -> bool:
+        """Features, --constraint (one matching-OR alternative, or any) and GPU model allow nodes of type t."""
+        nt = self.f.node_types[t]
+        c = _constraint(j)
+        return (set(j.features) <= set(nt.features) and (c is None or c.allows(frozenset(nt.features), alternative))
+                and (j.gpu_model is None or nt.gpu_model.lower() == j.gpu_model))
 
     def allowed(self, j: JobRequest, n: int, alternative: int | None = None) -> bool:
-        """Features, --constraint (one matching-OR alternative, or any), GPU model, exclusions and partition
-        allow the job on node n."""
-        f = self.f
-        t = f.node_types[int(f.node_type[n])]
-        name = f.node_names[n]
-        c = _constraint(j)
-        return (set(j.features) <= set(t.features) and name not in j.exclude
-                and (c is None or c.allows(frozenset(t.features), alternative))
-                and (j.partition_nodes is None or name in j.partition_nodes)
-                and (j.gpu_model is None or t.gpu_model.lower() == j.gpu_model))
+        """The node's type allows the job, and neither the job's exclusions nor its partition keep it off."""
+        return (self._type_allows(j, int(self.f.node_type[n]), alternative) and not _name_mask(self.f, j.exclude)[n]
+                and (j.partition_nodes is None or bool(_name_mask(self.f, j.partition_nodes)[n])))
+
+    def allowed_mask(self, j: JobRequest, alternative: int | None = None) -> np.ndarray:
+        """`allowed` for every node at once."""
+        by_type = np.array([self._type_allows(j, t, alternative) for t in range(len(self.f.node_types))], dtype=bool)
+        ok = by_type[self.f.node_type] if len(by_type) else np.zeros(self.f.n_nodes, dtype=bool)
+        ok &= ~_name_mask(self.f, j.exclude)
+        if j.partition_nodes is not None:
+            ok &= _name_mask(self.f, j.partition_nodes)
+        return ok
 
     def qualifies(self, j: JobRequest, n: int, size: int | None, alternative: int | None = None) -> bool:
         if self.f.node_names[n] in self.reserved:  # hot spares: only replacements may use them
@@ -95,13 +139,21 @@ class _Picture:
             return False
         if size is not None and self.f.node_names[n] in self.avoid_multi:  # degraded_links: avoid
             return False
-        return self.ngpu[n] == size if size is not None else self.ngpu[n] >= j.gpus
+        return bool(self.ngpu[n] == size if size is not None else self.ngpu[n] >= j.gpus)
+
+    def qualifies_mask(self, j: JobRequest, size: int | None, alternative: int | None = None) -> np.ndarray:
+        """`qualifies` for every node at once."""
+        ok = self.allowed_mask(j, alternative)
+        ok &= ~_name_mask(self.f, self.reserved)
+        if size is not None:
+            ok &= ~_name_mask(self.f, self.avoid_multi)
+        return ok & (self.ngpu == size if size is not None else self.ngpu >= j.gpus)
 
     def job_size(self, j: JobRequest) -> int:
         if j.gpus_per_node is not None:
             return j.gpus_per_node
-        sizes = [self.ngpu[n] for n in range(self.f.n_nodes) if self.allowed(j, n)]
-        return max(sizes) if sizes else max(self.ngpu)
+        sizes = self.ngpu[self.allowed_mask(j)]
+        return int(sizes.max()) if sizes.size else int(self.ngpu.max())
 
     def leaves_now(self, j: JobRequest, size: int, multi: bool, need: int) -> int | None:
         """Fewest leaves the job fits in now, by this validator's own counting (the best matching-OR
@@ -109,30 +161,45 @@ class _Picture:
         ks = [k for a in _alternatives(j) if (k := self._leaves_now(j, size, multi, need, a)) is not None]
         return min(ks, default=None)
 
+    def fits_now_mask(self, j: JobRequest, size: int, multi: bool, alternative: int | None) -> np.ndarray:
+        """Per node: usable, qualifies, and free for the job (whole, or enough free GPUs in one island)."""
+        ok = self.usable & self.qualifies_mask(j, size if multi else None, alternative)
+        if multi:
+            return ok & (self.free.count() == self.ngpu)
+        room = np.zeros(self.f.n_nodes, dtype=bool)
+        for t in np.unique(self.f.node_type[ok]):
+            idx = np.nonzero(ok & (self.f.node_type == t))[0]
+            for m in island_masks(self.type_masks[int(t)], j.gpus):
+                room[idx] |= np.bitwise_count(self.free.bits[idx] & np.uint64(m)) >= j.gpus
+        return ok & room
+
     def _leaves_now(self, j: JobRequest, size: int, multi: bool, need: int, alternative: int | None) -> int | None:
-        per_leaf: dict[int, int] = {}
-        for n in range(self.f.n_nodes):
-            if not self.usable[n] or not self.qualifies(j, n, size if multi else None, alternative):
-                continue
-            if multi:
-                ok = self.whole_free(n)
-            else:
-                ok = any(len(self.free[n] & set(isl)) >= j.gpus for isl in self.islands_for(n, j.gpus))
-            if ok:
-                per_leaf[int(self.f.node_leaf[n])] = per_leaf.get(int(self.f.node_leaf[n]), 0) + 1
-        return _fewest_in_a_tree(self.f, per_leaf, need)
+        return _fewest_in_a_tree(self.f, _per_leaf(self.f, self.fits_now_mask(j, size, multi, alternative)), need)
 
     def leaves_empty(self, j: JobRequest, size: int, multi: bool, need: int) -> int | None:
         """Fewest leaves the job fits in on an empty fabric (nodes in service; best alternative)."""
         ks = []
         for a in _alternatives(j):
-            static: dict[int, int] = {}
-            for n in range(self.f.n_nodes):
-                if self.f.node_state[n] == 0 and self.qualifies(j, n, size if multi else None, a):
-                    static[int(self.f.node_leaf[n])] = static.get(int(self.f.node_leaf[n]), 0) + 1
-            if (k := _fewest_in_a_tree(self.f, static, need)) is not None:
+            static = (self.f.node_state == 0) & self.qualifies_mask(j, size if multi else None, a)
+            if (k := _fewest_in_a_tree(self.f, _per_leaf(self.f, static), need)) is not None:
                 ks.append(k)
         return min(ks, default=None)
+
+
+@lru_cache(maxsize=64)
+def _name_mask(f: Fabric, names: tuple[str, ...] | frozenset[str]) -> np.ndarray:
+    """Per node: its name is in `names` (names not in the fabric are ignored). Cached: a partition's
+    tuple of 27,648 names is the same object for every job of the pass."""
+    mask = np.zeros(f.n_nodes, dtype=bool)
+    mask[[i for name in names if (i := f.node_index.get(name)) is not None]] = True
+    mask.flags.writeable = False
+    return mask
+
+
+def _per_leaf(f: Fabric, mask: np.ndarray) -> dict[int, int]:
+    """Nodes of `mask` per leaf (leaves with none left out)."""
+    counts = np.bincount(f.node_leaf[mask], minlength=f.n_leaves)
+    return {int(leaf): int(counts[leaf]) for leaf in np.nonzero(counts)[0]}
 
 
 def _constraint(j: JobRequest) -> Constraint | None:
@@ -261,8 +328,8 @@ def _check_node(pic: _Picture, p: Placement, j: JobRequest, n: int, size: int, m
     return bad
 
 
-def _cost(f: Fabric, members: dict[int, set[int]], level: list[int], free: dict[int, set[int]], usable: list[bool],
-          ngpu: list[int], j: JobRequest, nodes: list[int], gpu_ids: dict[str, list[int]], multi: bool) -> int:
+def _cost(f: Fabric, members: dict[int, set[int]], level: list[int], free: _FreeGpus, usable: np.ndarray,
+          ngpu: np.ndarray, j: JobRequest, nodes: list[int], gpu_ids: dict[str, list[int]], multi: bool) -> int:
     """The cost's terms counted from first principles on the validator's own picture; the formula and its
     weights are the one definition (placer/cost.py)."""
     def whole(n: int) -> bool:

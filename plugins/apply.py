@@ -214,11 +214,7 @@ def _schedule(ps: Pass, gpu_jobs: list[tuple[SlurmJob, JobRequest]]) -> None:
             _move_if_sooner(ps, ix, state, releases, keep_off, j, job)
             continue
         p = place_one(ix, state, job, ps.cfg)
-        bound, multi = static_leaf_bound(ix, state, job)
-        until = j.submit_time + ps.hold.limit(j.time_limit_s)
-        later = None
-        if multi and bound is not None and (p.status != "placed" or p.leaves > bound) and until > ps.now:
-            later = first_within_bound(ix, state, job, ps.cfg, releases, ps.now, until, bound, keep_off)
+        later = _later_within_bound(ps, ix, state, releases, keep_off, j, job, p)
         if later is not None and later[0] > ps.now:
             at, q, projected = later
             if _reserve(ps, state, keep_off, j, job, later, f"reserved: its block frees in about {at - ps.now:.0f} s"):
@@ -230,6 +226,20 @@ def _schedule(ps: Pass, gpu_jobs: list[tuple[SlurmJob, JobRequest]]) -> None:
         if _pin(ps, j, job, p, state, "now"):
             ps.out.pinned.append((j.job_id, compress(p.nodes)))
             _take(ps, state, job, p)
+
+
+def _later_within_bound(ps: Pass, ix: FabricIndex, state: ClusterState, releases: list[Release],
+                        keep_off: np.ndarray, j: SlurmJob, job: JobRequest, p: Placement
+                        ) -> tuple[float, Placement, ClusterState] | None:
+    """For a multi-node job placed beyond its leaf bound now (or not at all), still within its hold: the
+    first block within the bound by Slurm's EndTimes, and when it frees (None: no such block in time)."""
+    until = j.submit_time + ps.hold.limit(j.time_limit_s)
+    if until <= ps.now or (p.status == "placed" and p.leaves <= 1):
+        return None  # one leaf is within any bound: no need for the bound's own eligibility pass
+    bound, multi = static_leaf_bound(ix, state, job)
+    if not multi or bound is None or (p.status == "placed" and p.leaves <= bound):
+        return None
+    return first_within_bound(ix, state, job, ps.cfg, releases, ps.now, until, bound, keep_off)
 
 
 def _take(ps: Pass, state: ClusterState, job: JobRequest, p: Placement) -> None:
