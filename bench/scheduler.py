@@ -12,7 +12,7 @@ without CP-SAT, at the default), Slurm's tree (22.05, 24.05+) with
 Prints the rows and, per stream, every "done when" check of issue 18 for placer's default, met or not;
 writes the rows as JSON and one PNG per stream (locality and excess pairs against mean wait).
 
-    .venv/bin/python bench/scheduler.py [--seeds 1,2,3] [--holds 0,600,1800,3600] [--out bench-out]
+    .venv/bin/python bench/scheduler.py [--seeds 1,2,3] [--holds 0,600,1800,3600,7200,14400,43200] [--out bench-out]
                                         [--streams alibaba,superpod,philly] [--big] [--small-jobs-by-end]
 """
 from __future__ import annotations
@@ -137,7 +137,7 @@ def report(directory: Path, hold: float) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="1,2,3")
-    ap.add_argument("--holds", default="0,600,1800,3600", help="placer's hold limits to run (seconds)")
+    ap.add_argument("--holds", default="0,600,1800,3600,7200,14400,43200", help="placer's hold limits to run (seconds)")
     ap.add_argument("--default-hold", type=float, default=DEFAULT_HOLD_S, help="the hold the checks are about")
     ap.add_argument("--streams", default="alibaba,superpod,philly")
     ap.add_argument("--workers", type=int)

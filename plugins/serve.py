@@ -30,8 +30,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from placer import JobRequest, PlannerConfig, place_one
 from placer.bounds import empty_fabric_bounds
 from placer.eligibility import eligibility
+from placer.engine import avoided_nodes
 from placer.index import index_for
 from placer.timeline import HoldRule
+from placer.types import Placement
+from placer.validate import validate
 from placer.why import Running, why
 from topology import BackendError, ClusterState, Fabric, Problem, RequestError
 from topology.hostlists import compress
@@ -76,6 +79,8 @@ class Metrics:
         self.fail_open = Counter("placer_fail_open", "Submits that went in unchanged because placer did not "
                                  "answer in time (reported by job_submit.lua)", registry=self.registry)
         self.bad_requests = Counter("placer_bad_requests", "Requests that were not valid JSON", registry=self.registry)
+        self.refused = Counter("placer_validator_refusals", "Placements the one validator refused (the job went "
+                               "in unchanged; the log says why)", registry=self.registry)
         self.refresh_errors = Counter("placer_refresh_errors", "Failed refreshes from Slurm", registry=self.registry)
         self.state_age = Gauge("placer_state_age_seconds", "Age of the Slurm state the daemon decides on",
                                registry=self.registry)
@@ -342,6 +347,9 @@ class Daemon:
     def _advise(self, job: JobRequest) -> tuple[dict[str, Any], list[Reservation]]:
         with self.lock:
             p = place_one(self.ix, self.state, job, self.cfg.planner)
+            bad = self._refused(job, p)
+            if bad:  # an answer we cannot check is not given: the job goes in as the user wrote it
+                return {"action": "none", "reason": f"placement refused by the validator: {bad[0]}"}, []
             if p.status == "placed":
                 expires = time.monotonic() + self.cfg.reservation_ttl_s
                 items = [(self.fabric.node_index[name], list(ids)) for name, ids in p.gpu_ids.items()]
@@ -358,6 +366,19 @@ class Daemon:
                         "reason": f"no room now; asks Slurm for {k} leaf switch(es) within "
                                   f"{self.cfg.max_wait4switch_s} s"}, []
             return {"action": "none", "reason": p.reason}, []
+
+
+    def _refused(self, job: JobRequest, p: Placement) -> list[str]:
+        """What the one validator finds wrong with the advice `p` on the state it was made on (nodes for
+        a placed job; for a pending one, that it really does not fit now), counted and logged."""
+        if p.status == "unplaceable":  # no advice either way
+            return []
+        bad = validate(self.fabric, self.state, [job], [p], check_cost=False,
+                       avoid_multi=avoided_nodes(self.fabric, self.cfg.planner))
+        if bad:
+            self.metrics.refused.inc()
+            log.error("job %s: no advice, the validator refused the placement: %s", job.job_id, "; ".join(bad))
+        return bad
 
 
 class _Handler(socketserver.StreamRequestHandler):

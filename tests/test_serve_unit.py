@@ -108,6 +108,33 @@ def test_drained_nodes_are_never_advised() -> None:
         assert all(int(n[3:]) > 8 for n in expand(a["req_nodes"]))
 
 
+def test_advice_the_validator_refuses_is_not_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A planner answer naming a drained node (a bug, or state changed under it) never reaches the job: it goes
+    in unchanged, the refusal is counted and the daemon's nodes stay free; honest answers still pass."""
+    import plugins.serve as serve_mod
+
+    d, slurm = daemon()
+    slurm.nodes[0] = SlurmNode("gpu001", "drain", "x", partitions=("gpu",))
+    d.refresh()
+    honest = serve_mod.place_one
+
+    def wrong(ix, state, job, cfg):  # the honest answer, moved onto the drained node
+        p = honest(ix, state, job, cfg)
+        first = p.nodes[0]
+        p.nodes = ["gpu001", *p.nodes[1:]]
+        p.gpu_ids = {("gpu001" if n == first else n): ids for n, ids in p.gpu_ids.items()}
+        return p
+
+    monkeypatch.setattr(serve_mod, "place_one", wrong)
+    free = int(d.state.free_gpus.sum())
+    a = d.decide(req("bad", tres_per_node="gres:gpu:8", min_nodes=2, shared=0))
+    assert a["action"] == "none" and "refused by the validator" in a["reason"] and "gpu001" in a["reason"]
+    assert metric(d, "placer_validator_refusals_total") == 1 and int(d.state.free_gpus.sum()) == free
+    monkeypatch.setattr(serve_mod, "place_one", honest)
+    assert d.decide(req("good", tres_per_node="gres:gpu:8", min_nodes=2, shared=0))["action"] == "advise"
+    assert metric(d, "placer_validator_refusals_total") == 1
+
+
 @pytest.mark.parametrize("request_,reason", [
     (req("cpu"), "no GPUs requested"),
     (req("off", tres_per_job="gres:gpu:2", comment="please placer:off"), "opted out (placer:off in comment)"),
