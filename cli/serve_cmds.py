@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from placer import PlannerConfig
-from placer.timeline import HoldRule
+from placer.timeline import DEFAULT_HOLD_S, HoldRule
 from plugins.apply import ApplyReport, apply_loop, report_pass
 from plugins.apply import release_all as release_all_jobs
 from plugins.pyslurm_backend import choose_backend
@@ -124,7 +124,7 @@ def _fabric_only(source: str) -> Fabric:
               help="Placer's scheduler: a multi-node job that would span more leaves than it needs waits (pinned to "
               "the block within its bound that frees soonest, by Slurm's EndTimes) at most this long from "
               "submission, or hold_share of a longer job's time limit (up to hold_max_s); 0: never "
-              "[the config's hold_s, else 1800].")
+              f"[the config's hold_s, else {DEFAULT_HOLD_S:g}].")
 @click.option("--release-all", is_flag=True, help="Emergency: release every job the hook held, and exit.")
 @click.option("--time-limit-s", type=FiniteRange(min=0.001),
               help="CP-SAT time limit per job [the config's apply_time_limit_s, else 0.05].")
