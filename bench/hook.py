@@ -211,6 +211,7 @@ class _SteadyDaemon(Daemon):
                 # one partition of every node, as sinfo would say (and the jobs' partition is checked)
                 if self.partitions is None:
                     self.partitions = {"gpu": tuple(self.fabric.node_names)}
+                self.state_time = time.time()  # a fresh view: the daemon never advises from a stale one
 
     def decide(self, req: Any) -> dict[str, Any]:
         answer = super().decide(req)

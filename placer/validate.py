@@ -95,6 +95,16 @@ class _Picture:
         self.ngpu = f.node_gpus.astype(np.int64)
         self.type_masks = index_for(f).type_islands
         self._members: dict[int, set[int]] | None = None
+        self._named: dict[int, tuple[object, np.ndarray]] = {}
+
+    def named(self, names: tuple[str, ...] | frozenset[str]) -> np.ndarray:
+        """`_name_mask` of `names`, looked up once per picture (by identity: hashing a partition's 27,648
+        names on every per-node check would cost more than the check)."""
+        hit = self._named.get(id(names))
+        if hit is None or hit[0] is not names:
+            hit = (names, _name_mask(self.f, names))
+            self._named[id(names)] = hit
+        return hit[1]
 
     @property
     def members(self) -> dict[int, set[int]]:
@@ -120,16 +130,16 @@ class _Picture:
 
     def allowed(self, j: JobRequest, n: int, alternative: int | None = None) -> bool:
         """The node's type allows the job, and neither the job's exclusions nor its partition keep it off."""
-        return (self._type_allows(j, int(self.f.node_type[n]), alternative) and not _name_mask(self.f, j.exclude)[n]
-                and (j.partition_nodes is None or bool(_name_mask(self.f, j.partition_nodes)[n])))
+        return (self._type_allows(j, int(self.f.node_type[n]), alternative) and not self.named(j.exclude)[n]
+                and (j.partition_nodes is None or bool(self.named(j.partition_nodes)[n])))
 
     def allowed_mask(self, j: JobRequest, alternative: int | None = None) -> np.ndarray:
         """`allowed` for every node at once."""
         by_type = np.array([self._type_allows(j, t, alternative) for t in range(len(self.f.node_types))], dtype=bool)
         ok = by_type[self.f.node_type] if len(by_type) else np.zeros(self.f.n_nodes, dtype=bool)
-        ok &= ~_name_mask(self.f, j.exclude)
+        ok &= ~self.named(j.exclude)
         if j.partition_nodes is not None:
-            ok &= _name_mask(self.f, j.partition_nodes)
+            ok &= self.named(j.partition_nodes)
         return ok
 
     def qualifies(self, j: JobRequest, n: int, size: int | None, alternative: int | None = None) -> bool:
@@ -144,9 +154,9 @@ class _Picture:
     def qualifies_mask(self, j: JobRequest, size: int | None, alternative: int | None = None) -> np.ndarray:
         """`qualifies` for every node at once."""
         ok = self.allowed_mask(j, alternative)
-        ok &= ~_name_mask(self.f, self.reserved)
+        ok &= ~self.named(self.reserved)
         if size is not None:
-            ok &= ~_name_mask(self.f, self.avoid_multi)
+            ok &= ~self.named(self.avoid_multi)
         return ok & (self.ngpu == size if size is not None else self.ngpu >= j.gpus)
 
     def job_size(self, j: JobRequest) -> int:
