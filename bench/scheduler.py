@@ -14,6 +14,7 @@ writes the rows as JSON and one PNG per stream (locality and excess pairs agains
 
     .venv/bin/python bench/scheduler.py [--seeds 1,2,3] [--holds 0,600,1800,3600,7200,14400,43200] [--out bench-out]
                                         [--streams alibaba,superpod,philly] [--big] [--small-jobs-by-end]
+                                        [--work-limit 0.003]
 """
 from __future__ import annotations
 
@@ -32,12 +33,11 @@ from simulate import SHARED, alibaba_shape  # noqa: E402  (bench/ is sys.path[0]
 
 from cli.sweep_cmd import render_rows, write_sweep_plot  # noqa: E402
 from placer.jobs import JobRequest  # noqa: E402
-from placer.sim import DEFAULT_HOLD_S, SimConfig, simulate  # noqa: E402
+from placer.sim import DEFAULT_HOLD_S, REPLAY_WORK_LIMIT, SimConfig, replay_planner, simulate  # noqa: E402
 from placer.sim.policies import PLACER_POLICIES  # noqa: E402
 from placer.sim.sweep import FIGURES, SweepRow, dominates, sweep  # noqa: E402
 from placer.tracegen import generate_trace, scale_to_load  # noqa: E402
 from placer.traces import merge_traces, parse_trace  # noqa: E402
-from placer.types import PlannerConfig  # noqa: E402
 from topology import Fabric  # noqa: E402
 from topology.generate import design_for, generate  # noqa: E402
 
@@ -142,6 +142,8 @@ def main() -> int:
     ap.add_argument("--streams", default="alibaba,superpod,philly")
     ap.add_argument("--workers", type=int)
     ap.add_argument("--out", default="bench-out")
+    ap.add_argument("--work-limit", type=float, default=REPLAY_WORK_LIMIT,
+                    help="CP-SAT's work units per job (reproducible); 0: 10 ms of wall clock instead")
     ap.add_argument("--small-jobs-by-end", action="store_true", help="placer's runs with small_jobs_by_end on")
     ap.add_argument("--big", action="store_true", help="also 100,000 jobs on colossus-200k, placer's default")
     ap.add_argument("--report", help="run nothing: print the rows and checks of an earlier run's sched-*.json in "
@@ -164,7 +166,7 @@ def main() -> int:
         t = time.perf_counter()
         old = _baselines(args.baselines_from, name)
         todo = [task for task in tasks if not old or task[0] in PLACER_POLICIES]
-        cfg = SimConfig(planner=PlannerConfig(time_limit_s=0.01, small_jobs_by_end=args.small_jobs_by_end))
+        cfg = SimConfig(planner=replay_planner(args.work_limit or None, args.small_jobs_by_end))
         rows = sweep(fabric, jobs, todo, cfg, args.workers) + old
         (out / f"sched-{name}.json").write_text(json.dumps([r.as_dict() for r in rows], indent=1))
         png = write_sweep_plot(rows, out, name)

@@ -26,9 +26,8 @@ sys.path.insert(0, str(ROOT))
 from simulate import alibaba_shape  # noqa: E402  (bench/ is sys.path[0] when run as a script)
 
 from placer.jobs import JobRequest  # noqa: E402
-from placer.sim import SimConfig, simulate  # noqa: E402
+from placer.sim import SimConfig, replay_planner, simulate  # noqa: E402
 from placer.tracegen import generate_trace, scale_to_load  # noqa: E402
-from placer.types import PlannerConfig  # noqa: E402
 from topology.generate import design_for, generate  # noqa: E402
 
 POLICIES = ("placer", "placer+by-end", "best-fit", "slurm-tree", "slurm-tree-24.05")
@@ -48,7 +47,7 @@ def stream(seed: int, replica: int) -> list[JobRequest]:
 
 def run(seed: int, replica: int, policy: str) -> tuple[int, int, str, dict[str, float]]:
     by_end = policy.endswith("+by-end")
-    cfg = SimConfig(planner=PlannerConfig(time_limit_s=0.01, small_jobs_by_end=by_end))
+    cfg = SimConfig(planner=replay_planner(small_jobs_by_end=by_end))
     _, s = simulate(generate(design_for("superpod")), stream(seed, replica), policy.removesuffix("+by-end"), cfg)
     return seed, replica, policy, {k: float(s[k] or 0.0) for k in FIG}
 

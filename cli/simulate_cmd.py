@@ -7,14 +7,15 @@ from pathlib import Path
 
 import click
 
-from placer import PlannerConfig
 from placer.plan_doc import simulation_document
 from placer.sim import (
     DEFAULT_HOLD_S,
     DEFAULT_HOLD_SHARE,
     POLICIES,
+    REPLAY_WORK_LIMIT,
     SimConfig,
     common_busy_window,
+    replay_planner,
     simulate,
     utilisation_in,
 )
@@ -102,15 +103,17 @@ def load_trace(paths: tuple[str, ...], fmt: str):
 @click.option("--load", type=FiniteRange(min=0.01), help="Rescale arrival times to offer this x the "
               "fabric's GPUs in work (heavy load: 0.9 and up).")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N jobs by submit time.")
-@click.option("--time-limit-s", type=FiniteRange(min=0.001), default=0.01, show_default=True,
-              help="CP-SAT time limit per job for the placer policy.")
+@click.option("--work-limit", type=FiniteRange(min=0), default=REPLAY_WORK_LIMIT, show_default=True,
+              help="CP-SAT's limit per job for the placer policy, in its deterministic work units (about 10 ms "
+              "at the default here): a replay gives the same plan on every run. 0: 10 ms of wall clock instead "
+              "(faster machines search further; replays differ).")
 @click.option("--out", "out_path", help="Write the result (placer.plan/v1 with start/end per job) here.")
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False), help="Write PNG plots here.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def simulate_cmd(inventory: str, traces: tuple[str, ...], trace_format: str, policy: str, backfill: str,
                  bf_depth: int, switches_wait_s: float, hold_s: float, hold_share: float, small_jobs_by_end: bool,
                  sweep: bool, knobs: str,
-                 workers: int | None, load: float | None, limit: int | None, time_limit_s: float,
+                 workers: int | None, load: float | None, limit: int | None, work_limit: float,
                  out_path: str | None, plot_dir: str | None, fmt: str) -> None:
     """Replay a job trace under several placement policies with the same scheduler; compare them.
 
@@ -122,7 +125,7 @@ def simulate_cmd(inventory: str, traces: tuple[str, ...], trace_format: str, pol
     """
     fabric, _ = load_fabric(inventory)
     policies = parse_policies(policy)
-    planner = PlannerConfig(time_limit_s=time_limit_s, small_jobs_by_end=small_jobs_by_end)
+    planner = replay_planner(work_limit or None, small_jobs_by_end)
     cfg = SimConfig(backfill=backfill, bf_depth=bf_depth, switches_wait_s=switches_wait_s, hold_s=hold_s,
                     hold_share=hold_share, planner=planner)
     if sweep:

@@ -90,6 +90,8 @@ def solve_leaf_choice(ix: FabricIndex, state: ClusterState, counts: np.ndarray, 
     # -- solve
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = max(time_limit_s, 0.001)
+    if cfg.cpsat_work_limit is not None:  # reproducible: stops on work done, whatever the machine's speed
+        solver.parameters.max_deterministic_time = cfg.cpsat_work_limit
     solver.parameters.num_workers = cfg.num_workers
     solver.parameters.random_seed = cfg.random_seed
     # small models under a tight limit: presolve costs more than it saves, and the hint is a full solution

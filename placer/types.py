@@ -12,7 +12,10 @@ DegradedLinks = Literal["avoid", "weigh", "ignore"]
 class PlannerConfig:
     """Solver knobs; tests pin one worker and a seed."""
 
-    time_limit_s: float = 0.02  # per CP-SAT solve
+    time_limit_s: float = 0.02  # per CP-SAT solve (wall clock)
+    # CP-SAT's own deterministic work units per solve; set, a solve stops on it and gives the same answer
+    # on every run and machine (replays are reproducible); time_limit_s still caps the wall clock
+    cpsat_work_limit: float | None = None
     cpsat_presolve: bool = False
     cpsat_max_leaves: int = 128  # model size cap: the greedy's leaves first, then the likeliest others
     batch_time_limit_s: float = 10.0  # a whole queue; past it, jobs get the greedy answer (said per job)

@@ -14,7 +14,8 @@ from ..timeline import DEFAULT_HOLD_S, DEFAULT_HOLD_SHARE
 from .metrics import common_busy_window, multi_node_placed, summarize_records, utilisation_in
 from .policies import POLICIES
 from .records import Alloc, JobRecord
-from .simulator import SimConfig, Simulator, simulate
+from .simulator import REPLAY_WORK_LIMIT, SimConfig, Simulator, replay_planner, simulate
 
-__all__ = ["DEFAULT_HOLD_S", "DEFAULT_HOLD_SHARE", "POLICIES", "Alloc", "JobRecord", "SimConfig", "Simulator",
-           "common_busy_window", "multi_node_placed", "simulate", "summarize_records", "utilisation_in"]
+__all__ = ["DEFAULT_HOLD_S", "DEFAULT_HOLD_SHARE", "POLICIES", "REPLAY_WORK_LIMIT", "Alloc", "JobRecord", "SimConfig",
+           "Simulator", "common_busy_window", "multi_node_placed", "replay_planner", "simulate", "summarize_records",
+           "utilisation_in"]

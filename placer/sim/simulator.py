@@ -22,6 +22,21 @@ from .policies import PLACER_POLICIES, make_policy
 from .records import Alloc, JobRecord
 from .scheduler import SCHEDULERS, make_scheduler
 
+# A replay's CP-SAT stops on its own work units, not the wall clock, so the same trace gives the same
+# plan on every run and machine: with a 10 ms wall limit, one stream's share at the bound moved by
+# 2 points between replays of the same code. 0.003 units take about 10 ms here (docs/benchmarks.md);
+# the wall limit is only a safety net.
+REPLAY_WORK_LIMIT = 0.003
+REPLAY_WALL_CAP_S = 1.0
+
+
+def replay_planner(work_limit: float | None = REPLAY_WORK_LIMIT, small_jobs_by_end: bool = False) -> PlannerConfig:
+    """The planner a replay runs: CP-SAT bounded by work (reproducible); work_limit None: by 10 ms of wall."""
+    if work_limit is None:
+        return PlannerConfig(time_limit_s=0.01, small_jobs_by_end=small_jobs_by_end)
+    return PlannerConfig(time_limit_s=REPLAY_WALL_CAP_S, cpsat_work_limit=work_limit,
+                         small_jobs_by_end=small_jobs_by_end)
+
 
 @dataclass(frozen=True)
 class SimConfig:
@@ -38,7 +53,7 @@ class SimConfig:
     # hold_max_s (the weighted traffic comes from a few large, long jobs; share 0: hold_s for every job)
     hold_share: float = DEFAULT_HOLD_SHARE
     hold_max_s: float = DEFAULT_HOLD_MAX_S
-    planner: PlannerConfig = field(default_factory=lambda: PlannerConfig(time_limit_s=0.01))
+    planner: PlannerConfig = field(default_factory=lambda: replay_planner())
 
 
 class Simulator:
