@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
-"""Benchmark: how far one replay of the SuperPOD stream can be trusted, and placer's small-job rule by end.
+"""Benchmark: how far one replay of a stream can be trusted, and which of two policies wins over many.
 
-The 1,024-GPU SuperPOD stream of issue 18 (8,000 Alibaba-shaped jobs, load 1.0, sizes as generated)
-holds full-fabric jobs (1,024 GPUs) and 7-day jobs: its mean wait is decided by a few drains. Each seed
-is replayed as generated (replica 0) and with every arrival moved later by a random 0-60 s (replicas
-1..K, seeded): a policy's figures over the replicas show what is the policy and what is the draw.
-Policies as sites run them (FCFS + EASY): placer's default, placer with `small_jobs_by_end`, best-fit,
-Slurm's tree 22.05 and 24.05+. Prints every run and, per seed and policy, the median and range.
+Issue 18's streams (bench/scheduler.py's `streams`): the 1,024-GPU SuperPOD stream (8,000
+Alibaba-shaped jobs, load 1.0, sizes as generated) holds full-fabric jobs (1,024 GPUs) and 7-day
+jobs: its mean wait is decided by a few drains; the Alibaba stream on campus-16k (30,000 jobs,
+multi-node sizes doubled) is decided by many jobs, but one different early choice still changes
+everything after it. Each seed is replayed as generated (replica 0) and with every arrival moved
+later by a random 0-60 s (replicas 1..K, seeded): a policy's figures over the replicas show what is
+the policy and what is the draw. Policies as sites run them (FCFS + EASY): placer's default,
+placer with `small_jobs_by_end` (`placer+by-end`), placer-greedy (the same scheduler without
+CP-SAT), best-fit, Slurm's tree 22.05 and 24.05+. Prints every run and, per seed and policy, the
+median and range. CP-SAT stops on its work limit (reproducible: the same replica gives the same run).
 
-    .venv/bin/python bench/superpod_replicas.py [--seeds 1,2,3] [--replicas 4] [--workers 2]
+    .venv/bin/python bench/replicas.py [--stream superpod|alibaba] [--seeds 1,2,3] [--replicas 4]
+                                       [--policies placer,placer+by-end,best-fit,slurm-tree,slurm-tree-24.05]
+                                       [--workers 2]
 """
 from __future__ import annotations
 
@@ -23,32 +29,29 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from simulate import alibaba_shape  # noqa: E402  (bench/ is sys.path[0] when run as a script)
+from scheduler import streams  # noqa: E402  (bench/ is sys.path[0] when run as a script)
 
 from placer.jobs import JobRequest  # noqa: E402
 from placer.sim import SimConfig, replay_planner, simulate  # noqa: E402
-from placer.tracegen import generate_trace, scale_to_load  # noqa: E402
-from topology.generate import design_for, generate  # noqa: E402
+from topology import Fabric  # noqa: E402
 
 POLICIES = ("placer", "placer+by-end", "best-fit", "slurm-tree", "slurm-tree-24.05")
 FIG = ("at_leaf_lower_bound", "excess_cross_leaf_pairs", "mean_wait_s", "utilisation_busy_period")
 
 
-def stream(seed: int, replica: int) -> list[JobRequest]:
-    pod = generate(design_for("superpod"))
-    jobs = generate_trace(alibaba_shape(), pod.total_gpus, pod.n_nodes, 8, 8000, 1.0, seed=seed)
-    jobs = scale_to_load(jobs, pod.total_gpus, 1.0)
+def stream(kind: str, seed: int, replica: int) -> tuple[Fabric, list[JobRequest]]:
+    _, fabric, jobs = streams([kind], [seed])[0]
     if replica == 0:
-        return jobs
+        return fabric, jobs
     rng = random.Random(replica)
     moved = [dataclasses.replace(j, submit_time=(j.submit_time or 0.0) + rng.uniform(0, 60)) for j in jobs]
-    return sorted(moved, key=lambda j: j.submit_time or 0.0)
+    return fabric, sorted(moved, key=lambda j: j.submit_time or 0.0)
 
 
-def run(seed: int, replica: int, policy: str) -> tuple[int, int, str, dict[str, float]]:
+def run(kind: str, seed: int, replica: int, policy: str) -> tuple[int, int, str, dict[str, float]]:
     by_end = policy.endswith("+by-end")
     cfg = SimConfig(planner=replay_planner(small_jobs_by_end=by_end))
-    _, s = simulate(generate(design_for("superpod")), stream(seed, replica), policy.removesuffix("+by-end"), cfg)
+    _, s = simulate(*stream(kind, seed, replica), policy.removesuffix("+by-end"), cfg)
     return seed, replica, policy, {k: float(s[k] or 0.0) for k in FIG}
 
 
@@ -59,12 +62,13 @@ def show(f: dict[str, float]) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--stream", choices=("superpod", "alibaba"), default="superpod")
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--replicas", type=int, default=4, help="jittered copies besides the stream as generated")
     ap.add_argument("--policies", default=",".join(POLICIES))
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
-    tasks = [(s, r, p) for s in map(int, args.seeds.split(",")) for r in range(args.replicas + 1)
+    tasks = [(args.stream, s, r, p) for s in map(int, args.seeds.split(",")) for r in range(args.replicas + 1)
              for p in args.policies.split(",")]
     print("seed replica policy           at-bound pairs   mean wait    util (busy period)")
     results = []
