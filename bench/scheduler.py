@@ -25,6 +25,9 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -35,7 +38,7 @@ from cli.sweep_cmd import render_rows, write_sweep_plot  # noqa: E402
 from placer.jobs import JobRequest  # noqa: E402
 from placer.sim import DEFAULT_HOLD_S, REPLAY_WORK_LIMIT, SimConfig, replay_planner, simulate  # noqa: E402
 from placer.sim.policies import PLACER_POLICIES  # noqa: E402
-from placer.sim.sweep import FIGURES, SweepRow, dominates, sweep  # noqa: E402
+from placer.sim.sweep import FIGURES, SweepRow, common_window, dominates, sweep  # noqa: E402
 from placer.tracegen import generate_trace, scale_to_load  # noqa: E402
 from placer.traces import merge_traces, parse_trace  # noqa: E402
 from topology import Fabric  # noqa: E402
@@ -100,14 +103,31 @@ def checks(rows: list[SweepRow], hold: float) -> list[tuple[str, bool]]:
     return out
 
 
+def _usage_path(directory: Path, name: str) -> Path:
+    return directory / f"sched-{name}-usage.npz"
+
+
+def _save(out: Path, name: str, rows: list[SweepRow]) -> None:
+    """The rows as JSON, and each run's (start, end, GPUs) per job beside them: a later run that reuses
+    these baselines recomputes every utilisation over one window with them."""
+    (out / f"sched-{name}.json").write_text(json.dumps([r.as_dict() for r in rows], indent=1))
+    arrays: dict[str, Any] = {f"{r.policy}@{r.knob:g}": r.usage for r in rows if r.usage is not None}
+    np.savez_compressed(_usage_path(out, name), **arrays)
+
+
 def _baselines(directory: str | None, name: str) -> list[SweepRow]:
-    """The baselines' rows of an earlier run (they do not depend on placer's settings)."""
+    """The baselines' rows of an earlier run (they do not depend on placer's settings), with their usage."""
     path = Path(directory or "") / f"sched-{name}.json"
     if not directory or not path.exists():
         return []
+    usage_file = _usage_path(Path(directory), name)
+    if not usage_file.exists():
+        raise SystemExit(f"{usage_file} is missing: without each baseline run's usage, its utilisation was over "
+                         "another window than this run's and cannot be compared; rerun the baselines")
+    usage = np.load(usage_file)
     rows = json.loads(path.read_text())
-    return [SweepRow(r["policy"], r["knob_s"], {k: r[k] for k in FIGURES}) for r in rows
-            if r["policy"] not in PLACER_POLICIES]
+    return [SweepRow(r["policy"], r["knob_s"], {k: r[k] for k in FIGURES}, usage[f"{r['policy']}@{r['knob_s']:g}"])
+            for r in rows if r["policy"] not in PLACER_POLICIES]
 
 
 def _print_stream(name: str, rows: list[SweepRow], hold: float) -> bool:
@@ -138,6 +158,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--holds", default="0,600,1800,3600,7200,14400,43200", help="placer's hold limits to run (seconds)")
+    ap.add_argument("--slurm-waits", default=",".join(f"{w:g}" for w in SLURM_WAITS),
+                    help="Slurm's --switches waits to run (seconds; 0: as sites run it)")
     ap.add_argument("--default-hold", type=float, default=DEFAULT_HOLD_S, help="the hold the checks are about")
     ap.add_argument("--streams", default="alibaba,superpod,philly")
     ap.add_argument("--workers", type=int)
@@ -157,8 +179,9 @@ def main() -> int:
     if args.report:
         return report(Path(args.report), args.default_hold)
     holds = sorted({float(x) for x in args.holds.split(",")} | {args.default_hold})
+    waits = [float(x) for x in args.slurm_waits.split(",")]
     tasks = [("placer", h) for h in holds] + [("placer-greedy", args.default_hold), ("best-fit", 0.0)] + \
-        [(p, w) for p in ("slurm-tree", "slurm-tree-24.05") for w in SLURM_WAITS]
+        [(p, w) for p in ("slurm-tree", "slurm-tree-24.05") for w in waits]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     met_all = True
@@ -167,8 +190,9 @@ def main() -> int:
         old = _baselines(args.baselines_from, name)
         todo = [task for task in tasks if not old or task[0] in PLACER_POLICIES]
         cfg = SimConfig(planner=replay_planner(args.work_limit or None, args.small_jobs_by_end))
-        rows = sweep(fabric, jobs, todo, cfg, args.workers) + old
-        (out / f"sched-{name}.json").write_text(json.dumps([r.as_dict() for r in rows], indent=1))
+        # one utilisation window for this run's rows and the reused baselines' (placer/sim/sweep.py)
+        rows = common_window(sweep(fabric, jobs, todo, cfg, args.workers) + old, jobs, fabric.total_gpus)
+        _save(out, name, rows)
         png = write_sweep_plot(rows, out, name)
         took = time.perf_counter() - t
         print(f"\n{name}: {len(jobs):,} jobs on {fabric.name}, {len(tasks)} runs in {took:.0f} s; {png}")
