@@ -8,8 +8,8 @@ multi-node sizes doubled) is decided by many jobs, but one different early choic
 everything after it. Each seed is replayed as generated (replica 0) and with every arrival moved
 later by a random 0-60 s (replicas 1..K, seeded): a policy's figures over the replicas show what is
 the policy and what is the draw. Policies as sites run them (FCFS + EASY): placer's default,
-placer with `small_jobs_by_end` (`placer+by-end`), placer-greedy (the same scheduler without
-CP-SAT), best-fit, Slurm's tree 22.05 and 24.05+. Prints every run and, per seed and policy, the
+placer with `small_jobs_by_end` (`placer+by-end`), placer-cpsat (the same scheduler with
+CP-SAT choosing), best-fit, Slurm's tree 22.05 and 24.05+. Prints every run and, per seed and policy, the
 median and range. CP-SAT stops on its work limit (reproducible: the same replica gives the same run).
 
     .venv/bin/python bench/replicas.py [--stream superpod|alibaba] [--seeds 1,2,3] [--replicas 4]

@@ -6,8 +6,8 @@ Streams (each replayed under every policy and knob, runs spread over a process p
   Alibaba-shaped, 8,000 jobs, superpod (1,024 GPUs), sizes as generated, load 1.0;
   the Philly per-VC traces (../shared), merged, on campus-16k, load 1.0 and 3.5.
 Utilisation is over one window for all runs of a stream (first submit to the latest last start).
-Knobs: placer's hold limit (its default and the sweep's values; placer-greedy, the same scheduler
-without CP-SAT, at the default), Slurm's tree (22.05, 24.05+) with
+Knobs: placer's hold limit (its default and the sweep's values; placer-cpsat, the same scheduler
+with CP-SAT choosing, at the default), Slurm's tree (22.05, 24.05+) with
 --switches=<bound>@T for T in 0 (off), 5 min, 30 min, 1 h; best-fit as it is (it never waits).
 Prints the rows and, per stream, every "done when" check of issue 18 for placer's default, met or not;
 writes the rows as JSON and one PNG per stream (locality and excess pairs against mean wait).
@@ -133,8 +133,8 @@ def _baselines(directory: str | None, name: str) -> list[SweepRow]:
 def _print_stream(name: str, rows: list[SweepRow], hold: float) -> bool:
     print(render_rows(rows))
     by = {(r.policy, r.knob): r.figures for r in rows}
-    if ("placer-greedy", hold) in by:
-        cp, gr = by[("placer", hold)], by[("placer-greedy", hold)]
+    if ("placer-cpsat", hold) in by:
+        cp, gr = by[("placer-cpsat", hold)], by[("placer", hold)]
         print(f"  what CP-SAT adds over the greedy chooser, same scheduler: at the bound {_vs(cp, gr)[B]}, "
               f"pairs {_vs(cp, gr)[X]}, wait {_vs(cp, gr)[W]}")
     met = True
@@ -165,7 +165,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int)
     ap.add_argument("--out", default="bench-out")
     ap.add_argument("--work-limit", type=float, default=REPLAY_WORK_LIMIT,
-                    help="CP-SAT's work units per job (reproducible); 0: 10 ms of wall clock instead")
+                    help="placer-cpsat's CP-SAT work units per job (reproducible); 0: 10 ms of wall clock instead")
     ap.add_argument("--small-jobs-by-end", action="store_true", help="placer's runs with small_jobs_by_end on")
     ap.add_argument("--big", action="store_true", help="also 100,000 jobs on colossus-200k, placer's default")
     ap.add_argument("--report", help="run nothing: print the rows and checks of an earlier run's sched-*.json in "
@@ -180,7 +180,7 @@ def main() -> int:
         return report(Path(args.report), args.default_hold)
     holds = sorted({float(x) for x in args.holds.split(",")} | {args.default_hold})
     waits = [float(x) for x in args.slurm_waits.split(",")]
-    tasks = [("placer", h) for h in holds] + [("placer-greedy", args.default_hold), ("best-fit", 0.0)] + \
+    tasks = [("placer", h) for h in holds] + [("placer-cpsat", args.default_hold), ("best-fit", 0.0)] + \
         [(p, w) for p in ("slurm-tree", "slurm-tree-24.05") for w in waits]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from placer.timeline import DEFAULT_HOLD_MAX_S, DEFAULT_HOLD_S, DEFAULT_HOLD_SHARE
-from placer.types import DegradedLinks
+from placer.types import DegradedLinks, Solver
 from plugins.serve import ServeConfig
 from topology import Problem, RequestError
 
@@ -73,6 +73,7 @@ KEYS: dict[str, tuple[Check, str]] = {
     "hook_backoff_s": (_number(0, 3600), "hook_backoff_s"),
     "apply_interval_s": (_number(0.1, 3600), "apply_interval_s"),
     "apply_time_limit_s": (_number(0.001, 60), "apply_time_limit_s"),
+    "apply_solver": (_choice("greedy", "cpsat"), "apply_solver"),
     "hold_s": (_number(0, 7 * DAY_S), "hold_s"),
     "hold_share": (_number(0, 10), "hold_share"),
     "hold_max_s": (_number(0, 30 * DAY_S), "hold_max_s"),
@@ -92,6 +93,9 @@ class SiteConfig:
     hook_backoff_s: float = 1.0  # how long the hook leaves a daemon alone that did not answer in time
     apply_interval_s: float = 2.0
     apply_time_limit_s: float = 0.05
+    # the scheduler's chooser: greedy by default since CP-SAT added nothing clear over time (issue 18, point 6;
+    # docs/benchmarks.md); cpsat is `placer plan`'s one-shot chooser, bounded by apply_time_limit_s
+    apply_solver: Solver = "greedy"
     # placer's scheduler: how long a multi-node job may wait for its leaf bound (placer.timeline.HoldRule)
     hold_s: float = DEFAULT_HOLD_S
     hold_share: float = DEFAULT_HOLD_SHARE

@@ -126,16 +126,20 @@ def _fabric_only(source: str) -> Fabric:
               "submission, or hold_share of a longer job's time limit (up to hold_max_s); 0: never "
               f"[the config's hold_s, else {DEFAULT_HOLD_S:g}].")
 @click.option("--release-all", is_flag=True, help="Emergency: release every job the hook held, and exit.")
+@click.option("--solver", type=click.Choice(["greedy", "cpsat"]),
+              help="How a held job's leaves are chosen: greedy, or CP-SAT with the greedy answer as its hint "
+              "(one-shot placements, as `placer plan`) [the config's apply_solver, else greedy].")
 @click.option("--time-limit-s", type=FiniteRange(min=0.001),
-              help="CP-SAT time limit per job [the config's apply_time_limit_s, else 0.05].")
+              help="With --solver cpsat: CP-SAT time limit per job [the config's apply_time_limit_s, else 0.05].")
 @click.option("--socket", "socket_path", envvar="PLACER_SOCKET", type=click.Path(dir_okay=False),
               help="`placer serve`'s socket: each pass is reported there (its metric placer_last_apply_age_seconds) "
               "[the config's, else /run/placer/placer.sock].")
 @SITE_SLURM_CONF
 @SITE_BACKEND
 def apply_cmd(inventory: str | None, config_path: str | None, mode: str, interval_s: float | None,
-              max_hold_s: float | None, hold_s: float | None, release_all: bool, time_limit_s: float | None,
-              socket_path: str | None, slurm_conf: str | None, backend: str | None) -> None:
+              max_hold_s: float | None, hold_s: float | None, release_all: bool, solver: str | None,
+              time_limit_s: float | None, socket_path: str | None, slurm_conf: str | None,
+              backend: str | None) -> None:
     """Held jobs -> one batch plan -> ReqNodeList and NumNodes -> release (steer mode).
 
     \b
@@ -165,7 +169,8 @@ def apply_cmd(inventory: str | None, config_path: str | None, mode: str, interva
         report_pass(Path(socket_path))
 
     planner = PlannerConfig(time_limit_s=time_limit_s, degraded_links=site.degraded_links,
-                            small_jobs_by_end=site.small_jobs_by_end)
+                            small_jobs_by_end=site.small_jobs_by_end,
+                            solver="cpsat" if (solver or site.apply_solver) == "cpsat" else "greedy")
     last = apply_loop(fabric, be, planner, max_hold_s,
                       interval_s if mode == "watch" else None, stop, report, hold)
     if mode == "once" and last.errors:

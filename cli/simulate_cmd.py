@@ -104,7 +104,7 @@ def load_trace(paths: tuple[str, ...], fmt: str):
               "fabric's GPUs in work (heavy load: 0.9 and up).")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N jobs by submit time.")
 @click.option("--work-limit", type=FiniteRange(min=0), default=REPLAY_WORK_LIMIT, show_default=True,
-              help="CP-SAT's limit per job for the placer policy, in its deterministic work units (about 10 ms "
+              help="CP-SAT's limit per job for the placer-cpsat policy, in its deterministic work units (about 10 ms "
               "at the default here): a replay gives the same plan on every run. 0: 10 ms of wall clock instead "
               "(faster machines search further; replays differ).")
 @click.option("--out", "out_path", help="Write the result (placer.plan/v1 with start/end per job) here.")

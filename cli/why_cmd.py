@@ -75,7 +75,8 @@ def why_cmd(job_id: str, inventory: str | None, state_path: str | None, jobs_pat
     else:
         job, pinned, running = _live_job(view, job_id)
     now = now_s if now_s is not None else time.time()
-    cfg = PlannerConfig(time_limit_s=site.apply_time_limit_s, degraded_links=site.degraded_links)
+    cfg = PlannerConfig(time_limit_s=site.apply_time_limit_s, degraded_links=site.degraded_links,
+                        solver=site.apply_solver)  # the answer apply would give
     answer = why(index_for(view.fabric), view.state, job, cfg, running, now,
                  HoldRule(site.hold_s, site.hold_share, site.hold_max_s), pinned)
     click.echo(json_text(answer, indent=1) if fmt == "json" else _render(answer))

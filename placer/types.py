@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 Status = Literal["placed", "pending", "unplaceable"]
 DegradedLinks = Literal["avoid", "weigh", "ignore"]
+Solver = Literal["cpsat", "greedy"]
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class PlannerConfig:
     batch_time_limit_s: float = 10.0  # a whole queue; past it, jobs get the greedy answer (said per job)
     num_workers: int = 1
     random_seed: int = 0
-    solver: Literal["cpsat", "greedy"] = "cpsat"
+    solver: Solver = "cpsat"  # `placer plan`'s default; the scheduler (simulate, apply) chooses greedily
     explain: bool = False
     dump_models: bool = False  # keep each CP-SAT model (text proto) on its placement, for offline replay
     spares_per_su: int = 0  # whole nodes per scalable unit kept free as hot spares, used only for replacements

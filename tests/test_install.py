@@ -66,6 +66,29 @@ def test_where_the_config_comes_from(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert rc == 2 and "no inventory: give --inventory, or `inventory:` in" in err
 
 
+@pytest.mark.parametrize("config, flags, want", [("", [], "greedy"), ("apply_solver: cpsat\n", [], "cpsat"),
+                                                  ("apply_solver: cpsat\n", ["--solver", "greedy"], "greedy"),
+                                                  ("", ["--solver", "cpsat"], "cpsat")])
+def test_apply_chooses_greedily_unless_told(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: str,
+                                            flags: list[str], want: str) -> None:
+    """The scheduler's chooser: greedy by default (issue 18 point 6); the flag wins over the config."""
+    import cli.serve_cmds as serve_cmds
+    from plugins.apply import ApplyReport
+
+    seen = []
+    monkeypatch.setattr(serve_cmds, "choose_backend", lambda *a: object())
+    monkeypatch.setattr(serve_cmds, "report_pass", lambda *a: None)
+    monkeypatch.setattr(serve_cmds, "apply_loop", lambda fabric, be, planner, *a: seen.append(planner) or ApplyReport())
+    f = tmp_path / "placer.yaml"
+    f.write_text("inventory: preset:tiny\n" + config)
+    rc, _, err = run(capsys, "apply", "--once", "--config", str(f), *flags)
+    assert rc == 0, err
+    assert [p.solver for p in seen] == [want]
+    f.write_text("inventory: preset:tiny\napply_solver: exact\n")
+    rc, _, err = run(capsys, "apply", "--once", "--config", str(f))
+    assert rc == 2 and "apply_solver: expected greedy or cpsat" in err
+
+
 # -- the hook ------------------------------------------------------------------------------------------------
 CONF = "ClusterName=c\nSlurmUser=root\n# JobSubmitPlugins=lua is what we need\nSelectType=select/cons_tres\n"
 

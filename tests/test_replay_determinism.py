@@ -34,7 +34,7 @@ def _replay(statuses: Counter[str], monkeypatch: pytest.MonkeyPatch) -> list[tup
         return res
 
     monkeypatch.setattr(choose, "solve_leaf_choice", counted)
-    recs, _ = simulate(fabric, jobs, "placer", SimConfig(planner=replay_planner(work_limit=0.0001)))
+    recs, _ = simulate(fabric, jobs, "placer-cpsat", SimConfig(planner=replay_planner(work_limit=0.0001)))
     return [(r.job.job_id, r.start, tuple(map(tuple, r.alloc)), r.leaves) for r in recs]
 
 
@@ -62,7 +62,7 @@ def test_the_simulate_command_replays_the_same_plan_twice(capsys: pytest.Capture
     trace.write_text(write_csv_trace(generate_trace(SHAPE, fabric.total_gpus, fabric.n_nodes, 8, 300, 1.0, seed=5)))
     docs = []
     for name in ("a.json", "b.json"):
-        code = main(["simulate", "--inventory", "preset:campus-16k", "--trace", str(trace), "--policy", "placer",
+        code = main(["simulate", "--inventory", "preset:campus-16k", "--trace", str(trace), "--policy", "placer-cpsat",
                      "--out", str(tmp_path / name)])
         assert code == 0, capsys.readouterr().err
         docs.append(json.loads((tmp_path / name).read_text())["placements"])

@@ -66,7 +66,7 @@ def test_replay_with_the_rule_places_every_job_and_differs() -> None:
     runs = {}
     for by_end in (False, True):
         cfg = SimConfig(planner=PlannerConfig(solver="greedy", small_jobs_by_end=by_end))
-        recs, summary = simulate(FABRIC, jobs, "placer-greedy", cfg)
+        recs, summary = simulate(FABRIC, jobs, "placer", cfg)
         assert summary["placed"] == len(jobs)
         runs[by_end] = [tuple(n for n, _ in r.alloc) for r in recs]
     assert runs[False] != runs[True]

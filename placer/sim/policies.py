@@ -1,6 +1,7 @@
 """Placement policies for trace replay: where a job goes, given that the scheduler starts it now.
 
-`placer` (this project's planner), `placer-greedy` (the same without CP-SAT), `slurm-tree` (Slurm
+`placer` (this project's chooser, greedy: the scheduler's default since issue 18 found CP-SAT adds nothing
+clear over time), `placer-cpsat` (the same with CP-SAT, as `placer plan` runs it), `slurm-tree` (Slurm
 22.05 topology/tree, faithfully), `slurm-tree-24.05`, `best-fit` (the strongest cheap greedy,
 placer/sim/bestfit.py) and `first-fit` (lowest-named free nodes). A policy is a function
 (index, state, job, eligibility) -> allocation or None; add one here and to `make_policy`.
@@ -25,8 +26,8 @@ from .bestfit import policy_best_fit
 from .records import Alloc
 
 Policy = Callable[[FabricIndex, ClusterState, JobRequest, Eligibility], "Alloc | None"]
-POLICIES = ("placer", "placer-greedy", "slurm-tree", "slurm-tree-24.05", "best-fit", "first-fit")
-PLACER_POLICIES = ("placer", "placer-greedy")  # the ones placer's scheduler (its hold) runs
+POLICIES = ("placer", "placer-cpsat", "slurm-tree", "slurm-tree-24.05", "best-fit", "first-fit")
+PLACER_POLICIES = ("placer", "placer-cpsat")  # the ones placer's scheduler (its hold) runs
 
 
 def _whole(ix: FabricIndex, nodes: list[int]) -> Alloc:
@@ -81,10 +82,10 @@ def _name_order(ix: FabricIndex) -> np.ndarray:
 
 
 def make_policy(name: str, planner: PlannerConfig) -> Policy:
-    if name == "placer":
-        return policy_placer(planner)
-    if name == "placer-greedy":  # the same without CP-SAT: what the solver adds (issue 18, point 6)
+    if name == "placer":  # the product's scheduler, as `placer apply` runs it by default
         return policy_placer(replace(planner, solver="greedy"))
+    if name == "placer-cpsat":  # the same with CP-SAT: what the solver adds (issue 18, point 6)
+        return policy_placer(replace(planner, solver="cpsat"))
     if name == "slurm-tree":
         return policy_slurm_tree("22.05")
     if name == "slurm-tree-24.05":

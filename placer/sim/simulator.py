@@ -31,7 +31,8 @@ REPLAY_WALL_CAP_S = 1.0
 
 
 def replay_planner(work_limit: float | None = REPLAY_WORK_LIMIT, small_jobs_by_end: bool = False) -> PlannerConfig:
-    """The planner a replay runs: CP-SAT bounded by work (reproducible); work_limit None: by 10 ms of wall."""
+    """The planner a replay runs (policy placer-cpsat: CP-SAT bounded by work, reproducible; work_limit None: by
+    10 ms of wall; policy placer takes the greedy answer, which needs no limit)."""
     if work_limit is None:
         return PlannerConfig(time_limit_s=0.01, small_jobs_by_end=small_jobs_by_end)
     return PlannerConfig(time_limit_s=REPLAY_WALL_CAP_S, cpsat_work_limit=work_limit,
