@@ -22,7 +22,7 @@ from ..jobs import JobRequest
 from .policies import PLACER_POLICIES
 from .simulator import SimConfig, simulate
 
-DEFAULT_KNOBS = (0.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0)
+DEFAULT_KNOBS = (0.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0)
 FIGURES = ("at_leaf_lower_bound", "excess_cross_leaf_pairs", "mean_wait_s", "utilisation_busy_period")
 
 _WORK: dict[str, Any] = {}  # the fabric and jobs, set once per worker process (not pickled per run)
