@@ -73,12 +73,18 @@ def test_apply_chooses_greedily_unless_told(capsys, tmp_path: Path, monkeypatch:
                                             flags: list[str], want: str) -> None:
     """The scheduler's chooser: greedy by default (issue 18 point 6); the flag wins over the config."""
     import cli.serve_cmds as serve_cmds
+    from placer import PlannerConfig
     from plugins.apply import ApplyReport
 
     seen = []
+
+    def loop(fabric: object, be: object, planner: PlannerConfig, *a: object) -> ApplyReport:
+        seen.append(planner)
+        return ApplyReport()
+
     monkeypatch.setattr(serve_cmds, "choose_backend", lambda *a: object())
     monkeypatch.setattr(serve_cmds, "report_pass", lambda *a: None)
-    monkeypatch.setattr(serve_cmds, "apply_loop", lambda fabric, be, planner, *a: seen.append(planner) or ApplyReport())
+    monkeypatch.setattr(serve_cmds, "apply_loop", loop)
     f = tmp_path / "placer.yaml"
     f.write_text("inventory: preset:tiny\n" + config)
     rc, _, err = run(capsys, "apply", "--once", "--config", str(f), *flags)

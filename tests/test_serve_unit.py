@@ -585,7 +585,7 @@ def test_why_through_the_daemon_and_in_applys_log() -> None:
                   for i, n in enumerate(FABRIC.node_names)]
     slurm.jobs.append(SlurmJob(job_id=7, name="big", state="PENDING", priority=0, reason="JobHeldUser",
                                admin_comment="placer:steer", node_count=2, gpus_per_job=16,
-                               submit_time=now - DEFAULT_HOLD_S - 60, partition="gpu"))  # past its hold: not pinned ahead
+                               submit_time=now - int(DEFAULT_HOLD_S) - 60, partition="gpu"))  # past its hold: not pinned ahead
     d.refresh()
     a = d.decide({"v": 1, "op": "why", "job": 7})["why"]
     assert a["verdict"] == "waits" and a["within_bound"]["in_s"] in (599, 600, 601)
