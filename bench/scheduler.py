@@ -38,7 +38,7 @@ from cli.sweep_cmd import render_rows, write_sweep_plot  # noqa: E402
 from placer.jobs import JobRequest  # noqa: E402
 from placer.sim import DEFAULT_HOLD_S, REPLAY_WORK_LIMIT, SimConfig, replay_planner, simulate  # noqa: E402
 from placer.sim.policies import PLACER_POLICIES  # noqa: E402
-from placer.sim.sweep import FIGURES, SweepRow, common_window, dominates, sweep  # noqa: E402
+from placer.sim.sweep import FIGURES, TAIL, SweepRow, common_window, dominates, nan_if_none, sweep  # noqa: E402
 from placer.tracegen import generate_trace, scale_to_load  # noqa: E402
 from placer.traces import merge_traces, parse_trace  # noqa: E402
 from topology import Fabric  # noqa: E402
@@ -126,8 +126,13 @@ def _baselines(directory: str | None, name: str) -> list[SweepRow]:
                          "another window than this run's and cannot be compared; rerun the baselines")
     usage = np.load(usage_file)
     rows = json.loads(path.read_text())
-    return [SweepRow(r["policy"], r["knob_s"], {k: r[k] for k in FIGURES}, usage[f"{r['policy']}@{r['knob_s']:g}"])
+    return [SweepRow(r["policy"], r["knob_s"], _figures(r), usage[f"{r['policy']}@{r['knob_s']:g}"])
             for r in rows if r["policy"] not in PLACER_POLICIES]
+
+
+def _figures(row: dict[str, Any]) -> dict[str, float]:
+    """A row's figures as saved (a run before the tail figure was kept has none: NaN)."""
+    return {**{k: row[k] for k in FIGURES}, TAIL: nan_if_none(row.get(TAIL))}
 
 
 def _print_stream(name: str, rows: list[SweepRow], hold: float) -> bool:
@@ -147,7 +152,7 @@ def _print_stream(name: str, rows: list[SweepRow], hold: float) -> bool:
 def report(directory: Path, hold: float) -> int:
     met = True
     for path in sorted(directory.glob("sched-*.json")):
-        rows = [SweepRow(r["policy"], r["knob_s"], {k: r[k] for k in FIGURES}) for r in json.loads(path.read_text())]
+        rows = [SweepRow(r["policy"], r["knob_s"], _figures(r)) for r in json.loads(path.read_text())]
         print(f"\n{path.stem[6:]} (from {path}), placer's hold {hold:g} s")
         met &= _print_stream(path.stem[6:], rows, hold)
     print(f"\n{'every check met' if met else 'SOME CHECKS NOT MET'}")

@@ -34,6 +34,7 @@ SUMMARY_COLUMNS = [
     ("mean_leaves_over_bound", "LEAVES OVER", "{:.3f}"),
     ("more_pods_than_needed", "EXTRA PODS", "{:.1%}"), ("excess_cross_leaf_pairs", "EXCESS PAIRS", "{:.2%}"),
     ("mean_wait_s", "MEAN WAIT", "{:,.0f} s"), ("p95_wait_s", "P95 WAIT", "{:,.0f} s"),
+    ("short_multi_p95_wait_s", "P95 WAIT MULTI <1H", "{:,.0f} s"),
     ("utilisation_busy_period", "UTIL (BUSY)", "{:.1%}"), ("utilisation", "UTIL", "{:.1%}"),
     ("makespan_s", "MAKESPAN", "{:,.0f} s"),
 ]

@@ -82,11 +82,16 @@ def _uncovered(rows: list[SweepRow], policies: list[str]) -> dict[str, list[Swee
     return {p: dominates(rows, "placer", p) for p in policies if p != "placer"}
 
 
+def _seconds(v: float | None) -> str:
+    return "-" if v is None or v != v else f"{v:,.0f} s"  # None or NaN: not measured (no such job, older run)
+
+
 def render_rows(rows: list[SweepRow]) -> str:
-    head = ["POLICY", "WAIT KNOB", "AT LEAF BOUND", "EXCESS PAIRS", "MEAN WAIT", "UTIL (BUSY)"]
+    head = ["POLICY", "WAIT KNOB", "AT LEAF BOUND", "EXCESS PAIRS", "MEAN WAIT", "UTIL (BUSY)", "P95 WAIT MULTI <1H"]
     body = [[r.policy, f"{r.knob:,.0f} s", f"{r.figures['at_leaf_lower_bound']:.1%}",
              f"{r.figures['excess_cross_leaf_pairs']:.2%}", f"{r.figures['mean_wait_s']:,.0f} s",
-             f"{r.figures['utilisation_busy_period']:.1%}"] for r in rows]
+             f"{r.figures['utilisation_busy_period']:.1%}", _seconds(r.figures.get("short_multi_p95_wait_s"))]
+            for r in rows]
     table = [head, *body]
     widths = [max(len(r[i]) for r in table) for i in range(len(head))]
     return "\n".join("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))

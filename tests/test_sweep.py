@@ -44,6 +44,10 @@ def test_sweep_runs_every_policy_over_its_knob_and_draws_each_stream(capsys, tmp
     for policy in ("placer", "first-fit"):
         assert (rows[policy, 60]["at_leaf_lower_bound"], rows[policy, 60]["mean_wait_s"]) == (1.0, 1.5)
         assert (rows[policy, 0]["at_leaf_lower_bound"], rows[policy, 0]["mean_wait_s"]) == (0.0, 0.0)
+        # the pair is a short multi-node job: the wait the hold cost it, shown beside the mean
+        assert (rows[policy, 60]["short_multi_p95_wait_s"], rows[policy, 0]["short_multi_p95_wait_s"]) == (6.0, 0.0)
+    # no multi-node job in the second stream: nothing to measure, said as null (not 0 s)
+    assert {r["short_multi_p95_wait_s"] for r in doc["streams"][1]["rows"]} == {None}
     assert doc["streams"][0]["uncovered"] == {"first-fit": []}
     for s in doc["streams"]:
         assert Path(s["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -57,6 +61,7 @@ def test_sweep_text_says_whether_placer_covers_each_baseline(capsys, tmp_path: P
     out = capsys.readouterr().out
     assert code == 0 and "placer's curve above slurm-tree's" in out
     assert out.count("placer ") == 2 and "60 s" in out
+    assert "P95 WAIT MULTI <1H" in out and " 6 s" in out
 
 
 @pytest.mark.parametrize("args, says", [

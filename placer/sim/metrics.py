@@ -49,6 +49,14 @@ def multi_node_placed(records: list[JobRecord]) -> list[JobRecord]:
     return [r for r in records if r.status == "placed" and r.multi and r.nodes_needed > 1]
 
 
+SHORT_RUN_S = 3600.0  # "short" multi-node jobs: the ones a hold for locality costs most beside their run
+
+
+def short_multi_waits(multi: list[JobRecord]) -> np.ndarray:
+    """The waits of the multi-node jobs that ran under SHORT_RUN_S: a mean over all jobs hides them."""
+    return np.asarray([r.wait_s or 0.0 for r in multi if r.ran()[1] - r.ran()[0] < SHORT_RUN_S], dtype=float)
+
+
 def summarize_records(fabric: Fabric, records: list[JobRecord]) -> dict[str, Any]:
     placed = [r for r in records if r.status == "placed"]
     runs = [r.ran() for r in placed]
@@ -65,6 +73,7 @@ def summarize_records(fabric: Fabric, records: list[JobRecord]) -> dict[str, Any
     w = np.asarray([r.job.gpus * (r.ran()[1] - r.ran()[0]) / 3600.0 for r in multi], dtype=float)
     excess = np.asarray([r.cross_pairs - r.unavoidable_pairs for r in multi], dtype=float)
     allp = np.asarray([pairs(r.nodes_needed) for r in multi], dtype=float)
+    short = short_multi_waits(multi)
     return {
         "jobs": len(records),
         "placed": len(placed),
@@ -80,6 +89,8 @@ def summarize_records(fabric: Fabric, records: list[JobRecord]) -> dict[str, Any
         "excess_cross_leaf_pairs": float((w * excess).sum() / (w * allp).sum()) if multi and (w * allp).sum() else 0.0,
         "mean_wait_s": float(waits.mean()) if waits.size else 0.0,
         "p95_wait_s": float(np.percentile(waits, 95)) if waits.size else 0.0,
+        "short_multi_node_jobs": int(short.size),
+        "short_multi_p95_wait_s": float(np.percentile(short, 95)) if short.size else None,
         "utilisation": float(gpu_s / (fabric.total_gpus * makespan)),
         "busy_period_s": float(t_busy - t0),
         "utilisation_busy_period": float(busy_s / (fabric.total_gpus * max(t_busy - t0, 1e-9))),

@@ -9,6 +9,7 @@ one policy's curve lies above another's. Utilisation is over one window for ever
 """
 from __future__ import annotations
 
+import math
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -24,6 +25,8 @@ from .simulator import SimConfig, simulate
 
 DEFAULT_KNOBS = (0.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0)
 FIGURES = ("at_leaf_lower_bound", "excess_cross_leaf_pairs", "mean_wait_s", "utilisation_busy_period")
+# shown beside FIGURES, compared by no check: what a hold for locality costs short multi-node jobs (NaN: none ran)
+TAIL = "short_multi_p95_wait_s"
 
 _WORK: dict[str, Any] = {}  # the fabric and jobs, set once per worker process (not pickled per run)
 
@@ -37,7 +40,9 @@ class SweepRow:
     usage: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"policy": self.policy, "knob_s": self.knob, **self.figures}
+        # NaN (a figure with nothing to measure) as JSON's null
+        figures = {k: None if math.isnan(v) else v for k, v in self.figures.items()}
+        return {"policy": self.policy, "knob_s": self.knob, **figures}
 
 
 def _init(fabric: Fabric, jobs: list[JobRequest]) -> None:
@@ -49,7 +54,13 @@ def _run(policy: str, knob: float, cfg: SimConfig) -> SweepRow:
     records, summary = simulate(_WORK["fabric"], _WORK["jobs"], policy, cfg)
     usage = np.asarray([(r.start, r.end, sum(len(ids) for _, ids in r.alloc)) for r in records
                         if r.status == "placed"], dtype=float).reshape(-1, 3)
-    return SweepRow(policy, knob, {k: float(summary[k] or 0.0) for k in FIGURES}, usage)
+    figures = {k: float(summary[k] or 0.0) for k in FIGURES}
+    figures[TAIL] = nan_if_none(summary[TAIL])
+    return SweepRow(policy, knob, figures, usage)
+
+
+def nan_if_none(v: float | None) -> float:
+    return math.nan if v is None else float(v)
 
 
 def common_window(rows: list[SweepRow], jobs: list[JobRequest], total_gpus: int) -> list[SweepRow]:
