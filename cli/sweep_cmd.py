@@ -2,6 +2,7 @@
 dominance verdict and a PNG per stream (share at the leaf bound and excess pairs against mean wait)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import click
 
 from placer.sim import SimConfig
-from placer.sim.sweep import SweepRow, dominates, grid, sweep
+from placer.sim.sweep import TAIL, SweepRow, dominates, grid, sweep
 from placer.tracegen import scale_to_load
 from topology import Fabric, RequestError
 
@@ -83,14 +84,14 @@ def _uncovered(rows: list[SweepRow], policies: list[str]) -> dict[str, list[Swee
 
 
 def _seconds(v: float | None) -> str:
-    return "-" if v is None or v != v else f"{v:,.0f} s"  # None or NaN: not measured (no such job, older run)
+    return "-" if v is None or math.isnan(v) else f"{v:,.0f} s"  # None or NaN: not measured (no such job, older run)
 
 
 def render_rows(rows: list[SweepRow]) -> str:
     head = ["POLICY", "WAIT KNOB", "AT LEAF BOUND", "EXCESS PAIRS", "MEAN WAIT", "UTIL (BUSY)", "P95 WAIT MULTI <1H"]
     body = [[r.policy, f"{r.knob:,.0f} s", f"{r.figures['at_leaf_lower_bound']:.1%}",
              f"{r.figures['excess_cross_leaf_pairs']:.2%}", f"{r.figures['mean_wait_s']:,.0f} s",
-             f"{r.figures['utilisation_busy_period']:.1%}", _seconds(r.figures.get("short_multi_p95_wait_s"))]
+             f"{r.figures['utilisation_busy_period']:.1%}", _seconds(r.figures.get(TAIL))]
             for r in rows]
     table = [head, *body]
     widths = [max(len(r[i]) for r in table) for i in range(len(head))]
