@@ -20,6 +20,7 @@ class Eligibility:
     nodes_needed: int  # 1 for single-node jobs
     static: np.ndarray  # bool per node: could ever host the job (features, size, not excluded, in service)
     now: np.ndarray  # bool per node: can host it in the current state
+    ready: np.ndarray  # bool per node: can host it once free (in service, and as `static`); only frees move it to `now`
     excluded: dict[str, int]  # reason -> node count, each node counted once, first reason wins
     use_last: np.ndarray | None = None  # bool per node: taken only when the cost is the same without it
 
@@ -88,7 +89,8 @@ def eligibility(ix: FabricIndex, state: ClusterState, job: JobRequest, spares: n
         size_ok = node_gpus >= job.gpus
         busy = ~_island_fits(ix, state, job.gpus)
     static = candidates & size_ok & (f.node_state == 0)
-    now = candidates & size_ok & in_service & ~busy
+    ready = candidates & size_ok & in_service
+    now = ready & ~busy
     excluded: dict[str, int] = {}
     remaining = np.ones(f.n_nodes, dtype=bool)
     outside = ~in_part if in_part is not None else None
@@ -103,7 +105,7 @@ def eligibility(ix: FabricIndex, state: ClusterState, job: JobRequest, spares: n
         if hit:
             excluded[reason] = hit
         remaining &= ~bad
-    return Eligibility(multi, size, need, static, now, excluded)
+    return Eligibility(multi, size, need, static, now, ready, excluded)
 
 
 def _island_fits(ix: FabricIndex, state: ClusterState, gpus: int) -> np.ndarray:

@@ -64,7 +64,7 @@ def within_one_tree(ix: FabricIndex, el: Eligibility) -> Eligibility:
     if t is None:
         return el
     in_tree = ix.leaf_tree[f.node_leaf] == t
-    return replace(el, now=el.now & in_tree, static=el.static & in_tree)
+    return replace(el, now=el.now & in_tree, static=el.static & in_tree, ready=el.ready & in_tree)
 
 
 def degraded_last(el: Eligibility, behind: np.ndarray, avoid: bool) -> Eligibility:
@@ -74,7 +74,8 @@ def degraded_last(el: Eligibility, behind: np.ndarray, avoid: bool) -> Eligibili
         return replace(el, use_last=behind)
     hit = int((el.now & behind).sum())
     excluded = {**el.excluded, "behind a degraded link": hit} if hit else el.excluded
-    return replace(el, now=el.now & ~behind, static=el.static & ~behind, excluded=excluded)
+    return replace(el, now=el.now & ~behind, static=el.static & ~behind, ready=el.ready & ~behind,
+                   excluded=excluded)
 
 
 def avoided_nodes(fabric: Fabric, cfg: PlannerConfig) -> frozenset[str]:

@@ -15,7 +15,7 @@ import numpy as np
 from topology import ClusterState
 
 from .bounds import empty_fabric_bounds, fewest, leaf_counts
-from .eligibility import eligibility
+from .eligibility import Eligibility, eligibility
 from .engine import place_one
 from .index import FabricIndex
 from .jobs import JobRequest
@@ -60,9 +60,11 @@ class Release:
 Ends = Iterable[tuple[float, Alloc]]  # (end time, what frees then), in time order
 
 
-def walk(state: ClusterState, releases: Ends, until: float) -> Iterator[tuple[float, ClusterState]]:
+def walk(state: ClusterState, releases: Ends, until: float,
+         touched: list[int] | None = None) -> Iterator[tuple[float, ClusterState]]:
     """The state after each distinct end time up to `until` (releases in time order), on one copy: a
-    caller that keeps a yielded state must copy it."""
+    caller that keeps a yielded state must copy it. `touched`, when given, gets every node released so
+    far, in order (at each yield: exactly the nodes that yielded state has released)."""
     projected = state.copy()
     pending: float | None = None
     for at, alloc in releases:
@@ -72,6 +74,8 @@ def walk(state: ClusterState, releases: Ends, until: float) -> Iterator[tuple[fl
             yield pending, projected
         for node, ids in alloc:
             projected.release(node, list(ids))
+            if touched is not None:
+                touched.append(node)
         pending = at
     if pending is not None:
         yield pending, projected
@@ -92,8 +96,8 @@ def first_within_bound(ix: FabricIndex, state: ClusterState, job: JobRequest, cf
     None when no such time comes."""
     order = sorted(releases, key=lambda r: r.at)
 
-    def at_most_bound(projected: ClusterState) -> Placement | None:
-        el = eligibility(ix, projected, job)
+    def at_most_bound(projected: ClusterState, el: Eligibility | None = None) -> Placement | None:
+        el = el or eligibility(ix, projected, job)
         if keep_off is not None:
             el.now = el.now & ~keep_off
         # cheap test first: the eligible nodes of each leaf cannot hold the job in `bound` leaves
@@ -102,14 +106,52 @@ def first_within_bound(ix: FabricIndex, state: ClusterState, job: JobRequest, cf
         p = place_one(ix, projected, job, cfg, el=el)
         return p if p.status == "placed" and p.leaves <= bound else None
 
-    p = at_most_bound(state)
+    el = eligibility(ix, state, job)
+    gate = _LeafGate(ix, el, bound, keep_off) if el.multi_node else None
+    p = at_most_bound(state, el)
     if p is not None:
         return now, p, state
-    for at, projected in walk(state, ((max(r.at, now), r.alloc) for r in order), until):
+    touched: list[int] = []
+    for at, projected in walk(state, ((max(r.at, now), r.alloc) for r in order), until, touched):
+        if gate is not None and not gate.may_fit(projected, touched):
+            continue
         p = at_most_bound(projected)
         if p is not None:
             return at, p, projected.copy()
     return None
+
+
+class _LeafGate:
+    """The cheap test of `first_within_bound` for a multi-node job, kept up to date as ends free nodes:
+    per leaf, its nodes that can take the job (whole, free, eligible, not kept off). A walk only frees,
+    so a node joins once and never leaves; an end time that adds none gives the last answer again, and
+    eligibility is recomputed only where the test passes (on a 97%-busy Colossus, most ends add none)."""
+
+    def __init__(self, ix: FabricIndex, el: Eligibility, bound: int, keep_off: np.ndarray | None) -> None:
+        self.leaf_of = ix.fabric.node_leaf
+        self.ready = el.ready if keep_off is None else el.ready & ~keep_off
+        self.ok = el.now & self.ready
+        self.counts = leaf_counts(ix, self.ok)
+        self.need, self.bound = el.nodes_needed, bound
+        self.seen = 0
+        self.last = self._test()
+
+    def _test(self) -> bool:
+        """fewest(counts, need) <= bound, as the sum of the `bound` largest counts (no full sort)."""
+        k = self.bound
+        if k <= 0 or k >= self.counts.size:
+            return self.need <= (self.counts.sum() if k > 0 else 0)
+        return self.need <= int(np.partition(self.counts, -k)[-k:].sum())
+
+    def may_fit(self, projected: ClusterState, touched: list[int]) -> bool:
+        new = np.unique(np.asarray(touched[self.seen:], dtype=np.int64))
+        self.seen = len(touched)
+        new = new[self.ready[new] & ~self.ok[new] & (projected.free_mask[new] == projected.full_mask[new])]
+        if new.size:
+            self.ok[new] = True
+            np.add.at(self.counts, self.leaf_of[new], 1)
+            self.last = self._test()
+        return self.last
 
 
 FitTest = Callable[[ClusterState], bool]

@@ -30,6 +30,9 @@ class ClusterState:
             anc = fabric.group_ancestors(leaf)
             chain[leaf, : len(anc)] = anc
         self.chain = chain
+        # the same without the padding, as ints: a one-node update touches a handful of groups, where a
+        # scalar loop beats numpy's fancy indexing (profiled: the walk of placer/timeline.py). Shared by copies
+        self.leaf_groups = [tuple(int(g) for g in row if g >= 0) for row in chain]
         self.group_free_nodes = np.zeros(fabric.n_groups, dtype=np.int32)
         self.group_free_gpus = np.zeros(fabric.n_groups, dtype=np.int32)
         self.group_usable_nodes = np.zeros(fabric.n_groups, dtype=np.int32)
@@ -63,14 +66,12 @@ class ClusterState:
 
     # -- one node at a time ------------------------------------------------------------------------
     def _apply(self, node: int, d_free_nodes: int, d_gpus: int, d_usable: int) -> None:
-        groups = self.chain[int(self.fabric.node_leaf[node])]
-        groups = groups[groups >= 0]
-        if d_free_nodes:
-            self.group_free_nodes[groups] += d_free_nodes
-        if d_gpus:
-            self.group_free_gpus[groups] += d_gpus
-        if d_usable:
-            self.group_usable_nodes[groups] += d_usable
+        groups = self.leaf_groups[self.fabric.node_leaf[node]]
+        for counts, d in ((self.group_free_nodes, d_free_nodes), (self.group_free_gpus, d_gpus),
+                          (self.group_usable_nodes, d_usable)):
+            if d:
+                for g in groups:
+                    counts[g] += d
 
     def _mask(self, node: int, gpus: Iterable[int]) -> np.uint64:
         m = 0

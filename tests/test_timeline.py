@@ -1,0 +1,76 @@
+"""placer/timeline.py: `first_within_bound`'s kept-up-to-date leaf test gives the answer of testing every
+end time from scratch (full eligibility on each projected state), on random fabrics, loads and ends."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from placer.bounds import fewest, leaf_counts
+from placer.eligibility import eligibility
+from placer.engine import place_one
+from placer.index import FabricIndex, index_for
+from placer.jobs import JobRequest
+from placer.timeline import Release, first_within_bound, static_leaf_bound, walk
+from placer.types import Placement, PlannerConfig
+from tests.helpers import random_spec
+from topology import ClusterState, build_fabric
+
+NOW = 1000.0
+
+
+def _reference(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfig,
+               releases: list[Release], bound: int, keep_off: np.ndarray | None
+               ) -> tuple[float, Placement] | None:
+    """Every end time tested from scratch: eligibility, the per-leaf count, then the placement."""
+    def test(projected: ClusterState) -> Placement | None:
+        el = eligibility(ix, projected, job)
+        if keep_off is not None:
+            el.now = el.now & ~keep_off
+        if (fewest(leaf_counts(ix, el.now), el.nodes_needed) or bound + 1) > bound:
+            return None
+        p = place_one(ix, projected, job, cfg, el=el)
+        return p if p.status == "placed" and p.leaves <= bound else None
+
+    p = test(state)
+    if p is not None:
+        return NOW, p
+    order = sorted(releases, key=lambda r: r.at)
+    for at, projected in walk(state, ((max(r.at, NOW), r.alloc) for r in order), float("inf")):
+        p = test(projected)
+        if p is not None:
+            return at, p
+    return None
+
+
+def _loaded(seed: int) -> tuple[FabricIndex, ClusterState, list[Release], random.Random]:
+    fabric, _ = build_fabric(random_spec(seed))
+    ix, state, rng = index_for(fabric), ClusterState(fabric), random.Random(seed)
+    releases = []
+    for node in range(fabric.n_nodes):
+        free = state.free_gpu_ids(node)
+        while free and rng.random() < 0.7:  # whole nodes and shared ones, several jobs on a node
+            take = rng.sample(free, rng.randint(1, len(free)))
+            state.allocate(node, take)
+            releases.append(Release(NOW + rng.choice([0, 50, 100, 100, 300, 900]), [(node, take)]))
+            free = state.free_gpu_ids(node)
+    return ix, state, releases, rng
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 400), nodes=st.integers(2, 12), keep=st.booleans())
+def test_the_kept_count_gives_the_answer_of_testing_every_end_from_scratch(seed: int, nodes: int, keep: bool) -> None:
+    ix, state, releases, rng = _loaded(seed)
+    job = JobRequest("j", 8 * nodes)
+    bound, multi = static_leaf_bound(ix, state, job)
+    if bound is None or not multi:
+        return
+    keep_off = np.array([rng.random() < 0.2 for _ in range(ix.fabric.n_nodes)]) if keep else None
+    cfg = PlannerConfig()
+    got = first_within_bound(ix, state, job, cfg, releases, NOW, float("inf"), bound, keep_off)
+    want = _reference(ix, state, job, cfg, releases, bound, keep_off)
+    assert (got is None) == (want is None)
+    if got is not None and want is not None:
+        assert got[0] == want[0] and got[1].nodes == want[1].nodes
