@@ -31,6 +31,18 @@ def fewest(counts: np.ndarray, need: int) -> int | None:
     return int(np.searchsorted(np.cumsum(s), need) + 1)
 
 
+def fits_in(counts: np.ndarray, need: int, k: int) -> bool:
+    """`fewest(counts, need) <= k`, as the sum of the k largest counts: no full sort (the hot test of a
+    walk over job ends, placer/timeline.py and the simulator's hold)."""
+    if need <= 0:
+        return True
+    if k <= 0:
+        return False
+    if k >= counts.size:
+        return int(counts.sum()) >= need
+    return int(np.partition(counts, -k)[-k:].sum()) >= need
+
+
 def leaf_counts(ix: FabricIndex, nodes: np.ndarray) -> np.ndarray:
     """Per leaf: how many of the nodes in the mask `nodes` it holds."""
     return np.bincount(ix.fabric.node_leaf[nodes], minlength=ix.fabric.n_leaves).astype(np.int64)

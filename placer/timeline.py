@@ -14,7 +14,7 @@ import numpy as np
 
 from topology import ClusterState
 
-from .bounds import empty_fabric_bounds, fewest, leaf_counts
+from .bounds import empty_fabric_bounds, fits_in, leaf_counts
 from .eligibility import Eligibility, eligibility
 from .engine import place_one
 from .index import FabricIndex
@@ -101,7 +101,7 @@ def first_within_bound(ix: FabricIndex, state: ClusterState, job: JobRequest, cf
         if keep_off is not None:
             el.now = el.now & ~keep_off
         # cheap test first: the eligible nodes of each leaf cannot hold the job in `bound` leaves
-        if (fewest(leaf_counts(ix, el.now), el.nodes_needed) or bound + 1) > bound:
+        if not fits_in(leaf_counts(ix, el.now), el.nodes_needed, bound):
             return None
         p = place_one(ix, projected, job, cfg, el=el)
         return p if p.status == "placed" and p.leaves <= bound else None
@@ -137,11 +137,7 @@ class _LeafGate:
         self.last = self._test()
 
     def _test(self) -> bool:
-        """fewest(counts, need) <= bound, as the sum of the `bound` largest counts (no full sort)."""
-        k = self.bound
-        if k <= 0 or k >= self.counts.size:
-            return self.need <= (self.counts.sum() if k > 0 else 0)
-        return self.need <= int(np.partition(self.counts, -k)[-k:].sum())
+        return fits_in(self.counts, self.need, self.bound)
 
     def may_fit(self, projected: ClusterState, touched: list[int]) -> bool:
         new = np.unique(np.asarray(touched[self.seen:], dtype=np.int64))

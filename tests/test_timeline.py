@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from placer.bounds import fewest, leaf_counts
+from placer.bounds import fewest, fits_in, leaf_counts
 from placer.eligibility import eligibility
 from placer.engine import place_one
 from placer.index import FabricIndex, index_for
@@ -74,3 +74,10 @@ def test_the_kept_count_gives_the_answer_of_testing_every_end_from_scratch(seed:
     assert (got is None) == (want is None)
     if got is not None and want is not None:
         assert got[0] == want[0] and got[1].nodes == want[1].nodes
+
+
+@given(counts=st.lists(st.integers(0, 40), max_size=30), need=st.integers(0, 200), k=st.integers(0, 35))
+def test_fits_in_is_the_fewest_bins_test(counts: list[int], need: int, k: int) -> None:
+    c = np.asarray(counts, dtype=np.int64)
+    few = fewest(c, need)
+    assert fits_in(c, need, k) == (few is not None and few <= k)

@@ -12,6 +12,9 @@ import numpy as np
 from .fabric import MAX_GPUS_PER_NODE, Fabric, NodeState
 from .problems import RequestError
 
+# (GPUs of the node, GPU indices) -> bit mask; bounded, shared by every state
+_MASKS: dict[tuple[int, tuple[int, ...]], int] = {}
+
 
 class ClusterState:
     def __init__(self, fabric: Fabric) -> None:
@@ -33,6 +36,7 @@ class ClusterState:
         # the same without the padding, as ints: a one-node update touches a handful of groups, where a
         # scalar loop beats numpy's fancy indexing (profiled: the walk of placer/timeline.py). Shared by copies
         self.leaf_groups = [tuple(int(g) for g in row if g >= 0) for row in chain]
+        self.gpus_of: list[int] = fabric.node_gpus.tolist()  # per node, as ints for the one-node updates
         self.group_free_nodes = np.zeros(fabric.n_groups, dtype=np.int32)
         self.group_free_gpus = np.zeros(fabric.n_groups, dtype=np.int32)
         self.group_usable_nodes = np.zeros(fabric.n_groups, dtype=np.int32)
@@ -73,22 +77,30 @@ class ClusterState:
                 for g in groups:
                     counts[g] += d
 
-    def _mask(self, node: int, gpus: Iterable[int]) -> np.uint64:
-        m = 0
-        n = int(self.fabric.node_gpus[node])
-        for g in gpus:
-            if not 0 <= g < n:
-                raise RequestError(f"node {self.fabric.node_names[node]} has no GPU index {g}")
-            m |= 1 << g
-        return np.uint64(m)
+    def _mask(self, node: int, gpus: list[int]) -> int:
+        """The bit mask of these GPU indices of `node` (checked against its GPU count), from a cache: a
+        replay releases millions of the same few index lists (profiled: the walks of the scheduler)."""
+        key = (self.gpus_of[node], tuple(gpus))
+        m = _MASKS.get(key)
+        if m is None:
+            m = 0
+            for g in gpus:
+                if not 0 <= g < key[0]:
+                    raise RequestError(f"node {self.fabric.node_names[node]} has no GPU index {g}")
+                m |= 1 << int(g)
+            if len(_MASKS) >= 4096:
+                _MASKS.clear()
+            _MASKS[key] = m
+        return m
 
     def allocate(self, node: int, gpus: Iterable[int]) -> None:
         gpus = list(gpus)
         m = self._mask(node, gpus)
-        if int(self.free_mask[node]) & int(m) != int(m):
+        free = int(self.free_mask[node])
+        if free & m != m:
             raise RequestError(f"GPUs {gpus} of {self.fabric.node_names[node]} are not all free")
-        was_whole = bool(self.usable[node] and self.free_mask[node] == self.full_mask[node])
-        self.free_mask[node] = np.uint64(int(self.free_mask[node]) & ~int(m))
+        was_whole = free == int(self.full_mask[node])
+        self.free_mask[node] = free & ~m
         self.free_gpus[node] -= len(gpus)
         if self.usable[node]:
             self._apply(node, -1 if was_whole else 0, -len(gpus), 0)
@@ -102,7 +114,7 @@ class ClusterState:
         seen: set[int] = set()
         for node, gpus in items:
             gpus = list(gpus)
-            m = int(self._mask(node, gpus))
+            m = self._mask(node, gpus)
             if node in seen or int(self.free_mask[node]) & m != m:
                 raise RequestError(f"GPUs {gpus} of {self.fabric.node_names[node]} are not all free")
             seen.add(node)
@@ -128,13 +140,14 @@ class ClusterState:
     def release(self, node: int, gpus: Iterable[int]) -> None:
         gpus = list(gpus)
         m = self._mask(node, gpus)
-        if int(self.free_mask[node]) & int(m):
+        free = int(self.free_mask[node])
+        if free & m:
             raise RequestError(f"GPUs {gpus} of {self.fabric.node_names[node]} are not all allocated")
-        self.free_mask[node] = np.uint64(int(self.free_mask[node]) | int(m))
+        free |= m
+        self.free_mask[node] = free
         self.free_gpus[node] += len(gpus)
         if self.usable[node]:
-            now_whole = bool(self.free_mask[node] == self.full_mask[node])
-            self._apply(node, 1 if now_whole else 0, len(gpus), 0)
+            self._apply(node, 1 if free == int(self.full_mask[node]) else 0, len(gpus), 0)
 
     def set_usable(self, node: int, usable: bool) -> None:
         """Mark a node down/drained (False) or back in service (True) for planning."""

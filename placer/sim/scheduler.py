@@ -30,7 +30,7 @@ import numpy as np
 
 from topology import ClusterState
 
-from ..bounds import fewest, leaf_counts
+from ..bounds import fewest, fits_in, leaf_counts
 from ..eligibility import eligibility
 from ..index import FabricIndex
 from ..timeline import first_time, hold_limit, walk
@@ -180,7 +180,7 @@ class FcfsBackfill:
         """No policy can place `rec` within its leaf bound on `state`: the whole free nodes of each leaf
         cannot hold it in that many leaves."""
         counts = self.cluster.leaf_whole_free(rec.size, state)
-        return (fewest(counts, rec.nodes_needed) or math.inf) > rec.leaf_bound
+        return not fits_in(counts, rec.nodes_needed, rec.leaf_bound)
 
     # -- EASY backfill's reservation for the queue head ------------------------------------------------
     def shadow(self, rec: JobRecord, t: float) -> Reservation:
