@@ -119,6 +119,8 @@ class FcfsBackfill:
         that this job may not use (as Slurm's backfill tests a job only on the nodes free in its window)."""
         if not self.cluster.quick_fits(rec):
             return None
+        if self._hold_clock_waits(rec, t, avoid):
+            return None
         waiting = t < self.switch_deadline(rec, t)
         if waiting and self.lookahead:
             waiting = self._worth_waiting(rec, t)
@@ -144,16 +146,31 @@ class FcfsBackfill:
         return self.policy(self.ix, projected, rec.job, el) if int(el.now.sum()) >= el.nodes_needed else None
 
     # -- Slurm's --switches ----------------------------------------------------------------------------
-    def switch_deadline(self, rec: JobRecord, t: float) -> float:
+    def switch_deadline(self, rec: JobRecord, t: float, start: float | None = None) -> float:
         """When a multi-node job stops waiting for a placement within its bound (-inf: it never waits).
-        The wait counts from the scheduler's first evaluation of its placement, as Slurm's
-        wait4switch_start does, not from submission: a job deep in a long queue keeps its full wait."""
+        Slurm's --switches wait counts from the scheduler's first evaluation of its placement, as Slurm's
+        wait4switch_start does, not from submission: a job deep in a long queue keeps its full wait.
+        Placer's hold counts from the first time the job could start (`_hold_clock_waits`): waiting for
+        room is not waiting for locality. Before then its deadline is `start` (or t) plus the hold."""
         if not rec.multi or self.switches_wait_s <= 0 or rec.hold_done:
             return -math.inf
-        if rec.switch_wait_from is None:
-            rec.switch_wait_from = t
         hold = hold_limit(rec.job.duration, self.switches_wait_s, self.hold_share, self.hold_max_s)
+        if rec.switch_wait_from is None:
+            if self.lookahead:
+                return (t if start is None else start) + hold
+            rec.switch_wait_from = t
         return rec.switch_wait_from + hold
+
+    def _hold_clock_waits(self, rec: JobRecord, t: float, avoid: np.ndarray | None) -> bool:
+        """Placer's hold clock: True while a multi-node job could not start now on any nodes (it waits
+        for room or for the head's reservation, not for locality); the first time it could, start it."""
+        if not self.lookahead or not rec.multi or rec.switch_wait_from is not None or self.switches_wait_s <= 0:
+            return False
+        now = eligibility(self.ix, self.cluster.state, rec.job).now
+        if int((now & ~avoid if avoid is not None else now).sum()) < rec.nodes_needed:
+            return True
+        rec.switch_wait_from = t
+        return False
 
     def _worth_waiting(self, rec: JobRecord, t: float) -> bool:
         """Placer's hold: wait while the timeline says a placement within the bound frees before the
@@ -202,7 +219,7 @@ class FcfsBackfill:
         if alloc is None:  # cannot happen by construction; fall back to counting
             counted = set(np.nonzero(ok & (c.node_free_time <= shadow))[0].tolist())
             return Reservation(shadow, counted=counted, count=len(counted))
-        deadline = self.switch_deadline(rec, t)
+        deadline = self.switch_deadline(rec, t, start=shadow)
         if t < deadline and c.leaves(alloc) > rec.leaf_bound:
             # still waiting under --switches: a placement beyond the bound would not start, so the
             # reservation is the first projected one within it before the deadline, else the deadline's
