@@ -7,6 +7,7 @@ topology-aware reservation of issue 18 (the block within the bound that frees so
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -149,6 +150,32 @@ class _LeafGate:
             np.add.at(self.counts, self.leaf_of[new], 1)
             self.last = self._test()
         return self.last
+
+
+def first_room(ix: FabricIndex, state: ClusterState, job: JobRequest, releases: Sequence[Release], now: float,
+               keep_off: np.ndarray | None = None) -> float | None:
+    """The first time in the timeline at which a multi-node job could start at all, in any number of
+    leaves (enough eligible whole free nodes, not kept off); now if it can now, None if never."""
+    el = eligibility(ix, state, job)
+    gate = _LeafGate(ix, el, ix.fabric.n_leaves, keep_off)  # every leaf allowed: enough nodes anywhere
+    if gate.last:
+        return now
+    touched: list[int] = []
+    ends = ((max(r.at, now), r.alloc) for r in sorted(releases, key=lambda r: r.at))
+    for at, projected in walk(state, ends, math.inf, touched):
+        if gate.may_fit(projected, touched):
+            return at
+    return None
+
+
+def hold_deadline(hold_from: float, limit: float, room: float | None, now: float) -> float:
+    """Until when a multi-node job may wait for a placement within its bound: `limit` (HoldRule.limit)
+    after `hold_from` (live: its submission), or, for a job that cannot start now on any nodes, after
+    the first time it can (`first_room`): waiting for room is not waiting for locality. The simulator's
+    scheduler counts the same way (placer/sim/scheduler.py, `switch_deadline`)."""
+    if room is None or room <= now:
+        return hold_from + limit
+    return max(hold_from, room) + limit
 
 
 FitTest = Callable[[ClusterState], bool]

@@ -18,7 +18,7 @@ from topology.hostlists import compress
 from .engine import place_one
 from .index import FabricIndex
 from .jobs import JobRequest
-from .timeline import HoldRule, Release, first_within_bound, static_leaf_bound
+from .timeline import HoldRule, Release, first_room, first_within_bound, hold_deadline, static_leaf_bound
 from .types import PlannerConfig
 
 DEFAULT_HOLD = HoldRule()
@@ -45,7 +45,10 @@ def why(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfi
     p = place_one(ix, state, job, replace(cfg, explain=True))
     bound, multi = static_leaf_bound(ix, state, job)
     submit = job.submit_time if job.submit_time is not None else now
-    until = submit + hold.limit(job.time_limit_s or job.duration)  # live: the time limit, as apply reads it
+    releases = [Release(max(r.end, now), r.alloc) for r in running if r.end is not None]
+    # as apply counts it: from submission, or for a job with no room now from when room comes
+    room = now if p.status == "placed" or not multi else first_room(ix, state, job, releases, now)
+    until = hold_deadline(submit, hold.limit(job.time_limit_s or job.duration), room, now)
     out: dict[str, Any] = {
         "job": job.job_id,
         "needs": {"gpus": job.gpus, "multi_node": multi, "leaf_bound": bound, "features": list(job.features),
@@ -57,7 +60,6 @@ def why(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfi
                 "reason": p.reason, "excluded": (p.explain or {}).get("nodes_excluded", {})},
         "hold_until": until, "within_bound": None, "pinned_to": compress(pinned_to) if pinned_to else None,
     }
-    releases = [Release(max(r.end, now), r.alloc) for r in running if r.end is not None]
     beyond = p.status != "placed" or (bound is not None and p.leaves > bound)
     if beyond and bound is not None and p.status != "unplaceable":
         later = first_within_bound(ix, state, job, cfg, releases, now, float("inf"), bound)

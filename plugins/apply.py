@@ -24,7 +24,7 @@ from placer import JobRequest, PlannerConfig
 from placer.engine import apply, avoided_nodes, place_one
 from placer.index import FabricIndex, index_for
 from placer.reserve import node_free_times
-from placer.timeline import HoldRule, Release, first_within_bound, static_leaf_bound
+from placer.timeline import HoldRule, Release, first_room, first_within_bound, hold_deadline, static_leaf_bound
 from placer.types import Placement
 from placer.validate import validate
 from placer.why import Running, why
@@ -199,8 +199,8 @@ def _spoken_for(fabric: Fabric, snap: SlurmSnapshot) -> np.ndarray:
 
 def _schedule(ps: Pass, gpu_jobs: list[tuple[SlurmJob, JobRequest]]) -> None:
     """Placer's scheduler live, in submit order: a job placed now within its leaf bound is pinned and
-    released; a multi-node job that would go beyond it, still within its hold (from submission: `hold_s`, or a
-    share of a long job's time limit),
+    released; a multi-node job that would go beyond it, still within its hold (`hold_s`, or a share of a
+    long job's time limit, from submission, or for a job with no room now from when room comes),
     is pinned to the block within the bound that frees soonest, if Slurm's EndTimes say one frees in time
     (Slurm starts it there and backfills around it); otherwise it takes what there is now, or waits held."""
     ix = index_for(ps.fabric)
@@ -233,12 +233,15 @@ def _later_within_bound(ps: Pass, ix: FabricIndex, state: ClusterState, releases
                         ) -> tuple[float, Placement, ClusterState] | None:
     """For a multi-node job placed beyond its leaf bound now (or not at all), still within its hold: the
     first block within the bound by Slurm's EndTimes, and when it frees (None: no such block in time)."""
-    until = j.submit_time + ps.hold.limit(j.time_limit_s)
-    if until <= ps.now or (p.status == "placed" and p.leaves <= 1):
+    placed = p.status == "placed"
+    limit = ps.hold.limit(j.time_limit_s)
+    if (placed and j.submit_time + limit <= ps.now) or (placed and p.leaves <= 1):
         return None  # one leaf is within any bound: no need for the bound's own eligibility pass
     bound, multi = static_leaf_bound(ix, state, job)
-    if not multi or bound is None or (p.status == "placed" and p.leaves <= bound):
+    if not multi or bound is None or (placed and p.leaves <= bound):
         return None
+    room = ps.now if placed else first_room(ix, state, job, releases, ps.now, keep_off)
+    until = hold_deadline(j.submit_time, limit, room, ps.now)
     return first_within_bound(ix, state, job, ps.cfg, releases, ps.now, until, bound, keep_off)
 
 

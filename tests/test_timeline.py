@@ -1,5 +1,6 @@
 """placer/timeline.py: `first_within_bound`'s kept-up-to-date leaf test gives the answer of testing every
-end time from scratch (full eligibility on each projected state), on random fabrics, loads and ends."""
+end time from scratch (full eligibility on each projected state), on random fabrics, loads and ends; so
+does `first_room` (when a job could start at all), and the hold counts from room when there is none now."""
 from __future__ import annotations
 
 import random
@@ -13,7 +14,7 @@ from placer.eligibility import eligibility
 from placer.engine import place_one
 from placer.index import FabricIndex, index_for
 from placer.jobs import JobRequest
-from placer.timeline import Release, first_within_bound, static_leaf_bound, walk
+from placer.timeline import Release, first_room, first_within_bound, hold_deadline, static_leaf_bound, walk
 from placer.types import Placement, PlannerConfig
 from tests.helpers import random_spec
 from topology import ClusterState, build_fabric
@@ -81,3 +82,26 @@ def test_fits_in_is_the_fewest_bins_test(counts: list[int], need: int, k: int) -
     c = np.asarray(counts, dtype=np.int64)
     few = fewest(c, need)
     assert fits_in(c, need, k) == (few is not None and few <= k)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 400), nodes=st.integers(2, 40), keep=st.booleans())
+def test_first_room_is_the_first_end_with_enough_eligible_whole_free_nodes(seed: int, nodes: int, keep: bool) -> None:
+    ix, state, releases, rng = _loaded(seed)
+    job = JobRequest("j", 8 * nodes)
+    keep_off = np.array([rng.random() < 0.2 for _ in range(ix.fabric.n_nodes)]) if keep else None
+
+    def room(projected: ClusterState) -> bool:
+        el = eligibility(ix, projected, job)
+        return int((el.now & ~keep_off if keep_off is not None else el.now).sum()) >= el.nodes_needed
+
+    want = NOW if room(state) else next(
+        (at for at, p in walk(state, ((max(r.at, NOW), r.alloc) for r in sorted(releases, key=lambda r: r.at)),
+                              float("inf")) if room(p)), None)
+    assert first_room(ix, state, job, releases, NOW, keep_off) == want
+
+
+def test_the_hold_counts_from_room_only_for_a_job_with_none_now() -> None:
+    assert hold_deadline(100.0, 50.0, None, 120.0) == 150.0  # room never comes: from submission
+    assert hold_deadline(100.0, 50.0, 120.0, 120.0) == 150.0  # room now: from submission
+    assert hold_deadline(100.0, 50.0, 500.0, 120.0) == 550.0  # room later: from room
