@@ -172,6 +172,7 @@ def main() -> int:
     ap.add_argument("--work-limit", type=float, default=REPLAY_WORK_LIMIT,
                     help="placer-cpsat's CP-SAT work units per job (reproducible); 0: 10 ms of wall clock instead")
     ap.add_argument("--small-jobs-by-end", action="store_true", help="placer's runs with small_jobs_by_end on")
+    ap.add_argument("--hold-from-room", action="store_true", help="placer's runs with hold_from_room on")
     ap.add_argument("--big", action="store_true", help="also 100,000 jobs on colossus-200k, placer's default")
     ap.add_argument("--report", help="run nothing: print the rows and checks of an earlier run's sched-*.json in "
                     "this directory (for another --default-hold)")
@@ -194,7 +195,8 @@ def main() -> int:
         t = time.perf_counter()
         old = _baselines(args.baselines_from, name)
         todo = [task for task in tasks if not old or task[0] in PLACER_POLICIES]
-        cfg = SimConfig(planner=replay_planner(args.work_limit or None, args.small_jobs_by_end))
+        cfg = SimConfig(planner=replay_planner(args.work_limit or None, args.small_jobs_by_end),
+                        hold_from_room=args.hold_from_room)
         # one utilisation window for this run's rows and the reused baselines' (placer/sim/sweep.py)
         rows = common_window(sweep(fabric, jobs, todo, cfg, args.workers) + old, jobs, fabric.total_gpus)
         _save(out, name, rows)

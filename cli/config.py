@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from placer.timeline import DEFAULT_HOLD_MAX_S, DEFAULT_HOLD_S, DEFAULT_HOLD_SHARE
+from placer.timeline import DEFAULT_HOLD_MAX_S, DEFAULT_HOLD_S, DEFAULT_HOLD_SHARE, HoldRule
 from placer.types import DegradedLinks, Solver
 from plugins.serve import ServeConfig
 from topology import Problem, RequestError
@@ -77,6 +77,7 @@ KEYS: dict[str, tuple[Check, str]] = {
     "hold_s": (_number(0, 7 * DAY_S), "hold_s"),
     "hold_share": (_number(0, 10), "hold_share"),
     "hold_max_s": (_number(0, 30 * DAY_S), "hold_max_s"),
+    "hold_from_room": (lambda v: None if isinstance(v, bool) else "true or false", "hold_from_room"),
     "degraded_links": (_choice("avoid", "weigh", "ignore"), "degraded_links"),
     "small_jobs_by_end": (lambda v: None if isinstance(v, bool) else "true or false", "small_jobs_by_end"),
 }
@@ -100,8 +101,14 @@ class SiteConfig:
     hold_s: float = DEFAULT_HOLD_S
     hold_share: float = DEFAULT_HOLD_SHARE
     hold_max_s: float = DEFAULT_HOLD_MAX_S
+    hold_from_room: bool = False  # a job with no room now counts its hold from when room comes
     degraded_links: DegradedLinks = "weigh"  # multi-node jobs and nodes behind a slow cable
     small_jobs_by_end: bool = False  # placer apply: small jobs by Slurm's EndTimes (PlannerConfig.small_jobs_by_end)
+
+    def hold(self, hold_s: float | None = None) -> HoldRule:
+        """Placer's hold as this file sets it (`hold_s` overridden by a command's --hold)."""
+        return HoldRule(self.hold_s if hold_s is None else hold_s, self.hold_share, self.hold_max_s,
+                        self.hold_from_room)
 
     def need_inventory(self, flag: str | None) -> str:
         """The inventory from the flag, else this file; naming where to put it when neither has one."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from placer import PlannerConfig
-from placer.timeline import DEFAULT_HOLD_S, HoldRule
+from placer.timeline import DEFAULT_HOLD_S
 from plugins.apply import ApplyReport, apply_loop, report_pass
 from plugins.apply import release_all as release_all_jobs
 from plugins.pyslurm_backend import choose_backend
@@ -92,7 +92,7 @@ def serve_cmd(inventory: str | None, config_path: str | None, socket_path: str |
                          gpu_only=(not all_jobs) if all_jobs else None, refresh_s=refresh_s, node_poll_s=node_poll_s,
                          metrics_port=metrics_port, max_hold_s=max_hold_s)
     cfg = replace(cfg, planner=replace(cfg.planner, degraded_links=site.degraded_links),
-                  hold=HoldRule(site.hold_s, site.hold_share, site.hold_max_s))
+                  hold=site.hold())
     fabric, _ = load_fabric(inventory)
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger().setLevel(logging.INFO)  # one line per decision is the point of a daemon log
@@ -154,7 +154,7 @@ def apply_cmd(inventory: str | None, config_path: str | None, mode: str, interva
     interval_s = interval_s if interval_s is not None else site.apply_interval_s
     max_hold_s = max_hold_s if max_hold_s is not None else site.serve.max_hold_s
     time_limit_s = time_limit_s if time_limit_s is not None else site.apply_time_limit_s
-    hold = HoldRule(hold_s if hold_s is not None else site.hold_s, site.hold_share, site.hold_max_s)
+    hold = site.hold(hold_s)
     socket_path = socket_path or str(site.serve.socket_path)
     fabric, _ = load_fabric(inventory)
     be = choose_backend(backend, slurm_conf)

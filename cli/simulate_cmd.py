@@ -92,6 +92,9 @@ def load_trace(paths: tuple[str, ...], fmt: str):
 @click.option("--hold-share", type=FiniteRange(min=0, max=10), default=DEFAULT_HOLD_SHARE, show_default=True,
               help="Placer's scheduler: a long job may wait this share of its run time instead of --hold (at most "
                    "a day); 0: --hold for every job.")
+@click.option("--hold-from-room", is_flag=True,
+              help="Placer's scheduler: a job's hold counts from the first time it could start at all (enough "
+                   "eligible nodes), not from the first time it fitted by node count. Off by default.")
 @click.option("--small-jobs-by-end", is_flag=True,
               help="Placer's policies: a job of one node or less goes where it delays a node's return to "
                    "whole-free the least (trace durations as run times). Experimental, off by default.")
@@ -112,9 +115,9 @@ def load_trace(paths: tuple[str, ...], fmt: str):
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False), help="Write PNG plots here.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def simulate_cmd(inventory: str, traces: tuple[str, ...], trace_format: str, policy: str, backfill: str,
-                 bf_depth: int, switches_wait_s: float, hold_s: float, hold_share: float, small_jobs_by_end: bool,
-                 sweep: bool, knobs: str,
-                 workers: int | None, load: float | None, limit: int | None, work_limit: float,
+                 bf_depth: int, switches_wait_s: float, hold_s: float, hold_share: float, hold_from_room: bool,
+                 small_jobs_by_end: bool, sweep: bool, knobs: str, workers: int | None, load: float | None,
+                 limit: int | None, work_limit: float,
                  out_path: str | None, plot_dir: str | None, fmt: str) -> None:
     """Replay a job trace under several placement policies with the same scheduler; compare them.
 
@@ -126,9 +129,9 @@ def simulate_cmd(inventory: str, traces: tuple[str, ...], trace_format: str, pol
     """
     fabric, _ = load_fabric(inventory)
     policies = parse_policies(policy)
-    planner = replay_planner(work_limit or None, small_jobs_by_end)
     cfg = SimConfig(backfill=backfill, bf_depth=bf_depth, switches_wait_s=switches_wait_s, hold_s=hold_s,
-                    hold_share=hold_share, planner=planner)
+                    hold_share=hold_share, hold_from_room=hold_from_room,
+                    planner=replay_planner(work_limit or None, small_jobs_by_end))
     if sweep:
         if out_path:
             raise RequestError("--out is for one replay; a sweep prints its rows (--format json) and writes PNGs")
@@ -144,9 +147,8 @@ def simulate_cmd(inventory: str, traces: tuple[str, ...], trace_format: str, pol
     runs, summaries = _replay_all(fabric, jobs, policies, cfg)
     doc = simulation_document(fabric, {"files": list(traces), "jobs": len(jobs), "skipped": trace.skipped,
                                        "load": load, "backfill": backfill, "switches_wait_s": switches_wait_s,
-                                       "hold_s": hold_s, "hold_share": hold_share,
-                                       "small_jobs_by_end": small_jobs_by_end},
-                              runs, summaries)
+                                       "hold_s": hold_s, "hold_share": hold_share, "hold_from_room": hold_from_room,
+                                       "small_jobs_by_end": small_jobs_by_end}, runs, summaries)
     if out_path:
         write_output(out_path, json_text(doc, None) + "\n")
     _emit(fabric, runs, summaries, doc, plot_dir, fmt)

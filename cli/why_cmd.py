@@ -7,7 +7,6 @@ import click
 
 from placer.index import index_for
 from placer.jobs import JobRequest
-from placer.timeline import HoldRule
 from placer.types import PlannerConfig
 from placer.why import Running, why
 from plugins.backend import STEER_TAG
@@ -78,7 +77,7 @@ def why_cmd(job_id: str, inventory: str | None, state_path: str | None, jobs_pat
     cfg = PlannerConfig(time_limit_s=site.apply_time_limit_s, degraded_links=site.degraded_links,
                         solver=site.apply_solver)  # the answer apply would give
     answer = why(index_for(view.fabric), view.state, job, cfg, running, now,
-                 HoldRule(site.hold_s, site.hold_share, site.hold_max_s), pinned)
+                 site.hold(), pinned)
     click.echo(json_text(answer, indent=1) if fmt == "json" else _render(answer))
 
 

@@ -37,11 +37,12 @@ def hold_limit(run_time_s: float | None, hold_s: float, share: float, cap_s: flo
     return min(max(hold_s, share * run_time_s), max(cap_s, hold_s))
 @dataclass(frozen=True)
 class HoldRule:
-    """Placer's hold settings (config keys hold_s, hold_share, hold_max_s)."""
+    """Placer's hold settings (config keys hold_s, hold_share, hold_max_s, hold_from_room)."""
 
     hold_s: float = DEFAULT_HOLD_S
     share: float = DEFAULT_HOLD_SHARE
     max_s: float = DEFAULT_HOLD_MAX_S
+    from_room: bool = False  # a job with no room now counts its hold from when room comes (`hold_deadline`)
 
     def limit(self, run_time_s: float | None) -> float:
         return hold_limit(run_time_s, self.hold_s, self.share, self.max_s)
@@ -171,8 +172,8 @@ def first_room(ix: FabricIndex, state: ClusterState, job: JobRequest, releases: 
 def hold_deadline(hold_from: float, limit: float, room: float | None, now: float) -> float:
     """Until when a multi-node job may wait for a placement within its bound: `limit` (HoldRule.limit)
     after `hold_from` (live: its submission), or, for a job that cannot start now on any nodes, after
-    the first time it can (`first_room`): waiting for room is not waiting for locality. The simulator's
-    scheduler counts the same way (placer/sim/scheduler.py, `switch_deadline`)."""
+    the first time it can (`first_room`): waiting for room is not waiting for locality (HoldRule's
+    from_room; the simulator's scheduler counts the same way with hold_from_room)."""
     if room is None or room <= now:
         return hold_from + limit
     return max(hold_from, room) + limit

@@ -46,8 +46,8 @@ def why(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfi
     bound, multi = static_leaf_bound(ix, state, job)
     submit = job.submit_time if job.submit_time is not None else now
     releases = [Release(max(r.end, now), r.alloc) for r in running if r.end is not None]
-    # as apply counts it: from submission, or for a job with no room now from when room comes
-    room = now if p.status == "placed" or not multi else first_room(ix, state, job, releases, now)
+    # as apply counts it: from submission (with hold_from_room, a job with no room now: from when room comes)
+    room = first_room(ix, state, job, releases, now) if hold.from_room and multi and p.status != "placed" else now
     until = hold_deadline(submit, hold.limit(job.time_limit_s or job.duration), room, now)
     out: dict[str, Any] = {
         "job": job.job_id,

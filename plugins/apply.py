@@ -200,7 +200,8 @@ def _spoken_for(fabric: Fabric, snap: SlurmSnapshot) -> np.ndarray:
 def _schedule(ps: Pass, gpu_jobs: list[tuple[SlurmJob, JobRequest]]) -> None:
     """Placer's scheduler live, in submit order: a job placed now within its leaf bound is pinned and
     released; a multi-node job that would go beyond it, still within its hold (`hold_s`, or a share of a
-    long job's time limit, from submission, or for a job with no room now from when room comes),
+    long job's time limit, from submission; with hold_from_room, for a job with no room now, from when
+    room comes),
     is pinned to the block within the bound that frees soonest, if Slurm's EndTimes say one frees in time
     (Slurm starts it there and backfills around it); otherwise it takes what there is now, or waits held."""
     ix = index_for(ps.fabric)
@@ -240,7 +241,7 @@ def _later_within_bound(ps: Pass, ix: FabricIndex, state: ClusterState, releases
     bound, multi = static_leaf_bound(ix, state, job)
     if not multi or bound is None or (placed and p.leaves <= bound):
         return None
-    room = ps.now if placed else first_room(ix, state, job, releases, ps.now, keep_off)
+    room = first_room(ix, state, job, releases, ps.now, keep_off) if ps.hold.from_room and not placed else ps.now
     until = hold_deadline(j.submit_time, limit, room, ps.now)
     return first_within_bound(ix, state, job, ps.cfg, releases, ps.now, until, bound, keep_off)
 

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from placer import PlannerConfig
 from placer.timeline import HoldRule
-from plugins.apply import apply_once
+from plugins.apply import ApplyReport, apply_once
 from plugins.backend import SlurmJob
 from topology.hostlists import expand
 
@@ -191,17 +191,20 @@ def test_small_jobs_by_end_take_the_node_they_delay_least_only_when_asked() -> N
 
 
 def test_a_job_with_no_room_now_counts_its_hold_from_when_room_comes() -> None:
-    """An 8-node job (bound 2 leaves) has 7 free nodes now; room comes at now+2000 (leaf 4 whole: 2+2+2+4
-    free, only over 3 leaves) and its bound at now+2500 (leaves 1 and 2 whole). Its 1,800 s hold from
-    submission ends before room comes; counted from room, it reserves the 2-leaf block at now+2500."""
-    slurm, pins = cluster()
-    slurm.jobs = [running(1, ["gpu001", "gpu002"], NOW + 2500), running(2, ["gpu005", "gpu006"], NOW + 2500),
-                  running(3, ["gpu009", "gpu010"], NOW + 5000),
-                  running(4, ["gpu013", "gpu014", "gpu015"], NOW + 2000), held(7, 64)]
-    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=HoldRule(1800))
+    """With hold_from_room: an 8-node job (bound 2 leaves) has 7 free nodes now; room comes at now+2000 (leaf
+    4 whole: 2+2+2+4 free, only over 3 leaves) and its bound at now+2500 (leaves 1 and 2 whole). Its
+    1,800 s hold from submission ends before room comes; counted from room, it reserves the 2-leaf block
+    at now+2500. By default (from submission), and with a hold too short even from room, it waits held."""
+    def run(hold: HoldRule) -> tuple[ApplyReport, dict[int, str]]:
+        slurm, pins = cluster()
+        slurm.jobs = [running(1, ["gpu001", "gpu002"], NOW + 2500), running(2, ["gpu005", "gpu006"], NOW + 2500),
+                      running(3, ["gpu009", "gpu010"], NOW + 5000),
+                      running(4, ["gpu013", "gpu014", "gpu015"], NOW + 2000), held(7, 64)]
+        return apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=hold), pins
+
+    out, pins = run(HoldRule(1800, from_room=True))
     assert [(j, at) for j, _, at in out.reserved] == [(7, NOW + 2500)] and not out.waiting
     assert len({int(FABRIC.node_leaf[FABRIC.node_index[n]]) for n in expand(pins[7])}) == 2
-    # a hold too short for the bound even from room: it waits held for room, pinned nowhere
-    slurm.jobs[-1] = held(7, 64)
-    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=HoldRule(300))
-    assert not out.reserved and [j for j, _ in out.waiting] == [7]
+    for hold in (HoldRule(1800), HoldRule(300, from_room=True)):
+        out, pins = run(hold)
+        assert not out.reserved and [j for j, _ in out.waiting] == [7] and not pins

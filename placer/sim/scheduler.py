@@ -63,12 +63,13 @@ class Reservation:
 class FcfsBackfill:
     def __init__(self, ix: FabricIndex, cluster: SimCluster, clock: Clock, policy: Policy, start: StartFn,
                  backfill: str, bf_depth: int, switches_wait_s: float, lookahead: bool = False,
-                 hold_share: float = 0.0, hold_max_s: float = math.inf) -> None:
+                 hold_share: float = 0.0, hold_max_s: float = math.inf, hold_from_room: bool = False) -> None:
         self.ix, self.cluster, self.clock, self.policy, self.start = ix, cluster, clock, policy, start
         self.backfill, self.bf_depth, self.switches_wait_s = backfill, bf_depth, switches_wait_s
         # placer's hold (lookahead): wait for a placement within the bound only when the timeline of job
         # ends says one frees before the hold runs out; Slurm's --switches (not lookahead) waits blindly
         self.lookahead, self.hold_share, self.hold_max_s = lookahead, hold_share, hold_max_s
+        self.from_room = lookahead and hold_from_room  # placer's hold counts from room (`_hold_clock_waits`)
 
     @property
     def records(self) -> list[JobRecord]:
@@ -150,21 +151,22 @@ class FcfsBackfill:
         """When a multi-node job stops waiting for a placement within its bound (-inf: it never waits).
         Slurm's --switches wait counts from the scheduler's first evaluation of its placement, as Slurm's
         wait4switch_start does, not from submission: a job deep in a long queue keeps its full wait.
-        Placer's hold counts from the first time the job could start (`_hold_clock_waits`): waiting for
-        room is not waiting for locality. Before then its deadline is `start` (or t) plus the hold."""
+        Placer's hold does the same by default; with `hold_from_room` it counts from the first time the
+        job could start (`_hold_clock_waits`), and before then its deadline is `start` (or t) plus the hold."""
         if not rec.multi or self.switches_wait_s <= 0 or rec.hold_done:
             return -math.inf
         hold = hold_limit(rec.job.duration, self.switches_wait_s, self.hold_share, self.hold_max_s)
         if rec.switch_wait_from is None:
-            if self.lookahead:
+            if self.from_room:
                 return (t if start is None else start) + hold
             rec.switch_wait_from = t
         return rec.switch_wait_from + hold
 
     def _hold_clock_waits(self, rec: JobRecord, t: float, avoid: np.ndarray | None) -> bool:
-        """Placer's hold clock: True while a multi-node job could not start now on any nodes (it waits
-        for room or for the head's reservation, not for locality); the first time it could, start it."""
-        if not self.lookahead or not rec.multi or rec.switch_wait_from is not None or self.switches_wait_s <= 0:
+        """Placer's hold clock under `hold_from_room`: True while a multi-node job could not start now on
+        any nodes (it waits for room or for the head's reservation, not for locality); the first time it
+        could, start it."""
+        if not self.from_room or not rec.multi or rec.switch_wait_from is not None or self.switches_wait_s <= 0:
             return False
         now = eligibility(self.ix, self.cluster.state, rec.job).now
         if int((now & ~avoid if avoid is not None else now).sum()) < rec.nodes_needed:

@@ -54,6 +54,9 @@ class SimConfig:
     # hold_max_s (the weighted traffic comes from a few large, long jobs; share 0: hold_s for every job)
     hold_share: float = DEFAULT_HOLD_SHARE
     hold_max_s: float = DEFAULT_HOLD_MAX_S
+    # the hold counts from the first time the job could start at all (enough eligible nodes), not from
+    # the first time it fitted by node count (off: measured in docs/benchmarks.md, no clear gain)
+    hold_from_room: bool = False
     planner: PlannerConfig = field(default_factory=lambda: replay_planner())
 
 
@@ -93,7 +96,7 @@ class Simulator:
         """Placer's scheduler holds with a look at the timeline; the baselines wait as Slurm's --switches."""
         if self.policy_name in PLACER_POLICIES:
             return {"switches_wait_s": self.cfg.hold_s, "lookahead": True, "hold_share": self.cfg.hold_share,
-                    "hold_max_s": self.cfg.hold_max_s}
+                    "hold_max_s": self.cfg.hold_max_s, "hold_from_room": self.cfg.hold_from_room}
         return {"switches_wait_s": self.cfg.switches_wait_s, "lookahead": False}
 
     def _admit(self, rec: JobRecord) -> bool:
