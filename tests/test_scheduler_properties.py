@@ -56,13 +56,14 @@ def _shadow(rec: JobRecord, h: float, records: list[JobRecord]) -> float:
 
 
 @settings(max_examples=300, deadline=None)
-@given(jobs_st, st.sampled_from([0.0, 5.0, 20.0]))
+@given(jobs_st, st.sampled_from([0.0, 5.0, 20.0]), st.booleans())
 # a 3-node job that could start at 2 over two leaves; its leaf frees at 7 (shadow 2 + hold 5): a hold
 # counted any longer would let it wait past 7 (a wrong hold of 3 x 5 s was caught by this case)
-@example([(1, 0, 7), (16, 0, 1), (24, 1, 1), (32, 0, 7)], 5.0)
-def test_no_head_is_pushed_back_beyond_easy_and_its_hold(spec: list[tuple[int, int, int]], hold: float) -> None:
+@example([(1, 0, 7), (16, 0, 1), (24, 1, 1), (32, 0, 7)], 5.0, False)
+def test_no_head_is_pushed_back_beyond_easy_and_its_hold(spec: list[tuple[int, int, int]], hold: float,
+                                                         from_room: bool) -> None:
     jobs = [JobRequest(f"j{i}", g, submit_time=float(s), duration=float(d)) for i, (g, s, d) in enumerate(spec)]
-    records, _ = simulate(FABRIC, jobs, "placer", SimConfig(hold_s=hold))
+    records, _ = simulate(FABRIC, jobs, "placer", SimConfig(hold_s=hold, hold_from_room=from_room))
     order = sorted(range(len(jobs)), key=lambda i: (jobs[i].submit_time or 0.0, -jobs[i].priority, i))
     ahead_started = 0.0
     for i in order:
@@ -79,3 +80,15 @@ def test_no_head_is_pushed_back_beyond_easy_and_its_hold(spec: list[tuple[int, i
         assert rec.start <= limit, (rec.job.job_id, rec.start, h, limit)
         if hold == 0:
             assert rec.start <= shadow  # plain EASY
+
+
+def test_with_hold_from_room_the_hold_counts_from_when_the_job_could_start() -> None:
+    """A 6-node job (bound 2 leaves) arrives at 15 with 2 nodes free; it is the head from 20, when its
+    hold (20 s) starts by default. Room for it comes at 44, over 3 leaves; 2 whole leaves at 55. By
+    default its hold ran out at 40, so it starts at 44 on 3 leaves; counted from room (44) it waits to
+    55 and starts within its bound."""
+    spec = [(8, 3, 53), (48, 15, 29), (16, 7, 48), (24, 20, 29), (32, 3, 41)]
+    jobs = [JobRequest(f"j{i}", g, submit_time=float(s), duration=float(d)) for i, (g, s, d) in enumerate(spec)]
+    for from_room, start, leaves in ((False, 44.0, 3), (True, 55.0, 2)):
+        records, _ = simulate(FABRIC, jobs, "placer", SimConfig(hold_s=20.0, hold_share=0.0, hold_from_room=from_room))
+        assert (records[1].start, records[1].leaves, records[1].leaf_bound) == (start, leaves, 2)
