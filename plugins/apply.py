@@ -236,8 +236,8 @@ def _later_within_bound(ps: Pass, ix: FabricIndex, state: ClusterState, releases
     first block within the bound by Slurm's EndTimes, and when it frees (None: no such block in time)."""
     placed = p.status == "placed"
     limit = ps.hold.limit(j.time_limit_s)
-    if (placed and j.submit_time + limit <= ps.now) or (placed and p.leaves <= 1):
-        return None  # one leaf is within any bound: no need for the bound's own eligibility pass
+    if (j.submit_time + limit <= ps.now and (placed or not ps.hold.from_room)) or (placed and p.leaves <= 1):
+        return None  # past its hold, or one leaf (within any bound): no need for the bound's eligibility pass
     bound, multi = static_leaf_bound(ix, state, job)
     if not multi or bound is None or (placed and p.leaves <= bound):
         return None

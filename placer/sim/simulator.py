@@ -55,7 +55,7 @@ class SimConfig:
     hold_share: float = DEFAULT_HOLD_SHARE
     hold_max_s: float = DEFAULT_HOLD_MAX_S
     # the hold counts from the first time the job could start at all (enough eligible nodes), not from
-    # the first time it fitted by node count (off: measured in docs/benchmarks.md, no clear gain)
+    # the first time it fitted by node count (off: 29 checks missed against 27, docs/benchmarks.md)
     hold_from_room: bool = False
     planner: PlannerConfig = field(default_factory=lambda: replay_planner())
 
