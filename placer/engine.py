@@ -85,6 +85,37 @@ def avoided_nodes(fabric: Fabric, cfg: PlannerConfig) -> frozenset[str]:
     return frozenset(fabric.node_names[int(n)] for n in np.nonzero(fabric.node_degraded)[0])
 
 
+def spare_nodes(fabric: Fabric, cfg: PlannerConfig) -> frozenset[str]:
+    """What the validator must know of `spares_per_su`: hot spares no job may take (only replacements)."""
+    if not cfg.spares_per_su:
+        return frozenset()
+    mask = spare_mask(index_for(fabric), cfg.spares_per_su)
+    return frozenset(fabric.node_names[int(n)] for n in np.nonzero(mask)[0])
+
+
+def alternatives(job: JobRequest) -> list[int | None]:
+    """The matching-OR alternatives (`-C "[a|b]"`) to place the job on one at a time; [None]: no choice."""
+    c = parse_constraint(job.constraint)[0] if job.constraint else None
+    return list(range(len(c.alternatives))) if c is not None and len(c.alternatives) > 1 else [None]
+
+
+def job_eligibility(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfig,
+                    alternative: int | None = None) -> Eligibility:
+    """The nodes that can take `job` as placer decides under `cfg` (hot spares out): what `place_one`,
+    the timeline's look-ahead and the leaf bound all start from."""
+    spares = spare_mask(ix, cfg.spares_per_su) if cfg.spares_per_su else None
+    return eligibility(ix, state, job, spares, alternative)
+
+
+def best_of(tries: list[Placement]) -> Placement:
+    """The preferred placement over matching-OR alternatives; its bounds are the best over all of them."""
+    best = min(tries, key=_preference)
+    best.leaf_lower_bound = min((t.leaf_lower_bound for t in tries if t.leaf_lower_bound is not None),
+                                default=None)
+    best.pod_lower_bound = min((t.pod_lower_bound for t in tries if t.pod_lower_bound is not None), default=None)
+    return best
+
+
 def _preference(p: Placement) -> tuple[int, int, int]:
     """Placed before pending before unplaceable; then fewer leaves over the bound, then lower cost."""
     rank = {"placed": 0, "pending": 1}.get(p.status, 2)
@@ -99,20 +130,11 @@ def place_one(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: Planne
     if unhonoured:
         return Placement(job=job.job_id, status="unplaceable", gpus=job.gpus, priority=job.priority,
                          reason=f"{unhonoured} is not honoured by placer yet: left to Slurm")
-    spares = spare_mask(ix, cfg.spares_per_su) if cfg.spares_per_su else None
-    c = parse_constraint(job.constraint)[0] if job.constraint else None
-    if el is None and c is not None and len(c.alternatives) > 1:
+    if el is None and len(alts := alternatives(job)) > 1:
         # matching OR: every node takes the same alternative; the best placement over them wins
-        tries = [place_one(ix, state, job, cfg, time_left_s, eligibility(ix, state, job, spares, k))
-                 for k in range(len(c.alternatives))]
-        best = min(tries, key=_preference)
-        # the job's bounds are the best over its alternatives
-        best.leaf_lower_bound = min((t.leaf_lower_bound for t in tries if t.leaf_lower_bound is not None),
-                                    default=None)
-        best.pod_lower_bound = min((t.pod_lower_bound for t in tries if t.pod_lower_bound is not None),
-                                   default=None)
-        return best
-    el = el or eligibility(ix, state, job, spares)
+        return best_of([place_one(ix, state, job, cfg, time_left_s, job_eligibility(ix, state, job, cfg, k))
+                        for k in alts])
+    el = el or job_eligibility(ix, state, job, cfg)
     need = el.nodes_needed
     if ix.n_trees > 1 and el.multi_node:
         el = within_one_tree(ix, el)

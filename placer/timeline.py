@@ -16,8 +16,8 @@ import numpy as np
 from topology import ClusterState
 
 from .bounds import empty_fabric_bounds, fits_in, leaf_counts
-from .eligibility import Eligibility, eligibility
-from .engine import place_one
+from .eligibility import Eligibility
+from .engine import alternatives, best_of, job_eligibility, place_one
 from .index import FabricIndex
 from .jobs import JobRequest
 from .types import Placement, PlannerConfig
@@ -83,11 +83,14 @@ def walk(state: ClusterState, releases: Ends, until: float,
         yield pending, projected
 
 
-def static_leaf_bound(ix: FabricIndex, state: ClusterState, job: JobRequest) -> tuple[int | None, bool]:
-    """The fewest leaves the job could use on an empty fabric (its eligible nodes, all free), and
-    whether it takes whole nodes (a multi-node job: the only kind that waits for its bound)."""
-    el = eligibility(ix, state, job)
-    return empty_fabric_bounds(ix, el.static, el.nodes_needed).leaf, el.multi_node
+def static_leaf_bound(ix: FabricIndex, state: ClusterState, job: JobRequest,
+                      cfg: PlannerConfig) -> tuple[int | None, bool]:
+    """The fewest leaves the job could use on an empty fabric (its eligible nodes, all free; the best
+    matching-OR alternative), and whether it takes whole nodes (a multi-node job: the only kind that
+    waits for its bound)."""
+    els = [job_eligibility(ix, state, job, cfg, a) for a in alternatives(job)]
+    ks = [k for el in els if (k := empty_fabric_bounds(ix, el.static, el.nodes_needed).leaf) is not None]
+    return min(ks, default=None), els[0].multi_node
 
 
 def first_within_bound(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfig,
@@ -98,8 +101,7 @@ def first_within_bound(ix: FabricIndex, state: ClusterState, job: JobRequest, cf
     None when no such time comes."""
     order = sorted(releases, key=lambda r: r.at)
 
-    def at_most_bound(projected: ClusterState, el: Eligibility | None = None) -> Placement | None:
-        el = el or eligibility(ix, projected, job)
+    def one(projected: ClusterState, el: Eligibility) -> Placement | None:
         if keep_off is not None:
             el.now = el.now & ~keep_off
         # cheap test first: the eligible nodes of each leaf cannot hold the job in `bound` leaves
@@ -108,9 +110,17 @@ def first_within_bound(ix: FabricIndex, state: ClusterState, job: JobRequest, cf
         p = place_one(ix, projected, job, cfg, el=el)
         return p if p.status == "placed" and p.leaves <= bound else None
 
-    el = eligibility(ix, state, job)
+    def at_most_bound(projected: ClusterState, el: Eligibility | None = None) -> Placement | None:
+        if el is not None:
+            return one(projected, el)
+        # matching OR: each alternative on its own, every node of a placement meeting the same one
+        tries = [p for a in alts if (p := one(projected, job_eligibility(ix, projected, job, cfg, a))) is not None]
+        return best_of(tries) if tries else None
+
+    alts = alternatives(job)
+    el = job_eligibility(ix, state, job, cfg)  # any alternative: the gate's necessary test
     gate = _LeafGate(ix, el, bound, keep_off) if el.multi_node else None
-    p = at_most_bound(state, el)
+    p = at_most_bound(state, el if len(alts) == 1 else None)
     if p is not None:
         return now, p, state
     touched: list[int] = []
@@ -153,11 +163,12 @@ class _LeafGate:
         return self.last
 
 
-def first_room(ix: FabricIndex, state: ClusterState, job: JobRequest, releases: Sequence[Release], now: float,
-               keep_off: np.ndarray | None = None) -> float | None:
+def first_room(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfig,
+               releases: Sequence[Release], now: float, keep_off: np.ndarray | None = None) -> float | None:
     """The first time in the timeline at which a multi-node job could start at all, in any number of
-    leaves (enough eligible whole free nodes, not kept off); now if it can now, None if never."""
-    el = eligibility(ix, state, job)
+    leaves (enough eligible whole free nodes, not kept off; nodes of any matching-OR alternative: a
+    bound from below); now if it can now, None if never."""
+    el = job_eligibility(ix, state, job, cfg)
     gate = _LeafGate(ix, el, ix.fabric.n_leaves, keep_off)  # every leaf allowed: enough nodes anywhere
     if gate.last:
         return now

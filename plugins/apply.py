@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from placer import JobRequest, PlannerConfig
-from placer.engine import apply, avoided_nodes, place_one
+from placer.engine import apply, avoided_nodes, place_one, spare_nodes
 from placer.index import FabricIndex, index_for
 from placer.reserve import node_free_times
 from placer.timeline import HoldRule, Release, first_room, first_within_bound, hold_deadline, static_leaf_bound
@@ -238,10 +238,11 @@ def _later_within_bound(ps: Pass, ix: FabricIndex, state: ClusterState, releases
     limit = ps.hold.limit(j.time_limit_s)
     if (j.submit_time + limit <= ps.now and (placed or not ps.hold.from_room)) or (placed and p.leaves <= 1):
         return None  # past its hold, or one leaf (within any bound): no need for the bound's eligibility pass
-    bound, multi = static_leaf_bound(ix, state, job)
+    bound, multi = static_leaf_bound(ix, state, job, ps.cfg)
     if not multi or bound is None or (placed and p.leaves <= bound):
         return None
-    room = first_room(ix, state, job, releases, ps.now, keep_off) if ps.hold.from_room and not placed else ps.now
+    from_room = ps.hold.from_room and not placed
+    room = first_room(ix, state, job, ps.cfg, releases, ps.now, keep_off) if from_room else ps.now
     until = hold_deadline(j.submit_time, limit, room, ps.now)
     return first_within_bound(ix, state, job, ps.cfg, releases, ps.now, until, bound, keep_off)
 
@@ -282,7 +283,7 @@ def _move_if_sooner(ps: Pass, ix: FabricIndex, state: ClusterState, releases: li
     Slurm's EndTimes, at once if one is free now (EndTimes are time limits: jobs end early, limits
     change). Otherwise it keeps its block; it is never held again, never moved beyond its bound, and its
     own block stays spoken for this pass."""
-    bound, multi = static_leaf_bound(ix, state, job)
+    bound, multi = static_leaf_bound(ix, state, job, ps.cfg)
     if not multi or bound is None:
         return
     own = _block_frees_at(ps, j.required_nodes)
@@ -313,7 +314,8 @@ def _pin(ps: Pass, j: SlurmJob, job: JobRequest, p: Placement, on: ClusterState,
     """Pin `j` to `p`'s nodes and release it; False (left held: the next pass tries again) on an error or
     when the one validator finds the placement wrong for the state it was made on (never applied)."""
     nodes = compress(p.nodes)
-    bad = validate(ps.fabric, on, [job], [p], check_cost=False, avoid_multi=avoided_nodes(ps.fabric, ps.cfg))
+    bad = validate(ps.fabric, on, [job], [p], check_cost=False, reserved=spare_nodes(ps.fabric, ps.cfg),
+                   avoid_multi=avoided_nodes(ps.fabric, ps.cfg))
     if bad:
         ps.out.errors.append(f"job {j.job_id}: placement refused by the validator: {'; '.join(bad)}")
         log.error("job %d: not pinned, the validator refused %s: %s", j.job_id, nodes, "; ".join(bad))

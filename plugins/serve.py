@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from placer import JobRequest, PlannerConfig, place_one
 from placer.bounds import empty_fabric_bounds
 from placer.eligibility import eligibility
-from placer.engine import avoided_nodes
+from placer.engine import avoided_nodes, spare_nodes
 from placer.index import index_for
 from placer.timeline import HoldRule
 from placer.types import Placement
@@ -374,6 +374,7 @@ class Daemon:
         if p.status == "unplaceable":  # no advice either way
             return []
         bad = validate(self.fabric, self.state, [job], [p], check_cost=False,
+                       reserved=spare_nodes(self.fabric, self.cfg.planner),
                        avoid_multi=avoided_nodes(self.fabric, self.cfg.planner))
         if bad:
             self.metrics.refused.inc()

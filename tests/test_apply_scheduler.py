@@ -65,6 +65,18 @@ def test_a_job_beyond_its_bound_now_is_pinned_to_the_leaf_that_frees_in_time() -
     assert out.reserved == [(7, "gpu[001-004]", NOW + 100)] and not out.pinned and not out.errors
 
 
+def test_hot_spares_stay_out_of_the_bound_and_the_reserved_block() -> None:
+    """With one hot spare per leaf (spares_per_su: 1; the last node of each: gpu004, gpu008, ...) a leaf
+    holds three nodes for the job: its bound is two leaves, and the block that frees first within it is
+    leaf 1's three at now+100 with gpu007, not leaf 1 whole (spare included). The one validator knows the
+    spares too: a placement on one is never applied."""
+    slurm, pins = cluster()
+    slurm.jobs.append(held(7, 32))
+    out = apply_once(FABRIC, slurm, PlannerConfig(spares_per_su=1), max_hold_s=600, now=NOW, hold=HoldRule(1800))
+    assert pins == {7: "gpu[001-003,007]"} and out.reserved == [(7, "gpu[001-003,007]", NOW + 100)]
+    assert not out.errors
+
+
 def test_a_later_job_in_the_same_pass_keeps_off_the_reserved_block() -> None:
     """The 8-GPU job would best fill a node of the broken leaf 1, but leaf 1 is the 4-node job's now."""
     slurm, pins = cluster()
@@ -208,3 +220,18 @@ def test_a_job_with_no_room_now_counts_its_hold_from_when_room_comes() -> None:
     for hold in (HoldRule(1800), HoldRule(300, from_room=True)):
         out, pins = run(hold)
         assert not out.reserved and [j for j, _ in out.waiting] == [7] and not pins
+
+
+def test_a_matching_or_job_is_reserved_on_one_alternative() -> None:
+    """test_constraints' fabric (l1: n1 a, n2 a, n3 b, n4 b; l2: n5 a, n6 b, n7 b, n8 c), n3 busy until
+    now+100. Four nodes of `-C "[a|b]"`: all four b nodes, over both leaves, once n3 frees; any mix of a
+    and b in leaf 1 would break the constraint (the validator refuses it: the job would stay held)."""
+    from plugins.backend import SlurmNode
+
+    from .test_constraints import FABRIC as OR_FABRIC
+
+    slurm, pins = cluster()
+    slurm.nodes = [SlurmNode(n, "up", partitions=("gpu",)) for n in OR_FABRIC.node_names]
+    slurm.jobs = [running(1, ["n3"], NOW + 100), replace(held(7, 32), features="[a|b]")]
+    out = apply_once(OR_FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=HoldRule(1800))
+    assert pins == {7: "n[3-4,6-7]"} and out.reserved == [(7, "n[3-4,6-7]", NOW + 100)] and not out.errors

@@ -1,6 +1,8 @@
 """placer/timeline.py: `first_within_bound`'s kept-up-to-date leaf test gives the answer of testing every
 end time from scratch (full eligibility on each projected state), on random fabrics, loads and ends; so
-does `first_room` (when a job could start at all), and the hold counts from room when there is none now."""
+does `first_room` (when a job could start at all), and the hold counts from room when there is none now.
+Hot spares stay out of every answer, and a matching-OR job (`-C "[a|b]"`) is bounded and reserved on one
+alternative."""
 from __future__ import annotations
 
 import random
@@ -12,11 +14,12 @@ from hypothesis import strategies as st
 from placer.bounds import fewest, fits_in, leaf_counts
 from placer.eligibility import eligibility
 from placer.engine import place_one
-from placer.index import FabricIndex, index_for
+from placer.index import FabricIndex, index_for, spare_mask
 from placer.jobs import JobRequest
 from placer.timeline import Release, first_room, first_within_bound, hold_deadline, static_leaf_bound, walk
 from placer.types import Placement, PlannerConfig
 from tests.helpers import random_spec
+from tests.test_constraints import FABRIC as OR_FABRIC
 from topology import ClusterState, build_fabric
 
 NOW = 1000.0
@@ -27,7 +30,7 @@ def _reference(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: Plann
                ) -> tuple[float, Placement] | None:
     """Every end time tested from scratch: eligibility, the per-leaf count, then the placement."""
     def test(projected: ClusterState) -> Placement | None:
-        el = eligibility(ix, projected, job)
+        el = eligibility(ix, projected, job, spare_mask(ix, cfg.spares_per_su) if cfg.spares_per_su else None)
         if keep_off is not None:
             el.now = el.now & ~keep_off
         if (fewest(leaf_counts(ix, el.now), el.nodes_needed) or bound + 1) > bound:
@@ -61,20 +64,36 @@ def _loaded(seed: int) -> tuple[FabricIndex, ClusterState, list[Release], random
 
 
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 400), nodes=st.integers(2, 12), keep=st.booleans())
-def test_the_kept_count_gives_the_answer_of_testing_every_end_from_scratch(seed: int, nodes: int, keep: bool) -> None:
+@given(seed=st.integers(0, 400), nodes=st.integers(2, 12), keep=st.booleans(), spares=st.integers(0, 1))
+def test_the_kept_count_gives_the_answer_of_testing_every_end_from_scratch(seed: int, nodes: int, keep: bool,
+                                                                           spares: int) -> None:
     ix, state, releases, rng = _loaded(seed)
     job = JobRequest("j", 8 * nodes)
-    bound, multi = static_leaf_bound(ix, state, job)
+    cfg = PlannerConfig(spares_per_su=spares)
+    bound, multi = static_leaf_bound(ix, state, job, cfg)
     if bound is None or not multi:
         return
     keep_off = np.array([rng.random() < 0.2 for _ in range(ix.fabric.n_nodes)]) if keep else None
-    cfg = PlannerConfig()
     got = first_within_bound(ix, state, job, cfg, releases, NOW, float("inf"), bound, keep_off)
     want = _reference(ix, state, job, cfg, releases, bound, keep_off)
     assert (got is None) == (want is None)
     if got is not None and want is not None:
         assert got[0] == want[0] and got[1].nodes == want[1].nodes
+        hot = spare_mask(ix, spares)
+        assert not any(hot[ix.fabric.node_index[n]] for n in got[1].nodes)  # hot spares: never
+
+
+def test_a_matching_or_job_is_bounded_and_reserved_on_one_alternative() -> None:
+    """test_constraints' fabric: l1 n1 a, n2 a, n3 b, n4 b; l2 n5 a, n6 b, n7 b, n8 c. Four nodes all
+    a or all b: only the b nodes, over both leaves (any mix of a and b would fit in l1). n3 frees at +100."""
+    ix, state, cfg = index_for(OR_FABRIC), ClusterState(OR_FABRIC), PlannerConfig()
+    job = JobRequest("j", 32, gpus_per_node=8, constraint="[a|b]")
+    assert static_leaf_bound(ix, state, job, cfg) == (2, True)
+    n3 = OR_FABRIC.node_index["n3"]
+    state.allocate(n3, list(range(8)))
+    got = first_within_bound(ix, state, job, cfg, [Release(NOW + 100, [(n3, list(range(8)))])], NOW,
+                             float("inf"), 2)
+    assert got is not None and got[0] == NOW + 100 and sorted(got[1].nodes) == ["n3", "n4", "n6", "n7"]
 
 
 @given(counts=st.lists(st.integers(0, 40), max_size=30), need=st.integers(0, 200), k=st.integers(0, 35))
@@ -98,7 +117,7 @@ def test_first_room_is_the_first_end_with_enough_eligible_whole_free_nodes(seed:
     want = NOW if room(state) else next(
         (at for at, p in walk(state, ((max(r.at, NOW), r.alloc) for r in sorted(releases, key=lambda r: r.at)),
                               float("inf")) if room(p)), None)
-    assert first_room(ix, state, job, releases, NOW, keep_off) == want
+    assert first_room(ix, state, job, PlannerConfig(), releases, NOW, keep_off) == want
 
 
 def test_the_hold_counts_from_room_only_for_a_job_with_none_now() -> None:
