@@ -8,12 +8,13 @@ multi-node sizes doubled) is decided by many jobs, but one different early choic
 everything after it. Each seed is replayed as generated (replica 0) and with every arrival moved
 later by a random 0-60 s (replicas 1..K, seeded): a policy's figures over the replicas show what is
 the policy and what is the draw. Policies as sites run them (FCFS + EASY): placer's default,
-placer with `small_jobs_by_end` (`placer+by-end`), placer-cpsat (the same scheduler with
-CP-SAT choosing), best-fit, Slurm's tree 22.05 and 24.05+. Prints every run and, per seed and policy, the
+placer with `small_jobs_by_end` (`placer+by-end`), with `hold_from_room` (`placer+from-room`) or
+both (`placer+by-end+from-room`), placer-cpsat (the same scheduler with CP-SAT choosing), best-fit,
+Slurm's tree 22.05 and 24.05+. Prints every run and, per seed and policy, the
 median and range. CP-SAT stops on its work limit (reproducible: the same replica gives the same run).
 
     .venv/bin/python bench/replicas.py [--stream superpod|alibaba] [--seeds 1,2,3] [--replicas 4]
-                                       [--policies placer,placer+by-end,best-fit,slurm-tree,slurm-tree-24.05]
+                                       [--policies placer,placer+by-end,placer+from-room,best-fit,...]
                                        [--workers 2]
 """
 from __future__ import annotations
@@ -49,9 +50,13 @@ def stream(kind: str, seed: int, replica: int) -> tuple[Fabric, list[JobRequest]
 
 
 def run(kind: str, seed: int, replica: int, policy: str) -> tuple[int, int, str, dict[str, float]]:
-    by_end = policy.endswith("+by-end")
-    cfg = SimConfig(planner=replay_planner(small_jobs_by_end=by_end))
-    _, s = simulate(*stream(kind, seed, replica), policy.removesuffix("+by-end"), cfg)
+    base, *options = policy.split("+")
+    unknown = set(options) - {"by-end", "from-room"}
+    if unknown:
+        raise SystemExit(f"replicas.py: unknown policy option(s) {sorted(unknown)} in {policy!r}")
+    cfg = SimConfig(planner=replay_planner(small_jobs_by_end="by-end" in options),
+                    hold_from_room="from-room" in options)
+    _, s = simulate(*stream(kind, seed, replica), base, cfg)
     return seed, replica, policy, {k: float(s[k] or 0.0) for k in FIG}
 
 
@@ -70,19 +75,19 @@ def main() -> int:
     args = ap.parse_args()
     tasks = [(args.stream, s, r, p) for s in map(int, args.seeds.split(",")) for r in range(args.replicas + 1)
              for p in args.policies.split(",")]
-    print("seed replica policy           at-bound pairs   mean wait    util (busy period)")
+    print("seed replica policy                  at-bound pairs   mean wait    util (busy period)")
     results = []
     with ProcessPoolExecutor(args.workers) as pool:
         for seed, rep, pol, f in pool.map(run, *zip(*tasks)):
             results.append((seed, rep, pol, f))
-            print(f"{seed:4} {rep:7} {pol:17} {show(f)}", flush=True)
+            print(f"{seed:4} {rep:7} {pol:24} {show(f)}", flush=True)
     print("\nmedian over the replicas (min-max of the mean wait)")
     for seed in sorted({r[0] for r in results}):
         for pol in args.policies.split(","):
             runs = [f for s, _, p, f in results if s == seed and p == pol]
             med = {k: statistics.median(f[k] for f in runs) for k in FIG}
             waits = [f["mean_wait_s"] for f in runs]
-            print(f"{seed:4} {pol:17} {show(med)}   ({min(waits):,.0f}-{max(waits):,.0f} s)")
+            print(f"{seed:4} {pol:24} {show(med)}   ({min(waits):,.0f}-{max(waits):,.0f} s)")
     return 0
 
 
