@@ -35,6 +35,8 @@ def hold_limit(run_time_s: float | None, hold_s: float, share: float, cap_s: flo
     if hold_s <= 0 or share <= 0 or not run_time_s:  # hold_s 0 turns holding off
         return max(hold_s, 0.0)
     return min(max(hold_s, share * run_time_s), max(cap_s, hold_s))
+
+
 @dataclass(frozen=True)
 class HoldRule:
     """Placer's hold settings (config keys hold_s, hold_share, hold_max_s, hold_from_room)."""
@@ -95,10 +97,13 @@ def static_leaf_bound(ix: FabricIndex, state: ClusterState, job: JobRequest,
 
 def first_within_bound(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfig,
                        releases: Sequence[Release], now: float, until: float, bound: int,
-                       keep_off: np.ndarray | None = None) -> tuple[float, Placement, ClusterState] | None:
+                       keep_off: np.ndarray | None = None, free_at: np.ndarray | None = None
+                       ) -> tuple[float, Placement, ClusterState] | None:
     """The earliest time in [now, until] at which `job` can be placed within `bound` leaves, that
     placement (on nodes not in `keep_off`, reserved for others) and the projected state it was made on;
-    None when no such time comes."""
+    None when no such time comes. `free_at` (placer.reserve.node_free_times of these releases, or
+    earlier: a lower bound per node on when it is whole free) lets the walk skip, or not start, where
+    the leaf test cannot pass yet."""
     order = sorted(releases, key=lambda r: r.at)
 
     def one(projected: ClusterState, el: Eligibility) -> Placement | None:
@@ -123,9 +128,12 @@ def first_within_bound(ix: FabricIndex, state: ClusterState, job: JobRequest, cf
     p = at_most_bound(state, el if len(alts) == 1 else None)
     if p is not None:
         return now, p, state
+    not_before = gate.first_possible(free_at) if gate is not None and free_at is not None else now
+    if not_before > until:
+        return None
     touched: list[int] = []
     for at, projected in walk(state, ((max(r.at, now), r.alloc) for r in order), until, touched):
-        if gate is not None and not gate.may_fit(projected, touched):
+        if at < not_before or (gate is not None and not gate.may_fit(projected, touched)):
             continue
         p = at_most_bound(projected)
         if p is not None:
@@ -151,6 +159,22 @@ class _LeafGate:
 
     def _test(self) -> bool:
         return fits_in(self.counts, self.need, self.bound)
+
+    def first_possible(self, free_at: np.ndarray) -> float:
+        """The first time the test can pass when each node is whole free from `free_at` on (inf: never):
+        a binary search over those times, the per-leaf counts only growing with time."""
+        t = free_at[self.ready]
+        leaf = self.leaf_of[self.ready]
+        times = np.unique(t[np.isfinite(t)])
+        lo, hi = 0, len(times)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            counts = np.bincount(leaf[t <= times[mid]], minlength=len(self.counts))
+            if fits_in(counts, self.need, self.bound):
+                hi = mid
+            else:
+                lo = mid + 1
+        return float(times[lo]) if lo < len(times) else math.inf
 
     def may_fit(self, projected: ClusterState, touched: list[int]) -> bool:
         new = np.unique(np.asarray(touched[self.seen:], dtype=np.int64))

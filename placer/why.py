@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+
 from topology import ClusterState, Fabric
 from topology.hostlists import compress
 
@@ -39,8 +41,10 @@ class Running:
 
 
 def why(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfig, running: Sequence[Running],
-        now: float, hold: HoldRule = DEFAULT_HOLD, pinned_to: Sequence[str] = ()) -> dict[str, Any]:
-    """The answer for one pending job (`state` is the cluster now, without it)."""
+        now: float, hold: HoldRule = DEFAULT_HOLD, pinned_to: Sequence[str] = (),
+        free_at: np.ndarray | None = None) -> dict[str, Any]:
+    """The answer for one pending job (`state` is the cluster now, without it). `free_at`: as
+    first_within_bound takes it (placer apply has it for the pass)."""
     f = ix.fabric
     p = place_one(ix, state, job, replace(cfg, explain=True))
     bound, multi = static_leaf_bound(ix, state, job, cfg)
@@ -62,7 +66,7 @@ def why(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfi
     }
     beyond = p.status != "placed" or (bound is not None and p.leaves > bound)
     if beyond and bound is not None and p.status != "unplaceable":
-        later = first_within_bound(ix, state, job, cfg, releases, now, float("inf"), bound)
+        later = first_within_bound(ix, state, job, cfg, releases, now, float("inf"), bound, free_at=free_at)
         if later is not None:
             at, q, _ = later
             nodes = {f.node_index[n] for n in q.nodes}

@@ -168,12 +168,20 @@ class Pass:
     out: ApplyReport
     movable: set[int] = field(default_factory=set)  # ids of waiting reservations (may move, never wait)
     _running: list[Running] | None = None
+    _free_at: np.ndarray | None = None
 
     def running(self) -> list[Running]:
         """The running jobs as `why` reads them, built once a pass (only when a waiting job is explained)."""
         if self._running is None:
             self._running = running_of(self.fabric, self.report.running)
         return self._running
+
+    def free_at(self) -> np.ndarray:
+        """Per node, when it is whole free by Slurm's EndTimes at the start of the pass: a lower bound that
+        lets a look ahead skip the ends before its leaf test can pass (jobs placed in the pass only delay)."""
+        if self._free_at is None:
+            self._free_at = node_free_times(index_for(self.fabric), self.report.state, self.running(), self.now)
+        return self._free_at
 
 
 def _timeline(fabric: Fabric, running: list[SlurmJob], now: float) -> list[Release]:
@@ -209,7 +217,7 @@ def _schedule(ps: Pass, gpu_jobs: list[tuple[SlurmJob, JobRequest]]) -> None:
     releases = _timeline(ps.fabric, ps.report.running, ps.now)
     keep_off = _spoken_for(ps.fabric, ps.snap)
     if ps.cfg.small_jobs_by_end:  # small jobs by end time (off by default): Slurm's EndTimes per node
-        state.set_ends(node_free_times(ix, state, ps.running(), ps.now), ps.now)
+        state.set_ends(ps.free_at().copy(), ps.now)
     for j, job in gpu_jobs:
         if j.job_id in ps.movable:
             _move_if_sooner(ps, ix, state, releases, keep_off, j, job)
@@ -244,7 +252,7 @@ def _later_within_bound(ps: Pass, ix: FabricIndex, state: ClusterState, releases
     from_room = ps.hold.from_room and not placed
     room = first_room(ix, state, job, ps.cfg, releases, ps.now, keep_off) if from_room else ps.now
     until = hold_deadline(j.submit_time, limit, room, ps.now)
-    return first_within_bound(ix, state, job, ps.cfg, releases, ps.now, until, bound, keep_off)
+    return first_within_bound(ix, state, job, ps.cfg, releases, ps.now, until, bound, keep_off, ps.free_at())
 
 
 def _take(ps: Pass, state: ClusterState, job: JobRequest, p: Placement) -> None:
@@ -287,7 +295,8 @@ def _move_if_sooner(ps: Pass, ix: FabricIndex, state: ClusterState, releases: li
     if not multi or bound is None:
         return
     own = _block_frees_at(ps, j.required_nodes)
-    sooner = first_within_bound(ix, state, job, ps.cfg, releases, ps.now, own - MOVE_MARGIN_S, bound, keep_off)
+    sooner = first_within_bound(ix, state, job, ps.cfg, releases, ps.now, own - MOVE_MARGIN_S, bound, keep_off,
+                                ps.free_at())
     if sooner is None:
         return
     at, q, _ = sooner
@@ -307,7 +316,7 @@ def _why_waiting(ps: Pass, ix: FabricIndex, state: ClusterState, job: JobRequest
     """What `placer why` says of a job left waiting, for the log (the planner's reason past the first few)."""
     if len(ps.out.waiting) >= WHY_PER_PASS:
         return reason
-    return str(why(ix, state, job, ps.cfg, ps.running(), ps.now, ps.hold)["sentence"])
+    return str(why(ix, state, job, ps.cfg, ps.running(), ps.now, ps.hold, free_at=ps.free_at())["sentence"])
 
 
 def _pin(ps: Pass, j: SlurmJob, job: JobRequest, p: Placement, on: ClusterState, why: str) -> bool:

@@ -16,8 +16,10 @@ from placer.eligibility import eligibility
 from placer.engine import place_one
 from placer.index import FabricIndex, index_for, spare_mask
 from placer.jobs import JobRequest
+from placer.reserve import node_free_times
 from placer.timeline import Release, first_room, first_within_bound, hold_deadline, static_leaf_bound, walk
 from placer.types import Placement, PlannerConfig
+from placer.why import Running
 from tests.helpers import random_spec
 from tests.test_constraints import FABRIC as OR_FABRIC
 from topology import ClusterState, build_fabric
@@ -81,6 +83,15 @@ def test_the_kept_count_gives_the_answer_of_testing_every_end_from_scratch(seed:
         assert got[0] == want[0] and got[1].nodes == want[1].nodes
         hot = spare_mask(ix, spares)
         assert not any(hot[ix.fabric.node_index[n]] for n in got[1].nodes)  # hot spares: never
+    # placer apply's shortcut: each node's whole-free time (or any lower bound) skips ends, never an answer
+    free_at = node_free_times(ix, state, [Running(str(k), r.at, r.alloc) for k, r in enumerate(releases)], NOW)
+    for lower in (free_at, free_at - np.array([rng.uniform(0, 600) for _ in range(free_at.size)])):
+        for until in (float("inf"), NOW + rng.choice([0, 100, 300, 900])):
+            fast = first_within_bound(ix, state, job, cfg, releases, NOW, until, bound, keep_off, lower)
+            slow = first_within_bound(ix, state, job, cfg, releases, NOW, until, bound, keep_off)
+            assert (fast is None) == (slow is None)
+            if fast is not None and slow is not None:
+                assert fast[0] == slow[0] and fast[1].nodes == slow[1].nodes
 
 
 def test_a_matching_or_job_is_bounded_and_reserved_on_one_alternative() -> None:
