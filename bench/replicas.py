@@ -15,7 +15,7 @@ median and range. CP-SAT stops on its work limit (reproducible: the same replica
 
     .venv/bin/python bench/replicas.py [--stream superpod|alibaba] [--seeds 1,2,3] [--replicas 4]
                                        [--policies placer,placer+by-end,placer+from-room,best-fit,...]
-                                       [--workers 2]
+                                       [--workers 2] [--hold 14400]
 """
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ from scheduler import streams  # noqa: E402  (bench/ is sys.path[0] when run as 
 
 from placer.jobs import JobRequest  # noqa: E402
 from placer.sim import SimConfig, replay_planner, simulate  # noqa: E402
+from placer.timeline import DEFAULT_HOLD_S  # noqa: E402
 from topology import Fabric  # noqa: E402
 
 POLICIES = ("placer", "placer+by-end", "best-fit", "slurm-tree", "slurm-tree-24.05")
@@ -49,13 +50,13 @@ def stream(kind: str, seed: int, replica: int) -> tuple[Fabric, list[JobRequest]
     return fabric, sorted(moved, key=lambda j: j.submit_time or 0.0)
 
 
-def run(kind: str, seed: int, replica: int, policy: str) -> tuple[int, int, str, dict[str, float]]:
+def run(kind: str, seed: int, replica: int, policy: str, hold_s: float) -> tuple[int, int, str, dict[str, float]]:
     base, *options = policy.split("+")
     unknown = set(options) - {"by-end", "from-room"}
     if unknown:
         raise SystemExit(f"replicas.py: unknown policy option(s) {sorted(unknown)} in {policy!r}")
     cfg = SimConfig(planner=replay_planner(small_jobs_by_end="by-end" in options),
-                    hold_from_room="from-room" in options)
+                    hold_from_room="from-room" in options, hold_s=hold_s)
     _, s = simulate(*stream(kind, seed, replica), base, cfg)
     return seed, replica, policy, {k: float(s[k] or 0.0) for k in FIG}
 
@@ -72,9 +73,10 @@ def main() -> int:
     ap.add_argument("--replicas", type=int, default=4, help="jittered copies besides the stream as generated")
     ap.add_argument("--policies", default=",".join(POLICIES))
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--hold", type=float, default=DEFAULT_HOLD_S, help="placer's hold limit (s)")
     args = ap.parse_args()
-    tasks = [(args.stream, s, r, p) for s in map(int, args.seeds.split(",")) for r in range(args.replicas + 1)
-             for p in args.policies.split(",")]
+    tasks = [(args.stream, s, r, p, args.hold) for s in map(int, args.seeds.split(","))
+             for r in range(args.replicas + 1) for p in args.policies.split(",")]
     print("seed replica policy                  at-bound pairs   mean wait    util (busy period)")
     results = []
     with ProcessPoolExecutor(args.workers) as pool:
