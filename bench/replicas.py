@@ -7,14 +7,15 @@ jobs: its mean wait is decided by a few drains; the Alibaba stream on campus-16k
 multi-node sizes doubled) is decided by many jobs, but one different early choice still changes
 everything after it. Each seed is replayed as generated (replica 0) and with every arrival moved
 later by a random 0-60 s (replicas 1..K, seeded): a policy's figures over the replicas show what is
-the policy and what is the draw. Policies as sites run them (FCFS + EASY): placer's default,
-placer with `small_jobs_by_end` (`placer+by-end`), with `hold_from_room` (`placer+from-room`) or
-both (`placer+by-end+from-room`), placer-cpsat (the same scheduler with CP-SAT choosing), best-fit,
+the policy and what is the draw. Policies as sites run them (FCFS + EASY): placer's default
+(`small_jobs_by_end` and `hold_from_room` on), placer without `small_jobs_by_end` (`placer-by-end`),
+without `hold_from_room` (`placer-from-room`) or without both (`placer-by-end-from-room`, the default
+before 2026-12-05), placer-cpsat (the same scheduler with CP-SAT choosing), best-fit,
 Slurm's tree 22.05 and 24.05+. Prints every run and, per seed and policy, the
 median and range. CP-SAT stops on its work limit (reproducible: the same replica gives the same run).
 
     .venv/bin/python bench/replicas.py [--stream superpod|alibaba] [--seeds 1,2,3] [--replicas 4]
-                                       [--policies placer,placer+by-end,placer+from-room,best-fit,...]
+                                       [--policies placer,placer-by-end,placer-from-room,best-fit,...]
                                        [--workers 2] [--hold 14400]
 """
 from __future__ import annotations
@@ -37,7 +38,8 @@ from placer.sim import SimConfig, replay_planner, simulate  # noqa: E402
 from placer.timeline import DEFAULT_HOLD_S  # noqa: E402
 from topology import Fabric  # noqa: E402
 
-POLICIES = ("placer", "placer+by-end", "best-fit", "slurm-tree", "slurm-tree-24.05")
+POLICIES = ("placer", "placer-by-end-from-room", "best-fit", "slurm-tree", "slurm-tree-24.05")
+OFF = ("-by-end", "-from-room")  # placer's options a policy name may turn off
 FIG = ("at_leaf_lower_bound", "excess_cross_leaf_pairs", "mean_wait_s", "utilisation_busy_period")
 
 
@@ -51,12 +53,15 @@ def stream(kind: str, seed: int, replica: int) -> tuple[Fabric, list[JobRequest]
 
 
 def run(kind: str, seed: int, replica: int, policy: str, hold_s: float) -> tuple[int, int, str, dict[str, float]]:
-    base, *options = policy.split("+")
-    unknown = set(options) - {"by-end", "from-room"}
-    if unknown:
-        raise SystemExit(f"replicas.py: unknown policy option(s) {sorted(unknown)} in {policy!r}")
-    cfg = SimConfig(planner=replay_planner(small_jobs_by_end="by-end" in options),
-                    hold_from_room="from-room" in options, hold_s=hold_s)
+    base, off = policy, set[str]()
+    while base.startswith("placer") and base.endswith(OFF):
+        option = next(o for o in OFF if base.endswith(o))
+        base, off = base[: -len(option)], off | {option}
+    if "+" in base:
+        raise SystemExit(f"replicas.py: {policy!r}: placer's options are on by default now; "
+                         f"name the ones to turn off ({', '.join(OFF)})")
+    cfg = SimConfig(planner=replay_planner(small_jobs_by_end="-by-end" not in off),
+                    hold_from_room="-from-room" not in off, hold_s=hold_s)
     _, s = simulate(*stream(kind, seed, replica), base, cfg)
     return seed, replica, policy, {k: float(s[k] or 0.0) for k in FIG}
 

@@ -13,8 +13,8 @@ Prints the rows and, per stream, every "done when" check of issue 18 for placer'
 writes the rows as JSON and one PNG per stream (locality and excess pairs against mean wait).
 
     .venv/bin/python bench/scheduler.py [--seeds 1,2,3] [--holds 0,600,1800,3600,7200,14400,43200] [--out bench-out]
-                                        [--streams alibaba,superpod,philly] [--big] [--small-jobs-by-end]
-                                        [--work-limit 0.003]
+                                        [--streams alibaba,superpod,philly] [--big] [--no-small-jobs-by-end]
+                                        [--no-hold-from-room] [--work-limit 0.003]
 """
 from __future__ import annotations
 
@@ -171,8 +171,8 @@ def main() -> int:
     ap.add_argument("--out", default="bench-out")
     ap.add_argument("--work-limit", type=float, default=REPLAY_WORK_LIMIT,
                     help="placer-cpsat's CP-SAT work units per job (reproducible); 0: 10 ms of wall clock instead")
-    ap.add_argument("--small-jobs-by-end", action="store_true", help="placer's runs with small_jobs_by_end on")
-    ap.add_argument("--hold-from-room", action="store_true", help="placer's runs with hold_from_room on")
+    ap.add_argument("--no-small-jobs-by-end", action="store_true", help="placer's runs with small_jobs_by_end off")
+    ap.add_argument("--no-hold-from-room", action="store_true", help="placer's runs with hold_from_room off")
     ap.add_argument("--big", action="store_true", help="also 100,000 jobs on colossus-200k, placer's default")
     ap.add_argument("--report", help="run nothing: print the rows and checks of an earlier run's sched-*.json in "
                     "this directory (for another --default-hold)")
@@ -195,8 +195,8 @@ def main() -> int:
         t = time.perf_counter()
         old = _baselines(args.baselines_from, name)
         todo = [task for task in tasks if not old or task[0] in PLACER_POLICIES]
-        cfg = SimConfig(planner=replay_planner(args.work_limit or None, args.small_jobs_by_end),
-                        hold_from_room=args.hold_from_room)
+        cfg = SimConfig(planner=replay_planner(args.work_limit or None, not args.no_small_jobs_by_end),
+                        hold_from_room=not args.no_hold_from_room)
         # one utilisation window for this run's rows and the reused baselines' (placer/sim/sweep.py)
         rows = common_window(sweep(fabric, jobs, todo, cfg, args.workers) + old, jobs, fabric.total_gpus)
         _save(out, name, rows)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from placer.timeline import DEFAULT_HOLD_MAX_S, DEFAULT_HOLD_S, DEFAULT_HOLD_SHARE, HoldRule
-from placer.types import DegradedLinks, Solver
+from placer.timeline import DEFAULT_HOLD_FROM_ROOM, DEFAULT_HOLD_MAX_S, DEFAULT_HOLD_S, DEFAULT_HOLD_SHARE, HoldRule
+from placer.types import DegradedLinks, PlannerConfig, Solver
 from plugins.serve import ServeConfig
 from topology import Problem, RequestError
 
@@ -101,9 +101,10 @@ class SiteConfig:
     hold_s: float = DEFAULT_HOLD_S
     hold_share: float = DEFAULT_HOLD_SHARE
     hold_max_s: float = DEFAULT_HOLD_MAX_S
-    hold_from_room: bool = False  # a job with no room now counts its hold from when room comes
+    hold_from_room: bool = DEFAULT_HOLD_FROM_ROOM  # a job with no room now counts its hold from when room comes
     degraded_links: DegradedLinks = "weigh"  # multi-node jobs and nodes behind a slow cable
-    small_jobs_by_end: bool = False  # placer apply: small jobs by Slurm's EndTimes (PlannerConfig.small_jobs_by_end)
+    # placer apply and why: small jobs by Slurm's EndTimes (placer.types.PlannerConfig.small_jobs_by_end)
+    small_jobs_by_end: bool = PlannerConfig.small_jobs_by_end
 
     def hold(self, hold_s: float | None = None) -> HoldRule:
         """Placer's hold as this file sets it (`hold_s` overridden by a command's --hold)."""

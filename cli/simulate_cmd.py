@@ -9,6 +9,7 @@ import click
 
 from placer.plan_doc import simulation_document
 from placer.sim import (
+    DEFAULT_HOLD_FROM_ROOM,
     DEFAULT_HOLD_S,
     DEFAULT_HOLD_SHARE,
     POLICIES,
@@ -22,6 +23,7 @@ from placer.sim import (
 from placer.sim.sweep import DEFAULT_KNOBS
 from placer.tracegen import generate_trace, scale_to_load, shape_from_tables
 from placer.traces import merge_traces, parse_trace, write_csv_trace
+from placer.types import PlannerConfig
 from topology import Fabric, Problem, RequestError
 
 from .files import json_text, load_fabric, read_text, write_output
@@ -92,12 +94,12 @@ def load_trace(paths: tuple[str, ...], fmt: str):
 @click.option("--hold-share", type=FiniteRange(min=0, max=10), default=DEFAULT_HOLD_SHARE, show_default=True,
               help="Placer's scheduler: a long job may wait this share of its run time instead of --hold (at most "
                    "a day); 0: --hold for every job.")
-@click.option("--hold-from-room", is_flag=True,
+@click.option("--hold-from-room/--no-hold-from-room", default=DEFAULT_HOLD_FROM_ROOM, show_default=True,
               help="Placer's scheduler: a job's hold counts from the first time it could start at all (enough "
-                   "eligible nodes), not from the first time it fitted by node count. Off by default.")
-@click.option("--small-jobs-by-end", is_flag=True,
-              help="Placer's policies: a job of one node or less goes where it delays a node's return to "
-                   "whole-free the least (trace durations as run times). Experimental, off by default.")
+                   "eligible nodes), not from the first time it fitted by node count.")
+@click.option("--small-jobs-by-end/--no-small-jobs-by-end", default=PlannerConfig.small_jobs_by_end, show_default=True,
+              help="Placer's policies: a job of one node or less goes where it delays a node's return to whole-free "
+                   "the least (trace durations as run times); off: the used node with the fewest free GPUs.")
 @click.option("--sweep", is_flag=True, help="Run every policy over its knob (placer: --hold; baselines: "
               "--switches-wait) with the values of --knobs, each --trace a stream of its own; a table per "
               "stream and a PNG per stream in --plot (default: the current directory).")

@@ -7,6 +7,7 @@ import click
 
 from placer.index import index_for
 from placer.jobs import JobRequest
+from placer.reserve import node_free_times
 from placer.types import PlannerConfig
 from placer.why import Running, why
 from plugins.backend import STEER_TAG
@@ -75,9 +76,11 @@ def why_cmd(job_id: str, inventory: str | None, state_path: str | None, jobs_pat
         job, pinned, running = _live_job(view, job_id)
     now = now_s if now_s is not None else time.time()
     cfg = PlannerConfig(time_limit_s=site.apply_time_limit_s, degraded_links=site.degraded_links,
-                        solver=site.apply_solver)  # the answer apply would give
-    answer = why(index_for(view.fabric), view.state, job, cfg, running, now,
-                 site.hold(), pinned)
+                        solver=site.apply_solver, small_jobs_by_end=site.small_jobs_by_end)  # as apply would
+    ix = index_for(view.fabric)
+    if cfg.small_jobs_by_end:  # as apply places a small job: by when each node frees (Slurm's EndTimes)
+        view.state.set_ends(node_free_times(ix, view.state, running, now), now)
+    answer = why(ix, view.state, job, cfg, running, now, site.hold(), pinned)
     click.echo(json_text(answer, indent=1) if fmt == "json" else _render(answer))
 
 

@@ -216,7 +216,7 @@ def _schedule(ps: Pass, gpu_jobs: list[tuple[SlurmJob, JobRequest]]) -> None:
     state = ps.report.state
     releases = _timeline(ps.fabric, ps.report.running, ps.now)
     keep_off = _spoken_for(ps.fabric, ps.snap)
-    if ps.cfg.small_jobs_by_end:  # small jobs by end time (off by default): Slurm's EndTimes per node
+    if ps.cfg.small_jobs_by_end:  # small jobs by end time (the default): Slurm's EndTimes per node
         state.set_ends(ps.free_at().copy(), ps.now)
     for j, job in gpu_jobs:
         if j.job_id in ps.movable:

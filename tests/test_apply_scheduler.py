@@ -205,8 +205,8 @@ def test_small_jobs_by_end_take_the_node_they_delay_least_only_when_asked() -> N
 def test_a_job_with_no_room_now_counts_its_hold_from_when_room_comes() -> None:
     """With hold_from_room: an 8-node job (bound 2 leaves) has 7 free nodes now; room comes at now+2000 (leaf
     4 whole: 2+2+2+4 free, only over 3 leaves) and its bound at now+2500 (leaves 1 and 2 whole). Its
-    1,800 s hold from submission ends before room comes; counted from room, it reserves the 2-leaf block
-    at now+2500. By default (from submission), and with a hold too short even from room, it waits held."""
+    1,800 s hold from submission ends before room comes; counted from room (the default), it reserves the
+    2-leaf block at now+2500. Counted from submission, and with a hold too short even from room, it waits held."""
     def run(hold: HoldRule) -> tuple[ApplyReport, dict[int, str]]:
         slurm, pins = cluster()
         slurm.jobs = [running(1, ["gpu001", "gpu002"], NOW + 2500), running(2, ["gpu005", "gpu006"], NOW + 2500),
@@ -217,7 +217,8 @@ def test_a_job_with_no_room_now_counts_its_hold_from_when_room_comes() -> None:
     out, pins = run(HoldRule(1800, from_room=True))
     assert [(j, at) for j, _, at in out.reserved] == [(7, NOW + 2500)] and not out.waiting
     assert len({int(FABRIC.node_leaf[FABRIC.node_index[n]]) for n in expand(pins[7])}) == 2
-    for hold in (HoldRule(1800), HoldRule(300, from_room=True)):
+    assert HoldRule(1800) == HoldRule(1800, from_room=True)  # the default
+    for hold in (HoldRule(1800, from_room=False), HoldRule(300, from_room=True)):
         out, pins = run(hold)
         assert not out.reserved and [j for j, _ in out.waiting] == [7] and not pins
 

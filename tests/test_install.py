@@ -250,10 +250,10 @@ def test_small_jobs_by_end_is_a_boolean(tmp_path: Path) -> None:
 
 def test_hold_from_room_is_a_boolean_and_reaches_the_hold_rule(tmp_path: Path) -> None:
     f = tmp_path / "placer.yaml"
-    f.write_text("hold_from_room: true\nhold_s: 600\n")
+    f.write_text("hold_from_room: false\nhold_s: 600\n")
     site = load_config(str(f))
-    assert site.hold().from_room is True and site.hold().hold_s == 600 and site.hold(60).hold_s == 60
-    assert load_config(None).hold().from_room is False
+    assert site.hold().from_room is False and site.hold().hold_s == 600 and site.hold(60).hold_s == 60
+    assert load_config(None).hold().from_room is True  # the default since 2026-12-05
     f.write_text("hold_from_room: yes please\n")
     with pytest.raises(RequestError) as err:
         load_config(str(f))

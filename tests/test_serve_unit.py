@@ -574,7 +574,7 @@ def test_why_through_the_daemon_and_in_applys_log() -> None:
     import time
 
     from placer import PlannerConfig
-    from placer.timeline import DEFAULT_HOLD_S
+    from placer.timeline import DEFAULT_HOLD_S, HoldRule
     from plugins.apply import apply_once
 
     d, slurm = daemon(max_hold_s=86400.0)  # the daemon's own hold timeout must not release the job first
@@ -594,7 +594,8 @@ def test_why_through_the_daemon_and_in_applys_log() -> None:
     assert "no pending job 'x'" in d.decide({"v": 1, "op": "why", "job": "x"})["reason"]
     slurm.pin = lambda *a: None  # type: ignore[method-assign]  # (never called: asserted by the report)
     slurm.release = lambda *a: None  # type: ignore[method-assign]
-    report = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=86400, now=now)
+    # its hold counted from submission (with the default hold_from_room, room comes in 600 s and it is reserved)
+    report = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=86400, now=now, hold=HoldRule(from_room=False))
     assert not report.pinned and not report.reserved
     assert [(j, s.split(":")[0]) for j, s in report.waiting] == [(7, "job 7 (16 GPUs) waits")]
     assert "once 1" in report.waiting[0][1] and "(ends in 600 s)" in report.waiting[0][1]

@@ -344,3 +344,30 @@ def test_simulate_command_switches_wait(capsys, tmp_path: Path) -> None:
     pair = next(p for p in doc["placements"] if p["job"] == "pair")
     assert (pair["start"], pair["leaves"]) == (10, 1)
     assert json.dumps(doc).count('"switches_wait_s": 60') == 1
+
+
+def test_small_jobs_by_end_and_hold_from_room_are_on_by_default_and_can_be_turned_off(capsys, tmp_path: Path) -> None:
+    """Since 2026-12-05 (issue 18) both rules are placer's default everywhere: the simulator, `placer apply`
+    and `placer why` (site config), the planner; `placer simulate --no-…` turns each off and says so."""
+    from cli.config import load_config
+    from placer import PlannerConfig
+    from placer.sim import replay_planner
+    from placer.timeline import HoldRule
+    from topology import dump_inventory
+
+    site = load_config(None)
+    assert PlannerConfig().small_jobs_by_end and replay_planner().small_jobs_by_end and site.small_jobs_by_end
+    assert SimConfig().hold_from_room and SimConfig().planner.small_jobs_by_end
+    assert HoldRule().from_room and site.hold().from_room
+    inv = tmp_path / "inv.yaml"
+    inv.write_text(dump_inventory(FABRIC))
+    trace = tmp_path / "t.csv"
+    trace.write_text("job_id,submit_time,duration,gpus\nj1,0,10,16\nj2,1,5,32\nj3,2,3,8\n")
+    for flags, on in (([], True), (["--no-small-jobs-by-end", "--no-hold-from-room"], False)):
+        out = tmp_path / f"sim-{on}.json"
+        code = main(["simulate", "--inventory", str(inv), "--trace", str(trace), "--policy", "placer",
+                     "--out", str(out), *flags])
+        assert code == 0, capsys.readouterr().err
+        doc = json.loads(out.read_text())
+        text = json.dumps(doc)
+        assert f'"small_jobs_by_end": {str(on).lower()}' in text and f'"hold_from_room": {str(on).lower()}' in text

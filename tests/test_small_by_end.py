@@ -1,4 +1,4 @@
-"""Placer's optional small-job rule by end time (PlannerConfig.small_jobs_by_end), worked by hand.
+"""Placer's small-job rule by end time (PlannerConfig.small_jobs_by_end, on by default), worked by hand.
 
 Tiny preset (rails off), 8-GPU nodes. Node 0 has 6 GPUs busy until 10 h from now, node 5 has 7 busy
 until 1 h from now; every other node is whole free. By free GPUs alone a 1-GPU job goes to node 5 (it
@@ -54,7 +54,7 @@ def test_by_end_takes_the_node_it_delays_least(run_s: float, node: str) -> None:
 
 @pytest.mark.parametrize("by_end, with_ends, run_s", [(False, True, 2 * H), (True, False, 2 * H), (True, True, None)])
 def test_without_the_rule_or_the_ends_free_gpus_decide(by_end: bool, with_ends: bool, run_s: float | None) -> None:
-    """Off (the default), no ends known, or no run time: the node with the fewest free GPUs, as before."""
+    """Off, no ends known, or no run time: the node with the fewest free GPUs, as before 2026-12-05."""
     assert node_for(run_s, by_end, with_ends) == N5
 
 

@@ -10,12 +10,12 @@
   metrics.py    what a replay measures
   simulator.py  the event loop, `simulate()`
 """
-from ..timeline import DEFAULT_HOLD_S, DEFAULT_HOLD_SHARE
+from ..timeline import DEFAULT_HOLD_FROM_ROOM, DEFAULT_HOLD_S, DEFAULT_HOLD_SHARE
 from .metrics import common_busy_window, multi_node_placed, summarize_records, utilisation_in
 from .policies import POLICIES
 from .records import Alloc, JobRecord
 from .simulator import REPLAY_WORK_LIMIT, SimConfig, Simulator, replay_planner, simulate
 
-__all__ = ["DEFAULT_HOLD_S", "DEFAULT_HOLD_SHARE", "POLICIES", "REPLAY_WORK_LIMIT", "Alloc", "JobRecord", "SimConfig",
-           "Simulator", "common_busy_window", "multi_node_placed", "replay_planner", "simulate", "summarize_records",
-           "utilisation_in"]
+__all__ = ["DEFAULT_HOLD_FROM_ROOM", "DEFAULT_HOLD_S", "DEFAULT_HOLD_SHARE", "POLICIES", "REPLAY_WORK_LIMIT", "Alloc",
+           "JobRecord", "SimConfig", "Simulator", "common_busy_window", "multi_node_placed", "replay_planner",
+           "simulate", "summarize_records", "utilisation_in"]

@@ -13,7 +13,7 @@ from topology import Fabric, RequestError
 from ..bounds import Bounds, empty_fabric_bounds
 from ..index import index_for
 from ..jobs import JobRequest
-from ..timeline import DEFAULT_HOLD_MAX_S, DEFAULT_HOLD_S, DEFAULT_HOLD_SHARE
+from ..timeline import DEFAULT_HOLD_FROM_ROOM, DEFAULT_HOLD_MAX_S, DEFAULT_HOLD_S, DEFAULT_HOLD_SHARE
 from ..types import PlannerConfig
 from .cluster import SimCluster
 from .events import Clock
@@ -30,7 +30,8 @@ REPLAY_WORK_LIMIT = 0.003
 REPLAY_WALL_CAP_S = 1.0
 
 
-def replay_planner(work_limit: float | None = REPLAY_WORK_LIMIT, small_jobs_by_end: bool = False) -> PlannerConfig:
+def replay_planner(work_limit: float | None = REPLAY_WORK_LIMIT,
+                   small_jobs_by_end: bool = PlannerConfig.small_jobs_by_end) -> PlannerConfig:
     """The planner a replay runs (policy placer-cpsat: CP-SAT bounded by work, reproducible; work_limit None: by
     10 ms of wall; policy placer takes the greedy answer, which needs no limit)."""
     if work_limit is None:
@@ -55,8 +56,8 @@ class SimConfig:
     hold_share: float = DEFAULT_HOLD_SHARE
     hold_max_s: float = DEFAULT_HOLD_MAX_S
     # the hold counts from the first time the job could start at all (enough eligible nodes), not from
-    # the first time it fitted by node count (off: 29 checks missed against 27, docs/benchmarks.md)
-    hold_from_room: bool = False
+    # the first time it fitted by node count (placer/timeline.py DEFAULT_HOLD_FROM_ROOM)
+    hold_from_room: bool = DEFAULT_HOLD_FROM_ROOM
     planner: PlannerConfig = field(default_factory=lambda: replay_planner())
 
 
