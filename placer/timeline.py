@@ -67,16 +67,24 @@ class Release:
 Ends = Iterable[tuple[float, Alloc]]  # (end time, what frees then), in time order
 
 
-def walk(state: ClusterState, releases: Ends, until: float,
-         touched: list[int] | None = None) -> Iterator[tuple[float, ClusterState]]:
+def walk(state: ClusterState, releases: Ends, until: float, touched: list[int] | None = None,
+         skip_before: float = -math.inf) -> Iterator[tuple[float, ClusterState]]:
     """The state after each distinct end time up to `until` (releases in time order), on one copy: a
     caller that keeps a yielded state must copy it. `touched`, when given, gets every node released so
-    far, in order (at each yield: exactly the nodes that yielded state has released)."""
+    far, in order (at each yield: exactly the nodes that yielded state has released). End times before
+    `skip_before` are not yielded: their releases are made at once (`release_many`), which is most of
+    the cost of a look ahead on a busy fabric (bench/admin.py)."""
     projected = state.copy()
     pending: float | None = None
+    skipped: list[tuple[int, Sequence[int]]] = []
     for at, alloc in releases:
         if at > until:
             break
+        if at < skip_before:
+            skipped.extend(alloc)
+            continue
+        if skipped:
+            _release_skipped(projected, skipped, touched)
         if pending is not None and at > pending:
             yield pending, projected
         for node, ids in alloc:
@@ -86,6 +94,14 @@ def walk(state: ClusterState, releases: Ends, until: float,
         pending = at
     if pending is not None:
         yield pending, projected
+
+
+def _release_skipped(projected: ClusterState, skipped: list[tuple[int, Sequence[int]]],
+                     touched: list[int] | None) -> None:
+    projected.release_many(skipped)
+    if touched is not None:
+        touched.extend(node for node, _ in skipped)
+    skipped.clear()
 
 
 def static_leaf_bound(ix: FabricIndex, state: ClusterState, job: JobRequest,
@@ -135,8 +151,8 @@ def first_within_bound(ix: FabricIndex, state: ClusterState, job: JobRequest, cf
     if not_before > until:
         return None
     touched: list[int] = []
-    for at, projected in walk(state, ((max(r.at, now), r.alloc) for r in order), until, touched):
-        if at < not_before or (gate is not None and not gate.may_fit(projected, touched)):
+    for at, projected in walk(state, ((max(r.at, now), r.alloc) for r in order), until, touched, not_before):
+        if gate is not None and not gate.may_fit(projected, touched):
             continue
         p = at_most_bound(projected)
         if p is not None:
@@ -191,17 +207,21 @@ class _LeafGate:
 
 
 def first_room(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfig,
-               releases: Sequence[Release], now: float, keep_off: np.ndarray | None = None) -> float | None:
+               releases: Sequence[Release], now: float, keep_off: np.ndarray | None = None,
+               free_at: np.ndarray | None = None) -> float | None:
     """The first time in the timeline at which a multi-node job could start at all, in any number of
     leaves (enough eligible whole free nodes, not kept off; nodes of any matching-OR alternative: a
-    bound from below); now if it can now, None if never."""
+    bound from below); now if it can now, None if never. `free_at`: as first_within_bound takes it."""
     el = job_eligibility(ix, state, job, cfg)
     gate = _LeafGate(ix, el, ix.fabric.n_leaves, keep_off)  # every leaf allowed: enough nodes anywhere
     if gate.last:
         return now
+    not_before = gate.first_possible(free_at) if free_at is not None else now
+    if math.isinf(not_before):
+        return None
     touched: list[int] = []
     ends = ((max(r.at, now), r.alloc) for r in sorted(releases, key=lambda r: r.at))
-    for at, projected in walk(state, ends, math.inf, touched):
+    for at, projected in walk(state, ends, math.inf, touched, not_before):
         if gate.may_fit(projected, touched):
             return at
     return None

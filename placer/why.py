@@ -49,9 +49,11 @@ def why(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfi
     p = place_one(ix, state, job, replace(cfg, explain=True))
     bound, multi = static_leaf_bound(ix, state, job, cfg)
     submit = job.submit_time if job.submit_time is not None else now
-    releases = [Release(max(r.end, now), r.alloc) for r in running if r.end is not None]
+    # in time order once: the look aheads below sort again, cheaply on a sorted list
+    releases = sorted((Release(max(r.end, now), r.alloc) for r in running if r.end is not None), key=lambda r: r.at)
     # as apply counts it: from submission (with hold_from_room, a job with no room now: from when room comes)
-    room = first_room(ix, state, job, cfg, releases, now) if hold.from_room and multi and p.status != "placed" else now
+    no_room = hold.from_room and multi and p.status != "placed"
+    room = first_room(ix, state, job, cfg, releases, now, free_at=free_at) if no_room else now
     until = hold_deadline(submit, hold.limit(job.time_limit_s or job.duration), room, now)
     out: dict[str, Any] = {
         "job": job.job_id,

@@ -165,3 +165,31 @@ def test_allocate_many_equals_one_by_one(seed: int) -> None:
     with pytest.raises(RequestError):
         b.allocate_many([items[0]])  # already taken: refused, nothing changed
     assert b.free_mask.tolist() == a.free_mask.tolist()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_release_many_equals_one_by_one(seed: int) -> None:
+    """Several jobs on one node end together (a walk's skipped ends, placer/timeline.py): the same counts
+    as releasing them one by one, drained nodes included; a GPU released twice is refused, nothing changed."""
+    fabric, _ = build_fabric(random_spec(seed))
+    rng = random.Random(seed)
+    a = ClusterState(fabric)
+    jobs = []
+    for n in range(fabric.n_nodes):
+        while (free := a.free_gpu_ids(n)) and rng.random() < 0.7:
+            ids = rng.sample(free, rng.randint(1, len(free)))
+            a.allocate(n, ids)
+            jobs.append((n, ids))
+    for n in rng.sample(range(fabric.n_nodes), k=min(3, fabric.n_nodes)):
+        a.set_usable(n, False)
+    b = a.copy()
+    ending = rng.sample(jobs, k=len(jobs) // 2)
+    for n, ids in ending:
+        a.release(n, ids)
+    b.release_many(ending)
+    for k in ("free_mask", "free_gpus", "group_free_nodes", "group_free_gpus", "group_usable_nodes"):
+        assert getattr(a, k).tolist() == getattr(b, k).tolist(), k
+    if ending:
+        with pytest.raises(RequestError):
+            b.release_many([ending[0]])
+        assert b.free_mask.tolist() == a.free_mask.tolist()

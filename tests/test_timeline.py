@@ -92,6 +92,27 @@ def test_the_kept_count_gives_the_answer_of_testing_every_end_from_scratch(seed:
             assert (fast is None) == (slow is None)
             if fast is not None and slow is not None:
                 assert fast[0] == slow[0] and fast[1].nodes == slow[1].nodes
+                for k in ("free_mask", "free_gpus", "group_free_nodes", "group_free_gpus"):  # skipped in bulk
+                    assert getattr(fast[2], k).tolist() == getattr(slow[2], k).tolist(), k
+        room = first_room(ix, state, job, cfg, releases, NOW, keep_off, lower)
+        assert room == first_room(ix, state, job, cfg, releases, NOW, keep_off)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 400), skip=st.sampled_from([0, 50, 100, 300, 900, 10**6]))
+def test_a_walk_that_skips_ahead_yields_the_same_states(seed: int, skip: int) -> None:
+    """`walk(..., skip_before=t)` releases the ends before t at once (release_many): every state it yields,
+    and the nodes it says it released, are those of the walk without the skip."""
+    ix, state, releases, _ = _loaded(seed)
+    order = [(r.at, r.alloc) for r in sorted(releases, key=lambda r: r.at)]
+    keys = ("free_mask", "free_gpus", "group_free_nodes", "group_free_gpus", "group_usable_nodes")
+
+    def run(skip_before: float) -> list[tuple[float, list[list[int]], set[int]]]:
+        touched: list[int] = []
+        return [(at, [getattr(s, k).tolist() for k in keys], set(touched))
+                for at, s in walk(state, order, float("inf"), touched, skip_before) if at >= NOW + skip]
+
+    assert run(NOW + skip) == run(float("-inf"))
 
 
 def test_a_matching_or_job_is_bounded_and_reserved_on_one_alternative() -> None:
