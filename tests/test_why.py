@@ -89,3 +89,22 @@ def test_why_offline_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert json.loads(capsys.readouterr().out)["verdict"] == "held-for-bound"
     assert main(["why", "nope", "--inventory", "preset:tiny", "--state", str(snap), "--jobs", str(jobs)]) == 2
     assert "has no job nope" in capsys.readouterr().err
+
+
+def test_why_places_a_small_job_by_end_time_as_apply_does(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A 2-GPU job of an hour: gpu008 has the fewest free GPUs (2; its job ends in 60 s), gpu004 has 3 (its
+    job ends in 3,000 s). By end time (the default, as `placer apply` places it) it goes to gpu004, which it
+    delays 600 s instead of 3,540 s; with `small_jobs_by_end: false`, to gpu008."""
+    rows = [{"job": jid, "status": "placed", "gpus": len(ids), "nodes": [node], "gpu_ids": {node: ids}, "end": NOW + ends}
+            for jid, node, ids, ends in (("a", "gpu004", [0, 1, 2, 3, 4], 3000.0), ("b", "gpu008", list(range(6)), 60.0))]
+    snap = tmp_path / "now.json"
+    snap.write_text(json.dumps({"schema": "placer.plan/v1", "fabric": "tiny", "placements": rows, "summary": {}}))
+    jobs = tmp_path / "queue.yaml"
+    jobs.write_text(f"jobs:\n  - {{id: small, gpus: 2, time_limit_s: 3600, submit_time: {NOW}}}\n")
+    off = tmp_path / "placer.yaml"
+    off.write_text("small_jobs_by_end: false\n")
+    argv = ["why", "small", "--inventory", "preset:tiny", "--state", str(snap), "--jobs", str(jobs), "--now", str(NOW),
+            "--format", "json"]
+    for extra, node in (([], "gpu004"), (["--config", str(off)], "gpu008")):
+        assert main(argv + extra) == 0
+        assert json.loads(capsys.readouterr().out)["now"]["nodes"] == node
