@@ -99,7 +99,7 @@ def load_trace(paths: tuple[str, ...], fmt: str):
                    "eligible nodes), not from the first time it fitted by node count.")
 @click.option("--small-jobs-by-end/--no-small-jobs-by-end", default=PlannerConfig.small_jobs_by_end, show_default=True,
               help="Placer's policies: a job of one node or less goes where it delays a node's return to whole-free "
-                   "the least (trace durations as run times); off: the used node with the fewest free GPUs.")
+                   "the least (trace durations as run times); off: the partly used node with fewest free GPUs.")
 @click.option("--sweep", is_flag=True, help="Run every policy over its knob (placer: --hold; baselines: "
               "--switches-wait) with the values of --knobs, each --trace a stream of its own; a table per "
               "stream and a PNG per stream in --plot (default: the current directory).")
