@@ -33,7 +33,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from states import fragmented_jobs, mixed_job_gpus  # noqa: E402
 
-from placer import JobRequest, PlannerConfig  # noqa: E402
+from cli.config import SiteConfig  # noqa: E402
+from placer import JobRequest  # noqa: E402
 from placer.index import index_for  # noqa: E402
 from placer.reserve import plan_requeue, plan_reservation  # noqa: E402
 from placer.status import fabric_status  # noqa: E402
@@ -45,7 +46,7 @@ from plugins.backend import SlurmJob, SlurmNode, SlurmSnapshot  # noqa: E402
 from topology import Fabric  # noqa: E402
 from topology.generate import design_for, generate  # noqa: E402
 
-APPLY_CFG = PlannerConfig(solver="greedy")  # as `placer why` and `placer apply` choose (apply_solver: greedy)
+APPLY_CFG = SiteConfig().planner()  # as `placer why` and `placer apply` choose by default (CP-SAT by work units)
 
 
 def _why_line(what: str, wt: list[float], verdicts: dict[str, int]) -> bool:

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from scheduler import streams  # noqa: E402  (bench/ is sys.path[0] when run as a script)
 from simulate import SHARED  # noqa: E402
 
-from placer.sim import REPLAY_WORK_LIMIT, JobRecord, SimConfig, replay_planner, simulate  # noqa: E402
+from placer.sim import SCHEDULER_WORK_LIMIT, JobRecord, SimConfig, replay_planner, simulate  # noqa: E402
 from placer.sim.metrics import pairs  # noqa: E402
 from topology import Fabric  # noqa: E402
 
@@ -114,7 +114,7 @@ def ceiling(name: str, fabric: Fabric, records: list[JobRecord]) -> dict[str, fl
 
 def one(stream: str, seed: int) -> dict[str, float | int | str]:
     name, fabric, jobs = streams([stream], [seed])[0]
-    records, _ = simulate(fabric, jobs, "placer", SimConfig(planner=replay_planner(REPLAY_WORK_LIMIT, False)))
+    records, _ = simulate(fabric, jobs, "placer", SimConfig(planner=replay_planner(SCHEDULER_WORK_LIMIT, False)))
     return ceiling(name, fabric, records)
 
 

@@ -8,9 +8,10 @@ multi-node sizes doubled) is decided by many jobs, but one different early choic
 everything after it. Each seed is replayed as generated (replica 0) and with every arrival moved
 later by a random 0-60 s (replicas 1..K, seeded): a policy's figures over the replicas show what is
 the policy and what is the draw. Policies as sites run them (FCFS + EASY): placer's default
-(`small_jobs_by_end` and `hold_from_room` on), placer without `small_jobs_by_end` (`placer-by-end`),
-without `hold_from_room` (`placer-from-room`) or without both (`placer-by-end-from-room`, the default
-before 2026-12-05), placer-cpsat (the same scheduler with CP-SAT choosing), best-fit,
+(CP-SAT choosing, `small_jobs_by_end` and `hold_from_room` on), placer without `small_jobs_by_end`
+(`placer-by-end`), without `hold_from_room` (`placer-from-room`) or without both
+(`placer-by-end-from-room`); placer-greedy (the same scheduler taking the greedy answer; with the same
+suffixes: `placer-greedy-by-end-from-room` is the default before 2026-12-05), best-fit,
 Slurm's tree 22.05 and 24.05+. Prints every run and, per seed and policy, the
 median and range. CP-SAT stops on its work limit (reproducible: the same replica gives the same run).
 
@@ -38,7 +39,7 @@ from placer.sim import SimConfig, replay_planner, simulate  # noqa: E402
 from placer.timeline import DEFAULT_HOLD_S  # noqa: E402
 from topology import Fabric  # noqa: E402
 
-POLICIES = ("placer", "placer-by-end-from-room", "best-fit", "slurm-tree", "slurm-tree-24.05")
+POLICIES = ("placer", "placer-greedy", "best-fit", "slurm-tree", "slurm-tree-24.05")
 OFF = ("-by-end", "-from-room")  # placer's options a policy name may turn off
 FIG = ("at_leaf_lower_bound", "excess_cross_leaf_pairs", "mean_wait_s", "utilisation_busy_period")
 

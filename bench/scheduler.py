@@ -6,8 +6,8 @@ Streams (each replayed under every policy and knob, runs spread over a process p
   Alibaba-shaped, 8,000 jobs, superpod (1,024 GPUs), sizes as generated, load 1.0;
   the Philly per-VC traces (../shared), merged, on campus-16k, load 1.0 and 3.5.
 Utilisation is over one window for all runs of a stream (first submit to the latest last start).
-Knobs: placer's hold limit (its default and the sweep's values; placer-cpsat, the same scheduler
-with CP-SAT choosing, at the default), Slurm's tree (22.05, 24.05+) with
+Knobs: placer's hold limit (its default and the sweep's values; placer-greedy, the same scheduler
+taking the greedy answer instead of CP-SAT's, at the default), Slurm's tree (22.05, 24.05+) with
 --switches=<bound>@T for T in 0 (off), 5 min, 30 min, 1 h; best-fit as it is (it never waits).
 Prints the rows and, per stream, every "done when" check of issue 18 for placer's default, met or not;
 writes the rows as JSON and one PNG per stream (locality and excess pairs against mean wait).
@@ -36,7 +36,7 @@ from simulate import SHARED, alibaba_shape  # noqa: E402  (bench/ is sys.path[0]
 
 from cli.sweep_cmd import render_rows, write_sweep_plot  # noqa: E402
 from placer.jobs import JobRequest  # noqa: E402
-from placer.sim import DEFAULT_HOLD_S, REPLAY_WORK_LIMIT, SimConfig, replay_planner, simulate  # noqa: E402
+from placer.sim import DEFAULT_HOLD_S, SCHEDULER_WORK_LIMIT, SimConfig, replay_planner, simulate  # noqa: E402
 from placer.sim.policies import PLACER_POLICIES  # noqa: E402
 from placer.sim.sweep import FIGURES, TAIL, SweepRow, common_window, dominates, nan_if_none, sweep  # noqa: E402
 from placer.tracegen import generate_trace, scale_to_load  # noqa: E402
@@ -138,8 +138,8 @@ def _figures(row: dict[str, Any]) -> dict[str, float]:
 def _print_stream(name: str, rows: list[SweepRow], hold: float) -> bool:
     print(render_rows(rows))
     by = {(r.policy, r.knob): r.figures for r in rows}
-    if ("placer-cpsat", hold) in by:
-        cp, gr = by[("placer-cpsat", hold)], by[("placer", hold)]
+    if ("placer-greedy", hold) in by:
+        cp, gr = by[("placer", hold)], by[("placer-greedy", hold)]
         print(f"  what CP-SAT adds over the greedy chooser, same scheduler: at the bound {_vs(cp, gr)[B]}, "
               f"pairs {_vs(cp, gr)[X]}, wait {_vs(cp, gr)[W]}")
     met = True
@@ -169,8 +169,8 @@ def main() -> int:
     ap.add_argument("--streams", default="alibaba,superpod,philly")
     ap.add_argument("--workers", type=int)
     ap.add_argument("--out", default="bench-out")
-    ap.add_argument("--work-limit", type=float, default=REPLAY_WORK_LIMIT,
-                    help="placer-cpsat's CP-SAT work units per job (reproducible); 0: 10 ms of wall clock instead")
+    ap.add_argument("--work-limit", type=float, default=SCHEDULER_WORK_LIMIT,
+                    help="placer's CP-SAT work units per job (reproducible); 0: 10 ms of wall clock instead")
     ap.add_argument("--no-small-jobs-by-end", action="store_true", help="placer's runs with small_jobs_by_end off")
     ap.add_argument("--no-hold-from-room", action="store_true", help="placer's runs with hold_from_room off")
     ap.add_argument("--big", action="store_true", help="also 100,000 jobs on colossus-200k, placer's default")
@@ -186,7 +186,7 @@ def main() -> int:
         return report(Path(args.report), args.default_hold)
     holds = sorted({float(x) for x in args.holds.split(",")} | {args.default_hold})
     waits = [float(x) for x in args.slurm_waits.split(",")]
-    tasks = [("placer", h) for h in holds] + [("placer-cpsat", args.default_hold), ("best-fit", 0.0)] + \
+    tasks = [("placer", h) for h in holds] + [("placer-greedy", args.default_hold), ("best-fit", 0.0)] + \
         [(p, w) for p in ("slurm-tree", "slurm-tree-24.05") for w in waits]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from placer.timeline import DEFAULT_HOLD_FROM_ROOM, DEFAULT_HOLD_MAX_S, DEFAULT_HOLD_S, DEFAULT_HOLD_SHARE, HoldRule
-from placer.types import DegradedLinks, PlannerConfig, Solver
+from placer.types import SCHEDULER_WORK_LIMIT, DegradedLinks, PlannerConfig, Solver
 from plugins.serve import ServeConfig
 from topology import Problem, RequestError
 
@@ -74,6 +74,7 @@ KEYS: dict[str, tuple[Check, str]] = {
     "apply_interval_s": (_number(0.1, 3600), "apply_interval_s"),
     "apply_time_limit_s": (_number(0.001, 60), "apply_time_limit_s"),
     "apply_solver": (_choice("greedy", "cpsat"), "apply_solver"),
+    "apply_work_limit": (_number(0, 10), "apply_work_limit"),
     "hold_s": (_number(0, 7 * DAY_S), "hold_s"),
     "hold_share": (_number(0, 10), "hold_share"),
     "hold_max_s": (_number(0, 30 * DAY_S), "hold_max_s"),
@@ -93,10 +94,12 @@ class SiteConfig:
     hook_budget_s: float = 0.05  # job_submit.lua's whole budget per submit
     hook_backoff_s: float = 1.0  # how long the hook leaves a daemon alone that did not answer in time
     apply_interval_s: float = 2.0
-    apply_time_limit_s: float = 0.05
-    # the scheduler's chooser: greedy by default since CP-SAT added nothing clear over time (issue 18, point 6;
-    # docs/benchmarks.md); cpsat is `placer plan`'s one-shot chooser, bounded by apply_time_limit_s
-    apply_solver: Solver = "greedy"
+    apply_time_limit_s: float = 0.05  # the wall clock's cap on one CP-SAT solve (a safety net)
+    # the scheduler's chooser (apply, why): the greedy answer improved by CP-SAT, which stops on its own work
+    # units (the same answers on any machine, as simulate's policy placer; 0: on apply_time_limit_s only);
+    # CP-SAT since 2026-12-05, when it missed fewer of issue 18's checks than the greedy (docs/benchmarks.md)
+    apply_solver: Solver = "cpsat"
+    apply_work_limit: float = SCHEDULER_WORK_LIMIT
     # placer's scheduler: how long a multi-node job may wait for its leaf bound (placer.timeline.HoldRule)
     hold_s: float = DEFAULT_HOLD_S
     hold_share: float = DEFAULT_HOLD_SHARE
@@ -110,6 +113,13 @@ class SiteConfig:
         """Placer's hold as this file sets it (`hold_s` overridden by a command's --hold)."""
         return HoldRule(self.hold_s if hold_s is None else hold_s, self.hold_share, self.hold_max_s,
                         self.hold_from_room)
+
+    def planner(self, solver: str | None = None, time_limit_s: float | None = None) -> PlannerConfig:
+        """The planner `placer apply` and `placer why` choose with (`solver`, `time_limit_s`: a command's flags)."""
+        return PlannerConfig(time_limit_s=self.apply_time_limit_s if time_limit_s is None else time_limit_s,
+                             cpsat_work_limit=self.apply_work_limit or None, degraded_links=self.degraded_links,
+                             solver="cpsat" if (solver or self.apply_solver) == "cpsat" else "greedy",
+                             small_jobs_by_end=self.small_jobs_by_end)
 
     def need_inventory(self, flag: str | None) -> str:
         """The inventory from the flag, else this file; naming where to put it when neither has one."""

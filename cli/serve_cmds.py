@@ -11,7 +11,6 @@ from pathlib import Path
 
 import click
 
-from placer import PlannerConfig
 from placer.timeline import DEFAULT_HOLD_S
 from plugins.apply import ApplyReport, apply_loop, report_pass
 from plugins.apply import release_all as release_all_jobs
@@ -127,10 +126,11 @@ def _fabric_only(source: str) -> Fabric:
               f"[the config's hold_s, else {DEFAULT_HOLD_S:g}].")
 @click.option("--release-all", is_flag=True, help="Emergency: release every job the hook held, and exit.")
 @click.option("--solver", type=click.Choice(["greedy", "cpsat"]),
-              help="How a held job's leaves are chosen: greedy, or CP-SAT with the greedy answer as its hint "
-              "(one-shot placements, as `placer plan`) [the config's apply_solver, else greedy].")
+              help="How a held job's leaves are chosen: the greedy answer, or CP-SAT improving on it within "
+              "apply_work_limit work units [the config's apply_solver, else cpsat].")
 @click.option("--time-limit-s", type=FiniteRange(min=0.001),
-              help="With --solver cpsat: CP-SAT time limit per job [the config's apply_time_limit_s, else 0.05].")
+              help="With --solver cpsat: the wall clock's cap per CP-SAT solve [the config's apply_time_limit_s, "
+              "else 0.05].")
 @click.option("--socket", "socket_path", envvar="PLACER_SOCKET", type=click.Path(dir_okay=False),
               help="`placer serve`'s socket: each pass is reported there (its metric placer_last_apply_age_seconds) "
               "[the config's, else /run/placer/placer.sock].")
@@ -153,7 +153,6 @@ def apply_cmd(inventory: str | None, config_path: str | None, mode: str, interva
     slurm_conf, backend = slurm_conf or site.slurm_conf, backend or site.backend
     interval_s = interval_s if interval_s is not None else site.apply_interval_s
     max_hold_s = max_hold_s if max_hold_s is not None else site.serve.max_hold_s
-    time_limit_s = time_limit_s if time_limit_s is not None else site.apply_time_limit_s
     hold = site.hold(hold_s)
     socket_path = socket_path or str(site.serve.socket_path)
     fabric, _ = load_fabric(inventory)
@@ -168,9 +167,7 @@ def apply_cmd(inventory: str | None, config_path: str | None, mode: str, interva
         _print_report(r)
         report_pass(Path(socket_path))
 
-    planner = PlannerConfig(time_limit_s=time_limit_s, degraded_links=site.degraded_links,
-                            small_jobs_by_end=site.small_jobs_by_end,
-                            solver="cpsat" if (solver or site.apply_solver) == "cpsat" else "greedy")
+    planner = site.planner(solver, time_limit_s)
     last = apply_loop(fabric, be, planner, max_hold_s,
                       interval_s if mode == "watch" else None, stop, report, hold)
     if mode == "once" and last.errors:

@@ -13,7 +13,7 @@ from placer.sim import (
     DEFAULT_HOLD_S,
     DEFAULT_HOLD_SHARE,
     POLICIES,
-    REPLAY_WORK_LIMIT,
+    SCHEDULER_WORK_LIMIT,
     SimConfig,
     common_busy_window,
     replay_planner,
@@ -109,10 +109,10 @@ def load_trace(paths: tuple[str, ...], fmt: str):
 @click.option("--load", type=FiniteRange(min=0.01), help="Rescale arrival times to offer this x the "
               "fabric's GPUs in work (heavy load: 0.9 and up).")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N jobs by submit time.")
-@click.option("--work-limit", type=FiniteRange(min=0), default=REPLAY_WORK_LIMIT, show_default=True,
-              help="CP-SAT's limit per job for the placer-cpsat policy, in its deterministic work units (about 10 ms "
-              "at the default here): a replay gives the same plan on every run. 0: 10 ms of wall clock instead "
-              "(faster machines search further; replays differ).")
+@click.option("--work-limit", type=FiniteRange(min=0), default=SCHEDULER_WORK_LIMIT, show_default=True,
+              help="CP-SAT's limit per job for the placer policy, in its deterministic work units (about 10 ms "
+              "at the default here, as `placer apply` runs it): a replay gives the same plan on every run. "
+              "0: 10 ms of wall clock instead (faster machines search further; replays differ).")
 @click.option("--out", "out_path", help="Write the result (placer.plan/v1 with start/end per job) here.")
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False), help="Write PNG plots here.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)

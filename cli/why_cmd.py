@@ -8,7 +8,6 @@ import click
 from placer.index import index_for
 from placer.jobs import JobRequest
 from placer.reserve import node_free_times
-from placer.types import PlannerConfig
 from placer.why import Running, why
 from plugins.backend import STEER_TAG
 from plugins.requests import placeable_from_slurm
@@ -75,8 +74,7 @@ def why_cmd(job_id: str, inventory: str | None, state_path: str | None, jobs_pat
     else:
         job, pinned, running = _live_job(view, job_id)
     now = now_s if now_s is not None else time.time()
-    cfg = PlannerConfig(time_limit_s=site.apply_time_limit_s, degraded_links=site.degraded_links,
-                        solver=site.apply_solver, small_jobs_by_end=site.small_jobs_by_end)  # as apply would
+    cfg = site.planner()  # as apply would
     ix = index_for(view.fabric)
     if cfg.small_jobs_by_end:  # as apply places a small job: by when each node frees (Slurm's EndTimes)
         view.state.set_ends(node_free_times(ix, view.state, running, now), now)

@@ -8,6 +8,13 @@ Status = Literal["placed", "pending", "unplaceable"]
 DegradedLinks = Literal["avoid", "weigh", "ignore"]
 Solver = Literal["cpsat", "greedy"]
 
+# The scheduler's CP-SAT (simulate's policy placer, `placer apply`, `placer why`) stops on its own
+# deterministic work units per job, not on the wall clock: the same state gives the same answer on every
+# run and machine, so replays are reproducible and apply decides as the benchmark did. With a 10 ms wall
+# limit one stream's share at the bound moved by 2 points between replays of the same code. 0.003 units
+# take about 10 ms here (docs/benchmarks.md); a wall limit stays as a safety net.
+SCHEDULER_WORK_LIMIT = 0.003
+
 
 @dataclass(frozen=True)
 class PlannerConfig:
@@ -22,7 +29,7 @@ class PlannerConfig:
     batch_time_limit_s: float = 10.0  # a whole queue; past it, jobs get the greedy answer (said per job)
     num_workers: int = 1
     random_seed: int = 0
-    solver: Solver = "cpsat"  # `placer plan`'s default; the scheduler (simulate, apply) chooses greedily
+    solver: Solver = "cpsat"  # the greedy answer, improved by CP-SAT when it cannot be proven optimal
     explain: bool = False
     dump_models: bool = False  # keep each CP-SAT model (text proto) on its placement, for offline replay
     spares_per_su: int = 0  # whole nodes per scalable unit kept free as hot spares, used only for replacements

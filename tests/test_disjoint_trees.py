@@ -77,7 +77,7 @@ def test_placer_keeps_a_job_in_the_tree_that_holds_it_best(gpus: int, tree: set[
     assert validate(FABRIC, ClusterState(FABRIC), [job], [p]) == []
 
 
-@pytest.mark.parametrize("policy", ["placer", "placer-cpsat", "slurm-tree", "slurm-tree-24.05", "best-fit",
+@pytest.mark.parametrize("policy", ["placer", "placer-greedy", "slurm-tree", "slurm-tree-24.05", "best-fit",
                                     "first-fit"])
 def test_no_policy_spans_trees(policy: str) -> None:
     st = busy("n01", "n02", "n03", "n04")

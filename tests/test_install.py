@@ -66,12 +66,17 @@ def test_where_the_config_comes_from(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert rc == 2 and "no inventory: give --inventory, or `inventory:` in" in err
 
 
-@pytest.mark.parametrize("config, flags, want", [("", [], "greedy"), ("apply_solver: cpsat\n", [], "cpsat"),
-                                                  ("apply_solver: cpsat\n", ["--solver", "greedy"], "greedy"),
-                                                  ("", ["--solver", "cpsat"], "cpsat")])
-def test_apply_chooses_greedily_unless_told(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: str,
-                                            flags: list[str], want: str) -> None:
-    """The scheduler's chooser: greedy by default (issue 18 point 6); the flag wins over the config."""
+@pytest.mark.parametrize("config, flags, want", [
+    ("", [], ("cpsat", 0.003, 0.05)), ("apply_solver: greedy\n", [], ("greedy", 0.003, 0.05)),
+    ("apply_solver: greedy\n", ["--solver", "cpsat"], ("cpsat", 0.003, 0.05)),
+    ("apply_work_limit: 0.01\napply_time_limit_s: 0.2\n", [], ("cpsat", 0.01, 0.2)),
+    ("apply_work_limit: 0\n", ["--time-limit-s", "0.1"], ("cpsat", None, 0.1)),
+    ("", ["--solver", "greedy"], ("greedy", 0.003, 0.05))])
+def test_apply_chooses_with_cpsat_by_work_unless_told(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      config: str, flags: list[str],
+                                                      want: tuple[str, float | None, float]) -> None:
+    """The scheduler's chooser: CP-SAT within its work limit by default (issue 18 point 6, as simulate's
+    policy placer); the flag wins over the config; work limit 0 leaves only the wall clock."""
     import cli.serve_cmds as serve_cmds
     from placer import PlannerConfig
     from plugins.apply import ApplyReport
@@ -89,7 +94,7 @@ def test_apply_chooses_greedily_unless_told(capsys, tmp_path: Path, monkeypatch:
     f.write_text("inventory: preset:tiny\n" + config)
     rc, _, err = run(capsys, "apply", "--once", "--config", str(f), *flags)
     assert rc == 0, err
-    assert [p.solver for p in seen] == [want]
+    assert [(p.solver, p.cpsat_work_limit, p.time_limit_s) for p in seen] == [want]
     f.write_text("inventory: preset:tiny\napply_solver: exact\n")
     rc, _, err = run(capsys, "apply", "--once", "--config", str(f))
     assert rc == 2 and "apply_solver: expected greedy or cpsat" in err

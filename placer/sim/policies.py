@@ -1,7 +1,8 @@
 """Placement policies for trace replay: where a job goes, given that the scheduler starts it now.
 
-`placer` (this project's chooser, greedy: the scheduler's default since issue 18 found CP-SAT adds nothing
-clear over time), `placer-cpsat` (the same with CP-SAT, as `placer plan` runs it), `slurm-tree` (Slurm
+`placer` (this project's scheduler as `placer apply` runs it: the greedy answer, improved by CP-SAT within
+a work limit; the default since 2026-12-05, when CP-SAT missed fewer of issue 18's checks than the greedy),
+`placer-greedy` (the same scheduler taking the greedy answer, to show what CP-SAT adds), `slurm-tree` (Slurm
 22.05 topology/tree, faithfully), `slurm-tree-24.05`, `best-fit` (the strongest cheap greedy,
 placer/sim/bestfit.py) and `first-fit` (lowest-named free nodes). A policy is a function
 (index, state, job, eligibility) -> allocation or None; add one here and to `make_policy`.
@@ -26,8 +27,8 @@ from .bestfit import policy_best_fit
 from .records import Alloc
 
 Policy = Callable[[FabricIndex, ClusterState, JobRequest, Eligibility], "Alloc | None"]
-POLICIES = ("placer", "placer-cpsat", "slurm-tree", "slurm-tree-24.05", "best-fit", "first-fit")
-PLACER_POLICIES = ("placer", "placer-cpsat")  # the ones placer's scheduler (its hold) runs
+POLICIES = ("placer", "placer-greedy", "slurm-tree", "slurm-tree-24.05", "best-fit", "first-fit")
+PLACER_POLICIES = ("placer", "placer-greedy")  # the ones placer's scheduler (its hold) runs
 
 
 def _whole(ix: FabricIndex, nodes: list[int]) -> Alloc:
@@ -83,9 +84,9 @@ def _name_order(ix: FabricIndex) -> np.ndarray:
 
 def make_policy(name: str, planner: PlannerConfig) -> Policy:
     if name == "placer":  # the product's scheduler, as `placer apply` runs it by default
-        return policy_placer(replace(planner, solver="greedy"))
-    if name == "placer-cpsat":  # the same with CP-SAT: what the solver adds (issue 18, point 6)
         return policy_placer(replace(planner, solver="cpsat"))
+    if name == "placer-greedy":  # the same, greedy: what CP-SAT adds (issue 18, point 6)
+        return policy_placer(replace(planner, solver="greedy"))
     if name == "slurm-tree":
         return policy_slurm_tree("22.05")
     if name == "slurm-tree-24.05":

@@ -14,7 +14,7 @@ from ..bounds import Bounds, empty_fabric_bounds
 from ..index import index_for
 from ..jobs import JobRequest
 from ..timeline import DEFAULT_HOLD_FROM_ROOM, DEFAULT_HOLD_MAX_S, DEFAULT_HOLD_S, DEFAULT_HOLD_SHARE
-from ..types import PlannerConfig
+from ..types import SCHEDULER_WORK_LIMIT, PlannerConfig
 from .cluster import SimCluster
 from .events import Clock
 from .metrics import measure, set_bounds, summarize_records
@@ -22,18 +22,13 @@ from .policies import PLACER_POLICIES, make_policy
 from .records import Alloc, JobRecord
 from .scheduler import SCHEDULERS, make_scheduler
 
-# A replay's CP-SAT stops on its own work units, not the wall clock, so the same trace gives the same
-# plan on every run and machine: with a 10 ms wall limit, one stream's share at the bound moved by
-# 2 points between replays of the same code. 0.003 units take about 10 ms here (docs/benchmarks.md);
-# the wall limit is only a safety net.
-REPLAY_WORK_LIMIT = 0.003
-REPLAY_WALL_CAP_S = 1.0
+REPLAY_WALL_CAP_S = 1.0  # a replay's CP-SAT stops on work units (SCHEDULER_WORK_LIMIT); this is a safety net
 
 
-def replay_planner(work_limit: float | None = REPLAY_WORK_LIMIT,
+def replay_planner(work_limit: float | None = SCHEDULER_WORK_LIMIT,
                    small_jobs_by_end: bool = PlannerConfig.small_jobs_by_end) -> PlannerConfig:
-    """The planner a replay runs (policy placer-cpsat: CP-SAT bounded by work, reproducible; work_limit None: by
-    10 ms of wall; policy placer takes the greedy answer, which needs no limit)."""
+    """The planner a replay runs: CP-SAT bounded by work, reproducible (work_limit None: by 10 ms of wall,
+    not reproducible); policy placer-greedy takes the greedy answer, which needs no limit."""
     if work_limit is None:
         return PlannerConfig(time_limit_s=0.01, small_jobs_by_end=small_jobs_by_end)
     return PlannerConfig(time_limit_s=REPLAY_WALL_CAP_S, cpsat_work_limit=work_limit,
