@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import NewType
 
 import numpy as np
 
@@ -24,11 +25,11 @@ from .types import Placement, PlannerConfig
 
 # how long a multi-node job may wait for its leaf bound (docs/benchmarks.md, issue 18): at least
 # DEFAULT_HOLD_S; a long job this share of its run time (time limit live), at most DEFAULT_HOLD_MAX_S
-DEFAULT_HOLD_S = 14400.0  # chosen with the greedy chooser and the two rules below (docs/benchmarks.md)
+DEFAULT_HOLD_S = 14400.0  # the fewest checks missed at any hold, greedy or CP-SAT, with the two rules (benchmarks.md)
 DEFAULT_HOLD_SHARE = 0.2
 DEFAULT_HOLD_MAX_S = 86400.0
 # the hold counts from when the job could first start on any nodes, not from its first fit by count:
-# waiting for room is not waiting for locality (with small_jobs_by_end: 22 checks missed against 27)
+# waiting for room is not waiting for locality (with small_jobs_by_end, greedy: 22 checks missed against 27)
 DEFAULT_HOLD_FROM_ROOM = True
 
 
@@ -65,6 +66,13 @@ class Release:
 
 
 Ends = Iterable[tuple[float, Alloc]]  # (end time, what frees then), in time order
+# Releases sorted by time, once per pass or answer: every look ahead walks them in order, and sorting
+# ~6,000 ends again in each one was a fifth of an apply pass at 97% busy (bench/admin.py)
+Timeline = NewType("Timeline", tuple[Release, ...])
+
+
+def in_time_order(releases: Iterable[Release]) -> Timeline:
+    return Timeline(tuple(sorted(releases, key=lambda r: r.at)))
 
 
 def walk(state: ClusterState, releases: Ends, until: float, touched: list[int] | None = None,
@@ -115,7 +123,7 @@ def static_leaf_bound(ix: FabricIndex, state: ClusterState, job: JobRequest,
 
 
 def first_within_bound(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfig,
-                       releases: Sequence[Release], now: float, until: float, bound: int,
+                       releases: Timeline, now: float, until: float, bound: int,
                        keep_off: np.ndarray | None = None, free_at: np.ndarray | None = None
                        ) -> tuple[float, Placement, ClusterState] | None:
     """The earliest time in [now, until] at which `job` can be placed within `bound` leaves, that
@@ -123,7 +131,6 @@ def first_within_bound(ix: FabricIndex, state: ClusterState, job: JobRequest, cf
     None when no such time comes. `free_at` (placer.reserve.node_free_times of these releases, or
     earlier: a lower bound per node on when it is whole free) lets the walk skip, or not start, where
     the leaf test cannot pass yet."""
-    order = sorted(releases, key=lambda r: r.at)
 
     def one(projected: ClusterState, el: Eligibility) -> Placement | None:
         if keep_off is not None:
@@ -151,7 +158,7 @@ def first_within_bound(ix: FabricIndex, state: ClusterState, job: JobRequest, cf
     if not_before > until:
         return None
     touched: list[int] = []
-    for at, projected in walk(state, ((max(r.at, now), r.alloc) for r in order), until, touched, not_before):
+    for at, projected in walk(state, ((max(r.at, now), r.alloc) for r in releases), until, touched, not_before):
         if gate is not None and not gate.may_fit(projected, touched):
             continue
         p = at_most_bound(projected)
@@ -207,7 +214,7 @@ class _LeafGate:
 
 
 def first_room(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfig,
-               releases: Sequence[Release], now: float, keep_off: np.ndarray | None = None,
+               releases: Timeline, now: float, keep_off: np.ndarray | None = None,
                free_at: np.ndarray | None = None) -> float | None:
     """The first time in the timeline at which a multi-node job could start at all, in any number of
     leaves (enough eligible whole free nodes, not kept off; nodes of any matching-OR alternative: a
@@ -220,7 +227,7 @@ def first_room(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: Plann
     if math.isinf(not_before):
         return None
     touched: list[int] = []
-    ends = ((max(r.at, now), r.alloc) for r in sorted(releases, key=lambda r: r.at))
+    ends = ((max(r.at, now), r.alloc) for r in releases)
     for at, projected in walk(state, ends, math.inf, touched, not_before):
         if gate.may_fit(projected, touched):
             return at

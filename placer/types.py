@@ -39,7 +39,7 @@ class PlannerConfig:
     # a job of one node or less goes where it delays a node's return to whole-free the least, when the
     # running jobs' ends and its own run time are known (placer/choose.py end_keys: the simulator and
     # placer apply set them; with none known it changes nothing). On by default since 2026-12-05, with
-    # hold_from_room: 22 checks missed against 27 (docs/benchmarks.md, issue 18)
+    # hold_from_room: 22 checks missed against 27, greedy (docs/benchmarks.md, issue 18)
     small_jobs_by_end: bool = True
 
 

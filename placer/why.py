@@ -20,7 +20,16 @@ from topology.hostlists import compress
 from .engine import place_one
 from .index import FabricIndex
 from .jobs import JobRequest
-from .timeline import HoldRule, Release, first_room, first_within_bound, hold_deadline, static_leaf_bound
+from .timeline import (
+    HoldRule,
+    Release,
+    Timeline,
+    first_room,
+    first_within_bound,
+    hold_deadline,
+    in_time_order,
+    static_leaf_bound,
+)
 from .types import PlannerConfig
 
 DEFAULT_HOLD = HoldRule()
@@ -42,15 +51,16 @@ class Running:
 
 def why(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfig, running: Sequence[Running],
         now: float, hold: HoldRule = DEFAULT_HOLD, pinned_to: Sequence[str] = (),
-        free_at: np.ndarray | None = None) -> dict[str, Any]:
+        free_at: np.ndarray | None = None, releases: Timeline | None = None) -> dict[str, Any]:
     """The answer for one pending job (`state` is the cluster now, without it). `free_at`: as
-    first_within_bound takes it (placer apply has it for the pass)."""
+    first_within_bound takes it, and `releases`: `running`'s ends in time order (placer apply has both
+    for the pass)."""
     f = ix.fabric
     p = place_one(ix, state, job, replace(cfg, explain=True))
     bound, multi = static_leaf_bound(ix, state, job, cfg)
     submit = job.submit_time if job.submit_time is not None else now
-    # in time order once: the look aheads below sort again, cheaply on a sorted list
-    releases = sorted((Release(max(r.end, now), r.alloc) for r in running if r.end is not None), key=lambda r: r.at)
+    if releases is None:
+        releases = in_time_order(Release(max(r.end, now), r.alloc) for r in running if r.end is not None)
     # as apply counts it: from submission (with hold_from_room, a job with no room now: from when room comes)
     no_room = hold.from_room and multi and p.status != "placed"
     room = first_room(ix, state, job, cfg, releases, now, free_at=free_at) if no_room else now

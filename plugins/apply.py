@@ -24,7 +24,16 @@ from placer import JobRequest, PlannerConfig
 from placer.engine import apply, avoided_nodes, place_one, spare_nodes
 from placer.index import FabricIndex, index_for
 from placer.reserve import node_free_times
-from placer.timeline import HoldRule, Release, first_room, first_within_bound, hold_deadline, static_leaf_bound
+from placer.timeline import (
+    HoldRule,
+    Release,
+    Timeline,
+    first_room,
+    first_within_bound,
+    hold_deadline,
+    in_time_order,
+    static_leaf_bound,
+)
 from placer.types import Placement
 from placer.validate import validate
 from placer.why import Running, why
@@ -184,17 +193,16 @@ class Pass:
         return self._free_at
 
 
-def _timeline(fabric: Fabric, running: list[SlurmJob], now: float) -> list[Release]:
+def _timeline(fabric: Fabric, running: list[SlurmJob], now: float) -> Timeline:
     """Running jobs' GPUs by expected end (Slurm's EndTime; one already past it frees now); a job
-    without an EndTime never frees as far as the plan knows. In time order: each look ahead of the pass
-    sorts it again, which costs little on a sorted list (about 20,000 jobs at Colossus scale)."""
+    without an EndTime never frees as far as the plan knows. Sorted once for every look ahead of the pass."""
     out = []
     for j in running:
         if j.end_time <= 0:
             continue
         alloc = [(fabric.node_index[n], list(ids)) for n, ids in j.gpu_ids.items() if n in fabric.node_index]
         out.append(Release(max(float(j.end_time), now), alloc))
-    return sorted(out, key=lambda r: r.at)
+    return in_time_order(out)
 
 
 def _spoken_for(fabric: Fabric, snap: SlurmSnapshot) -> np.ndarray:
@@ -231,14 +239,14 @@ def _schedule(ps: Pass, gpu_jobs: list[tuple[SlurmJob, JobRequest]]) -> None:
                 ps.out.reserved.append((j.job_id, compress(q.nodes), at))
             continue
         if p.status != "placed":
-            ps.out.waiting.append((j.job_id, _why_waiting(ps, ix, state, job, p.reason)))
+            ps.out.waiting.append((j.job_id, _why_waiting(ps, ix, state, releases, job, p.reason)))
             continue
         if _pin(ps, j, job, p, state, "now"):
             ps.out.pinned.append((j.job_id, compress(p.nodes)))
             _take(ps, state, job, p)
 
 
-def _later_within_bound(ps: Pass, ix: FabricIndex, state: ClusterState, releases: list[Release],
+def _later_within_bound(ps: Pass, ix: FabricIndex, state: ClusterState, releases: Timeline,
                         keep_off: np.ndarray, j: SlurmJob, job: JobRequest, p: Placement
                         ) -> tuple[float, Placement, ClusterState] | None:
     """For a multi-node job placed beyond its leaf bound now (or not at all), still within its hold: the
@@ -286,7 +294,7 @@ def _block_frees_at(ps: Pass, nodes: tuple[str, ...]) -> float:
     return max([ps.now, *ends])
 
 
-def _move_if_sooner(ps: Pass, ix: FabricIndex, state: ClusterState, releases: list[Release],
+def _move_if_sooner(ps: Pass, ix: FabricIndex, state: ClusterState, releases: Timeline,
                     keep_off: np.ndarray, j: SlurmJob, job: JobRequest) -> None:
     """A waiting reservation moves to a block within its leaf bound that frees sooner than its own by
     Slurm's EndTimes, at once if one is free now (EndTimes are time limits: jobs end early, limits
@@ -313,11 +321,13 @@ def _move_if_sooner(ps: Pass, ix: FabricIndex, state: ClusterState, releases: li
 WHY_PER_PASS = 20  # the full answer for this many waiting jobs a pass (each a look ahead: up to ~40 ms)
 
 
-def _why_waiting(ps: Pass, ix: FabricIndex, state: ClusterState, job: JobRequest, reason: str) -> str:
+def _why_waiting(ps: Pass, ix: FabricIndex, state: ClusterState, releases: Timeline, job: JobRequest,
+                 reason: str) -> str:
     """What `placer why` says of a job left waiting, for the log (the planner's reason past the first few)."""
     if len(ps.out.waiting) >= WHY_PER_PASS:
         return reason
-    return str(why(ix, state, job, ps.cfg, ps.running(), ps.now, ps.hold, free_at=ps.free_at())["sentence"])
+    return str(why(ix, state, job, ps.cfg, ps.running(), ps.now, ps.hold, free_at=ps.free_at(),
+                   releases=releases)["sentence"])
 
 
 def _pin(ps: Pass, j: SlurmJob, job: JobRequest, p: Placement, on: ClusterState, why: str) -> bool:

@@ -6,6 +6,7 @@ alternative."""
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 import numpy as np
 from hypothesis import given, settings
@@ -17,7 +18,16 @@ from placer.engine import place_one
 from placer.index import FabricIndex, index_for, spare_mask
 from placer.jobs import JobRequest
 from placer.reserve import node_free_times
-from placer.timeline import Release, first_room, first_within_bound, hold_deadline, static_leaf_bound, walk
+from placer.timeline import (
+    Release,
+    Timeline,
+    first_room,
+    first_within_bound,
+    hold_deadline,
+    in_time_order,
+    static_leaf_bound,
+    walk,
+)
 from placer.types import Placement, PlannerConfig
 from placer.why import Running
 from tests.helpers import random_spec
@@ -28,7 +38,7 @@ NOW = 1000.0
 
 
 def _reference(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfig,
-               releases: list[Release], bound: int, keep_off: np.ndarray | None
+               releases: Sequence[Release], bound: int, keep_off: np.ndarray | None
                ) -> tuple[float, Placement] | None:
     """Every end time tested from scratch: eligibility, the per-leaf count, then the placement."""
     def test(projected: ClusterState) -> Placement | None:
@@ -51,7 +61,7 @@ def _reference(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: Plann
     return None
 
 
-def _loaded(seed: int) -> tuple[FabricIndex, ClusterState, list[Release], random.Random]:
+def _loaded(seed: int) -> tuple[FabricIndex, ClusterState, Timeline, random.Random]:
     fabric, _ = build_fabric(random_spec(seed))
     ix, state, rng = index_for(fabric), ClusterState(fabric), random.Random(seed)
     releases = []
@@ -62,7 +72,7 @@ def _loaded(seed: int) -> tuple[FabricIndex, ClusterState, list[Release], random
             state.allocate(node, take)
             releases.append(Release(NOW + rng.choice([0, 50, 100, 100, 300, 900]), [(node, take)]))
             free = state.free_gpu_ids(node)
-    return ix, state, releases, rng
+    return ix, state, in_time_order(releases), rng
 
 
 @settings(max_examples=60, deadline=None)
@@ -123,7 +133,7 @@ def test_a_matching_or_job_is_bounded_and_reserved_on_one_alternative() -> None:
     assert static_leaf_bound(ix, state, job, cfg) == (2, True)
     n3 = OR_FABRIC.node_index["n3"]
     state.allocate(n3, list(range(8)))
-    got = first_within_bound(ix, state, job, cfg, [Release(NOW + 100, [(n3, list(range(8)))])], NOW,
+    got = first_within_bound(ix, state, job, cfg, in_time_order([Release(NOW + 100, [(n3, list(range(8)))])]), NOW,
                              float("inf"), 2)
     assert got is not None and got[0] == NOW + 100 and sorted(got[1].nodes) == ["n3", "n4", "n6", "n7"]
 

@@ -9,7 +9,7 @@ tests are O(1) from maintained counts; the policy is asked only for a job that f
 job's first evaluation, and a waiting head reserves its first projected placement within the bound
 before its deadline (else its placement at the deadline).
 
-Placer's own scheduler (`lookahead`, policies placer and placer-cpsat) holds with a look at the
+Placer's own scheduler (`lookahead`, policies placer and placer-greedy) holds with a look at the
 timeline instead (placer/timeline.py): a multi-node job waits for a placement within its bound only
 while the running jobs' ends say one frees before its hold runs out (`hold_limit`: the hold, or a
 share of a long job's run time); else it starts now on what there is. A waiting head reserves exactly
