@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import NewType
 
 import numpy as np
 
@@ -66,33 +65,61 @@ class Release:
 
 
 Ends = Iterable[tuple[float, Alloc]]  # (end time, what frees then), in time order
-# Releases sorted by time, once per pass or answer: every look ahead walks them in order, and sorting
-# ~6,000 ends again in each one was a fifth of an apply pass at 97% busy (bench/admin.py)
-Timeline = NewType("Timeline", tuple[Release, ...])
+
+
+class Timeline:
+    """Releases sorted by time, once per pass or answer (`in_time_order`): every look ahead walks them in
+    order, and sorting ~6,000 ends again in each one was a fifth of an apply pass at 97% busy
+    (bench/admin.py). Their GPUs as flat arrays too, made on first use: a look ahead releases every end
+    before its first possible time in one numpy step (`ahead_of`)."""
+
+    def __init__(self, ordered: tuple[Release, ...]) -> None:
+        self.releases = ordered
+        self.times = np.fromiter((r.at for r in ordered), dtype=np.float64, count=len(ordered))
+        self._flat: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def __iter__(self) -> Iterator[Release]:
+        return iter(self.releases)
+
+    def __len__(self) -> int:
+        return len(self.releases)
+
+    def ahead_of(self, state: ClusterState, now: float, t: float, touched: list[int]) -> tuple[ClusterState, int]:
+        """A copy of `state` with every release ending before `t` (each at `now` at the earliest) made at
+        once, its nodes added to `touched`, and how many releases that was: a walk goes on from there."""
+        k = int(np.searchsorted(self.times, t, side="left")) if t > now else 0
+        ahead = state.copy()
+        if k:
+            nodes, masks, first = self._arrays(state)
+            ahead.release_masks(nodes[: first[k]], masks[: first[k]])
+            touched.extend(nodes[: first[k]].tolist())
+        return ahead, k
+
+    def _arrays(self, state: ClusterState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every release's GPUs as (node, bit mask) items in time order, and where each release's start."""
+        if self._flat is None:
+            nodes, masks = state.masks_of(item for r in self.releases for item in r.alloc)
+            first = np.zeros(len(self.releases) + 1, dtype=np.int64)
+            first[1:] = np.cumsum([len(r.alloc) for r in self.releases])
+            self._flat = nodes, masks, first
+        return self._flat
 
 
 def in_time_order(releases: Iterable[Release]) -> Timeline:
     return Timeline(tuple(sorted(releases, key=lambda r: r.at)))
 
 
-def walk(state: ClusterState, releases: Ends, until: float, touched: list[int] | None = None,
-         skip_before: float = -math.inf) -> Iterator[tuple[float, ClusterState]]:
+def walk(state: ClusterState, releases: Ends, until: float,
+         touched: list[int] | None = None) -> Iterator[tuple[float, ClusterState]]:
     """The state after each distinct end time up to `until` (releases in time order), on one copy: a
     caller that keeps a yielded state must copy it. `touched`, when given, gets every node released so
-    far, in order (at each yield: exactly the nodes that yielded state has released). End times before
-    `skip_before` are not yielded: their releases are made at once (`release_many`; one at a time they
-    were a third of an apply pass at 97% busy, bench/admin.py)."""
+    far, in order (at each yield: exactly the nodes that yielded state has released). A look ahead
+    starts it past the ends where no test can pass yet (`_walk_on`)."""
     projected = state.copy()
     pending: float | None = None
-    skipped: list[tuple[int, Sequence[int]]] = []
     for at, alloc in releases:
         if at > until:
             break
-        if at < skip_before:
-            skipped.extend(alloc)
-            continue
-        if skipped:
-            _release_skipped(projected, skipped, touched)
         if pending is not None and at > pending:
             yield pending, projected
         for node, ids in alloc:
@@ -102,14 +129,6 @@ def walk(state: ClusterState, releases: Ends, until: float, touched: list[int] |
         pending = at
     if pending is not None:
         yield pending, projected
-
-
-def _release_skipped(projected: ClusterState, skipped: list[tuple[int, Sequence[int]]],
-                     touched: list[int] | None) -> None:
-    projected.release_many(skipped)
-    if touched is not None:
-        touched.extend(node for node, _ in skipped)
-    skipped.clear()
 
 
 def static_leaf_bound(ix: FabricIndex, state: ClusterState, job: JobRequest,
@@ -158,13 +177,21 @@ def first_within_bound(ix: FabricIndex, state: ClusterState, job: JobRequest, cf
     if not_before > until:
         return None
     touched: list[int] = []
-    for at, projected in walk(state, ((max(r.at, now), r.alloc) for r in releases), until, touched, not_before):
+    for at, projected in _walk_on(state, releases, now, until, touched, not_before):
         if gate is not None and not gate.may_fit(projected, touched):
             continue
         p = at_most_bound(projected)
         if p is not None:
             return at, p, projected.copy()
     return None
+
+
+def _walk_on(state: ClusterState, releases: Timeline, now: float, until: float, touched: list[int],
+             not_before: float) -> Iterator[tuple[float, ClusterState]]:
+    """`walk` over the timeline's ends (each at `now` at the earliest) up to `until`, yielding from
+    `not_before` on: the ends before it are released in one step (Timeline.ahead_of)."""
+    ahead, k = releases.ahead_of(state, now, not_before, touched)
+    return walk(ahead, ((max(r.at, now), r.alloc) for r in releases.releases[k:]), until, touched)
 
 
 class _LeafGate:
@@ -227,8 +254,7 @@ def first_room(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: Plann
     if math.isinf(not_before):
         return None
     touched: list[int] = []
-    ends = ((max(r.at, now), r.alloc) for r in releases)
-    for at, projected in walk(state, ends, math.inf, touched, not_before):
+    for at, projected in _walk_on(state, releases, now, math.inf, touched, not_before):
         if gate.may_fit(projected, touched):
             return at
     return None

@@ -82,10 +82,10 @@ def why(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfi
         if later is not None:
             at, q, _ = later
             nodes = {f.node_index[n] for n in q.nodes}
+            ending = [r for r in running if r.end is not None and r.end <= at and any(n in nodes for n, _ in r.alloc)]
             blockers = [{"job": r.job_id, "end": r.end, "in_s": round(r.end - now) if r.end else None,
                          "nodes": compress([f.node_names[n] for n, _ in r.alloc if n in nodes])}
-                        for r in sorted(running, key=lambda r: r.end or 0.0)
-                        if r.end is not None and r.end <= at and any(n in nodes for n, _ in r.alloc)]
+                        for r in sorted(ending, key=lambda r: r.end or 0.0)]  # the few that block, not all
             out["within_bound"] = {"at": at, "in_s": round(at - now), "nodes": compress(q.nodes),
                                    "racks": racks(f, q.nodes),
                                    "leaves": q.leaves, "cost": q.cost, "blocked_by": blockers}

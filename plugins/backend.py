@@ -197,11 +197,8 @@ def to_cluster_state(fabric: Fabric, snap: SlurmSnapshot) -> StateReport:
                 if kind == "not in Slurm" else
                 f"{len(names)} node(s) whose {kind} in Slurm differ from the inventory: {_some(names)}"
                 for kind, names in mismatch.items()]
-    running = []
-    for job in snap.jobs:
-        if job.running:
-            running.append(job)
-            warnings += _allocate(fabric, state, job)
+    running = [job for job in snap.jobs if job.running]
+    warnings += _allocate(fabric, state, running)
     return StateReport(state, warnings, running, mismatch)
 
 
@@ -244,24 +241,32 @@ def hold_for_pending(fabric: Fabric, state: ClusterState, snap: SlurmSnapshot) -
                 state.allocate(n, take)
 
 
-def _allocate(fabric: Fabric, state: ClusterState, job: SlurmJob) -> list[str]:
-    """A running job's GPUs taken; GPUs already taken, or nodes outside the fabric, are warned about."""
+def _allocate(fabric: Fabric, state: ClusterState, running: list[SlurmJob]) -> list[str]:
+    """The running jobs' GPUs taken, in one step (`allocate_masks`); GPUs already taken (by an earlier job
+    of the list too), or nodes outside the fabric, are warned about and left out."""
     warnings = []
-    for node in job.nodes:
-        i = fabric.node_index.get(node)
-        if i is None:
-            warnings.append(f"job {job.job_id} runs on {node}, which is not in fabric {fabric.name!r}")
-            continue
-        ids = list(job.gpu_ids.get(node, ()))
-        if not ids:
-            continue  # a job without GPUs on this node
-        free = set(state.free_gpu_ids(i))
-        clash = [g for g in ids if g not in free or g >= int(fabric.node_gpus[i])]
-        if clash:
-            warnings.append(f"job {job.job_id}: GPUs {clash} of {node} are already taken or do not exist")
-            ids = [g for g in ids if g not in clash]
-        if ids:
-            state.allocate(i, ids)
+    busy = [f & ~free for f, free in zip(state.full_mask.tolist(), state.free_mask.tolist(), strict=True)]
+    have = fabric.node_gpus.tolist()
+    nodes: list[int] = []
+    masks: list[int] = []
+    for job in running:
+        for node in job.nodes:
+            i = fabric.node_index.get(node)
+            if i is None:
+                warnings.append(f"job {job.job_id} runs on {node}, which is not in fabric {fabric.name!r}")
+                continue
+            ids = job.gpu_ids.get(node, ())
+            if not ids:
+                continue  # a job without GPUs on this node
+            clash = [g for g in ids if not 0 <= g < have[i] or busy[i] >> g & 1]
+            if clash:
+                warnings.append(f"job {job.job_id}: GPUs {clash} of {node} are already taken or do not exist")
+            m = sum(1 << g for g in set(ids).difference(clash))
+            if m:
+                busy[i] |= m
+                nodes.append(i)
+                masks.append(m)
+    state.allocate_masks(np.asarray(nodes, dtype=np.int64), np.asarray(masks, dtype=np.uint64))
     return warnings
 
 

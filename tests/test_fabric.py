@@ -170,7 +170,8 @@ def test_allocate_many_equals_one_by_one(seed: int) -> None:
 @pytest.mark.parametrize("seed", range(5))
 def test_release_many_equals_one_by_one(seed: int) -> None:
     """Several jobs on one node end together (a walk's skipped ends, placer/timeline.py): the same counts
-    as releasing them one by one, drained nodes included; a GPU released twice is refused, nothing changed."""
+    as releasing them one by one, drained nodes included; a GPU released twice (after, or in the same batch)
+    is refused, nothing changed."""
     fabric, _ = build_fabric(random_spec(seed))
     rng = random.Random(seed)
     a = ClusterState(fabric)
@@ -184,6 +185,11 @@ def test_release_many_equals_one_by_one(seed: int) -> None:
         a.set_usable(n, False)
     b = a.copy()
     ending = rng.sample(jobs, k=len(jobs) // 2)
+    if ending:  # the same GPUs twice in one batch: refused, nothing changed
+        c = a.copy()
+        with pytest.raises(RequestError, match="not all allocated"):
+            c.release_many([*ending, ending[-1]])
+        assert c.free_mask.tolist() == a.free_mask.tolist() and c.free_gpus.tolist() == a.free_gpus.tolist()
     for n, ids in ending:
         a.release(n, ids)
     b.release_many(ending)

@@ -6,9 +6,10 @@ alternative."""
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,13 +33,13 @@ from placer.types import Placement, PlannerConfig
 from placer.why import Running
 from tests.helpers import random_spec
 from tests.test_constraints import FABRIC as OR_FABRIC
-from topology import ClusterState, build_fabric
+from topology import ClusterState, RequestError, build_fabric
 
 NOW = 1000.0
 
 
 def _reference(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfig,
-               releases: Sequence[Release], bound: int, keep_off: np.ndarray | None
+               releases: Iterable[Release], bound: int, keep_off: np.ndarray | None
                ) -> tuple[float, Placement] | None:
     """Every end time tested from scratch: eligibility, the per-leaf count, then the placement."""
     def test(projected: ClusterState) -> Placement | None:
@@ -109,20 +110,27 @@ def test_the_kept_count_gives_the_answer_of_testing_every_end_from_scratch(seed:
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 400), skip=st.sampled_from([0, 50, 100, 300, 900, 10**6]))
-def test_a_walk_that_skips_ahead_yields_the_same_states(seed: int, skip: int) -> None:
-    """`walk(..., skip_before=t)` releases the ends before t at once (release_many): every state it yields,
-    and the nodes it says it released, are those of the walk without the skip."""
+@given(seed=st.integers(0, 400), skip=st.sampled_from([-10, 0, 50, 100, 300, 900, 10**6]))
+def test_a_walk_that_starts_ahead_yields_the_same_states(seed: int, skip: int) -> None:
+    """A look ahead releases the ends before its first possible time at once (`Timeline.ahead_of`, numpy)
+    and walks on from there: every state it yields, and the nodes it says it released, are those of the
+    walk over every end from now; a GPU released twice is refused."""
     ix, state, releases, _ = _loaded(seed)
-    order = [(r.at, r.alloc) for r in sorted(releases, key=lambda r: r.at)]
     keys = ("free_mask", "free_gpus", "group_free_nodes", "group_free_gpus", "group_usable_nodes")
 
-    def run(skip_before: float) -> list[tuple[float, list[list[int]], set[int]]]:
-        touched: list[int] = []
+    def run(start: ClusterState, rest: Iterable[Release], touched: list[int]
+            ) -> list[tuple[float, list[list[int]], set[int]]]:
+        ends = ((max(r.at, NOW), r.alloc) for r in rest)
         return [(at, [getattr(s, k).tolist() for k in keys], set(touched))
-                for at, s in walk(state, order, float("inf"), touched, skip_before) if at >= NOW + skip]
+                for at, s in walk(start, ends, float("inf"), touched) if at >= NOW + skip]
 
-    assert run(NOW + skip) == run(float("-inf"))
+    touched: list[int] = []
+    ahead, k = releases.ahead_of(state, NOW, NOW + skip, touched)
+    assert k == sum(1 for r in releases if max(r.at, NOW) < NOW + skip)
+    assert run(ahead, releases.releases[k:], touched) == run(state, releases, [])
+    if k:
+        with pytest.raises(RequestError, match="not all allocated"):
+            releases.ahead_of(ahead, NOW, NOW + skip, [])  # those GPUs are free already
 
 
 def test_a_matching_or_job_is_bounded_and_reserved_on_one_alternative() -> None:
