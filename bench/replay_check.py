@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 from scheduler import streams  # noqa: E402  (bench/ is sys.path[0] when run as a script)
 from simulate import SHARED  # noqa: E402
 
-from placer.sim import SCHEDULER_WORK_LIMIT, SimConfig, replay_planner, simulate  # noqa: E402
+from placer.sim import SimConfig, simulate  # noqa: E402
 
 
 def main() -> int:
@@ -35,7 +35,7 @@ def main() -> int:
         print("../shared/data/traces is absent: this benchmark needs the project's shared traces")
         return 1
     name, fabric, jobs = streams([args.stream], [args.seed])[0]
-    cfg = SimConfig(planner=replay_planner(SCHEDULER_WORK_LIMIT, False))
+    cfg = SimConfig()  # the replay's default planner (replay_planner: CP-SAT by work units, small jobs by end)
     t = time.perf_counter()
     records, summary = simulate(fabric, jobs, args.policy, cfg)
     took = time.perf_counter() - t

@@ -65,11 +65,15 @@ def test_snapshot_to_cluster_state() -> None:
 def test_conflicts_and_unknown_nodes_are_warned() -> None:
     fabric = generate(design_for("tiny"))
     jobs = (SlurmJob(1, "a", "RUNNING", nodes=("gpu001",), gpu_ids={"gpu001": (0, 1)}),
-            SlurmJob(2, "b", "RUNNING", nodes=("gpu001", "login1"), gpu_ids={"gpu001": (1, 2)}))
+            SlurmJob(2, "b", "RUNNING", nodes=("gpu001", "login1"), gpu_ids={"gpu001": (1, 2)}),
+            SlurmJob(3, "c", "RUNNING", nodes=("gpu002",), gpu_ids={"gpu002": (7, 9, 7)}))
     r = to_cluster_state(fabric, SlurmSnapshot(ALL_UP, jobs))
     assert any("GPUs [1] of gpu001 are already taken" in w for w in r.warnings)
     assert any("login1, which is not in fabric" in w for w in r.warnings)
+    assert any("GPUs [9] of gpu002 are already taken or do not exist" in w for w in r.warnings)
+    assert len(r.warnings) == 3
     assert r.state.free_gpu_ids(0) == [3, 4, 5, 6, 7]
+    assert r.state.free_gpu_ids(1) == list(range(7)) and r.state.free_gpus[1] == 7  # GPU 7 once, 9 left out
 
 
 @pytest.mark.parametrize("text,ids", [("gpu:h100:2(IDX:3-4)", (3, 4)), ("gpu:8(IDX:0-7)", tuple(range(8))),

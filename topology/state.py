@@ -106,14 +106,14 @@ class ClusterState:
             self._apply(node, -1 if was_whole else 0, -len(gpus), 0)
 
     def allocate_many(self, items: Iterable[tuple[int, Iterable[int]]]) -> None:
-        """Allocate several nodes' GPUs at once: checks first (nothing changes on an error), then one
-        vectorised update of the group counts along every ancestor chain."""
-        self.allocate_masks(*self.masks_of(items))
+        """Allocate several nodes' GPUs at once (a node may come more than once): checks first (nothing
+        changes on an error), then one vectorised update of the group counts along every ancestor chain."""
+        self._take(*self._merge_items(items, "free"))
 
     def release_many(self, items: Iterable[tuple[int, Iterable[int]]]) -> None:
         """Release several allocations at once (a node may come more than once, as jobs sharing it end):
         checks first (nothing changes on an error), then one vectorised update of the group counts."""
-        self.release_masks(*self.masks_of(items))
+        self._give(*self._merge_items(items, "allocated"))
 
     def masks_of(self, items: Iterable[tuple[int, Iterable[int]]]) -> tuple[np.ndarray, np.ndarray]:
         """Allocations as arrays, (node, bit mask of its GPU indices) per item, each index checked against
@@ -129,11 +129,37 @@ class ClusterState:
     def allocate_masks(self, nodes: np.ndarray, masks: np.ndarray) -> None:
         """Take the GPUs of `masks_of`'s arrays at once (a node may come more than once): refused, nothing
         changed, when a GPU is taken already or comes twice. Reading Slurm's running jobs at 27,648 nodes
-        one allocation at a time was a quarter of an apply pass (bench/admin.py)."""
-        if nodes.size == 0:
+        one allocation at a time was a fifth of an apply pass (bench/admin.py)."""
+        if nodes.size:
+            self._take(*_merge(nodes, masks))
+
+    def release_masks(self, nodes: np.ndarray, masks: np.ndarray) -> None:
+        """Release the GPUs of `masks_of`'s arrays at once: refused, nothing changed, when a GPU is free
+        already or comes twice. A look ahead over job ends starts with it past the ends where no test can
+        pass yet (placer/timeline.py); one item at a time in Python that was a fifth of an apply pass."""
+        if nodes.size:
+            self._give(*_merge(nodes, masks))
+
+    def _merge_items(self, items: Iterable[tuple[int, Iterable[int]]], what: str
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """`_merge` for a few items, in Python (numpy's set operations cost more than they save there)."""
+        merged: dict[int, int] = {}
+        for node, gpus in items:
+            gpus = list(gpus)
+            m = self._mask(node, gpus)
+            had = merged.get(node, 0)
+            if had & m:
+                raise RequestError(f"GPUs {gpus} of {self.fabric.node_names[node]} are not all {what}")
+            merged[node] = had | m
+        return (np.fromiter(merged, dtype=np.int64, count=len(merged)),
+                np.fromiter(merged.values(), dtype=np.uint64, count=len(merged)), None)
+
+    def _take(self, idx: np.ndarray, merged: np.ndarray, twice: np.ndarray | None) -> None:
+        """Allocate `merged` GPUs on the distinct nodes `idx` (`twice`: a node's items shared a GPU)."""
+        if not idx.size:
             return
-        idx, merged, twice = _merge(nodes, masks)
-        self._refuse(idx, merged, twice | (self.free_mask[idx] & merged != merged), "free")
+        bad = self.free_mask[idx] & merged != merged
+        self._refuse(idx, merged, bad if twice is None else bad | twice, "free")
         usable = self.usable[idx]
         was_whole = usable & (self.free_mask[idx] == self.full_mask[idx])
         counts = np.bitwise_count(merged).astype(np.int32)
@@ -141,14 +167,12 @@ class ClusterState:
         self.free_gpus[idx] -= counts.astype(np.int16)
         self._add_on_chains(idx, -was_whole.astype(np.int32), -(counts * usable))
 
-    def release_masks(self, nodes: np.ndarray, masks: np.ndarray) -> None:
-        """Release the GPUs of `masks_of`'s arrays at once: refused, nothing changed, when a GPU is free
-        already or comes twice. A look ahead over job ends starts with it past the ends where no test can
-        pass yet (placer/timeline.py); one item at a time in Python that was a fifth of an apply pass."""
-        if nodes.size == 0:
+    def _give(self, idx: np.ndarray, merged: np.ndarray, twice: np.ndarray | None) -> None:
+        """Release `merged` GPUs on the distinct nodes `idx`, as `_take` allocates them."""
+        if not idx.size:
             return
-        idx, merged, twice = _merge(nodes, masks)
-        self._refuse(idx, merged, twice | (self.free_mask[idx] & merged != 0), "allocated")
+        bad = self.free_mask[idx] & merged != 0
+        self._refuse(idx, merged, bad if twice is None else bad | twice, "allocated")
         counts = np.bitwise_count(merged).astype(np.int32)
         self.free_mask[idx] |= merged
         self.free_gpus[idx] += counts.astype(np.int16)
@@ -157,11 +181,12 @@ class ClusterState:
         self._add_on_chains(idx, became_whole.astype(np.int32), counts * usable)
 
     def _refuse(self, idx: np.ndarray, merged: np.ndarray, bad: np.ndarray, what: str) -> None:
-        where = np.nonzero(bad)[0]
-        if where.size:
-            node, m = int(idx[where[0]]), int(merged[where[0]])
-            gpus = [g for g in range(int(self.fabric.node_gpus[node])) if m >> g & 1]
-            raise RequestError(f"GPUs {gpus} of {self.fabric.node_names[node]} are not all {what}")
+        if not bad.any():
+            return
+        first = int(np.argmax(bad))
+        node, m = int(idx[first]), int(merged[first])
+        gpus = [g for g in range(int(self.fabric.node_gpus[node])) if m >> g & 1]
+        raise RequestError(f"GPUs {gpus} of {self.fabric.node_names[node]} are not all {what}")
 
     def _add_on_chains(self, idx: np.ndarray, d_nodes: np.ndarray, d_gpus: np.ndarray) -> None:
         """Add per-node changes of whole free nodes and free GPUs to every group above each node."""
