@@ -25,7 +25,7 @@ from plugins.slurm_cli import (
     parse_squeue_json,
     text_node_state,
 )
-from topology import BackendError
+from topology import BackendError, ClusterState
 from topology.generate import design_for, generate
 
 DATA = Path(__file__).parent / "data" / "slurm2205"
@@ -169,3 +169,36 @@ def test_node_states_text_never_crashes(text: str) -> None:
     except BackendError:
         return
     assert nodes and all(n.state in ("up", "drain", "down") for n in nodes)
+
+
+@settings(max_examples=60, deadline=None)
+@given(jobs=st.lists(st.lists(st.tuples(st.sampled_from(["gpu001", "gpu002", "gpu003", "login1"]),
+                                        st.lists(st.integers(-1, 9), max_size=6)), max_size=3), max_size=12))
+def test_running_jobs_are_taken_as_one_at_a_time_would(jobs: list[list[tuple[str, list[int]]]]) -> None:
+    """Slurm's running jobs go into the state in one step (`allocate_masks`); the result is that of taking
+    each job's GPUs one at a time in order, with a warning for each node of a job that names a GPU taken
+    already (by an earlier job) or one the node does not have, and for a node outside the fabric."""
+    fabric = generate(design_for("tiny"))
+    snap_jobs = tuple(SlurmJob(k, f"j{k}", "RUNNING", nodes=tuple(n for n, _ in nodes),
+                               gpu_ids={n: tuple(ids) for n, ids in nodes}) for k, nodes in enumerate(jobs))
+    r = to_cluster_state(fabric, SlurmSnapshot(ALL_UP, snap_jobs))
+    want = {n: set(range(8)) for n in ("gpu001", "gpu002", "gpu003")}
+    one_by_one = ClusterState(fabric)
+    warned = 0
+    for j in snap_jobs:
+        for node in j.nodes:
+            if node not in want:
+                warned += 1
+                continue
+            ids = set(j.gpu_ids[node])
+            ok = ids & want[node]
+            warned += ok != ids
+            want[node] -= ok
+            if ok:
+                one_by_one.allocate(fabric.node_index[node], sorted(ok))
+    assert len(r.warnings) == warned
+    for node, free in want.items():
+        i = fabric.node_index[node]
+        assert r.state.free_gpu_ids(i) == sorted(free) and r.state.free_gpus[i] == len(free)
+    for k in ("free_mask", "free_gpus", "group_free_nodes", "group_free_gpus", "group_usable_nodes"):
+        assert getattr(r.state, k).tolist() == getattr(one_by_one, k).tolist(), k
