@@ -76,9 +76,10 @@ def why_cmd(job_id: str, inventory: str | None, state_path: str | None, jobs_pat
     now = now_s if now_s is not None else time.time()
     cfg = site.planner()  # as apply would
     ix = index_for(view.fabric)
+    free_at = node_free_times(ix, view.state, running, now)  # also lets the look ahead skip ends, as apply's
     if cfg.small_jobs_by_end:  # as apply places a small job: by when each node frees (Slurm's EndTimes)
-        view.state.set_ends(node_free_times(ix, view.state, running, now), now)
-    answer = why(ix, view.state, job, cfg, running, now, site.hold(), pinned)
+        view.state.set_ends(free_at.copy(), now)
+    answer = why(ix, view.state, job, cfg, running, now, site.hold(), pinned, free_at=free_at)
     click.echo(json_text(answer, indent=1) if fmt == "json" else _render(answer))
 
 
