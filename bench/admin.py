@@ -4,7 +4,8 @@
 On the 221,184-GPU preset about 80% busy in a fragmented pattern (bench/states.py; the jobs left running
 get random expected ends, 1 minute to 3 days) with 1,000 pending jobs (half 1-8 GPUs, half 2-128 nodes):
   - `status`: the whole fabric and four partitions (a quarter of the pods each): target <= 2 s;
-  - `why`: per pending job, 100 of them: target <= 0.5 s each;
+  - `why`: per pending job, 100 of them, as the command answers (each node's free time computed per
+    call, and the look ahead reading it): target <= 0.5 s each;
   - `reserve` for 16,384 and 32,768 GPUs (and 4,096 within a pod), each plan checked by the validator:
     target <= 30 s each;
   - one `placer apply` pass (plugins/apply.py, Slurm replaced by an in-memory snapshot) with 100 and
@@ -34,13 +35,14 @@ sys.path.insert(0, str(ROOT / "bench"))
 from states import fragmented_jobs, mixed_job_gpus  # noqa: E402
 
 from cli.config import SiteConfig  # noqa: E402
+from cli.why_cmd import answer_for  # noqa: E402
 from placer import JobRequest  # noqa: E402
 from placer.index import index_for  # noqa: E402
 from placer.reserve import plan_requeue, plan_reservation  # noqa: E402
 from placer.status import fabric_status  # noqa: E402
 from placer.timeline import HoldRule  # noqa: E402
 from placer.validate import validate_reservation  # noqa: E402
-from placer.why import Running, why  # noqa: E402
+from placer.why import Running  # noqa: E402
 from plugins.apply import apply_once  # noqa: E402
 from plugins.backend import SlurmJob, SlurmNode, SlurmSnapshot  # noqa: E402
 from topology import Fabric  # noqa: E402
@@ -97,7 +99,7 @@ def main() -> int:
     verdicts: dict[str, int] = {}
     for job in pending[: args.why_jobs]:
         t = time.perf_counter()
-        a = why(ix, state, job, cfg, running, now)
+        a = answer_for(ix, state, job, cfg, running, now, SiteConfig().hold())
         wt.append(time.perf_counter() - t)
         verdicts[a["verdict"]] = verdicts.get(a["verdict"], 0) + 1
     ok &= _why_line(f"why, {len(wt)} pending jobs", wt, verdicts)
@@ -109,7 +111,7 @@ def main() -> int:
     for i in range(args.why_jobs):
         job = JobRequest(f"m{i}", 8 * int(rng.choice([16, 32, 64, 128])), submit_time=now - float(rng.uniform(0, 3600)))
         t = time.perf_counter()
-        a = why(ix, full, job, cfg, full_running, now)
+        a = answer_for(ix, full, job, cfg, full_running, now, SiteConfig().hold())
         wt.append(time.perf_counter() - t)
         verdicts[a["verdict"]] = verdicts.get(a["verdict"], 0) + 1
     ok &= _why_line(f"why at 97% busy, {len(wt)} jobs of 16-128 nodes", wt, verdicts)

@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import click
 
-from placer.index import index_for
+from placer.index import FabricIndex, index_for
 from placer.jobs import JobRequest
 from placer.reserve import node_free_times
+from placer.timeline import HoldRule
+from placer.types import PlannerConfig
 from placer.why import Running, why
 from plugins.backend import STEER_TAG
 from plugins.requests import placeable_from_slurm
-from topology import RequestError
+from topology import ClusterState, RequestError
 
 from .cluster_view import ClusterView, cluster_view, running_jobs
 from .config import load_config
@@ -75,12 +78,17 @@ def why_cmd(job_id: str, inventory: str | None, state_path: str | None, jobs_pat
         job, pinned, running = _live_job(view, job_id)
     now = now_s if now_s is not None else time.time()
     cfg = site.planner()  # as apply would
-    ix = index_for(view.fabric)
-    free_at = node_free_times(ix, view.state, running, now)  # also lets the look ahead skip ends, as apply's
-    if cfg.small_jobs_by_end:  # as apply places a small job: by when each node frees (Slurm's EndTimes)
-        view.state.set_ends(free_at.copy(), now)
-    answer = why(ix, view.state, job, cfg, running, now, site.hold(), pinned, free_at=free_at)
+    answer = answer_for(index_for(view.fabric), view.state, job, cfg, running, now, site.hold(), pinned)
     click.echo(json_text(answer, indent=1) if fmt == "json" else _render(answer))
+
+
+def answer_for(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfig,
+               running: Sequence[Running], now: float, hold: HoldRule, pinned: Sequence[str] = ()) -> dict:
+    """`placer why`'s answer from the cluster now (bench/admin.py times this, as the command runs it)."""
+    free_at = node_free_times(ix, state, running, now)  # also lets the look ahead skip ends, as apply's
+    if cfg.small_jobs_by_end:  # as apply places a small job: by when each node frees (Slurm's EndTimes)
+        state.set_ends(free_at.copy(), now)
+    return why(ix, state, job, cfg, running, now, hold, pinned, free_at=free_at)
 
 
 def _render(a: dict) -> str:

@@ -47,20 +47,24 @@ def node_free_times(ix: FabricIndex, state: ClusterState, running: Sequence[Runn
     unknown, drained or down)."""
     f = ix.fabric
     t = np.where(state.whole_free() & state.usable, now, np.inf)
-    busy_until = np.full(f.n_nodes, -np.inf)
+    nodes: list[int] = []
+    ends: list[float] = []
+    held: list[int] = []
+    for r in running:  # one flat pass; the per-node reductions below are numpy
+        end = np.nan if r.end is None else max(r.end, now)
+        for n, ids in r.alloc:
+            nodes.append(n)
+            ends.append(end)
+            held.append(len(ids))
+    at = np.asarray(nodes, dtype=np.int64)
+    e = np.asarray(ends, dtype=np.float64)
     unknown = np.zeros(f.n_nodes, dtype=bool)
-    for r in running:
-        for n, _ in r.alloc:
-            if r.end is None:
-                unknown[n] = True
-            else:
-                busy_until[n] = max(busy_until[n], max(r.end, now))
+    unknown[at[np.isnan(e)]] = True
+    busy_until = np.full(f.n_nodes, -np.inf)
+    np.maximum.at(busy_until, at[~np.isnan(e)], e[~np.isnan(e)])
     # a node busy only with jobs of known ends frees at the last of them (if nothing else holds GPUs there)
     accounted = np.isfinite(busy_until) & ~unknown & state.usable
-    gpus_held = np.zeros(f.n_nodes, dtype=np.int64)
-    for r in running:
-        for n, ids in r.alloc:
-            gpus_held[n] += len(ids)
+    gpus_held = np.bincount(at, weights=np.asarray(held, dtype=np.float64), minlength=f.n_nodes).astype(np.int64)
     full = accounted & (state.free_gpus.astype(np.int64) + gpus_held == f.node_gpus)
     t[full] = busy_until[full]
     return t

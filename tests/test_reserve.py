@@ -13,10 +13,30 @@ import pytest
 
 from cli.main import main
 from placer.jobs import JobRequest
-from placer.reserve import plan_reservation
+from placer.reserve import node_free_times, plan_reservation
 from placer.validate import validate_reservation
+from placer.why import Running
+from topology import ClusterState
 
 from .test_why import FABRIC, IX, NOW, RUNNING, state_and_running
+
+
+def test_each_node_frees_at_the_last_known_end_on_it() -> None:
+    s, running = state_and_running()
+    got = node_free_times(IX, s, running, NOW) - NOW
+    inf = float("inf")
+    assert got.tolist() == [600] * 3 + [0] + [3000] * 3 + [0] + [60] * 4 + [inf] * 3 + [0]
+    # two jobs sharing gpu004 (the later end counts), r2 past its expected end (free now, as far as we
+    # know), gpu008 drained, and gpu016 half held by a job `running` does not list (no known end)
+    s.allocate(3, range(4))
+    s.allocate(3, range(4, 8))
+    s.set_usable(7, False)
+    s.allocate(15, range(4))
+    more = [r if r.job_id != "r2" else Running("r2", NOW - 50, r.alloc) for r in running]
+    more += [Running("a", NOW + 100, [(3, range(4))]), Running("b", NOW + 500, [(3, range(4, 8))])]
+    got = node_free_times(IX, s, more, NOW) - NOW
+    assert got[[3, 7, 8, 15]].tolist() == [500, inf, 0, inf]
+    assert node_free_times(IX, ClusterState(FABRIC), [], NOW).tolist() == [NOW] * FABRIC.n_nodes
 
 
 def test_within_a_unit_the_earliest_block_first_with_its_idle_cost() -> None:
