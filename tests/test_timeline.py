@@ -174,3 +174,33 @@ def test_the_hold_counts_from_room_only_for_a_job_with_none_now() -> None:
     assert hold_deadline(100.0, 50.0, None, 120.0) == 150.0  # room never comes: from submission
     assert hold_deadline(100.0, 50.0, 120.0, 120.0) == 150.0  # room now: from submission
     assert hold_deadline(100.0, 50.0, 500.0, 120.0) == 550.0  # room later: from room
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_the_first_possible_time_is_the_first_end_at_which_the_leaf_test_passes(data: st.DataObject) -> None:
+    """`_LeafGate.first_possible` (a binary search over the nodes in free-time order, sorted once per pass)
+    against trying every distinct free time from the earliest: the nodes free by then, counted per leaf."""
+    from placer.timeline import _LeafGate
+
+    n = data.draw(st.integers(1, 40))
+    leaves = data.draw(st.integers(1, 6))
+    gate = object.__new__(_LeafGate)
+    gate.leaf_of = np.array(data.draw(st.lists(st.integers(0, leaves - 1), min_size=n, max_size=n)))
+    gate.ready = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    gate.counts = np.zeros(leaves, dtype=np.int64)
+    gate.need, gate.bound = data.draw(st.integers(1, 10)), data.draw(st.integers(1, 3))
+    free_at = np.array(data.draw(st.lists(st.sampled_from([0.0, 1.0, 2.5, 7.0, float("inf")]), min_size=n,
+                                          max_size=n)))
+    want = next((t for t in sorted(set(free_at[gate.ready & np.isfinite(free_at)].tolist()))
+                 if fits_in(leaf_counts_of(gate.leaf_of[gate.ready & (free_at <= t)], leaves), gate.need,
+                            gate.bound)), float("inf"))
+    releases = in_time_order([])
+    assert gate.first_possible(free_at, releases.by_free_time(free_at)) == want
+    assert releases.by_free_time(free_at) is releases.by_free_time(free_at)  # sorted once
+    other = free_at[::-1].copy()
+    assert releases.by_free_time(other).tolist() == np.argsort(other, kind="stable").tolist()
+
+
+def leaf_counts_of(leaf: np.ndarray, leaves: int) -> np.ndarray:
+    return np.bincount(leaf, minlength=leaves)
