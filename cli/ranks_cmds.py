@@ -150,7 +150,11 @@ def replace_cmd(inventory, job, failed, plan_path, nodes_opt, spares_per_su, tp,
               f"{r.why}" for r in res.plan.replacements]
     located = {n: loc.as_data() for r in res.plan.replacements for n in (r.failed, r.node)
                if n and (loc := fabric.locations.get(n)) is not None}
+    if res.unchecked:
+        lines.append(f"  the job's constraints were not checked: {res.unchecked}")
     result: dict = {"job": job, "replacements": [r.__dict__ for r in res.plan.replacements], "nodes": res.plan.nodes,
+                    "constraints_checked": not res.unchecked,
+                    **({"constraints_unchecked": res.unchecked} if res.unchecked else {}),
                     **({"locations": located} if located else {})}
     if par is not None and res.traffic_before is not None and res.traffic_after is not None:
         tb, ta = res.traffic_before, res.traffic_after
@@ -163,6 +167,10 @@ def replace_cmd(inventory, job, failed, plan_path, nodes_opt, spares_per_su, tp,
     if res.plan.missing:
         click.echo("\n".join(lines), err=True)
         raise RequestError(f"no replacement for {compress(res.plan.missing)}: nothing applied")
+    if do_apply and res.unchecked:  # an answer placer cannot check is not applied
+        click.echo("\n".join(lines), err=True)
+        raise RequestError(f"job {job}: the replacement cannot be checked against the job's constraints "
+                           f"({res.unchecked}): nothing applied")
     if do_apply:
         done = apply_replacement(view, res.plan.nodes, keep_begin_time)
         lines.append(f"  applied: job {job} {' and '.join(done)}")

@@ -1,8 +1,10 @@
 """Replacing failed nodes of a running (or requeued) job with the nodes that add the least traffic.
 
-For each failed node: a whole free node of the same size, nearest in the tree (same leaf, then same
-level-1 group, then anywhere), hot spares first at each distance. The replacement takes over the
-failed node's ranks, so the rank order and hostfile change only there.
+For each failed node: a whole free node of the same size that meets the job's constraints (features,
+GPU model, the matching-OR alternative its other nodes meet, partition, --exclude: `allowed_nodes`),
+nearest in the tree (same leaf, then same level-1 group, then anywhere), hot spares first at each
+distance. The replacement takes over the failed node's ranks, so the rank order and hostfile change
+only there.
 """
 from __future__ import annotations
 
@@ -12,7 +14,10 @@ import numpy as np
 
 from topology import ClusterState, Fabric, RequestError
 
-from .index import index_for, spare_mask
+from .eligibility import eligibility
+from .engine import alternatives
+from .index import FabricIndex, index_for, spare_mask
+from .jobs import JobRequest
 
 
 @dataclass
@@ -29,8 +34,26 @@ class ReplacePlan:
     missing: list[str] = field(default_factory=list)
 
 
+def allowed_nodes(ix: FabricIndex, state: ClusterState, job: JobRequest, kept: list[str]) -> np.ndarray | None:
+    """The nodes in service a replacement may be for `job` (features, GPU model, partition, --exclude):
+    for a matching-OR constraint (`-C "[a|b]"`), those of each alternative that all its other nodes
+    (`kept`) meet. None when they meet none by the inventory: the job's constraints cannot be checked."""
+    f = ix.fabric
+    at = [f.node_index[n] for n in kept]
+    out = np.zeros(f.n_nodes, dtype=bool)
+    met = False
+    for a in alternatives(job):
+        el = eligibility(ix, state, job, alternative=a)
+        if el.static[at].all():
+            out |= el.ready
+            met = True
+    return out if met else None
+
+
 def choose_replacements(fabric: Fabric, state: ClusterState, job_nodes: list[str], failed: list[str],
-                        spares_per_su: int = 0) -> ReplacePlan:
+                        spares_per_su: int = 0, allowed: np.ndarray | None = None) -> ReplacePlan:
+    """`allowed`: the nodes that meet the job's constraints (`allowed_nodes`); None: not known (a plan
+    does not carry them), any node of the size."""
     unknown = [n for n in failed if n not in job_nodes]
     if unknown:
         raise RequestError(f"not nodes of this job: {', '.join(unknown)}")
@@ -47,9 +70,11 @@ def choose_replacements(fabric: Fabric, state: ClusterState, job_nodes: list[str
         size = int(fabric.node_gpus[i])
         leaf = int(fabric.node_leaf[i])
         pod = int(ix.anc[1][leaf]) if ix.depth > 1 else -1
-        cand = np.nonzero(free & (fabric.node_gpus == size))[0]
+        fits = free & (fabric.node_gpus == size)
+        cand = np.nonzero(fits if allowed is None else fits & allowed)[0]
         if not cand.size:
-            out.append(Replacement(name, None, f"no whole free {size}-GPU node left"))
+            met = "" if allowed is None else " that meets the job's constraints"
+            out.append(Replacement(name, None, f"no whole free {size}-GPU node left{met}"))
             missing.append(name)
             continue
         c_leaf = fabric.node_leaf[cand]

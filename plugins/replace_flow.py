@@ -10,13 +10,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from placer.index import index_for
 from placer.plan_doc import apply_plan_document
 from placer.ranks import Parallelism, Slot, placer_layout, traffic
-from placer.replace import ReplacePlan, choose_replacements
+from placer.replace import ReplacePlan, allowed_nodes, choose_replacements
 from topology import ClusterState, Fabric, RequestError
 from topology.hostlists import HostlistError, compress, expand
 
 from .backend import Backend, SlurmJob, to_cluster_state
+from .requests import placeable_from_slurm
 
 
 @dataclass
@@ -29,6 +33,7 @@ class JobView:
     state: ClusterState
     backend: Backend | None = None
     slurm_job: SlurmJob | None = None
+    partitions: dict[str, tuple[str, ...]] | None = None  # Slurm's partitions' nodes (live)
 
 
 def job_in_plan(fabric: Fabric, doc: Any, job: str, source: str) -> JobView:
@@ -62,7 +67,7 @@ def job_in_slurm(fabric: Fabric, be: Backend, job: str, nodes_opt: str | None = 
     if bad:
         raise RequestError(f"job {job} runs on nodes outside the fabric: {compress(bad)}")
     gpu_ids = {n: list(j.gpu_ids.get(n) or range(int(fabric.node_gpus[fabric.node_index[n]]))) for n in nodes}
-    return JobView(job, nodes, gpu_ids, state, be, j)
+    return JobView(job, nodes, gpu_ids, state, be, j, snap.partition_nodes())
 
 
 def job_pending_again(fabric: Fabric, be: Backend, job: str, nodes_opt: str | None, timeout_s: float = 60
@@ -86,6 +91,7 @@ class ReplaceResult:
     traffic_before: dict[str, float] | None = None
     traffic_after: dict[str, float] | None = None
     applied: list[str] = field(default_factory=list)
+    unchecked: str = ""  # why the job's constraints could not be checked ("": they were)
 
 
 def replace_nodes(fabric: Fabric, view: JobView, failed: list[str], spares_per_su: int,
@@ -94,7 +100,9 @@ def replace_nodes(fabric: Fabric, view: JobView, failed: list[str], spares_per_s
     for n in failed:
         if n in fabric.node_index:
             view.state.set_usable(fabric.node_index[n], False)
-    result = ReplaceResult(choose_replacements(fabric, view.state, view.nodes, failed, spares_per_su))
+    allowed, unchecked = _constraints(fabric, view, failed)
+    result = ReplaceResult(choose_replacements(fabric, view.state, view.nodes, failed, spares_per_su, allowed),
+                           unchecked=unchecked)
     if par is not None:
         before = placer_layout(fabric, view.gpu_ids, par)
         swap = {fabric.node_index[r.failed]: fabric.node_index[r.node] for r in result.plan.replacements if r.node}
@@ -102,6 +110,21 @@ def replace_nodes(fabric: Fabric, view: JobView, failed: list[str], spares_per_s
         result.traffic_before, result.traffic_after = traffic(fabric, before, par), traffic(fabric, result.layout_after,
                                                                                               par)
     return result
+
+
+def _constraints(fabric: Fabric, view: JobView, failed: list[str]) -> tuple[np.ndarray | None, str]:
+    """The nodes a replacement may be, by the live job's constraints as Slurm shows them (its -w aside:
+    the replacement changes its node list on purpose), or None and why they cannot be checked."""
+    if view.slurm_job is None:
+        return None, "a plan does not carry the job's constraints"
+    job, why = placeable_from_slurm(view.slurm_job, view.partitions, own_pin=True)
+    if job is None:
+        return None, why
+    kept = [n for n in view.nodes if n not in failed]
+    allowed = allowed_nodes(index_for(fabric), view.state, job, kept)
+    if allowed is None:
+        return None, "its other nodes meet none of its constraints by the inventory"
+    return allowed, ""
 
 
 def apply_replacement(view: JobView, nodes: list[str], keep_begin_time: bool) -> list[str]:

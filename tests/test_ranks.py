@@ -147,3 +147,85 @@ def test_ranks_and_replace_commands_on_a_plan(tmp_path: Path, capsys) -> None:
     assert main(["replace", "--inventory", "preset:tiny", "--plan", str(plan_file), "--job", "llm", "--failed",
                  "gpu999"]) == 2
     assert "not nodes of this job: gpu999" in capsys.readouterr().err
+
+
+def test_a_replacement_meets_the_jobs_constraints() -> None:
+    """tests/test_constraints.py's fabric: l1 = n1 a, n2 a, n3 b, n4 b; l2 = n5 a, n6 b, n7 b, n8 c.
+    A job on n1 and n2 loses n2: without constraints n3 (same leaf); with its features, matching-OR
+    alternative, --exclude and partition, only nodes that meet them, or none, said so."""
+    from placer.index import index_for
+    from placer.replace import allowed_nodes
+
+    from .test_constraints import FABRIC as F
+
+    ix = index_for(F)
+    state = ClusterState(F)
+    for n in ("n1", "n2"):
+        state.allocate(F.node_index[n], range(8))
+    state.set_usable(F.node_index["n2"], False)
+
+    def pick(job: JobRequest) -> tuple[str | None, str]:
+        allowed = allowed_nodes(ix, state, job, ["n1"])
+        assert allowed is not None
+        r = choose_replacements(F, state, ["n1", "n2"], ["n2"], allowed=allowed).replacements[0]
+        return r.node, r.why
+
+    assert choose_replacements(F, state, ["n1", "n2"], ["n2"]).replacements[0].node == "n3"
+    assert pick(JobRequest("j", 16, gpus_per_node=8))[0] == "n3"
+    assert pick(JobRequest("j", 16, gpus_per_node=8, constraint="[a|b]")) == ("n5", "free node in the same level-1 group")
+    assert pick(JobRequest("j", 16, gpus_per_node=8, features=("a",)))[0] == "n5"
+    assert pick(JobRequest("j", 16, gpus_per_node=8, partition_nodes=("n1", "n2", "n4", "n6")))[0] == "n4"
+    assert pick(JobRequest("j", 16, gpus_per_node=8, exclude=("n3", "n4")))[0] == "n5"
+    none = pick(JobRequest("j", 16, gpus_per_node=8, features=("a",), exclude=("n5",)))
+    assert none == (None, "no whole free 8-GPU node left that meets the job's constraints")
+    # a drained node that would meet them is not offered
+    state.set_usable(F.node_index["n5"], False)
+    assert pick(JobRequest("j", 16, gpus_per_node=8, constraint="[a|b]"))[0] is None
+    # its other node meets none of them by the inventory: cannot be checked
+    assert allowed_nodes(ix, state, JobRequest("j", 16, gpus_per_node=8, features=("b",)), ["n1"]) is None
+
+
+def test_replace_apply_keeps_the_jobs_constraints_or_changes_nothing(monkeypatch, capsys) -> None:
+    """Live `replace --apply` on a requeued job (tiny, rails off; Slurm faked at the backend): its
+    --exclude is kept (gpu003 and gpu004 excluded: the same pod next, gpu005), and a job whose
+    constraint placer does not honour (counts) is shown with the reason and nothing is applied (exit 2)."""
+    import cli.ranks_cmds
+    from plugins.backend import SlurmJob, SlurmNode, SlurmSnapshot
+
+    f = generate(design_for("tiny", rails=0))
+    calls: list[tuple] = []
+
+    class Fake:
+        name = "fake"
+
+        def __init__(self, job: SlurmJob) -> None:
+            self.job = job
+
+        def snapshot(self) -> SlurmSnapshot:
+            nodes = tuple(SlurmNode(n, "drain" if n == "gpu002" else "up", partitions=("gpu",)) for n in f.node_names)
+            return SlurmSnapshot(nodes, (self.job,))
+
+        def pin(self, job_id: int, nodes: str, num_nodes: int) -> None:
+            calls.append(("pin", job_id, nodes, num_nodes))
+
+        def start_now(self, job_id: int) -> None:
+            calls.append(("start_now", job_id))
+
+        def release(self, job_id: int) -> None:
+            calls.append(("release", job_id))
+
+    def run(**kw) -> int:
+        job = SlurmJob(7, "train", "PENDING", partition="gpu", node_count=2, required_nodes=("gpu001", "gpu002"),
+                       gpus_per_node=8, reason="JobHeldUser", priority=0, **kw)
+        monkeypatch.setattr(cli.ranks_cmds, "choose_backend", lambda *a: Fake(job))
+        return main(["replace", "--inventory", "preset:tiny", "--job", "7", "--failed", "gpu002", "--apply"])
+
+    assert run(excluded_nodes=("gpu003", "gpu004")) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "gpu002 -> gpu005: free node in the same level-1 group" in out and "applied" in out
+    assert calls[0] == ("pin", 7, "gpu[001,005]", 2)
+    calls.clear()
+    assert run(features="a*2") == 2
+    err = capsys.readouterr().err
+    assert "the job's constraints were not checked: --constraint 'a*2' (counts" in err and "nothing applied" in err
+    assert calls == []

@@ -424,19 +424,21 @@ def test_pyslurm_and_cli_backends_agree(lab: LabHandle, daemon_factory) -> None:
 
 
 def test_replace_a_failed_node_on_a_requeued_job(lab: LabHandle, daemon_factory) -> None:
-    """A 16-node job on gpu[001-007] (leaf p01-su01 = gpu[001-008]) and gpu[009-017] loses gpu003: it
-    is drained, the job requeued held; `replace --apply` moves it to gpu008 (same leaf) and it runs."""
+    """A 16-node job on gpu[001-007] (leaf p01-su01 = gpu[001-008]) and gpu[009-017], excluding gpu008,
+    loses gpu003: it is drained, the job requeued held; `replace --apply` keeps the exclusion (the
+    leaf's free gpu008 is not offered; pod p01 is the job's: a node of pod p02) and the job runs."""
     job = lab.sbatch("-J", "train16", "-N", "16", "--exclusive", "--gres=gpu:8", "-w", "gpu[001-007,009-017]",
-                     "--comment=placer:off")
+                     "-x", "gpu008", "--comment=placer:off")
     assert running_nodes(lab, job)[:3] == ["gpu001", "gpu002", "gpu003"]
     lab.run("scontrol", "update", "NodeName=gpu003", "State=DRAIN", "Reason=failed-gpu")
     lab.run("scontrol", "requeuehold", str(job))
     out = lab.placer("replace", "--inventory", str(lab.inventory), "--job", str(job), "--failed", "gpu003",
                      "--tp", "8", "--pp", "2", "--dp", "8", "--apply")
-    assert "gpu003 -> gpu008: free node in the same leaf" in out.stdout
-    assert "applied" in out.stdout
+    got = re.search(r"gpu003 -> (gpu\d+): free node elsewhere", out.stdout)
+    assert got is not None and got.group(1) not in ("gpu008", "gpu017"), out.stdout
+    assert "applied" in out.stdout and "not checked" not in out.stdout
     nodes = running_nodes(lab, job, timeout_s=90)
-    assert "gpu003" not in nodes and "gpu008" in nodes and len(nodes) == 16
+    assert "gpu003" not in nodes and "gpu008" not in nodes and got.group(1) in nodes and len(nodes) == 16
     # the live job's rank order, from Slurm's own node list and GPU indices
     hostfile = lab.base / "hostfile"
     out = lab.placer("ranks", "--inventory", str(lab.inventory), "--job", str(job), "--tp", "8", "--pp", "2",
