@@ -2,9 +2,9 @@
 
 For each failed node: a whole free node of the same size that meets the job's constraints (features,
 GPU model, the matching-OR alternative its other nodes meet, partition, --exclude: `allowed_nodes`),
-nearest in the tree (same leaf, then same level-1 group, then anywhere), hot spares first at each
-distance. The replacement takes over the failed node's ranks, so the rank order and hostfile change
-only there.
+not one another pending job will start on unless none is left, nearest in the tree (same leaf, then
+same level-1 group, then anywhere), hot spares first at each distance. The replacement takes over
+the failed node's ranks, so the rank order and hostfile change only there.
 """
 from __future__ import annotations
 
@@ -51,9 +51,12 @@ def allowed_nodes(ix: FabricIndex, state: ClusterState, job: JobRequest, kept: l
 
 
 def choose_replacements(fabric: Fabric, state: ClusterState, job_nodes: list[str], failed: list[str],
-                        spares_per_su: int = 0, allowed: np.ndarray | None = None) -> ReplacePlan:
+                        spares_per_su: int = 0, allowed: np.ndarray | None = None,
+                        last_resort: np.ndarray | None = None) -> ReplacePlan:
     """`allowed`: the nodes that meet the job's constraints (`allowed_nodes`); None: not known (a plan
-    does not carry them), any node of the size."""
+    does not carry them), any node of the size. `last_resort`: nodes other pending jobs will start on
+    (their node lists: placer's pins, -w), taken only when no other node is left: the job there would
+    wait for it."""
     unknown = [n for n in failed if n not in job_nodes]
     if unknown:
         raise RequestError(f"not nodes of this job: {', '.join(unknown)}")
@@ -79,11 +82,13 @@ def choose_replacements(fabric: Fabric, state: ClusterState, job_nodes: list[str
             continue
         c_leaf = fabric.node_leaf[cand]
         dist = np.where(c_leaf == leaf, 0, np.where((ix.anc[1][c_leaf] == pod) if ix.depth > 1 else False, 1, 2))
-        order = np.lexsort((cand, ~spares[cand], dist))
+        spoken = last_resort[cand] if last_resort is not None else np.zeros(cand.size, dtype=bool)
+        order = np.lexsort((cand, ~spares[cand], dist, spoken))
         best = int(cand[order[0]])
         free[best] = False
         where = ["in the same leaf", "in the same level-1 group", "elsewhere"][int(dist[order[0]])]
+        taken = ", named by a pending job's node list (it waits for it)" if spoken[order[0]] else ""
         out.append(Replacement(name, fabric.node_names[best],
-                               f"{'hot spare' if spares[best] else 'free node'} {where}"))
+                               f"{'hot spare' if spares[best] else 'free node'} {where}{taken}"))
         new_nodes[new_nodes.index(name)] = fabric.node_names[best]
     return ReplacePlan(out, new_nodes, missing)

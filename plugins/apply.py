@@ -205,15 +205,6 @@ def _timeline(fabric: Fabric, running: list[SlurmJob], now: float) -> Timeline:
     return in_time_order(out)
 
 
-def _spoken_for(fabric: Fabric, snap: SlurmSnapshot) -> np.ndarray:
-    """Nodes pending jobs will start on (required nodes: our earlier pins, the hook's advice, -w)."""
-    mask = np.zeros(fabric.n_nodes, dtype=bool)
-    for j in snap.jobs:
-        if j.state == "PENDING" and not j.held:
-            mask[[fabric.node_index[n] for n in j.required_nodes if n in fabric.node_index]] = True
-    return mask
-
-
 def _schedule(ps: Pass, gpu_jobs: list[tuple[SlurmJob, JobRequest]]) -> None:
     """Placer's scheduler live, in submit order: a job placed now within its leaf bound is pinned and
     released; a multi-node job that would go beyond it, still within its hold (`hold_s`, or a share of a
@@ -224,7 +215,7 @@ def _schedule(ps: Pass, gpu_jobs: list[tuple[SlurmJob, JobRequest]]) -> None:
     ix = index_for(ps.fabric)
     state = ps.report.state
     releases = _timeline(ps.fabric, ps.report.running, ps.now)
-    keep_off = _spoken_for(ps.fabric, ps.snap)
+    keep_off = ps.snap.spoken_for(ps.fabric)
     if ps.cfg.small_jobs_by_end:  # small jobs by end time (the default): Slurm's EndTimes per node
         state.set_ends(ps.free_at().copy(), ps.now)
     for j, job in gpu_jobs:

@@ -106,6 +106,15 @@ class SlurmSnapshot:
                     out.setdefault(p, []).append(n.name)
         return {p: tuple(dict.fromkeys(names)) for p, names in out.items()}
 
+    def spoken_for(self, fabric: Fabric) -> np.ndarray:
+        """Nodes pending jobs will start on (required nodes: placer's pins, the hook's advice, -w); a held
+        job's are not (it starts nowhere until released)."""
+        mask = np.zeros(fabric.n_nodes, dtype=bool)
+        for j in self.jobs:
+            if j.state == "PENDING" and not j.held:
+                mask[[fabric.node_index[n] for n in j.required_nodes if n in fabric.node_index]] = True
+        return mask
+
 
 class Backend(Protocol):
     name: str

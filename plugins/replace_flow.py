@@ -34,6 +34,7 @@ class JobView:
     backend: Backend | None = None
     slurm_job: SlurmJob | None = None
     partitions: dict[str, tuple[str, ...]] | None = None  # Slurm's partitions' nodes (live)
+    spoken: np.ndarray | None = None  # nodes other pending jobs will start on (live)
 
 
 def job_in_plan(fabric: Fabric, doc: Any, job: str, source: str) -> JobView:
@@ -67,7 +68,7 @@ def job_in_slurm(fabric: Fabric, be: Backend, job: str, nodes_opt: str | None = 
     if bad:
         raise RequestError(f"job {job} runs on nodes outside the fabric: {compress(bad)}")
     gpu_ids = {n: list(j.gpu_ids.get(n) or range(int(fabric.node_gpus[fabric.node_index[n]]))) for n in nodes}
-    return JobView(job, nodes, gpu_ids, state, be, j, snap.partition_nodes())
+    return JobView(job, nodes, gpu_ids, state, be, j, snap.partition_nodes(), snap.spoken_for(fabric))
 
 
 def job_pending_again(fabric: Fabric, be: Backend, job: str, nodes_opt: str | None, timeout_s: float = 60
@@ -101,8 +102,8 @@ def replace_nodes(fabric: Fabric, view: JobView, failed: list[str], spares_per_s
         if n in fabric.node_index:
             view.state.set_usable(fabric.node_index[n], False)
     allowed, unchecked = _constraints(fabric, view, failed)
-    result = ReplaceResult(choose_replacements(fabric, view.state, view.nodes, failed, spares_per_su, allowed),
-                           unchecked=unchecked)
+    plan = choose_replacements(fabric, view.state, view.nodes, failed, spares_per_su, allowed, view.spoken)
+    result = ReplaceResult(plan, unchecked=unchecked)
     if par is not None:
         before = placer_layout(fabric, view.gpu_ids, par)
         swap = {fabric.node_index[r.failed]: fabric.node_index[r.node] for r in result.plan.replacements if r.node}

@@ -186,9 +186,10 @@ def test_a_replacement_meets_the_jobs_constraints() -> None:
 
 
 def test_replace_apply_keeps_the_jobs_constraints_or_changes_nothing(monkeypatch, capsys) -> None:
-    """Live `replace --apply` on a requeued job (tiny, rails off; Slurm faked at the backend): its
-    --exclude is kept (gpu003 and gpu004 excluded: the same pod next, gpu005), and a job whose
-    constraint placer does not honour (counts) is shown with the reason and nothing is applied (exit 2)."""
+    """Live `replace --apply` on a requeued job (tiny; Slurm faked at the backend): its --exclude is kept
+    (gpu003 and gpu004 excluded: the same pod next, gpu005), nodes another pending job will start on are
+    taken last, and a job whose constraint placer does not honour (counts) is shown with the reason and
+    nothing is applied (exit 2)."""
     import cli.ranks_cmds
     from plugins.backend import SlurmJob, SlurmNode, SlurmSnapshot
 
@@ -198,12 +199,12 @@ def test_replace_apply_keeps_the_jobs_constraints_or_changes_nothing(monkeypatch
     class Fake:
         name = "fake"
 
-        def __init__(self, job: SlurmJob) -> None:
-            self.job = job
+        def __init__(self, job: SlurmJob, others: tuple[SlurmJob, ...]) -> None:
+            self.jobs = (job, *others)
 
         def snapshot(self) -> SlurmSnapshot:
             nodes = tuple(SlurmNode(n, "drain" if n == "gpu002" else "up", partitions=("gpu",)) for n in f.node_names)
-            return SlurmSnapshot(nodes, (self.job,))
+            return SlurmSnapshot(nodes, self.jobs)
 
         def pin(self, job_id: int, nodes: str, num_nodes: int) -> None:
             calls.append(("pin", job_id, nodes, num_nodes))
@@ -214,16 +215,27 @@ def test_replace_apply_keeps_the_jobs_constraints_or_changes_nothing(monkeypatch
         def release(self, job_id: int) -> None:
             calls.append(("release", job_id))
 
-    def run(**kw) -> int:
+    def run(others: tuple[SlurmJob, ...] = (), **kw) -> int:
         job = SlurmJob(7, "train", "PENDING", partition="gpu", node_count=2, required_nodes=("gpu001", "gpu002"),
                        gpus_per_node=8, reason="JobHeldUser", priority=0, **kw)
-        monkeypatch.setattr(cli.ranks_cmds, "choose_backend", lambda *a: Fake(job))
+        monkeypatch.setattr(cli.ranks_cmds, "choose_backend", lambda *a: Fake(job, others))
         return main(["replace", "--inventory", "preset:tiny", "--job", "7", "--failed", "gpu002", "--apply"])
 
     assert run(excluded_nodes=("gpu003", "gpu004")) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "gpu002 -> gpu005: free node in the same level-1 group" in out and "applied" in out
     assert calls[0] == ("pin", 7, "gpu[001,005]", 2)
+    calls.clear()
+    # gpu003 is named by another pending job's node list (a pin): the leaf's gpu004 instead, and only when
+    # nothing else is left, a named node, said so
+    pinned = SlurmJob(9, "pinned", "PENDING", partition="gpu", priority=1, node_count=1, required_nodes=("gpu003",))
+    assert run(others=(pinned,)) == 0
+    assert "gpu002 -> gpu004: free node in the same leaf" in capsys.readouterr().out
+    calls.clear()
+    everything = SlurmJob(9, "pinned", "PENDING", partition="gpu", priority=1, node_count=15,
+                          required_nodes=tuple(n for n in f.node_names if n not in ("gpu001", "gpu002")))
+    assert run(others=(everything,)) == 0
+    assert "gpu002 -> gpu003: free node in the same leaf, named by a pending job's node list" in capsys.readouterr().out
     calls.clear()
     assert run(features="a*2") == 2
     err = capsys.readouterr().err
