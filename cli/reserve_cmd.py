@@ -3,18 +3,22 @@ Slurm reservation that makes it so (`--apply` creates it)."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import click
 
+from placer.eligibility import allowed_mask
+from placer.engine import alternatives as matching_or
 from placer.index import index_for
-from placer.jobs import JobRequest
-from placer.reserve import ReservePlan, plan_requeue, plan_reservation
+from placer.jobs import JobRequest, split_constraint
+from placer.reserve import ReservePlan, hero_size, plan_requeue, plan_reservation
 from placer.validate import validate_reservation
+from plugins.requests import partition_nodes
 from plugins.reservations import ReservationSpec, create_reservation, requeue_argv
 from plugins.slurm_cli import subprocess_runner
 from topology import BackendError, RequestError
-from topology.hostlists import compress_ordered
+from topology.hostlists import HostlistError, compress_ordered, expand
 
 from .cluster_view import ClusterView, cluster_view, running_jobs
 from .config import load_config
@@ -29,6 +33,33 @@ def _level(view: ClusterView, within: str) -> int | None:
     if level is not None and level >= index_for(view.fabric).depth:
         raise RequestError(f"--within {within}: fabric {view.fabric.name} has no such tier")
     return level
+
+
+def _hero(view: ClusterView, gpus: int, partition: str | None, constraint: str | None, gpu_model: str | None,
+          exclude: str | None) -> JobRequest:
+    """The hero run as a job, with the constraints it was given (each checked: an unknown partition, a
+    constraint placer does not honour or a matching OR is an input error, never a plan that ignores it)."""
+    nodes = None
+    if partition is not None:
+        nodes, why = partition_nodes(view.partitions, partition)
+        if nodes is None:
+            raise RequestError(f"--partition {partition}: {why}")
+    try:
+        excluded = tuple(expand(exclude)) if exclude else ()
+    except HostlistError as exc:
+        raise RequestError(f"--exclude: {exc}") from None
+    unknown = [n for n in excluded if n not in view.fabric.node_index]
+    if unknown:
+        raise RequestError(f"--exclude: not nodes of fabric {view.fabric.name}: {compress_ordered(unknown)}")
+    features, rest = split_constraint(constraint or "")
+    job = JobRequest("hero", gpus, exclusive=True, features=tuple(features), constraint=rest,
+                     gpu_model=gpu_model.lower() if gpu_model else None, exclude=excluded, partition=partition,
+                     partition_nodes=nodes)
+    if unhonoured := job.not_yet_honoured():
+        raise RequestError(f"--constraint: {unhonoured} (placer does not honour it)")
+    if len(matching_or(job)) > 1:
+        raise RequestError("--constraint: a matching OR ([a|b]): plan each alternative on its own")
+    return job
 
 
 def _row(view: ClusterView, plan: ReservePlan, spec: ReservationSpec, now: float) -> dict[str, Any]:
@@ -53,6 +84,12 @@ def _row(view: ClusterView, plan: ReservePlan, spec: ReservationSpec, now: float
 @click.option("--user", "users", default="root", show_default=True, help="Who may run in it (Slurm's Users=).")
 @click.option("--name", help="The reservation's name [placer-hero-GPUS].")
 @click.option("--alternatives", type=click.IntRange(min=1, max=10), default=3, show_default=True)
+@click.option("--gpus-per-node", type=click.IntRange(min=1), help="Nodes of this size [the most common size among "
+              "the nodes it may use].")
+@click.option("--partition", help="Only nodes of this partition (as Slurm lists them).")
+@click.option("--constraint", help="Only nodes with these features (as sbatch -C: a&b, a|b, x&(a|b)).")
+@click.option("--gpu-model", help="Only nodes of this GPU model (as the inventory names it).")
+@click.option("--exclude", metavar="HOSTLIST", help="Never these nodes.")
 @click.option("--apply", "do_apply", is_flag=True, help="Create the first plan's reservation in Slurm.")
 @click.option("--inventory", help="Inventory YAML or preset:NAME [the config's inventory].")
 @click.option("--state", "state_path", metavar="SNAPSHOT.json", help="Offline: a `placer slurm snapshot` document.")
@@ -63,9 +100,10 @@ def _row(view: ClusterView, plan: ReservePlan, spec: ReservationSpec, now: float
               "commands.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def reserve_cmd(gpus: int, within: str, start_after: float | None, duration_s: float, users: str, name: str | None,
-                alternatives: int, do_apply: bool, inventory: str | None, state_path: str | None,
-                now_s: float | None, config_path: str | None, backend: str | None, slurm_conf: str | None,
-                fmt: str) -> None:
+                alternatives: int, gpus_per_node: int | None, partition: str | None, constraint: str | None,
+                gpu_model: str | None, exclude: str | None, do_apply: bool, inventory: str | None,
+                state_path: str | None, now_s: float | None, config_path: str | None, backend: str | None,
+                slurm_conf: str | None, fmt: str) -> None:
     """Plan a hero run: the blocks where one job of --gpus GPUs starts earliest within its leaf bound, the
     GPU-hours left idle while they drain and the running jobs that must end first, and the exact
     `scontrol create reservation` for each; every plan is checked by the placement validator.
@@ -82,17 +120,22 @@ def reserve_cmd(gpus: int, within: str, start_after: float | None, duration_s: f
     now = now_s if now_s is not None else time.time()
     running = running_jobs(view)
     ix, level = index_for(view.fabric), _level(view, within)
-    plans = plan_reservation(ix, view.state, running, gpus, now, level, start_after, alternatives)
-    sooner = plan_requeue(ix, view.state, running, gpus, now, level, start_after)
+    hero = _hero(view, gpus, partition, constraint, gpu_model, exclude)
+    allowed = allowed_mask(ix, hero) if (partition or constraint or gpu_model or exclude) else None
+    # one node size for the planner and the validator (on a fabric of mixed sizes they must agree)
+    hero = replace(hero, gpus_per_node=gpus_per_node or hero_size(ix, view.state, allowed))
+    size = hero.gpus_per_node
+    plans = plan_reservation(ix, view.state, running, gpus, now, level, start_after, alternatives, size, allowed)
+    sooner = plan_requeue(ix, view.state, running, gpus, now, level, start_after, size, allowed)
     if sooner is not None and (not plans or sooner.start < plans[0].start):
         plans.append(sooner)  # an alternative only: --apply never requeues anybody's job
     if not plans:
-        raise RequestError(f"no block of tier {within!r} can ever hold {gpus:,} GPUs of usable nodes")
+        raise RequestError(f"no block of tier {within!r} can ever hold {gpus:,} GPUs of usable {size}-GPU nodes"
+                           + (" the job may use" if allowed is not None else ""))
     rows = []
     for k, plan in enumerate(plans):
         nodes = [view.fabric.node_names[n] for n in plan.nodes]
-        job = JobRequest("hero", gpus, exclusive=True)
-        bad = validate_reservation(view.fabric, view.state, job, [r.row() for r in running], nodes,
+        bad = validate_reservation(view.fabric, view.state, hero, [r.row() for r in running], nodes,
                                    plan.start, now, plan.idle_gpu_hours, plan.requeue)
         if bad:  # never printed as a plan, never applied
             raise BackendError(f"plan {k + 1} refused by the validator (a bug in placer): {'; '.join(bad)}")

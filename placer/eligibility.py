@@ -42,6 +42,14 @@ def _static_mask(ix: FabricIndex, job: JobRequest, alternative: int | None
     return feat_ok, not_excl, _in_partition(ix, job)
 
 
+def allowed_mask(ix: FabricIndex, job: JobRequest, alternative: int | None = None) -> np.ndarray:
+    """Per node: the job's constraints allow it (features, GPU model, -C, partition, --exclude), whatever
+    its size or state (`placer reserve` plans a hero run on these)."""
+    feat_ok, not_excl, in_part = _static_mask(ix, job, alternative)
+    ok = feat_ok & not_excl
+    return ok if in_part is None else ok & in_part
+
+
 # partition node lists -> masks, by identity: the daemon hands every job of a partition the same tuple
 # (until its next refresh), and building the mask is a Python loop over the partition's names
 _PART_MASKS: dict[tuple[int, int], tuple[FabricIndex, tuple[str, ...], np.ndarray]] = {}

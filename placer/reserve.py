@@ -110,37 +110,44 @@ def _earliest_in_block(ix: FabricIndex, free_at: np.ndarray, in_block: np.ndarra
     return start, chosen, bound
 
 
+def hero_size(ix: FabricIndex, state: ClusterState, allowed: np.ndarray | None = None) -> int:
+    """The node size a hero run takes when not told: the most common among the usable nodes it may use
+    (8 when there are none). The planner and the validator must be handed the same one."""
+    usable = state.usable if allowed is None else state.usable & allowed
+    return int(np.bincount(ix.fabric.node_gpus[usable]).argmax()) if usable.any() else 8
+
+
 def plan_reservation(ix: FabricIndex, state: ClusterState, running: Sequence[Running], gpus: int, now: float,
                      within: int | None, start_after: float | None = None, alternatives: int = 3,
-                     gpus_per_node: int | None = None) -> list[ReservePlan]:
+                     gpus_per_node: int | None = None, allowed: np.ndarray | None = None) -> list[ReservePlan]:
     """The best blocks for one job of `gpus` GPUs, earliest start first (`within`: a placement-tree level,
-    None: the whole fabric, one tree of a forest)."""
-    f = ix.fabric
-    size = gpus_per_node or (int(np.bincount(f.node_gpus[state.usable]).argmax()) if state.usable.any() else 8)
+    None: the whole fabric, one tree of a forest; `allowed`: the nodes the job may use, None: all)."""
+    size = gpus_per_node or hero_size(ix, state, allowed)
     need = -(-gpus // size)
     free_at = node_free_times(ix, state, running, now)  # once: every alternative below reads it
-    plans = _plans(ix, state, running, free_at, need, size, now, within, max(now, start_after or now))
+    usable = state.usable if allowed is None else state.usable & allowed
+    plans = _plans(ix, usable, running, free_at, need, size, now, within, max(now, start_after or now))
     plans = plans[:alternatives]
     # fewer blocks than alternatives asked (the whole fabric is one): the best block started later, when
     # that leaves fewer GPU-hours idle (other leaves, freeing closer to the start, can be chosen)
     for delay in LATER_STARTS_S:
         if not plans or len(plans) >= alternatives:
             break
-        later = _plans(ix, state, running, free_at, need, size, now, within, plans[0].start + delay)[:1]
+        later = _plans(ix, usable, running, free_at, need, size, now, within, plans[0].start + delay)[:1]
         if later and later[0].idle_gpu_hours < plans[-1].idle_gpu_hours - 1e-9:
             later[0].block += f" (starting {delay // 3600} h later)"
             plans.append(later[0])
     return plans
 
 
-def _plans(ix: FabricIndex, state: ClusterState, running: Sequence[Running], free_at: np.ndarray, need: int,
+def _plans(ix: FabricIndex, usable: np.ndarray, running: Sequence[Running], free_at: np.ndarray, need: int,
            size: int, now: float, within: int | None, not_before: float) -> list[ReservePlan]:
-    """Each block's plan starting no earlier than `not_before`, earliest start first."""
+    """Each block's plan on `usable` nodes starting no earlier than `not_before`, earliest start first."""
     f = ix.fabric
     block_of = (ix.leaf_tree if within is None else ix.anc[within])[f.node_leaf]
     plans: list[ReservePlan] = []
     for b in np.unique(block_of[block_of >= 0]).tolist():
-        got = _earliest_in_block(ix, free_at, state.usable & (block_of == b), need, size, not_before, now)
+        got = _earliest_in_block(ix, free_at, usable & (block_of == b), need, size, not_before, now)
         if got is None:
             continue
         start, nodes, bound = got
@@ -165,12 +172,12 @@ def requeue_loss(r: Running, now: float) -> float:
 
 def plan_requeue(ix: FabricIndex, state: ClusterState, running: Sequence[Running], gpus: int, now: float,
                  within: int | None, start_after: float | None = None,
-                 gpus_per_node: int | None = None) -> ReservePlan | None:
+                 gpus_per_node: int | None = None, allowed: np.ndarray | None = None) -> ReservePlan | None:
     """The hero run at once (or at `start_after`), within its bound, by requeuing the running jobs on the
     block whose requeue loses the least work (each job's GPUs times how long it has run); nodes of a job
-    whose start is unknown are left alone."""
+    whose start is unknown are left alone, and so are nodes not `allowed` (None: all)."""
     f = ix.fabric
-    size = gpus_per_node or (int(np.bincount(f.node_gpus[state.usable]).argmax()) if state.usable.any() else 8)
+    size = gpus_per_node or hero_size(ix, state, allowed)
     need = -(-gpus // size)
     start = max(now, start_after or now)
     loss = {r.job_id: requeue_loss(r, now) for r in running if r.start is not None}
@@ -187,7 +194,8 @@ def plan_requeue(ix: FabricIndex, state: ClusterState, running: Sequence[Running
     block_of = (ix.leaf_tree if within is None else ix.anc[within])[f.node_leaf]
     best: ReservePlan | None = None
     for b in np.unique(block_of[block_of >= 0]).tolist():
-        usable = np.nonzero(state.usable & ~untold & (block_of == b) & (f.node_gpus == size))[0]
+        mine = state.usable & ~untold & (block_of == b) & (f.node_gpus == size)
+        usable = np.nonzero(mine if allowed is None else mine & allowed)[0]
         counts = np.bincount(f.node_leaf[usable], minlength=f.n_leaves)
         bound = fewest(counts, need)
         if bound is None:

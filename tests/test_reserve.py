@@ -145,3 +145,49 @@ def test_the_cli_prints_the_requeue_alternative(tmp_path: Path, capsys: pytest.C
     plans = json.loads(capsys.readouterr().out)["plans"]
     assert plans[-1]["block"] == "p01-su02 (requeuing)" and plans[-1]["scontrol_requeue"] == "scontrol requeue r3"
     assert plans[-1]["scontrol"].endswith("Flags=IGNORE_JOBS") and plans[-1]["lost_gpu_hours"] == 0.067
+
+
+MIXED = """\
+version: 1
+node_types:
+  small: {gpus: 4, features: [a]}
+  big: {gpus: 8, gpu_model: h100, features: [b]}
+nodes:
+  - {names: "s[01-12]", type: small}
+  - {names: "b[01-06]", type: big}
+switches:
+  - {name: top}
+  - {name: l1, parent: top, nodes: "s[01-06],b[01-03]"}
+  - {name: l2, parent: top, nodes: "s[07-12],b[04-06]"}
+"""
+
+
+def test_a_hero_run_on_mixed_sizes_and_with_constraints(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Mixed node sizes (4-GPU nodes the most common): the planner and the validator take the same size
+    (before, the validator checked 8-GPU nodes against a plan of 4-GPU ones and refused it: exit 3).
+    --partition, --constraint, --gpu-model and --exclude keep the plan on the nodes they allow; what
+    placer cannot honour is an input error (exit 2), never a plan that ignores it."""
+    inv = tmp_path / "mixed.yaml"
+    inv.write_text(MIXED)
+    snap = tmp_path / "now.json"
+    snap.write_text(json.dumps({"schema": "placer.plan/v1", "fabric": "mixed", "placements": [], "summary": {},
+                                "partitions": {"gpu": "s[01-12],b[01-06]", "big": "b[02-06]"}}))
+    base = ["reserve", "--inventory", str(inv), "--state", str(snap), "--now", "1000", "--format", "json"]
+
+    def nodes(*args: str) -> list[str]:
+        assert main([*base, *args]) == 0, capsys.readouterr().err
+        return [p["nodes"] for p in json.loads(capsys.readouterr().out)["plans"]]
+
+    assert nodes("--gpus", "16") == ["s[01-04]"]
+    assert nodes("--gpus", "16", "--gpus-per-node", "8") == ["b[01-02]"]
+    assert nodes("--gpus", "16", "--constraint", "b") == nodes("--gpus", "16", "--gpu-model", "H100") == ["b[01-02]"]
+    assert nodes("--gpus", "16", "--partition", "big") == ["b[04-05]"]  # the leaf with more of its nodes
+    assert nodes("--gpus", "24", "--constraint", "b", "--exclude", "b[01-02]") == ["b[04-06]"]
+    assert nodes("--gpus", "16", "--constraint", "a|b", "--exclude", "s[01-12]") == ["b[01-02]"]
+    for args, why in ((["--partition", "cpu"], "--partition cpu: partition cpu is not one Slurm lists"),
+                      (["--constraint", "a*2"], "--constraint: --constraint 'a*2' (counts"),
+                      (["--constraint", "[a|b]"], "a matching OR ([a|b]): plan each alternative on its own"),
+                      (["--exclude", "x[1-2]"], "--exclude: not nodes of fabric"),
+                      (["--constraint", "b", "--gpus-per-node", "4"], "of usable 4-GPU nodes the job may use")):
+        assert main([*base, "--gpus", "16", *args]) == 2, args
+        assert why in capsys.readouterr().err, args
