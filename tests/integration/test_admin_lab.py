@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from topology.hostlists import expand
+
 from .conftest import LabHandle, running_nodes, wait_until
 
 pytestmark = pytest.mark.lab
@@ -72,6 +74,14 @@ def test_reserve_apply_creates_the_reservation_small_jobs_go_around_and_the_hero
         lab: LabHandle, daemon_factory, tmp_path: Path) -> None:
     short = _fragment(lab)
     name = "placer-test-hero"
+    # the run's constraints, live: the partition as sinfo lists it, an exclusion kept by every plan
+    kept = lab.placer("reserve", "--gpus", "64", "--within", "su", "--inventory", str(lab.inventory), "--config",
+                      _config(tmp_path), "--partition", "gpu", "--exclude", "gpu[001-008]", "--format", "json")
+    for p in json.loads(kept.stdout)["plans"]:
+        assert not set(expand(p["nodes"])) & set(LEAF1), p
+    nope = lab.placer("reserve", "--gpus", "64", "--inventory", str(lab.inventory), "--config", _config(tmp_path),
+                      "--partition", "nope", check=False)
+    assert nope.returncode == 2 and "partition nope is not one Slurm lists" in nope.stderr
     try:
         out = lab.placer("reserve", "--gpus", "64", "--within", "su", "--inventory", str(lab.inventory),
                          "--config", _config(tmp_path), "--user", "root", "--name", name, "--duration-s", "3600",
