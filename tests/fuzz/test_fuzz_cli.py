@@ -93,6 +93,19 @@ def test_admin_commands_offline(text: str) -> None:
           "--config", "{d}/c.yaml", "--now", "0"], files)
 
 
+@given(mutated(["a&b", "a|b", "x&(a|b)", "[a|b]", "gpu[001-004]", "gpu", "h100", "a*2"]),
+       mutated(["gpu[001-004]", "gpu001,gpu016", "n[1-3]", ""]))
+def test_reserve_constraints(constraint: str, hosts: str) -> None:
+    """reserve's --constraint, --exclude, --partition and --gpu-model, given any text: a plan on the nodes
+    they allow or an input error, never a traceback."""
+    tried("cli: reserve constraints")
+    files = {"inv.yaml": TINY_INV, "state.json": SNAPSHOT_DOC, "c.yaml": "{}\n"}
+    base = ["reserve", "--gpus", "16", "--inventory", "{d}/inv.yaml", "--state", "{d}/state.json", "--config",
+            "{d}/c.yaml", "--now", "0"]
+    _run([*base, "--constraint", constraint, "--exclude", hosts], files)
+    _run([*base, "--partition", constraint, "--gpu-model", hosts], files)
+
+
 @given(mutated([CSV_JOBS, SWF, SACCT]))
 def test_simulate(text: str) -> None:
     tried("cli: simulate")
