@@ -14,7 +14,7 @@ import numpy as np
 
 from topology import ClusterState, Fabric, RequestError
 
-from .eligibility import eligibility
+from .eligibility import allowed_mask
 from .engine import alternatives
 from .index import FabricIndex, index_for, spare_mask
 from .jobs import JobRequest
@@ -43,9 +43,9 @@ def allowed_nodes(ix: FabricIndex, state: ClusterState, job: JobRequest, kept: l
     out = np.zeros(f.n_nodes, dtype=bool)
     met = False
     for a in alternatives(job):
-        el = eligibility(ix, state, job, alternative=a)
-        if el.static[at].all():
-            out |= el.ready
+        ok = allowed_mask(ix, job, a)  # whatever the size: the failed node's own is asked for below
+        if ok[at].all():
+            out |= ok & state.usable
             met = True
     return out if met else None
 

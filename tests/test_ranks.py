@@ -241,3 +241,23 @@ def test_replace_apply_keeps_the_jobs_constraints_or_changes_nothing(monkeypatch
     err = capsys.readouterr().err
     assert "the job's constraints were not checked: --constraint 'a*2' (counts" in err and "nothing applied" in err
     assert calls == []
+
+
+def test_a_replacement_on_a_fabric_of_mixed_sizes() -> None:
+    """A job on two 4-GPU nodes of a fabric whose largest nodes have 8 (its size not given): its other
+    node meets its constraints whatever the size, and the replacement is a 4-GPU node like the failed one."""
+    from placer.index import index_for
+    from placer.replace import allowed_nodes
+
+    from .test_reserve import MIXED
+
+    f, _ = load_inventory_text(MIXED)
+    state = ClusterState(f)
+    for n in ("s01", "s02"):
+        state.allocate(f.node_index[n], range(4))
+    state.set_usable(f.node_index["s02"], False)
+    for job in (JobRequest("j", 8), JobRequest("j", 8, exclude=("s03",))):
+        allowed = allowed_nodes(index_for(f), state, job, ["s01"])
+        assert allowed is not None
+        r = choose_replacements(f, state, ["s01", "s02"], ["s02"], allowed=allowed).replacements[0]
+        assert r.node == ("s03" if not job.exclude else "s04"), r
