@@ -30,7 +30,7 @@ from plugins.lab import Lab, LabOptions, slurm_env
 from plugins.slurm_cli import parse_squeue_json
 from topology import load_inventory_text
 
-from .conftest import PLACER, lab_available
+from .conftest import PLACER, STALLED, lab_available
 from .test_slurm_lab import WRONG_ANSWERS, _fake_daemon
 
 pytestmark = pytest.mark.lab
@@ -160,7 +160,6 @@ def mixed_lab(request: pytest.FixtureRequest, lab) -> Iterator[tuple[Lab, dict[s
         mixed.down()
 
 
-STALLED = ("Socket timed out", "Unable to contact slurm controller")
 MAX_STALLS = SUBMITS // 100  # a hook that held the controller up would stall far more submits than this
 
 
