@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,15 +34,34 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
+# what a Slurm client prints when slurmctld did not answer within MessageTimeout (a busy controller; seen
+# on the 2-core lab with 24.11): a query is worth asking once more, a change is not (it may have been made)
+CONTROLLER_STALLED = ("Socket timed out", "Unable to contact slurm controller")
+STALL_RETRY_PAUSE_S = 1.0
+
+
+def read_only(cmd: list[str]) -> bool:
+    """A query that changes nothing in Slurm, so asking it again after a stall is safe."""
+    return bool(cmd) and (cmd[0] in ("sinfo", "squeue") or cmd[:2] == ["scontrol", "show"])
+
+
 def run_command(cmd: list[str], env: dict[str, str] | None = None, timeout_s: float = 30.0,
                 missing: str = "is Slurm's client (slurm-client) installed?") -> str:
-    """Run one command; failures name the command and its stderr (or what is missing)."""
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout_s)
-    except FileNotFoundError:
-        raise BackendError(f"{cmd[0]} not found: {missing}") from None
-    except subprocess.TimeoutExpired:
-        raise BackendError(f"`{' '.join(cmd)}` did not answer within {timeout_s:g} s") from None
+    """Run one command; failures name the command and its stderr (or what is missing). A query the
+    controller did not answer in time is asked once more (logged); a change never is."""
+    for attempt in (1, 2):
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout_s)
+        except FileNotFoundError:
+            raise BackendError(f"{cmd[0]} not found: {missing}") from None
+        except subprocess.TimeoutExpired:
+            raise BackendError(f"`{' '.join(cmd)}` did not answer within {timeout_s:g} s") from None
+        stalled = done.returncode != 0 and any(s in done.stderr for s in CONTROLLER_STALLED)
+        if attempt == 2 or not stalled or not read_only(cmd):
+            break
+        log.warning("`%s`: slurmctld did not answer in time (%s); asking once more", " ".join(cmd),
+                    done.stderr.strip())
+        time.sleep(STALL_RETRY_PAUSE_S)
     if done.returncode != 0:
         raise BackendError(f"`{' '.join(cmd)}` failed ({done.returncode}): {(done.stderr or done.stdout).strip()}")
     return done.stdout

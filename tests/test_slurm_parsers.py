@@ -2,6 +2,7 @@
 from a snapshot to a ClusterState."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,40 @@ def test_running_jobs_are_taken_as_one_at_a_time_would(jobs: list[list[tuple[str
         assert r.state.free_gpu_ids(i) == sorted(free) and r.state.free_gpus[i] == len(free)
     for k in ("free_mask", "free_gpus", "group_free_nodes", "group_free_gpus", "group_usable_nodes"):
         assert getattr(r.state, k).tolist() == getattr(one_by_one, k).tolist(), k
+
+
+def _flaky_client(tmp_path: Path, name: str, stalls: int) -> Path:
+    """A Slurm client on PATH that stalls (as a busy slurmctld makes it) `stalls` times, then answers;
+    each call is counted in calls-NAME."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    count = tmp_path / f"calls-{name}"
+    script = bindir / name
+    script.write_text(f"""#!/bin/sh
+n=$(cat {count} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {count}
+if [ $n -le {stalls} ]; then echo "slurm_load_partitions: Socket timed out on send/recv operation" >&2; exit 1; fi
+echo answered
+""")
+    script.chmod(0o755)
+    return count
+
+
+@pytest.mark.parametrize("cmd,stalls,answered,calls", [
+    (["sinfo", "--json"], 1, True, 2),                  # a query stalled once is asked again
+    (["squeue", "--json"], 2, False, 2),                # ... but only once more
+    (["scontrol", "show", "config"], 1, True, 2),
+    (["scontrol", "update", "JobId=1", "StartTime=now"], 1, False, 1),  # a change is never repeated
+])
+def test_a_stalled_query_is_asked_once_more(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cmd: list[str],
+                                            stalls: int, answered: bool, calls: int) -> None:
+    from plugins import slurm_cli
+
+    monkeypatch.setattr(slurm_cli, "STALL_RETRY_PAUSE_S", 0.0)
+    count = _flaky_client(tmp_path, cmd[0], stalls)
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"}
+    if answered:
+        assert slurm_cli.run_command(cmd, env).strip() == "answered"
+    else:
+        with pytest.raises(BackendError, match="Socket timed out"):
+            slurm_cli.run_command(cmd, env)
+    assert int(count.read_text()) == calls
