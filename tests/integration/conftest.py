@@ -23,7 +23,7 @@ import pytest
 from plugins.backend import SlurmJob
 from plugins.lab import Lab, LabOptions, hook_text, slurm_env
 from plugins.lab_chroot import RELEASES, chroot_ready
-from plugins.slurm_cli import CONTROLLER_STALLED, SlurmCliBackend, parse_squeue_json, run_command
+from plugins.slurm_cli import CONTROLLER_STALLED, SlurmCliBackend, parse_squeue_json, read_only, run_command
 from topology import dump_inventory
 from topology.generate import design_for, generate
 
@@ -37,9 +37,9 @@ STALLED = CONTROLLER_STALLED
 
 
 def _idempotent(cmd: tuple[str, ...]) -> bool:
-    """A command that does the same when run twice, so it may be run again after a stall (never sbatch)."""
-    return bool(cmd) and (cmd[0] in ("sinfo", "squeue", "scancel")
-                          or (cmd[0] == "scontrol" and len(cmd) > 1 and cmd[1] in ("show", "update")))
+    """A command that does the same when run twice, so it may be run again after a stall (never sbatch):
+    the queries the product repeats too, and the lab's own cancels and node updates."""
+    return read_only(list(cmd)) or cmd[:1] == ("scancel",) or cmd[:2] == ("scontrol", "update")
 
 
 def lab_paths(version: str) -> tuple[Path, Path]:
