@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 # what a Slurm client prints when slurmctld did not answer within MessageTimeout (a busy controller; seen
 # on the 2-core lab with 24.11): a query is worth asking once more, a change is not (it may have been made)
 CONTROLLER_STALLED = ("Socket timed out", "Unable to contact slurm controller")
+# 22.05's `sinfo --json` says it otherwise: exit 0, `"errors": [{"error": "Unspecified error", "errno": -1}]`
+# and no node (the lab with slurmctld stopped past MessageTimeout; 24.11 and 26.05 exit 1 with the above)
+STALLED_JSON = re.compile(r'"errno"\s*:\s*-1\b')
 STALL_RETRY_PAUSE_S = 1.0
 
 
@@ -56,11 +59,12 @@ def run_command(cmd: list[str], env: dict[str, str] | None = None, timeout_s: fl
             raise BackendError(f"{cmd[0]} not found: {missing}") from None
         except subprocess.TimeoutExpired:
             raise BackendError(f"`{' '.join(cmd)}` did not answer within {timeout_s:g} s") from None
-        stalled = done.returncode != 0 and any(s in done.stderr for s in CONTROLLER_STALLED)
+        stalled = (any(s in done.stderr for s in CONTROLLER_STALLED) if done.returncode != 0
+                   else STALLED_JSON.search(done.stdout) is not None)
         if attempt == 2 or not stalled or not read_only(cmd):
             break
         log.warning("`%s`: slurmctld did not answer in time (%s); asking once more", " ".join(cmd),
-                    done.stderr.strip())
+                    done.stderr.strip() or "errno -1 in its JSON")
         time.sleep(STALL_RETRY_PAUSE_S)
     if done.returncode != 0:
         raise BackendError(f"`{' '.join(cmd)}` failed ({done.returncode}): {(done.stderr or done.stdout).strip()}")

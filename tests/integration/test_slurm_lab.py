@@ -569,3 +569,28 @@ def test_a_reserved_job_moves_to_a_leaf_that_frees_before_its_block(lab: LabHand
         in out.stdout, out.stdout + out.stderr
     assert running_nodes(lab, big, timeout_s=60) == [f"gpu{i:03d}" for i in range(other, other + 8)]
     assert lab.jobs_by_id()[short].running
+
+
+def test_a_snapshot_survives_a_controller_that_stalls_past_its_message_timeout(
+        lab: LabHandle, caplog: pytest.LogCaptureFixture) -> None:
+    """slurmctld stopped (SIGSTOP) a little longer than MessageTimeout: the first `sinfo` times out as on a
+    busy controller, the backend asks once more, and the snapshot reads every node."""
+    conf = lab.run("scontrol", "show", "config").stdout
+    m = re.search(r"^MessageTimeout\s*=\s*(\d+)", conf, re.M)
+    assert m, "scontrol show config gave no MessageTimeout"
+    timeout_s = int(m.group(1))
+    ctld = int((lab.base / "run" / "slurmctld.pid").read_text().split()[0])
+    resume = threading.Timer(timeout_s + 3, os.kill, (ctld, signal.SIGCONT))
+    os.kill(ctld, signal.SIGSTOP)
+    try:
+        resume.start()
+        started = time.monotonic()
+        with caplog.at_level("WARNING", logger="plugins.slurm_cli"):
+            snap = backend(lab).snapshot()
+        took = time.monotonic() - started
+    finally:
+        resume.cancel()
+        os.kill(ctld, signal.SIGCONT)
+    assert sorted(n.name for n in snap.nodes) == sorted(lab.fabric.node_names)
+    assert took > timeout_s  # the controller really stalled the first query
+    assert "asking once more" in caplog.text
