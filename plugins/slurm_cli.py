@@ -43,6 +43,13 @@ STALLED_JSON = re.compile(r'"errno"\s*:\s*-1\b')
 STALL_RETRY_PAUSE_S = 1.0
 
 
+def stalled(done: subprocess.CompletedProcess) -> bool:
+    """The controller did not answer in time: either shape above (by exit status)."""
+    if done.returncode != 0:
+        return any(s in (done.stderr or "") for s in CONTROLLER_STALLED)
+    return STALLED_JSON.search(done.stdout or "") is not None
+
+
 def read_only(cmd: list[str]) -> bool:
     """A query that changes nothing in Slurm, so asking it again after a stall is safe."""
     return bool(cmd) and (cmd[0] in ("sinfo", "squeue") or cmd[:2] == ["scontrol", "show"])
@@ -59,9 +66,7 @@ def run_command(cmd: list[str], env: dict[str, str] | None = None, timeout_s: fl
             raise BackendError(f"{cmd[0]} not found: {missing}") from None
         except subprocess.TimeoutExpired:
             raise BackendError(f"`{' '.join(cmd)}` did not answer within {timeout_s:g} s") from None
-        stalled = (any(s in done.stderr for s in CONTROLLER_STALLED) if done.returncode != 0
-                   else STALLED_JSON.search(done.stdout) is not None)
-        if attempt == 2 or not stalled or not read_only(cmd):
+        if attempt == 2 or not stalled(done) or not read_only(cmd):
             break
         log.warning("`%s`: slurmctld did not answer in time (%s); asking once more", " ".join(cmd),
                     done.stderr.strip() or "errno -1 in its JSON")

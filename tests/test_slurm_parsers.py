@@ -249,3 +249,21 @@ def test_a_stalled_query_is_asked_once_more(tmp_path: Path, monkeypatch: pytest.
     elif json_22_05:
         assert out is not None and '"errno": -1' in out
     assert int(count.read_text()) == calls
+
+
+@pytest.mark.parametrize("rc,out,err,is_stall", [
+    (1, "", "slurm_load_partitions: Socket timed out on send/recv operation", True),  # 24.11, 26.05
+    (1, "", "sinfo: error: Unable to contact slurm controller (connect failure)", True),
+    (0, '{"errors": [{"error": "Unspecified error", "errno": -1}], "nodes": []}', "", True),  # 22.05
+    (0, '{"errors": [], "nodes": [{"name": "n1"}]}', "", False),
+    (1, "", "sbatch: error: Batch job submission failed: Invalid partition name specified", False),
+    (1, '{"errno": -1}', "Invalid job id", False),  # a nonzero exit is judged by its message alone
+])
+def test_stalled_knows_both_shapes_of_a_controller_that_did_not_answer(rc: int, out: str, err: str,
+                                                                      is_stall: bool) -> None:
+    """One test of a stall, shared by the product's queries and the lab harness's retries."""
+    import subprocess
+
+    from plugins.slurm_cli import stalled
+
+    assert stalled(subprocess.CompletedProcess(["sinfo"], rc, out, err)) is is_stall
