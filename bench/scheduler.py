@@ -14,7 +14,7 @@ writes the rows as JSON and one PNG per stream (locality and excess pairs agains
 
     .venv/bin/python bench/scheduler.py [--seeds 1,2,3] [--holds 0,600,1800,3600,7200,14400,43200] [--out bench-out]
                                         [--streams alibaba,superpod,philly] [--big] [--no-small-jobs-by-end]
-                                        [--no-hold-from-room] [--work-limit 0.003]
+                                        [--no-hold-from-room] [--work-limit 0.003] [--reservation-moves 2]
 """
 from __future__ import annotations
 
@@ -173,6 +173,8 @@ def main() -> int:
                     help="placer's CP-SAT work units per job (reproducible); 0: 10 ms of wall clock instead")
     ap.add_argument("--no-small-jobs-by-end", action="store_true", help="placer's runs with small_jobs_by_end off")
     ap.add_argument("--no-hold-from-room", action="store_true", help="placer's runs with hold_from_room off")
+    ap.add_argument("--reservation-moves", type=int, default=SimConfig.reservation_moves,
+                    help="placer's runs: backfill may move the head's reserved block this many times a pass")
     ap.add_argument("--big", action="store_true", help="also 100,000 jobs on colossus-200k, placer's default")
     ap.add_argument("--report", help="run nothing: print the rows and checks of an earlier run's sched-*.json in "
                     "this directory (for another --default-hold)")
@@ -196,7 +198,7 @@ def main() -> int:
         old = _baselines(args.baselines_from, name)
         todo = [task for task in tasks if not old or task[0] in PLACER_POLICIES]
         cfg = SimConfig(planner=replay_planner(args.work_limit or None, not args.no_small_jobs_by_end),
-                        hold_from_room=not args.no_hold_from_room)
+                        hold_from_room=not args.no_hold_from_room, reservation_moves=args.reservation_moves)
         # one utilisation window for this run's rows and the reused baselines' (placer/sim/sweep.py)
         rows = common_window(sweep(fabric, jobs, todo, cfg, args.workers) + old, jobs, fabric.total_gpus)
         _save(out, name, rows)

@@ -97,6 +97,9 @@ def load_trace(paths: tuple[str, ...], fmt: str):
 @click.option("--hold-from-room/--no-hold-from-room", default=DEFAULT_HOLD_FROM_ROOM, show_default=True,
               help="Placer's scheduler: a job's hold counts from the first time it could start at all (enough "
                    "eligible nodes), not from the first time it fitted by node count.")
+@click.option("--reservation-moves", type=click.IntRange(min=0), default=SimConfig.reservation_moves, show_default=True,
+              help="Placer's scheduler: moves a pass may make of the head's reserved block (same start, no more "
+                   "leaves) for a job of a node or less ending by --hold past that start; replay only.")
 @click.option("--small-jobs-by-end/--no-small-jobs-by-end", default=PlannerConfig.small_jobs_by_end, show_default=True,
               help="Placer's policies: a job of one node or less goes where it delays a node's return to whole-free "
                    "the least (trace durations as run times); off: the partly used node with fewest free GPUs.")
@@ -118,9 +121,9 @@ def load_trace(paths: tuple[str, ...], fmt: str):
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def simulate_cmd(inventory: str, traces: tuple[str, ...], trace_format: str, policy: str, backfill: str,
                  bf_depth: int, switches_wait_s: float, hold_s: float, hold_share: float, hold_from_room: bool,
-                 small_jobs_by_end: bool, sweep: bool, knobs: str, workers: int | None, load: float | None,
-                 limit: int | None, work_limit: float,
-                 out_path: str | None, plot_dir: str | None, fmt: str) -> None:
+                 reservation_moves: int, small_jobs_by_end: bool, sweep: bool, knobs: str, workers: int | None,
+                 load: float | None, limit: int | None, work_limit: float, out_path: str | None,
+                 plot_dir: str | None, fmt: str) -> None:
     """Replay a job trace under several placement policies with the same scheduler; compare them.
 
     \b
@@ -129,10 +132,9 @@ def simulate_cmd(inventory: str, traces: tuple[str, ...], trace_format: str, pol
       placer simulate --inventory inv.yaml --trace sacct.txt --policy placer,slurm-tree --out result.json
       placer simulate --inventory preset:superpod --trace a.csv --trace b.csv --sweep --plot out/
     """
-    fabric, _ = load_fabric(inventory)
-    policies = parse_policies(policy)
+    fabric, policies = load_fabric(inventory)[0], parse_policies(policy)
     cfg = SimConfig(backfill=backfill, bf_depth=bf_depth, switches_wait_s=switches_wait_s, hold_s=hold_s,
-                    hold_share=hold_share, hold_from_room=hold_from_room,
+                    hold_share=hold_share, hold_from_room=hold_from_room, reservation_moves=reservation_moves,
                     planner=replay_planner(work_limit or None, small_jobs_by_end))
     if sweep:
         if out_path:
@@ -148,12 +150,17 @@ def simulate_cmd(inventory: str, traces: tuple[str, ...], trace_format: str, pol
         click.echo(f"placer: skipped {n:,} trace records: {why}", err=True)
     runs, summaries = _replay_all(fabric, jobs, policies, cfg)
     doc = simulation_document(fabric, {"files": list(traces), "jobs": len(jobs), "skipped": trace.skipped,
-                                       "load": load, "backfill": backfill, "switches_wait_s": switches_wait_s,
-                                       "hold_s": hold_s, "hold_share": hold_share, "hold_from_room": hold_from_room,
-                                       "small_jobs_by_end": small_jobs_by_end}, runs, summaries)
+                                       "load": load, **_knobs(cfg)}, runs, summaries)
     if out_path:
         write_output(out_path, json_text(doc, None) + "\n")
     _emit(fabric, runs, summaries, doc, plot_dir, fmt)
+
+
+def _knobs(cfg: SimConfig) -> dict[str, object]:
+    """The scheduler's settings a replay's document records."""
+    return {"backfill": cfg.backfill, "switches_wait_s": cfg.switches_wait_s, "hold_s": cfg.hold_s,
+            "hold_share": cfg.hold_share, "hold_from_room": cfg.hold_from_room,
+            "reservation_moves": cfg.reservation_moves, "small_jobs_by_end": cfg.planner.small_jobs_by_end}
 
 
 def _emit(fabric: Fabric, runs: dict, summaries: dict, doc: dict, plot_dir: str | None, fmt: str) -> None:

@@ -56,14 +56,16 @@ def _shadow(rec: JobRecord, h: float, records: list[JobRecord]) -> float:
 
 
 @settings(max_examples=300, deadline=None)
-@given(jobs_st, st.sampled_from([0.0, 5.0, 20.0]), st.booleans())
+@given(jobs_st, st.sampled_from([0.0, 5.0, 20.0]), st.booleans(), st.sampled_from([0, 2]))
 # a 3-node job that could start at 2 over two leaves; its leaf frees at 7 (shadow 2 + hold 5): a hold
 # counted any longer would let it wait past 7 (a wrong hold of 3 x 5 s was caught by this case)
-@example([(1, 0, 7), (16, 0, 1), (24, 1, 1), (32, 0, 7)], 5.0, False)
+@example([(1, 0, 7), (16, 0, 1), (24, 1, 1), (32, 0, 7)], 5.0, False, 0)
+@example([(16, 3, 38), (32, 3, 39), (8, 4, 33), (48, 0, 22)], 20.0, True, 2)  # a move (next test)
 def test_no_head_is_pushed_back_beyond_easy_and_its_hold(spec: list[tuple[int, int, int]], hold: float,
-                                                         from_room: bool) -> None:
+                                                         from_room: bool, moves: int) -> None:
     jobs = [JobRequest(f"j{i}", g, submit_time=float(s), duration=float(d)) for i, (g, s, d) in enumerate(spec)]
-    records, _ = simulate(FABRIC, jobs, "placer", SimConfig(hold_s=hold, hold_from_room=from_room))
+    records, _ = simulate(FABRIC, jobs, "placer", SimConfig(hold_s=hold, hold_from_room=from_room,
+                                                            reservation_moves=moves))
     order = sorted(range(len(jobs)), key=lambda i: (jobs[i].submit_time or 0.0, -jobs[i].priority, i))
     ahead_started = 0.0
     for i in order:
@@ -92,3 +94,18 @@ def test_with_hold_from_room_the_hold_counts_from_when_the_job_could_start() -> 
     for from_room, start, leaves in ((False, 44.0, 3), (True, 55.0, 2)):
         records, _ = simulate(FABRIC, jobs, "placer", SimConfig(hold_s=20.0, hold_share=0.0, hold_from_room=from_room))
         assert (records[1].start, records[1].leaves, records[1].leaf_bound) == (start, leaves, 2)
+
+
+def test_a_one_node_job_moves_the_heads_reserved_block_when_the_head_keeps_its_start() -> None:
+    """j3 holds n1-n6 (leaves l1, l2) until 22. At 3, j0 takes n7-n8 and the head j1 (4 nodes, bound 2
+    leaves) has one node free (n9): it reserves n1-n3 and n9 for 22. j2 (one node, 4 to 37) fits only on
+    n9: without moves it waits for the head; with them it starts at 4 on n9 and the head's block moves to
+    n1-n4, still 2 leaves, still at 22. A move that ends past the shadow plus the hold is not made."""
+    spec = [(16, 3, 38), (32, 3, 39), (8, 4, 33), (48, 0, 22)]
+    jobs = [JobRequest(f"j{i}", g, submit_time=float(s), duration=float(d)) for i, (g, s, d) in enumerate(spec)]
+    for moves, hold, small_start, head_nodes in ((0, 14400.0, 22.0, [0, 1, 2, 8]), (2, 14400.0, 4.0, [0, 1, 2, 3]),
+                                                 (2, 14.0, 22.0, [0, 1, 2, 8])):
+        records, _ = simulate(FABRIC, jobs, "placer", SimConfig(reservation_moves=moves, hold_s=hold))
+        head, small = records[1], records[2]
+        assert (head.start, head.leaves, sorted(n for n, _ in head.alloc)) == (22.0, 2, head_nodes), moves
+        assert small.start == small_start, (moves, hold)

@@ -58,18 +58,22 @@ class Reservation:
     counted: set[int] | None = None  # (fallback) nodes counted towards it
     count: int = 0
     free: dict[int, int] | None = None  # single-node head: nodes that will hold it, and their free GPUs
+    projected: ClusterState | None = None  # multi-node head: the state at the shadow time it was chosen on
+    leaves: int = 0  # multi-node head: leaves of its reserved block (a moved block may span no more)
 
 
 class FcfsBackfill:
     def __init__(self, ix: FabricIndex, cluster: SimCluster, clock: Clock, policy: Policy, start: StartFn,
                  backfill: str, bf_depth: int, switches_wait_s: float, lookahead: bool = False,
-                 hold_share: float = 0.0, hold_max_s: float = math.inf, hold_from_room: bool = False) -> None:
+                 hold_share: float = 0.0, hold_max_s: float = math.inf, hold_from_room: bool = False,
+                 reservation_moves: int = 0) -> None:
         self.ix, self.cluster, self.clock, self.policy, self.start = ix, cluster, clock, policy, start
         self.backfill, self.bf_depth, self.switches_wait_s = backfill, bf_depth, switches_wait_s
         # placer's hold (lookahead): wait for a placement within the bound only when the timeline of job
         # ends says one frees before the hold runs out; Slurm's --switches (not lookahead) waits blindly
         self.lookahead, self.hold_share, self.hold_max_s = lookahead, hold_share, hold_max_s
         self.from_room = lookahead and hold_from_room  # placer's hold counts from room (`_hold_clock_waits`)
+        self.reservation_moves = reservation_moves  # per pass (`_move_reservation`)
 
     @property
     def records(self) -> list[JobRecord]:
@@ -98,21 +102,49 @@ class FcfsBackfill:
         if res.nodes is not None:
             reserved = np.zeros(self.ix.fabric.n_nodes, dtype=bool)
             reserved[list(res.nodes)] = True
-        started, k, tried = 0, 1, 0
+        started, k, tried, moves = 0, 1, 0, self.reservation_moves
         while k < len(queue) and tried < self.bf_depth:
             j = queue[k]
             tried += 1
             rec = self.records[j]
             end = t + float(rec.job.duration or 0.0)
             alloc = self.try_now(rec, t, reserved if end > res.shadow else None)
+            if alloc is None and reserved is not None and end > res.shadow and moves > 0 and not rec.multi:
+                moves -= 1
+                alloc = self._move_reservation(head, res, rec, t, reserved)
             if alloc is None or not _keeps(head, res, alloc, end):
                 k += 1
                 continue
             _commit(head, res, alloc, end)
+            if res.projected is not None and end > res.shadow:
+                res.projected.allocate_many(alloc)  # still running at the shadow: a moved block avoids it
             self.start(j, alloc, t)
             queue.pop(k)
             started += 1
         return started
+
+    def _move_reservation(self, head: JobRecord, res: Reservation, rec: JobRecord, t: float,
+                          reserved: np.ndarray) -> Alloc | None:
+        """A one-node job that fits now only on the head's reserved nodes: its placement there, when the
+        head still has a block at the same shadow time on no more leaves with that job running (the
+        reservation moves to that block, as the next pass would choose it); else None. Only a job that
+        ends at most the hold past the shadow: one running longer keeps that room from the next large
+        job too (unbounded, moves cost SuperPOD seeds 1 and 3 their wait or pairs; docs/benchmarks.md)."""
+        if res.projected is None or t + float(rec.job.duration or 0.0) > res.shadow + self.switches_wait_s:
+            return None
+        alloc = self.try_now(rec, t)
+        if alloc is None:
+            return None
+        projected = res.projected.copy()
+        projected.allocate_many(alloc)
+        moved = self.choose_on(projected, head)
+        if moved is None or self.cluster.leaves(moved) > res.leaves:
+            return None
+        res.nodes, res.projected = {n for n, _ in moved}, projected
+        projected.release_many(alloc)  # the caller commits it (with every other job running past the shadow)
+        reserved[:] = False
+        reserved[list(res.nodes)] = True
+        return alloc
 
     # -- asking the policy -----------------------------------------------------------------------------
     def try_now(self, rec: JobRecord, t: float, avoid: np.ndarray | None = None) -> Alloc | None:
@@ -222,6 +254,7 @@ class FcfsBackfill:
             counted = set(np.nonzero(ok & (c.node_free_time <= shadow))[0].tolist())
             return Reservation(shadow, counted=counted, count=len(counted))
         deadline = self.switch_deadline(rec, t, start=shadow)
+        at_shadow: ClusterState | None = projected  # what a moved block is chosen on (`_move_reservation`)
         if t < deadline and c.leaves(alloc) > rec.leaf_bound:
             # still waiting under --switches: a placement beyond the bound would not start, so the
             # reservation is the first projected one within it before the deadline, else the deadline's
@@ -229,8 +262,8 @@ class FcfsBackfill:
             if later is not None and self.lookahead and c.leaves(later[1]) > rec.leaf_bound:
                 later = None  # placer's hold never waits for a placement beyond the bound
             if later is not None:
-                shadow, alloc = later
-        return Reservation(shadow, nodes={node for node, _ in alloc})
+                shadow, alloc, at_shadow = later[0], later[1], None  # (a later state: no moves)
+        return Reservation(shadow, nodes={node for node, _ in alloc}, projected=at_shadow, leaves=c.leaves(alloc))
 
     def _shadow_single(self, rec: JobRecord) -> Reservation:
         c = self.cluster

@@ -53,6 +53,9 @@ class SimConfig:
     # the hold counts from the first time the job could start at all (enough eligible nodes), not from
     # the first time it fitted by node count (placer/timeline.py DEFAULT_HOLD_FROM_ROOM)
     hold_from_room: bool = DEFAULT_HOLD_FROM_ROOM
+    # backfill may move the head's reserved block (same shadow, no more leaves) to let a one-node job in,
+    # at most this many times a pass (placer's scheduler only)
+    reservation_moves: int = 0
     planner: PlannerConfig = field(default_factory=lambda: replay_planner())
 
 
@@ -92,7 +95,8 @@ class Simulator:
         """Placer's scheduler holds with a look at the timeline; the baselines wait as Slurm's --switches."""
         if self.policy_name in PLACER_POLICIES:
             return {"switches_wait_s": self.cfg.hold_s, "lookahead": True, "hold_share": self.cfg.hold_share,
-                    "hold_max_s": self.cfg.hold_max_s, "hold_from_room": self.cfg.hold_from_room}
+                    "hold_max_s": self.cfg.hold_max_s, "hold_from_room": self.cfg.hold_from_room,
+                    "reservation_moves": self.cfg.reservation_moves}
         return {"switches_wait_s": self.cfg.switches_wait_s, "lookahead": False}
 
     def _admit(self, rec: JobRecord) -> bool:
