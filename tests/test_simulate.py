@@ -371,3 +371,24 @@ def test_small_jobs_by_end_and_hold_from_room_are_on_by_default_and_can_be_turne
         doc = json.loads(out.read_text())
         text = json.dumps(doc)
         assert f'"small_jobs_by_end": {str(on).lower()}' in text and f'"hold_from_room": {str(on).lower()}' in text
+
+
+def test_placer_simulate_reservation_moves_is_recorded_and_lets_a_one_node_job_in(tmp_path: Path) -> None:
+    """`--reservation-moves` (off by default) reaches the scheduler and the result says it: the hand case of
+    tests/test_scheduler_properties.py, where j2 starts at 4 instead of 22 and the head keeps 22."""
+    from topology import dump_inventory
+
+    from .test_scheduler_properties import FABRIC as THREE_LEAVES
+
+    inv = tmp_path / "inv.yaml"
+    inv.write_text(dump_inventory(THREE_LEAVES))
+    trace = tmp_path / "t.csv"
+    trace.write_text("job_id,submit_time,duration,gpus\nj0,3,38,16\nj1,3,39,32\nj2,4,33,8\nj3,0,22,48\n")
+    for flags, moves, j2_start in (([], 0, 22.0), (["--reservation-moves", "2"], 2, 4.0)):
+        out = tmp_path / f"sim-{moves}.json"
+        assert main(["simulate", "--inventory", str(inv), "--trace", str(trace), "--policy", "placer",
+                     "--out", str(out), *flags]) == 0
+        doc = json.loads(out.read_text())
+        assert doc["trace"]["reservation_moves"] == moves
+        starts = {p["job"]: p["start"] for p in doc["placements"]}
+        assert (starts["j1"], starts["j2"]) == (22.0, j2_start)
