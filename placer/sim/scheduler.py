@@ -116,7 +116,7 @@ class FcfsBackfill:
                 k += 1
                 continue
             _commit(head, res, alloc, end)
-            if res.projected is not None and end > res.shadow:
+            if self.reservation_moves and res.projected is not None and end > res.shadow:
                 res.projected.allocate_many(alloc)  # still running at the shadow: a moved block avoids it
             self.start(j, alloc, t)
             queue.pop(k)
