@@ -103,20 +103,25 @@ def checks(rows: list[SweepRow], hold: float) -> list[tuple[str, bool]]:
     return out
 
 
+DEPTH_KEY = "bf_depth"  # in the usage file: the backfill depth its runs used
+
+
 def _usage_path(directory: Path, name: str) -> Path:
     return directory / f"sched-{name}-usage.npz"
 
 
-def _save(out: Path, name: str, rows: list[SweepRow]) -> None:
+def _save(out: Path, name: str, rows: list[SweepRow], bf_depth: int) -> None:
     """The rows as JSON, and each run's (start, end, GPUs) per job beside them: a later run that reuses
-    these baselines recomputes every utilisation over one window with them."""
+    these baselines recomputes every utilisation over one window with them (and checks the depth)."""
     (out / f"sched-{name}.json").write_text(json.dumps([r.as_dict() for r in rows], indent=1))
     arrays: dict[str, Any] = {f"{r.policy}@{r.knob:g}": r.usage for r in rows if r.usage is not None}
+    arrays[DEPTH_KEY] = np.array(bf_depth)
     np.savez_compressed(_usage_path(out, name), **arrays)
 
 
-def _baselines(directory: str | None, name: str) -> list[SweepRow]:
-    """The baselines' rows of an earlier run (they do not depend on placer's settings), with their usage."""
+def _baselines(directory: str | None, name: str, bf_depth: int) -> list[SweepRow]:
+    """The baselines' rows of an earlier run (they do not depend on placer's settings, but do on the
+    backfill depth), with their usage."""
     path = Path(directory or "") / f"sched-{name}.json"
     if not directory or not path.exists():
         return []
@@ -125,6 +130,10 @@ def _baselines(directory: str | None, name: str) -> list[SweepRow]:
         raise SystemExit(f"{usage_file} is missing: without each baseline run's usage, its utilisation was over "
                          "another window than this run's and cannot be compared; rerun the baselines")
     usage = np.load(usage_file)
+    depth = int(usage[DEPTH_KEY]) if DEPTH_KEY in usage.files else 100  # (runs before the option: 100)
+    if depth != bf_depth:
+        raise SystemExit(f"{usage_file}: its baselines ran with backfill depth {depth}, this run asks for "
+                         f"{bf_depth}; rerun them (drop --baselines-from) or pass --bf-depth {depth}")
     rows = json.loads(path.read_text())
     return [SweepRow(r["policy"], r["knob_s"], _figures(r), usage[f"{r['policy']}@{r['knob_s']:g}"])
             for r in rows if r["policy"] not in PLACER_POLICIES]
@@ -175,6 +184,8 @@ def main() -> int:
     ap.add_argument("--no-hold-from-room", action="store_true", help="placer's runs with hold_from_room off")
     ap.add_argument("--reservation-moves", type=int, default=SimConfig.reservation_moves,
                     help="placer's runs: backfill may move the head's reserved block this many times a pass")
+    ap.add_argument("--bf-depth", type=int, default=SimConfig.bf_depth,
+                    help="jobs backfill tries per pass, every policy (Slurm's bf_max_job_test; its default is 500)")
     ap.add_argument("--big", action="store_true", help="also 100,000 jobs on colossus-200k, placer's default")
     ap.add_argument("--report", help="run nothing: print the rows and checks of an earlier run's sched-*.json in "
                     "this directory (for another --default-hold)")
@@ -195,13 +206,14 @@ def main() -> int:
     met_all = True
     for name, fabric, jobs in streams(args.streams.split(","), [int(x) for x in args.seeds.split(",")]):
         t = time.perf_counter()
-        old = _baselines(args.baselines_from, name)
+        old = _baselines(args.baselines_from, name, args.bf_depth)
         todo = [task for task in tasks if not old or task[0] in PLACER_POLICIES]
         cfg = SimConfig(planner=replay_planner(args.work_limit or None, not args.no_small_jobs_by_end),
-                        hold_from_room=not args.no_hold_from_room, reservation_moves=args.reservation_moves)
+                        hold_from_room=not args.no_hold_from_room, reservation_moves=args.reservation_moves,
+                        bf_depth=args.bf_depth)
         # one utilisation window for this run's rows and the reused baselines' (placer/sim/sweep.py)
         rows = common_window(sweep(fabric, jobs, todo, cfg, args.workers) + old, jobs, fabric.total_gpus)
-        _save(out, name, rows)
+        _save(out, name, rows, args.bf_depth)
         png = write_sweep_plot(rows, out, name)
         took = time.perf_counter() - t
         print(f"\n{name}: {len(jobs):,} jobs on {fabric.name}, {len(tasks)} runs in {took:.0f} s; {png}")
