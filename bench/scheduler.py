@@ -55,9 +55,10 @@ def streams(which: list[str], seeds: list[int]) -> list[tuple[str, Fabric, list[
             jobs = generate_trace(alibaba_shape(), campus.total_gpus, campus.n_nodes, 8, 30000, 1.0, seed=seed)
             jobs = [dataclasses.replace(j, gpus=j.gpus * 2) if j.gpus > 8 else j for j in jobs]
             out.append((f"alibaba-seed{seed}", campus, scale_to_load(jobs, campus.total_gpus, 1.0)))
-    if "superpod" in which:
-        jobs = generate_trace(alibaba_shape(), pod.total_gpus, pod.n_nodes, 8, 8000, 1.0, seed=seeds[0])
-        out.append((f"superpod-seed{seeds[0]}", pod, scale_to_load(jobs, pod.total_gpus, 1.0)))
+    if "superpod" in which:  # (every seed: until 2026-12-06 only the first, silently)
+        for seed in seeds:
+            jobs = generate_trace(alibaba_shape(), pod.total_gpus, pod.n_nodes, 8, 8000, 1.0, seed=seed)
+            out.append((f"superpod-seed{seed}", pod, scale_to_load(jobs, pod.total_gpus, 1.0)))
     if "philly" in which:
         traces = [(Path(p).stem, parse_trace(p, open(p).read(), "csv", [])) for p in
                   sorted(glob.glob(str(SHARED / "philly-per-vc" / "*.csv")))]

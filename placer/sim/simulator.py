@@ -38,6 +38,8 @@ def replay_planner(work_limit: float | None = SCHEDULER_WORK_LIMIT,
 @dataclass(frozen=True)
 class SimConfig:
     backfill: str = "easy"  # easy | none
+    # jobs backfill tries per pass (Slurm's bf_max_job_test, default 500 there); 100, the depth of every
+    # table in docs/benchmarks.md, whose SuperPOD figures move with it ("Backfill depth")
     bf_depth: int = 100
     # like every multi-node job asking sbatch --switches=<its leaf bound>@<this>: a placement spanning
     # more leaves than the job needs on an empty fabric waits up to this long (0: off), for every policy
