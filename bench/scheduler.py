@@ -15,6 +15,7 @@ writes the rows as JSON and one PNG per stream (locality and excess pairs agains
     .venv/bin/python bench/scheduler.py [--seeds 1,2,3] [--holds 0,600,1800,3600,7200,14400,43200] [--out bench-out]
                                         [--streams alibaba,superpod,philly] [--big] [--no-small-jobs-by-end]
                                         [--no-hold-from-room] [--work-limit 0.003] [--reservation-moves 2]
+                                        [--bf-depth 100]
 """
 from __future__ import annotations
 
