@@ -25,6 +25,7 @@ import glob
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,19 @@ def _usage_path(directory: Path, name: str) -> Path:
     return directory / f"sched-{name}-usage.npz"
 
 
+def _count(least: int) -> Callable[[str], int]:
+    """An argparse type: an integer of at least `least` (a depth of 0 would silently mean no backfill)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{value} is below {least}")
+        return value
+    return parse
+
+
 def _save(out: Path, name: str, rows: list[SweepRow], bf_depth: int) -> None:
     """The rows as JSON, and each run's (start, end, GPUs) per job beside them: a later run that reuses
     these baselines recomputes every utilisation over one window with them (and checks the depth)."""
@@ -184,9 +198,9 @@ def main() -> int:
                     help="placer's CP-SAT work units per job (reproducible); 0: 10 ms of wall clock instead")
     ap.add_argument("--no-small-jobs-by-end", action="store_true", help="placer's runs with small_jobs_by_end off")
     ap.add_argument("--no-hold-from-room", action="store_true", help="placer's runs with hold_from_room off")
-    ap.add_argument("--reservation-moves", type=int, default=SimConfig.reservation_moves,
+    ap.add_argument("--reservation-moves", type=_count(0), default=SimConfig.reservation_moves,
                     help="placer's runs: backfill may move the head's reserved block this many times a pass")
-    ap.add_argument("--bf-depth", type=int, default=SimConfig.bf_depth,
+    ap.add_argument("--bf-depth", type=_count(1), default=SimConfig.bf_depth,
                     help="jobs backfill tries per pass, every policy (Slurm's bf_max_job_test; its default is 500)")
     ap.add_argument("--big", action="store_true", help="also 100,000 jobs on colossus-200k, placer's default")
     ap.add_argument("--report", help="run nothing: print the rows and checks of an earlier run's sched-*.json in "

@@ -46,3 +46,14 @@ def test_baselines_saved_before_the_depth_was_kept_count_as_100(tmp_path: Path) 
     assert len(bench._baselines(str(tmp_path), "s", 100)) == 1
     with pytest.raises(SystemExit, match="depth 100"):
         bench._baselines(str(tmp_path), "s", 500)
+
+
+@pytest.mark.parametrize("flag,value", [("--bf-depth", "0"), ("--bf-depth", "-3"), ("--bf-depth", "many"),
+                                        ("--reservation-moves", "-1")])
+def test_counts_below_their_least_are_refused(flag: str, value: str, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(sys, "argv", ["scheduler.py", "--streams", "none", flag, value])
+    with pytest.raises(SystemExit) as stop:
+        bench.main()
+    assert stop.value.code == 2
+    assert flag in capsys.readouterr().err
