@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from simulate import SHARED, alibaba_shape  # noqa: E402  (bench/ is sys.path[0] when run as a script)
+from simulate import SHARED, add_bf_depth, alibaba_shape  # noqa: E402  (bench/ is sys.path[0] when run as a script)
 
 from cli.simulate_cmd import render_table  # noqa: E402
 from placer.sim import SimConfig, simulate  # noqa: E402
@@ -33,6 +33,7 @@ def main() -> int:
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--load", type=float, default=1.0)
     ap.add_argument("--policies", default="best-fit,slurm-tree,slurm-tree-24.05,placer")
+    add_bf_depth(ap)
     args = ap.parse_args()
     if not SHARED.exists():
         print("../shared/data/traces is absent: this benchmark needs the project's shared Alibaba tables")
@@ -45,7 +46,7 @@ def main() -> int:
         summaries = {}
         for policy in args.policies.split(","):
             t = time.perf_counter()
-            _, summaries[policy] = simulate(fabric, jobs, policy, SimConfig())
+            _, summaries[policy] = simulate(fabric, jobs, policy, SimConfig(bf_depth=args.bf_depth))
             print(f"seed {seed}: {policy} replayed in {time.perf_counter() - t:.0f} s", flush=True)
         print(f"\nAlibaba-shaped, seed {seed}, {len(jobs):,} jobs, campus-16k, load {args.load:g}, multi-node doubled")
         print(render_table(summaries))

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from scheduler import streams  # noqa: E402  (bench/ is sys.path[0] when run as a script)
-from simulate import SHARED  # noqa: E402
+from simulate import SHARED, add_bf_depth  # noqa: E402
 
 from placer.sim import SCHEDULER_WORK_LIMIT, JobRecord, SimConfig, replay_planner, simulate  # noqa: E402
 from placer.sim.metrics import pairs  # noqa: E402
@@ -112,9 +112,10 @@ def ceiling(name: str, fabric: Fabric, records: list[JobRecord]) -> dict[str, fl
             "pairs_ceiling": (excess - gained_excess) / total}
 
 
-def one(stream: str, seed: int) -> dict[str, float | int | str]:
+def one(stream: str, seed: int, bf_depth: int) -> dict[str, float | int | str]:
     name, fabric, jobs = streams([stream], [seed])[0]
-    records, _ = simulate(fabric, jobs, "placer", SimConfig(planner=replay_planner(SCHEDULER_WORK_LIMIT, False)))
+    cfg = SimConfig(planner=replay_planner(SCHEDULER_WORK_LIMIT, False), bf_depth=bf_depth)
+    records, _ = simulate(fabric, jobs, "placer", cfg)
     return ceiling(name, fabric, records)
 
 
@@ -123,11 +124,12 @@ def main() -> int:
     ap.add_argument("--streams", default="alibaba,superpod")
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--workers", type=int, default=2)
+    add_bf_depth(ap)
     args = ap.parse_args()
     if not SHARED.exists():
         print("../shared/data/traces is absent: this benchmark needs the project's shared traces")
         return 1
-    runs = [(s, int(seed)) for s in args.streams.split(",") for seed in args.seeds.split(",")]
+    runs = [(s, int(seed), args.bf_depth) for s in args.streams.split(",") for seed in args.seeds.split(",")]
     print("| stream | multi-node jobs | started with another | beyond bound (of them together) | "
           "instants tried | jobs gained | at bound: now → ceiling | excess pairs: now → ceiling |")
     print("|---|---|---|---|---|---|---|---|")

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from scheduler import streams  # noqa: E402  (bench/ is sys.path[0] when run as a script)
-from simulate import SHARED  # noqa: E402
+from simulate import SHARED, add_bf_depth  # noqa: E402
 
 from placer.sim import SimConfig, simulate  # noqa: E402
 
@@ -30,12 +30,14 @@ def main() -> int:
     ap.add_argument("--stream", default="alibaba", choices=["alibaba", "superpod", "philly"])
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--policy", default="placer")
+    add_bf_depth(ap)
     args = ap.parse_args()
     if not SHARED.exists():
         print("../shared/data/traces is absent: this benchmark needs the project's shared traces")
         return 1
     name, fabric, jobs = streams([args.stream], [args.seed])[0]
-    cfg = SimConfig()  # the replay's default planner (replay_planner: CP-SAT by work units, small jobs by end)
+    # the replay's default planner (replay_planner: CP-SAT by work units, small jobs by end)
+    cfg = SimConfig(bf_depth=args.bf_depth)
     t = time.perf_counter()
     records, summary = simulate(fabric, jobs, args.policy, cfg)
     took = time.perf_counter() - t

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from scheduler import streams  # noqa: E402  (bench/ is sys.path[0] when run as a script)
+from simulate import add_bf_depth  # noqa: E402
 
 from placer.jobs import JobRequest  # noqa: E402
 from placer.sim import SimConfig, replay_planner, simulate  # noqa: E402
@@ -53,7 +54,8 @@ def stream(kind: str, seed: int, replica: int) -> tuple[Fabric, list[JobRequest]
     return fabric, sorted(moved, key=lambda j: j.submit_time or 0.0)
 
 
-def run(kind: str, seed: int, replica: int, policy: str, hold_s: float) -> tuple[int, int, str, dict[str, float]]:
+def run(kind: str, seed: int, replica: int, policy: str, hold_s: float,
+        bf_depth: int) -> tuple[int, int, str, dict[str, float]]:
     base, off = policy, set[str]()
     while base.startswith("placer") and base.endswith(OFF):
         option = next(o for o in OFF if base.endswith(o))
@@ -62,7 +64,7 @@ def run(kind: str, seed: int, replica: int, policy: str, hold_s: float) -> tuple
         raise SystemExit(f"replicas.py: {policy!r}: placer's options are on by default now; "
                          f"name the ones to turn off ({', '.join(OFF)})")
     cfg = SimConfig(planner=replay_planner(small_jobs_by_end="-by-end" not in off),
-                    hold_from_room="-from-room" not in off, hold_s=hold_s)
+                    hold_from_room="-from-room" not in off, hold_s=hold_s, bf_depth=bf_depth)
     _, s = simulate(*stream(kind, seed, replica), base, cfg)
     return seed, replica, policy, {k: float(s[k] or 0.0) for k in FIG}
 
@@ -80,8 +82,9 @@ def main() -> int:
     ap.add_argument("--policies", default=",".join(POLICIES))
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--hold", type=float, default=DEFAULT_HOLD_S, help="placer's hold limit (s)")
+    add_bf_depth(ap)
     args = ap.parse_args()
-    tasks = [(args.stream, s, r, p, args.hold) for s in map(int, args.seeds.split(","))
+    tasks = [(args.stream, s, r, p, args.hold, args.bf_depth) for s in map(int, args.seeds.split(","))
              for r in range(args.replicas + 1) for p in args.policies.split(",")]
     print("seed replica policy                  at-bound pairs   mean wait    util (busy period)")
     results = []

@@ -15,7 +15,7 @@ writes the rows as JSON and one PNG per stream (locality and excess pairs agains
     .venv/bin/python bench/scheduler.py [--seeds 1,2,3] [--holds 0,600,1800,3600,7200,14400,43200] [--out bench-out]
                                         [--streams alibaba,superpod,philly] [--big] [--no-small-jobs-by-end]
                                         [--no-hold-from-room] [--work-limit 0.003] [--reservation-moves 2]
-                                        [--bf-depth 100]
+                                        [--bf-depth 500]
 """
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ import glob
 import json
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from simulate import SHARED, alibaba_shape  # noqa: E402  (bench/ is sys.path[0] when run as a script)
+from simulate import SHARED, add_bf_depth, alibaba_shape, count  # noqa: E402  (bench/ is sys.path[0] when run as a script)
 
 from cli.sweep_cmd import render_rows, write_sweep_plot  # noqa: E402
 from placer.jobs import JobRequest  # noqa: E402
@@ -113,19 +112,6 @@ def _usage_path(directory: Path, name: str) -> Path:
     return directory / f"sched-{name}-usage.npz"
 
 
-def _count(least: int) -> Callable[[str], int]:
-    """An argparse type: an integer of at least `least` (a depth of 0 would silently mean no backfill)."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < least:
-            raise argparse.ArgumentTypeError(f"{value} is below {least}")
-        return value
-    return parse
-
-
 def _save(out: Path, name: str, rows: list[SweepRow], bf_depth: int) -> None:
     """The rows as JSON, and each run's (start, end, GPUs) per job beside them: a later run that reuses
     these baselines recomputes every utilisation over one window with them (and checks the depth)."""
@@ -198,10 +184,9 @@ def main() -> int:
                     help="placer's CP-SAT work units per job (reproducible); 0: 10 ms of wall clock instead")
     ap.add_argument("--no-small-jobs-by-end", action="store_true", help="placer's runs with small_jobs_by_end off")
     ap.add_argument("--no-hold-from-room", action="store_true", help="placer's runs with hold_from_room off")
-    ap.add_argument("--reservation-moves", type=_count(0), default=SimConfig.reservation_moves,
+    ap.add_argument("--reservation-moves", type=count(0), default=SimConfig.reservation_moves,
                     help="placer's runs: backfill may move the head's reserved block this many times a pass")
-    ap.add_argument("--bf-depth", type=_count(1), default=SimConfig.bf_depth,
-                    help="jobs backfill tries per pass, every policy (Slurm's bf_max_job_test; its default is 500)")
+    add_bf_depth(ap)
     ap.add_argument("--big", action="store_true", help="also 100,000 jobs on colossus-200k, placer's default")
     ap.add_argument("--report", help="run nothing: print the rows and checks of an earlier run's sched-*.json in "
                     "this directory (for another --default-hold)")

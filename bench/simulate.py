@@ -24,6 +24,7 @@ import multiprocessing
 import os
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -38,6 +39,27 @@ from placer.traces import merge_traces, parse_trace  # noqa: E402
 from topology.generate import design_for, generate  # noqa: E402
 
 POLICIES = ("placer", "slurm-tree", "first-fit")
+
+
+def count(least: int) -> Callable[[str], int]:
+    """An argparse type: an integer of at least `least` (a backfill depth of 0 would silently mean no backfill)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{value} is below {least}")
+        return value
+    return parse
+
+
+def add_bf_depth(ap: argparse.ArgumentParser) -> None:
+    """`--bf-depth`, in every script that replays: figures made before 2026-12-06 ran at 100, the simulator's
+    default until then (docs/benchmarks.md, "Backfill depth"); pass it to reproduce them."""
+    ap.add_argument("--bf-depth", type=count(1), default=SimConfig.bf_depth,
+                    help="jobs backfill tries per pass, every policy (Slurm's bf_max_job_test, default 500 there "
+                         "and here; the figures of docs/benchmarks.md made before 2026-12-06 ran at 100)")
 
 
 def alibaba_shape():
@@ -69,11 +91,11 @@ def miss_origins(records: list[JobRecord]) -> str:
             f"queued (they start on the nodes that free first), {len(miss) - queued} started on arrival")
 
 
-def compare(title: str, fabric, jobs, cfg: SimConfig | None = None, policies=POLICIES) -> bool:
+def compare(title: str, fabric, jobs, cfg: SimConfig, policies=POLICIES) -> bool:
     global _CTX
     t = time.perf_counter()
     runs, summaries = {}, {}
-    _CTX = (fabric, jobs, cfg or SimConfig())
+    _CTX = (fabric, jobs, cfg)
     # one forked process per policy (the runs are independent): the wall time of the slowest
     with ProcessPoolExecutor(max_workers=min(len(policies), os.cpu_count() or 1),
                              mp_context=multiprocessing.get_context("fork")) as pool:
@@ -112,7 +134,9 @@ def main() -> int:
     ap.add_argument("--steady-jobs", type=int, default=0,
                     help="also replay this many Alibaba-shaped jobs at steady offered loads (0: off)")
     ap.add_argument("--steady-loads", default="0.9,1.0")
+    add_bf_depth(ap)
     args = ap.parse_args()
+    depth = SimConfig(bf_depth=args.bf_depth)
     if not SHARED.exists():
         print("../shared/data/traces is absent: this benchmark replays the project's shared real traces")
         return 1
@@ -129,23 +153,24 @@ def main() -> int:
         streams.append((f"Alibaba-shaped stream (seed {seed})", ali, [float(x) for x in args.alibaba_loads.split(",")]))
     for name, jobs, loads in streams:
         for load in loads:
-            ok &= compare(f"{name} on campus-16k, load {load:g}", fabric, scale_to_load(jobs, fabric.total_gpus, load))
+            ok &= compare(f"{name} on campus-16k, load {load:g}", fabric,
+                          scale_to_load(jobs, fabric.total_gpus, load), depth)
         for wait in waits:  # the same rule for every policy: each multi-node job asks --switches=<bound>@wait
             ok &= compare(f"{name} on campus-16k, load {max(loads):g}, every multi-node job --switches=bound@{wait:g}s",
                           fabric, scale_to_load(jobs, fabric.total_gpus, max(loads)),
-                          SimConfig(switches_wait_s=wait), ("placer", "slurm-tree"))
+                          SimConfig(switches_wait_s=wait, bf_depth=args.bf_depth), ("placer", "slurm-tree"))
     if args.steady_jobs:
         seed = int(args.alibaba_seeds.split(",")[0])
         for load in [float(x) for x in args.steady_loads.split(",")]:
             ali = generate_trace(shape, fabric.total_gpus, fabric.n_nodes, 8, args.steady_jobs, load, seed=seed)
             days = (ali[-1].submit_time or 0.0) / 86400
             ok &= compare(f"Alibaba-shaped stream (seed {seed}) in steady state on campus-16k, offered load {load:g} "
-                          f"over {days:.1f} days", fabric, ali, policies=("placer", "slurm-tree"))
+                          f"over {days:.1f} days", fabric, ali, depth, policies=("placer", "slurm-tree"))
     if not args.skip_100k:
         big = generate(design_for("colossus-200k"))
         jobs = generate_trace(shape, big.total_gpus, big.n_nodes, 8, 100_000, 0.9, seed=0)
         t = time.perf_counter()
-        _, s = simulate(big, jobs, "placer", SimConfig())
+        _, s = simulate(big, jobs, "placer", depth)
         took = time.perf_counter() - t
         good = took <= 600
         ok &= good

@@ -38,9 +38,9 @@ def replay_planner(work_limit: float | None = SCHEDULER_WORK_LIMIT,
 @dataclass(frozen=True)
 class SimConfig:
     backfill: str = "easy"  # easy | none
-    # jobs backfill tries per pass (Slurm's bf_max_job_test, default 500 there); 100, the depth of every
-    # table in docs/benchmarks.md, whose SuperPOD figures move with it ("Backfill depth")
-    bf_depth: int = 100
+    # jobs backfill tries per pass: Slurm's bf_max_job_test and its default, so the baselines run as sites
+    # run them; 100 until 2026-12-06, the depth of the older tables in docs/benchmarks.md ("Backfill depth")
+    bf_depth: int = 500
     # like every multi-node job asking sbatch --switches=<its leaf bound>@<this>: a placement spanning
     # more leaves than the job needs on an empty fabric waits up to this long (0: off), for every policy
     # (for the baselines; placer's own scheduler has hold_s instead)
