@@ -83,8 +83,7 @@ def load_trace(paths: tuple[str, ...], fmt: str):
               help=f"Comma-separated: {', '.join(POLICIES)}.")
 @click.option("--backfill", type=click.Choice(["easy", "none"]), default="easy", show_default=True)
 @click.option("--bf-depth", type=click.IntRange(min=1), default=SimConfig.bf_depth, show_default=True,
-              help="Jobs tried for backfill per pass, every policy (Slurm's bf_max_job_test, and its default; "
-                   "100 until 2026-12-06).")
+              help="Jobs tried for backfill per pass, every policy (Slurm's bf_max_job_test; 100 until 2026-12-06).")
 @click.option("--switches-wait", "switches_wait_s", type=FiniteRange(min=0), default=0, show_default=True,
               help="For the baselines: every multi-node job behaves as if submitted with sbatch "
                    "--switches=<its leaf bound>@<this many seconds> (0: off); the wait counts from the job's first "
