@@ -8,16 +8,17 @@ from typing import Any
 
 import click
 
+from placer.constraints import parse_constraint
 from placer.eligibility import allowed_mask
 from placer.engine import alternatives as matching_or
-from placer.index import index_for
+from placer.index import FabricIndex, index_for
 from placer.jobs import JobRequest, split_constraint
-from placer.reserve import ReservePlan, hero_size, plan_requeue, plan_reservation
+from placer.reserve import HeroChoice, ReservePlan, hero_size, plan_hero
 from placer.validate import validate_reservation
 from plugins.requests import partition_nodes
 from plugins.reservations import ReservationSpec, create_reservation, requeue_argv
 from plugins.slurm_cli import subprocess_runner
-from topology import BackendError, RequestError
+from topology import BackendError, ClusterState, RequestError
 from topology.hostlists import HostlistError, compress_ordered, expand
 
 from .cluster_view import ClusterView, cluster_view, running_jobs
@@ -57,9 +58,21 @@ def _hero(view: ClusterView, gpus: int, partition: str | None, constraint: str |
                      partition_nodes=nodes)
     if unhonoured := job.not_yet_honoured():
         raise RequestError(f"--constraint: {unhonoured} (placer does not honour it)")
-    if len(matching_or(job)) > 1:
-        raise RequestError("--constraint: a matching OR ([a|b]): plan each alternative on its own")
     return job
+
+
+def _choices(ix: FabricIndex, state: ClusterState, hero: JobRequest, gpus_per_node: int | None,
+             constrained: bool) -> list[HeroChoice]:
+    """Each matching-OR alternative of the hero's --constraint (one choice when it has none), with the
+    nodes it allows and its node size: --gpus-per-node, else the most common there (the planner and the
+    validator must take the same one; on a fabric of mixed sizes they once disagreed)."""
+    c = parse_constraint(hero.constraint)[0] if hero.constraint else None
+    out = []
+    for alt in matching_or(hero):
+        allowed = allowed_mask(ix, hero, alt) if constrained else None
+        label = None if alt is None or c is None else c.alternative_text(alt)
+        out.append(HeroChoice(label, allowed, gpus_per_node or hero_size(ix, state, allowed)))
+    return out
 
 
 def _row(view: ClusterView, plan: ReservePlan, spec: ReservationSpec, now: float) -> dict[str, Any]:
@@ -69,6 +82,7 @@ def _row(view: ClusterView, plan: ReservePlan, spec: ReservationSpec, now: float
             "leaf_bound": plan.leaf_bound, "idle_gpu_hours": round(plan.idle_gpu_hours, 3),
             "must_end": [{"job": j, "end": e, "in_s": round(e - now)} for j, e in plan.must_end],
             "scontrol": " ".join(spec.argv(now)), "validated": True,
+            **({"alternative": plan.alternative} if plan.alternative is not None else {}),
             **({"requeue": [{"job": j, "lost_gpu_hours": round(w, 3)} for j, w in plan.requeue],
                 "lost_gpu_hours": round(plan.lost_gpu_hours, 3),
                 "scontrol_requeue": " ".join(requeue_argv([j for j, _ in plan.requeue]))} if plan.requeue else {})}
@@ -87,7 +101,8 @@ def _row(view: ClusterView, plan: ReservePlan, spec: ReservationSpec, now: float
 @click.option("--gpus-per-node", type=click.IntRange(min=1), help="Nodes of this size [the most common size among "
               "the nodes it may use].")
 @click.option("--partition", help="Only nodes of this partition (as Slurm lists them).")
-@click.option("--constraint", help="Only nodes with these features (as sbatch -C: a&b, a|b, x&(a|b)).")
+@click.option("--constraint", help="Only nodes with these features (as sbatch -C: a&b, a|b, x&(a|b); [a|b]: "
+              "each plan on one alternative).")
 @click.option("--gpu-model", help="Only nodes of this GPU model (as the inventory names it).")
 @click.option("--exclude", metavar="HOSTLIST", help="Never these nodes.")
 @click.option("--apply", "do_apply", is_flag=True, help="Create the first plan's reservation in Slurm.")
@@ -121,22 +136,19 @@ def reserve_cmd(gpus: int, within: str, start_after: float | None, duration_s: f
     running = running_jobs(view)
     ix, level = index_for(view.fabric), _level(view, within)
     hero = _hero(view, gpus, partition, constraint, gpu_model, exclude)
-    allowed = allowed_mask(ix, hero) if (partition or constraint or gpu_model or exclude) else None
-    # one node size for the planner and the validator (on a fabric of mixed sizes they must agree)
-    hero = replace(hero, gpus_per_node=gpus_per_node or hero_size(ix, view.state, allowed))
-    size = hero.gpus_per_node
-    plans = plan_reservation(ix, view.state, running, gpus, now, level, start_after, alternatives, size, allowed)
-    sooner = plan_requeue(ix, view.state, running, gpus, now, level, start_after, size, allowed)
-    if sooner is not None and (not plans or sooner.start < plans[0].start):
-        plans.append(sooner)  # an alternative only: --apply never requeues anybody's job
+    constrained = bool(partition or constraint or gpu_model or exclude)
+    choices = _choices(ix, view.state, hero, gpus_per_node, constrained)
+    plans = plan_hero(ix, view.state, running, gpus, now, level, start_after, alternatives, choices)
     if not plans:
-        raise RequestError(f"no block of tier {within!r} can ever hold {gpus:,} GPUs of usable {size}-GPU nodes"
-                           + (" the job may use" if allowed is not None else ""))
+        sizes = "- or ".join(str(n) for n in sorted({c.size for c in choices}))
+        raise RequestError(f"no block of tier {within!r} can ever hold {gpus:,} GPUs of usable {sizes}-GPU nodes"
+                           + (" the job may use" if constrained else ""))
     rows = []
     for k, plan in enumerate(plans):
         nodes = [view.fabric.node_names[n] for n in plan.nodes]
-        bad = validate_reservation(view.fabric, view.state, hero, [r.row() for r in running], nodes,
-                                   plan.start, now, plan.idle_gpu_hours, plan.requeue)
+        bad = validate_reservation(view.fabric, view.state, replace(hero, gpus_per_node=plan.gpus_per_node),
+                                   [r.row() for r in running], nodes, plan.start, now, plan.idle_gpu_hours,
+                                   plan.requeue)
         if bad:  # never printed as a plan, never applied
             raise BackendError(f"plan {k + 1} refused by the validator (a bug in placer): {'; '.join(bad)}")
         spec = ReservationSpec(name or f"placer-hero-{gpus}", plan.start, duration_s, compress_ordered(nodes), users,
@@ -157,13 +169,14 @@ def _render(doc: dict[str, Any]) -> str:
            f"earliest start first"]
     for k, r in enumerate(doc["plans"], 1):
         when = "now" if r["starts_in_s"] == 0 else f"in {r['starts_in_s']:,} s"
-        out.append(f"{k}. {r['block']}: starts {when} on {r['leaves']} leaves (bound {r['leaf_bound']}), "
+        on = f" (-C {r['alternative']})" if "alternative" in r else ""
+        out.append(f"{k}. {r['block']}{on}: starts {when} on {r['leaves']} leaves (bound {r['leaf_bound']}), "
                    f"{r['nodes']}; idle while draining at most {r['idle_gpu_hours']:,.1f} GPU-h; "
                    f"{len(r['must_end'])} running job(s) must end first"
                    + (f" (last: {r['must_end'][-1]['job']} in {r['must_end'][-1]['in_s']:,} s)" if r["must_end"]
                       else ""))
         if "requeue" in r:
-            out[-1] = (f"{k}. {r['block']}: starts {when} on {r['leaves']} leaves (bound {r['leaf_bound']}), "
+            out[-1] = (f"{k}. {r['block']}{on}: starts {when} on {r['leaves']} leaves (bound {r['leaf_bound']}), "
                        f"{r['nodes']}, by requeuing {len(r['requeue'])} running job(s): {r['lost_gpu_hours']:,.1f} "
                        f"GPU-h of their work lost (not done by --apply)")
             out.append(f"   {r['scontrol_requeue']}")

@@ -27,6 +27,10 @@ class Constraint:
         alts = self.alternatives if alternative is None else (self.alternatives[alternative],)
         return any(all(c & features for c in alt) for alt in alts)
 
+    def alternative_text(self, k: int) -> str:
+        """Alternative k as sbatch -C writes it (`x&(a|b)`): what every node of a plan on it has."""
+        return "&".join(next(iter(c)) if len(c) == 1 else f"({'|'.join(sorted(c))})" for c in self.alternatives[k])
+
 
 _NAME = re.compile(r"^[A-Za-z0-9_.:\-]+$")
 

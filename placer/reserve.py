@@ -36,6 +36,8 @@ class ReservePlan:
     idle_gpu_hours: float  # capacity left idle while draining (upper bound)
     must_end: list[tuple[str, float]] = field(default_factory=list)  # running jobs on those nodes, by end
     requeue: list[tuple[str, float]] = field(default_factory=list)  # requeued instead: (job, GPU-hours of work lost)
+    alternative: str | None = None  # the matching-OR alternative of --constraint all its nodes meet (plan_hero)
+    gpus_per_node: int = 0  # the node size it was planned for (plan_hero)
 
     @property
     def lost_gpu_hours(self) -> float:
@@ -108,6 +110,46 @@ def _earliest_in_block(ix: FabricIndex, free_at: np.ndarray, in_block: np.ndarra
         if len(chosen) >= need:
             break
     return start, chosen, bound
+
+
+@dataclass(frozen=True)
+class HeroChoice:
+    """One way to place the hero run: a matching-OR alternative of its --constraint (`label` as sbatch -C
+    writes it; None: the job has no such choice), the nodes it allows there (None: all) and its node size."""
+    label: str | None
+    allowed: np.ndarray | None
+    size: int
+
+
+def plan_hero(ix: FabricIndex, state: ClusterState, running: Sequence[Running], gpus: int, now: float,
+              within: int | None, start_after: float | None, alternatives: int,
+              choices: Sequence[HeroChoice]) -> list[ReservePlan]:
+    """`plan_reservation` on each choice (every node of a plan meets the same one), merged earliest start
+    first, then least idle, `alternatives` of them; then `plan_requeue`'s plan losing least work, when it
+    starts sooner than all of them. A plan spanning more leaves than the best plan of its node size needs
+    is dropped: the job's bound is the best block's and best alternative's (as the validator counts it)."""
+    plans: list[ReservePlan] = []
+    sooner: list[ReservePlan] = []
+    for c in choices:
+        for p in plan_reservation(ix, state, running, gpus, now, within, start_after, alternatives, c.size, c.allowed):
+            plans.append(_tagged(p, c))
+        if (q := plan_requeue(ix, state, running, gpus, now, within, start_after, c.size, c.allowed)) is not None:
+            sooner.append(_tagged(q, c))
+    bound: dict[int, int] = {}
+    for p in plans + sooner:
+        bound[p.gpus_per_node] = min(bound.get(p.gpus_per_node, p.leaf_bound), p.leaf_bound)
+    plans = sorted((p for p in plans if p.leaves <= bound[p.gpus_per_node]),
+                   key=lambda p: (p.start, p.idle_gpu_hours, p.block))[:alternatives]
+    sooner = [q for q in sooner if q.leaves <= bound[q.gpus_per_node]]
+    best = min(sooner, key=lambda q: q.lost_gpu_hours, default=None)
+    if best is not None and (not plans or best.start < plans[0].start):
+        plans.append(best)  # an alternative only: `placer reserve --apply` never requeues anybody's job
+    return plans
+
+
+def _tagged(plan: ReservePlan, choice: HeroChoice) -> ReservePlan:
+    plan.alternative, plan.gpus_per_node = choice.label, choice.size
+    return plan
 
 
 def hero_size(ix: FabricIndex, state: ClusterState, allowed: np.ndarray | None = None) -> int:

@@ -216,6 +216,12 @@ def _constraint(j: JobRequest) -> Constraint | None:
     return parse_constraint(j.constraint)[0] if j.constraint else None
 
 
+def _one_alternative(pic: _Picture, j: JobRequest, nodes: Iterable[int]) -> bool:
+    """Every node meets the same matching-OR alternative of the job's --constraint (`[a|b]`), if it has one."""
+    nodes = list(nodes)
+    return any(all(pic.allowed(j, n, a) for n in nodes) for a in _alternatives(j))
+
+
 def _alternatives(j: JobRequest) -> list[int | None]:
     c = _constraint(j)
     return [None] if c is None or len(c.alternatives) == 1 else list(range(len(c.alternatives)))
@@ -284,7 +290,7 @@ def _check_placed(pic: _Picture, p: Placement, j: JobRequest, size: int, multi: 
         bad.append(f"{p.job}: {len(nodes)} nodes, needs {need}")
     for n in nodes:
         bad += _check_node(pic, p, j, n, size, multi)
-    if not any(all(pic.allowed(j, n, a) for n in nodes) for a in _alternatives(j)):
+    if not _one_alternative(pic, j, nodes):
         bad.append(f"{p.job}: its nodes do not all meet one alternative of --constraint {j.constraint!r}")
     total = sum(len(v) for v in p.gpu_ids.values())
     if not multi and total != j.gpus:
@@ -396,6 +402,8 @@ def validate_reservation(fabric: Fabric, initial: ClusterState, job: JobRequest,
     for n in idx:
         if not (pic.usable[n] and pic.qualifies(job, n, size) and len(pic.free[n]) == pic.ngpu[n]):
             bad.append(f"reservation: {fabric.node_names[n]} is not a whole usable {size}-GPU node free by the start")
+    if not _one_alternative(pic, job, idx):
+        bad.append(f"reservation: its nodes do not all meet one alternative of --constraint {job.constraint!r}")
     leaves = {int(fabric.node_leaf[n]) for n in idx}
     k = pic.leaves_empty(job, size, True, need)
     if k is None or len(leaves) > k:

@@ -17,6 +17,7 @@ from placer.reserve import node_free_times, plan_reservation
 from placer.validate import validate_reservation
 from placer.why import Running
 from topology import ClusterState
+from topology.inventory import load_inventory_text
 
 from .test_why import FABRIC, IX, NOW, RUNNING, state_and_running
 
@@ -186,8 +187,71 @@ def test_a_hero_run_on_mixed_sizes_and_with_constraints(tmp_path: Path, capsys: 
     assert nodes("--gpus", "16", "--constraint", "a|b", "--exclude", "s[01-12]") == ["b[01-02]"]
     for args, why in ((["--partition", "cpu"], "--partition cpu: partition cpu is not one Slurm lists"),
                       (["--constraint", "a*2"], "--constraint: --constraint 'a*2' (counts"),
-                      (["--constraint", "[a|b]"], "a matching OR ([a|b]): plan each alternative on its own"),
                       (["--exclude", "x[1-2]"], "--exclude: not nodes of fabric"),
                       (["--constraint", "b", "--gpus-per-node", "4"], "of usable 4-GPU nodes the job may use")):
         assert main([*base, "--gpus", "16", *args]) == 2, args
         assert why in capsys.readouterr().err, args
+
+
+def test_a_matching_or_is_planned_on_each_alternative(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`-C "[a|b]"`: every plan's nodes meet one alternative, each at its own node size (4-GPU `a` nodes,
+    8-GPU `b` nodes), and each plan says which (before 2026-12-06 a matching OR was an input error)."""
+    inv = tmp_path / "mixed.yaml"
+    inv.write_text(MIXED)
+    snap = tmp_path / "now.json"
+    snap.write_text(json.dumps({"schema": "placer.plan/v1", "fabric": "mixed", "placements": [], "summary": {}}))
+    base = ["reserve", "--inventory", str(inv), "--state", str(snap), "--now", "1000", "--gpus", "16",
+            "--constraint", "[a|b]"]
+    assert main([*base, "--format", "json"]) == 0, capsys.readouterr().err
+    plans = json.loads(capsys.readouterr().out)["plans"]
+    assert [(p["alternative"], p["nodes"]) for p in plans] == [("a", "s[01-04]"), ("b", "b[01-02]")]
+    assert main([*base, "--gpus-per-node", "8", "--format", "json"]) == 0
+    assert [(p["alternative"], p["nodes"]) for p in json.loads(capsys.readouterr().out)["plans"]] == [("b", "b[01-02]")]
+    assert main(base) == 0
+    assert "1. the fabric (-C a): starts now on 1 leaves" in capsys.readouterr().out
+
+
+SPLIT = """\
+version: 1
+node_types:
+  x: {gpus: 8, features: [x]}
+  xy: {gpus: 8, features: [x, y]}
+  y: {gpus: 8, features: [y]}
+nodes:
+  - {names: "n[01-03]", type: x}
+  - {names: "n04", type: xy}
+  - {names: "n[05-06]", type: y}
+  - {names: "n[07-08]", type: x}
+switches:
+  - {name: top}
+  - {name: l1, parent: top, nodes: "n[01-04]"}
+  - {name: l2, parent: top, nodes: "n[05-08]"}
+"""
+
+
+def test_an_alternative_that_needs_more_leaves_than_the_best_is_not_offered(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`[x|y]` for 3 nodes: x fits in one leaf (its bound, the job's), y only across two. With two of x's
+    nodes busy for an hour, y (n04-n06) could start now, but beyond the bound: every plan waits for x's
+    leaf (a plan beyond the bound would reach the validator, which refuses it: exit 3)."""
+    inv = tmp_path / "split.yaml"
+    inv.write_text(SPLIT)
+    busy = [{"job": "r1", "status": "placed", "gpus": 16, "nodes": ["n01", "n02"],
+             "gpu_ids": {"n01": list(range(8)), "n02": list(range(8))}, "start": 0, "end": 4600}]
+    snap = tmp_path / "now.json"
+    snap.write_text(json.dumps({"schema": "placer.plan/v1", "fabric": "split", "placements": busy, "summary": {}}))
+    assert main(["reserve", "--inventory", str(inv), "--state", str(snap), "--now", "1000", "--gpus", "24",
+                 "--constraint", "[x|y]", "--format", "json"]) == 0, capsys.readouterr().err
+    plans = json.loads(capsys.readouterr().out)["plans"]
+    assert plans and all(p["leaves"] == 1 and p["alternative"] == "x" for p in plans)
+    assert (plans[0]["starts_in_s"], plans[0]["nodes"], plans[0]["must_end"][0]["job"]) == (3600, "n[01-03]", "r1")
+
+
+def test_the_validator_refuses_a_reservation_mixing_alternatives() -> None:
+    inv, problems = load_inventory_text(MIXED)
+    assert not problems
+    hero = JobRequest("hero", 16, exclusive=True, constraint="[a|b]", gpus_per_node=4)
+    s = ClusterState(inv)
+    assert validate_reservation(inv, s, hero, [], ["s01", "s02", "s03", "s04"], 1000, 1000, 0.0) == []
+    bad = validate_reservation(inv, s, hero, [], ["s01", "s02", "s03", "b01"], 1000, 1000, 0.0)
+    assert any("do not all meet one alternative of --constraint '[a|b]'" in b for b in bad)
