@@ -30,10 +30,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from simulate import add_bf_depth  # noqa: E402  (bench/ is on sys.path)
+
 TARGETS = {"import_s": 10.0, "import_mib": 2048, "p99_ms": 100.0, "queue_s": 20.0, "replay_s": 1200.0}
 
 
-def one(preset: str, replay_jobs: int, states_n: int) -> dict[str, float]:
+def one(preset: str, replay_jobs: int, states_n: int, bf_depth: int) -> dict[str, float]:
     """Decisions, the 1,000-job queue and the replay on one preset, in this process."""
     from placement import DECISION_SIZES
     from simulate import alibaba_shape
@@ -69,7 +71,7 @@ def one(preset: str, replay_jobs: int, states_n: int) -> dict[str, float]:
     if replay_jobs:
         trace = generate_trace(alibaba_shape(), fabric.total_gpus, fabric.n_nodes, 8, replay_jobs, 0.9, seed=0)
         t = time.perf_counter()
-        _, summ = simulate(fabric, trace, "placer", SimConfig())
+        _, summ = simulate(fabric, trace, "placer", SimConfig(bf_depth=bf_depth))
         out["replay_s"] = time.perf_counter() - t
         out["replay_at_bound"] = float(summ["at_leaf_lower_bound"])
     out["rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -103,15 +105,17 @@ def main() -> int:
     ap.add_argument("--states", type=int, default=3)
     ap.add_argument("--replay-jobs", type=int, default=100_000)
     ap.add_argument("--one", help=argparse.SUPPRESS)
+    add_bf_depth(ap)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(one(args.one, args.replay_jobs, args.states)))
+        print(json.dumps(one(args.one, args.replay_jobs, args.states, args.bf_depth)))
         return 0
     ok = True
     for preset in args.presets.split(","):
         t0 = time.perf_counter()
         fig = import_figures(preset, args.runs)
         child = subprocess.run([sys.executable, __file__, "--one", preset, "--replay-jobs", str(args.replay_jobs),
+                                "--bf-depth", str(args.bf_depth),
                                 "--states", str(args.states)], capture_output=True, text=True, check=True)
         fig.update(json.loads(child.stdout.strip().splitlines()[-1]))
         checks = {k: fig[k] <= v for k, v in TARGETS.items() if k in fig}
