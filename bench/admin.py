@@ -38,7 +38,7 @@ from cli.config import SiteConfig  # noqa: E402
 from cli.why_cmd import answer_for  # noqa: E402
 from placer import JobRequest  # noqa: E402
 from placer.index import index_for  # noqa: E402
-from placer.reserve import HeroChoice, hero_size, plan_hero, plan_requeue  # noqa: E402
+from placer.reserve import HeroChoice, hero_size, plan_hero  # noqa: E402
 from placer.status import fabric_status  # noqa: E402
 from placer.timeline import HoldRule  # noqa: E402
 from placer.validate import validate_reservation  # noqa: E402
@@ -119,11 +119,9 @@ def main() -> int:
     ends = [r.row() for r in running]
     for gpus, within in ((16384, None), (32768, None), (4096, 1)):
         t = time.perf_counter()
-        # as `placer reserve` plans (one choice: no matching OR), plus the requeue plan whether or not it is sooner
+        # as `placer reserve` plans (one choice: no matching OR), with the requeue plan whether or not it is sooner
         one = [HeroChoice(None, None, hero_size(ix, state))]
-        plans = plan_hero(ix, state, running, gpus, now, within, None, 3, one)
-        sooner = plan_requeue(ix, state, running, gpus, now, within)
-        plans += [sooner] if sooner is not None and not any(p.requeue for p in plans) else []
+        plans = plan_hero(ix, state, running, gpus, now, within, None, 3, one, requeue_always=True)
         for p in plans:
             bad = validate_reservation(fabric, state, JobRequest("hero", gpus, exclusive=True), ends,
                                        [fabric.node_names[n] for n in p.nodes], p.start, now, p.idle_gpu_hours,

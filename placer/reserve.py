@@ -123,15 +123,18 @@ class HeroChoice:
 
 def plan_hero(ix: FabricIndex, state: ClusterState, running: Sequence[Running], gpus: int, now: float,
               within: int | None, start_after: float | None, alternatives: int,
-              choices: Sequence[HeroChoice]) -> list[ReservePlan]:
+              choices: Sequence[HeroChoice], requeue_always: bool = False) -> list[ReservePlan]:
     """`plan_reservation` on each choice (every node of a plan meets the same one), merged earliest start
     first, then least idle, `alternatives` of them; then `plan_requeue`'s plan losing least work, when it
-    starts sooner than all of them. A plan spanning more leaves than the best plan of its node size needs
-    is dropped: the job's bound is the best block's and best alternative's (as the validator counts it)."""
+    starts sooner than all of them (or in any case: `requeue_always`, for a benchmark timing it). A plan
+    spanning more leaves than the best plan of its node size needs is dropped: the job's bound is the best
+    block's and best alternative's (as the validator counts it)."""
     plans: list[ReservePlan] = []
     sooner: list[ReservePlan] = []
+    free_at = node_free_times(ix, state, running, now)  # once: every choice reads it
     for c in choices:
-        for p in plan_reservation(ix, state, running, gpus, now, within, start_after, alternatives, c.size, c.allowed):
+        for p in plan_reservation(ix, state, running, gpus, now, within, start_after, alternatives, c.size, c.allowed,
+                                  free_at):
             plans.append(_tagged(p, c))
         if (q := plan_requeue(ix, state, running, gpus, now, within, start_after, c.size, c.allowed)) is not None:
             sooner.append(_tagged(q, c))
@@ -142,7 +145,7 @@ def plan_hero(ix: FabricIndex, state: ClusterState, running: Sequence[Running], 
                    key=lambda p: (p.start, p.idle_gpu_hours, p.block))[:alternatives]
     sooner = [q for q in sooner if q.leaves <= bound[q.gpus_per_node]]
     best = min(sooner, key=lambda q: q.lost_gpu_hours, default=None)
-    if best is not None and (not plans or best.start < plans[0].start):
+    if best is not None and (requeue_always or not plans or best.start < plans[0].start):
         plans.append(best)  # an alternative only: `placer reserve --apply` never requeues anybody's job
     return plans
 
@@ -161,12 +164,15 @@ def hero_size(ix: FabricIndex, state: ClusterState, allowed: np.ndarray | None =
 
 def plan_reservation(ix: FabricIndex, state: ClusterState, running: Sequence[Running], gpus: int, now: float,
                      within: int | None, start_after: float | None = None, alternatives: int = 3,
-                     gpus_per_node: int | None = None, allowed: np.ndarray | None = None) -> list[ReservePlan]:
+                     gpus_per_node: int | None = None, allowed: np.ndarray | None = None,
+                     free_at: np.ndarray | None = None) -> list[ReservePlan]:
     """The best blocks for one job of `gpus` GPUs, earliest start first (`within`: a placement-tree level,
-    None: the whole fabric, one tree of a forest; `allowed`: the nodes the job may use, None: all)."""
+    None: the whole fabric, one tree of a forest; `allowed`: the nodes the job may use, None: all;
+    `free_at`: `node_free_times` of these running jobs, when the caller has it)."""
     size = gpus_per_node or hero_size(ix, state, allowed)
     need = -(-gpus // size)
-    free_at = node_free_times(ix, state, running, now)  # once: every alternative below reads it
+    if free_at is None:  # once: every block and later start below reads it
+        free_at = node_free_times(ix, state, running, now)
     usable = state.usable if allowed is None else state.usable & allowed
     plans = _plans(ix, usable, running, free_at, need, size, now, within, max(now, start_after or now))
     plans = plans[:alternatives]

@@ -255,3 +255,19 @@ def test_the_validator_refuses_a_reservation_mixing_alternatives() -> None:
     assert validate_reservation(inv, s, hero, [], ["s01", "s02", "s03", "s04"], 1000, 1000, 0.0) == []
     bad = validate_reservation(inv, s, hero, [], ["s01", "s02", "s03", "b01"], 1000, 1000, 0.0)
     assert any("do not all meet one alternative of --constraint '[a|b]'" in b for b in bad)
+
+
+def test_the_requeue_plan_only_when_sooner_unless_asked_always() -> None:
+    """gpu004 is free now: no requeue starts sooner, so `placer reserve` does not offer one; a benchmark
+    timing every plan asks for it anyway (bench/admin.py), through the same merge."""
+    from dataclasses import replace as dc_replace
+
+    from placer.reserve import HeroChoice, plan_hero
+
+    s, running = state_and_running()
+    running = [dc_replace(r, start=NOW - 100) for r in running]
+    one = [HeroChoice(None, None, 8)]
+    plans = plan_hero(IX, s, running, 8, NOW, 0, None, 3, one)
+    assert plans and plans[0].start == NOW and not any(p.block.endswith("(requeuing)") for p in plans)
+    always = plan_hero(IX, s, running, 8, NOW, 0, None, 3, one, requeue_always=True)
+    assert always[:-1] == plans and always[-1].block.endswith("(requeuing)")
