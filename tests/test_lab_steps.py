@@ -10,8 +10,10 @@ from plugins.lab_steps import end_leftover_steps, leftover_steps
 
 
 def _fake_step(cwd: Path) -> subprocess.Popen:
-    """A process called slurmstepd (argv[0]) working in `cwd`, with a job below it, as slurmstepd runs one."""
-    return subprocess.Popen(["bash", "-c", "exec -a slurmstepd bash -c 'sleep 60 & wait'"], cwd=cwd)
+    """A process called slurmstepd (argv[0]) working in `cwd`, with a job below it, as slurmstepd runs one.
+    When its job dies it becomes a sleep itself (same pid, no new child): a step whose job was killed
+    first must still be there for its own SIGKILL, or on a busy machine it exits 0 in between (CI flake)."""
+    return subprocess.Popen(["bash", "-c", "exec -a slurmstepd bash -c 'sleep 60 & wait; exec sleep 60'"], cwd=cwd)
 
 
 def _children(pid: int) -> list[int]:
