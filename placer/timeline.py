@@ -30,6 +30,9 @@ DEFAULT_HOLD_MAX_S = 86400.0
 # the hold counts from when the job could first start on any nodes, not from its first fit by count:
 # waiting for room is not waiting for locality (with small_jobs_by_end, greedy: 22 checks missed against 27)
 DEFAULT_HOLD_FROM_ROOM = True
+# a hold expected to last longer than this is not taken when the GPUs free now, less what every other queued
+# job asks for, would still hold the job: nothing would use the room it leaves idle (`hold_idles`)
+DEFAULT_HOLD_IDLE_S = 1800.0
 
 
 def hold_limit(run_time_s: float | None, hold_s: float, share: float, cap_s: float) -> float:
@@ -48,9 +51,19 @@ class HoldRule:
     share: float = DEFAULT_HOLD_SHARE
     max_s: float = DEFAULT_HOLD_MAX_S
     from_room: bool = DEFAULT_HOLD_FROM_ROOM  # a job with no room now counts its hold from when room comes
+    idle_s: float = DEFAULT_HOLD_IDLE_S  # `hold_idles`
 
     def limit(self, run_time_s: float | None) -> float:
         return hold_limit(run_time_s, self.hold_s, self.share, self.max_s)
+
+
+def hold_idles(wait_s: float, free_gpus: int, queued_gpus: int, own_gpus: int, idle_s: float) -> bool:
+    """A hold for locality not worth taking: it would last longer than `idle_s` while the GPUs free now,
+    less what the other queued jobs ask for (`queued_gpus`), would still hold the job's own. Nothing queued
+    could use the room the hold leaves idle, so the job starts now beyond its bound. At load the queue asks
+    for more than is free and every hold stands (Alibaba seed 3's 2,048-GPU job held 5.4 h with ~2,600 GPUs
+    free and one job behind it: docs/benchmarks.md); a short hold is cheap either way."""
+    return wait_s > idle_s and free_gpus - queued_gpus >= own_gpus
 
 
 Alloc = Sequence[tuple[int, Sequence[int]]]  # (node index, GPU indices) a running job holds

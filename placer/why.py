@@ -27,6 +27,7 @@ from .timeline import (
     first_room,
     first_within_bound,
     hold_deadline,
+    hold_idles,
     in_time_order,
     static_leaf_bound,
 )
@@ -51,10 +52,12 @@ class Running:
 
 def why(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfig, running: Sequence[Running],
         now: float, hold: HoldRule = DEFAULT_HOLD, pinned_to: Sequence[str] = (),
-        free_at: np.ndarray | None = None, releases: Timeline | None = None) -> dict[str, Any]:
+        free_at: np.ndarray | None = None, releases: Timeline | None = None,
+        queued_gpus: int | None = None) -> dict[str, Any]:
     """The answer for one pending job (`state` is the cluster now, without it). `free_at`: as
     first_within_bound takes it, and `releases`: `running`'s ends in time order (placer apply has both
-    for the pass)."""
+    for the pass). `queued_gpus`: what the pending jobs ask for, this one included (None: not known, and
+    a hold is judged without hold_idles)."""
     f = ix.fabric
     p = place_one(ix, state, job, replace(cfg, explain=True))
     bound, multi = static_leaf_bound(ix, state, job, cfg)
@@ -74,7 +77,8 @@ def why(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfi
         "now": {"status": p.status, "nodes": compress(p.nodes), "racks": racks(f, p.nodes), "leaves": p.leaves,
                 "cost": p.cost,
                 "reason": p.reason, "excluded": (p.explain or {}).get("nodes_excluded", {})},
-        "hold_until": until, "within_bound": None, "pinned_to": compress(pinned_to) if pinned_to else None,
+        "hold_until": until, "within_bound": None, "hold_idles": False,
+        "pinned_to": compress(pinned_to) if pinned_to else None,
     }
     beyond = p.status != "placed" or (bound is not None and p.leaves > bound)
     if beyond and bound is not None and p.status != "unplaceable":
@@ -89,6 +93,8 @@ def why(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfi
             out["within_bound"] = {"at": at, "in_s": round(at - now), "nodes": compress(q.nodes),
                                    "racks": racks(f, q.nodes),
                                    "leaves": q.leaves, "cost": q.cost, "blocked_by": blockers}
+            out["hold_idles"] = p.status == "placed" and at <= until and queued_gpus is not None and hold_idles(
+                at - now, int(state.free_gpus[state.usable].sum()), queued_gpus - job.gpus, job.gpus, hold.idle_s)
     out["verdict"], out["sentence"] = _verdict(out, now, multi)
     return out
 
@@ -117,6 +123,9 @@ def _verdict(a: dict[str, Any], now: float, multi: bool) -> tuple[str, str]:
     if n["status"] != "placed":
         return "waits", f"{who} waits: {n['reason']}" + (f"; {later}." if later else "; no known job end frees room.")
     beyond = f"it would start now on {n['leaves']} leaves (bound {k}) on {n['nodes']}"
+    if a["hold_idles"]:
+        return "starts-beyond-bound", f"{who}: {beyond}, and placer starts it there: {later}, but the GPUs free " \
+                                      "now would stay idle meanwhile, more than every other pending job asks for."
     if wb is not None and multi and wb["at"] <= a["hold_until"]:
         return "held-for-bound", f"{who}: {beyond}; placer holds it for its bound until {wb['in_s']:,} s from now " \
                                  f"(hold limit {max(0, round(a['hold_until'] - now)):,} s): {later}."

@@ -31,6 +31,7 @@ from placer.timeline import (
     first_room,
     first_within_bound,
     hold_deadline,
+    hold_idles,
     in_time_order,
     static_leaf_bound,
 )
@@ -47,6 +48,7 @@ from .backend import (
     SlurmSnapshot,
     StateReport,
     hold_for_pending,
+    queued_gpus,
     running_of,
     to_cluster_state,
 )
@@ -211,20 +213,22 @@ def _schedule(ps: Pass, gpu_jobs: list[tuple[SlurmJob, JobRequest]]) -> None:
     long job's time limit, from submission; with hold_from_room, for a job with no room now, from when
     room comes),
     is pinned to the block within the bound that frees soonest, if Slurm's EndTimes say one frees in time
-    (Slurm starts it there and backfills around it); otherwise it takes what there is now, or waits held."""
+    (Slurm starts it there and backfills around it) and the wait would not leave idle room no pending job
+    asks for (`hold_idles`); otherwise it takes what there is now, or waits held."""
     ix = index_for(ps.fabric)
     state = ps.report.state
     releases = _timeline(ps.fabric, ps.report.running, ps.now)
     keep_off = ps.snap.spoken_for(ps.fabric)
     if ps.cfg.small_jobs_by_end:  # small jobs by end time (the default): Slurm's EndTimes per node
         state.set_ends(ps.free_at().copy(), ps.now)
+    queued = queued_gpus(ps.snap.jobs)  # less each job pinned to start now
     for j, job in gpu_jobs:
         if j.job_id in ps.movable:
             _move_if_sooner(ps, ix, state, releases, keep_off, j, job)
             continue
         p = place_one(ix, state, job, ps.cfg)
         later = _later_within_bound(ps, ix, state, releases, keep_off, j, job, p)
-        if later is not None and later[0] > ps.now:
+        if later is not None and later[0] > ps.now and not _idle_hold(ps, state, later[0], j.gpus, queued, p):
             at, q, projected = later
             if _reserve(ps, state, keep_off, j, job, later, f"reserved: its block frees in about {at - ps.now:.0f} s"):
                 ps.out.reserved.append((j.job_id, compress(q.nodes), at))
@@ -235,6 +239,16 @@ def _schedule(ps: Pass, gpu_jobs: list[tuple[SlurmJob, JobRequest]]) -> None:
         if _pin(ps, j, job, p, state, "now"):
             ps.out.pinned.append((j.job_id, compress(p.nodes)))
             _take(ps, state, job, p)
+            queued -= j.gpus
+
+
+def _idle_hold(ps: Pass, state: ClusterState, at: float, own: int, queued: int, p: Placement) -> bool:
+    """A job placed now beyond its bound whose hold until `at` would leave idle room that nothing pending
+    asks for (placer/timeline.py hold_idles): it starts now instead."""
+    if p.status != "placed" or at - ps.now <= ps.hold.idle_s:
+        return False
+    free = int(state.free_gpus[state.usable].sum())
+    return hold_idles(at - ps.now, free, queued - own, own, ps.hold.idle_s)
 
 
 def _later_within_bound(ps: Pass, ix: FabricIndex, state: ClusterState, releases: Timeline,

@@ -88,6 +88,12 @@ class SlurmJob:
                 or self.gpus_per_task * max(self.tasks, 1) or self.gpus_per_socket)
 
 
+def queued_gpus(jobs: Iterable[SlurmJob]) -> int:
+    """GPUs the pending jobs that may start ask for (placer's hold test, placer/timeline.py hold_idles): a
+    job held by a user or an admin waits for them, not for room; a steered job's hold is placer's own."""
+    return sum(j.gpus for j in jobs if j.state == "PENDING" and (j.steered or not j.held))
+
+
 @dataclass(frozen=True)
 class SlurmSnapshot:
     nodes: tuple[SlurmNode, ...]

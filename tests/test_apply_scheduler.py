@@ -236,3 +236,23 @@ def test_a_matching_or_job_is_reserved_on_one_alternative() -> None:
     slurm.jobs = [running(1, ["n3"], NOW + 100), replace(held(7, 32), features="[a|b]")]
     out = apply_once(OR_FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=HoldRule(1800))
     assert pins == {7: "n[3-4,6-7]"} and out.reserved == [(7, "n[3-4,6-7]", NOW + 100)] and not out.errors
+
+
+def test_a_hold_that_would_leave_room_idle_with_nothing_pending_is_not_taken() -> None:
+    """Leaf 1 frees at now+3600 (hold 7,200 s): holding job 7 (32 GPUs) that long leaves 64 free GPUs idle.
+    With nothing else pending it is pinned now over two leaves (hold_idle_s 1,800 s, the default); with
+    every hold taken, or a pending job of 40 GPUs (not placer's: Slurm schedules it) that the free GPUs
+    less job 7's cannot hold, it is reserved on leaf 1. A pending job a user holds asks for nothing now."""
+    user_held = SlurmJob(job_id=9, name="u", state="PENDING", priority=0, reason="JobHeldUser", node_count=5,
+                         gpus_per_job=40, submit_time=int(NOW))
+    waiting = replace(user_held, priority=1, reason="Resources")
+    for others, hold, reserved in (([], HoldRule(7200), False), ([user_held], HoldRule(7200), False),
+                                   ([], HoldRule(7200, idle_s=float("inf")), True), ([waiting], HoldRule(7200), True)):
+        slurm, pins = cluster(r1_end=NOW + 3600)
+        slurm.jobs += [held(7, 32), *others]
+        out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=hold)
+        leaves = {int(FABRIC.node_leaf[FABRIC.node_index[n]]) for n in expand(pins[7])}
+        if reserved:
+            assert out.reserved == [(7, "gpu[001-004]", NOW + 3600)] and not out.pinned, others
+        else:
+            assert not out.reserved and [j for j, _ in out.pinned] == [7] and len(leaves) == 2, others

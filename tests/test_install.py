@@ -263,3 +263,14 @@ def test_hold_from_room_is_a_boolean_and_reaches_the_hold_rule(tmp_path: Path) -
     with pytest.raises(RequestError) as err:
         load_config(str(f))
     assert "hold_from_room" in err.value.render()
+
+
+def test_hold_idle_s_is_a_duration_and_reaches_the_hold_rule(tmp_path: Path) -> None:
+    f = tmp_path / "placer.yaml"
+    f.write_text("hold_idle_s: 600\n")
+    assert load_config(str(f)).hold().idle_s == 600 and load_config(None).hold().idle_s == 1800
+    for bad in ("-5", "forever", str(40 * 86400)):
+        f.write_text(f"hold_idle_s: {bad}\n")
+        with pytest.raises(RequestError) as err:
+            load_config(str(f))
+        assert "hold_idle_s" in err.value.render(), bad

@@ -57,6 +57,18 @@ def test_a_job_that_would_span_leaves_is_held_for_its_bound() -> None:
     assert "placer holds it for its bound until 60 s from now (hold limit 1,800 s)" in a["sentence"]
 
 
+def test_a_hold_that_would_leave_room_idle_with_nothing_pending_is_not_taken() -> None:
+    """The 24-GPU job's 60 s hold leaves the 24 free GPUs idle: past hold_idle_s (30 s here) and with nothing
+    else pending, apply starts it now and why says so; with 8 more GPUs pending, or the queue not known
+    (None), the hold stands."""
+    s, running = state_and_running()
+    job = JobRequest("j", 24, submit_time=NOW)
+    for queued, verdict in ((24, "starts-beyond-bound"), (32, "held-for-bound"), (None, "held-for-bound")):
+        a = why(IX, s.copy(), job, PlannerConfig(), running, NOW, HoldRule(1800, 0, 0, idle_s=30), queued_gpus=queued)
+        assert (a["verdict"], a["hold_idles"]) == (verdict, verdict != "held-for-bound"), queued
+        assert ("the GPUs free now would stay idle meanwhile" in a["sentence"]) == (queued == 24)
+
+
 def test_past_its_hold_it_starts_beyond_the_bound() -> None:
     a = ask(24, submitted_ago=10_000)
     assert a["verdict"] == "starts-beyond-bound" and "after its hold limit" in a["sentence"]

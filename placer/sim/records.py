@@ -31,6 +31,11 @@ class JobRecord:
     leaf_bound_now: int = 0  # fewest leaves the nodes it was offered at its start could hold it in
 
     @property
+    def gpus_taken(self) -> int:
+        """GPUs it occupies when it runs: whole nodes for a multi-node job."""
+        return self.nodes_needed * self.size if self.multi else self.job.gpus
+
+    @property
     def wait_s(self) -> float | None:
         return self.start - (self.job.submit_time or 0.0) if self.start is not None else None
 

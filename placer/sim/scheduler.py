@@ -13,7 +13,8 @@ Placer's own scheduler (`lookahead`, policies placer and placer-greedy) holds wi
 timeline instead (placer/timeline.py): a multi-node job waits for a placement within its bound only
 while the running jobs' ends say one frees before its hold runs out (`hold_limit`: the hold, or a
 share of a long job's run time); else it starts now on what there is. A waiting head reserves exactly
-that block.
+that block. A hold that would last past `hold_idle_s` is not taken while the free GPUs, less what the
+rest of the queue asks for, would still hold the job (`hold_idles`: nothing would use the idle room).
 
 A new scheduler implements `Scheduler` (one method: start what may start now) and is chosen in
 `make_scheduler`; the clock, the cluster's bookkeeping, the policies and the metrics stay as they are.
@@ -33,7 +34,7 @@ from topology import ClusterState
 from ..bounds import fewest, fits_in, leaf_counts
 from ..eligibility import eligibility
 from ..index import FabricIndex
-from ..timeline import first_time, hold_limit, walk
+from ..timeline import first_time, hold_idles, hold_limit, walk
 from .cluster import SimCluster
 from .events import Clock
 from .policies import Policy
@@ -66,7 +67,7 @@ class FcfsBackfill:
     def __init__(self, ix: FabricIndex, cluster: SimCluster, clock: Clock, policy: Policy, start: StartFn,
                  backfill: str, bf_depth: int, switches_wait_s: float, lookahead: bool = False,
                  hold_share: float = 0.0, hold_max_s: float = math.inf, hold_from_room: bool = False,
-                 reservation_moves: int = 0) -> None:
+                 reservation_moves: int = 0, hold_idle_s: float = math.inf) -> None:
         self.ix, self.cluster, self.clock, self.policy, self.start = ix, cluster, clock, policy, start
         self.backfill, self.bf_depth, self.switches_wait_s = backfill, bf_depth, switches_wait_s
         # placer's hold (lookahead): wait for a placement within the bound only when the timeline of job
@@ -74,6 +75,8 @@ class FcfsBackfill:
         self.lookahead, self.hold_share, self.hold_max_s = lookahead, hold_share, hold_max_s
         self.from_room = lookahead and hold_from_room  # placer's hold counts from room (`_hold_clock_waits`)
         self.reservation_moves = reservation_moves  # per pass (`_move_reservation`)
+        self.hold_idle_s = hold_idle_s
+        self.queued_gpus = 0  # what the queue of this pass asks for, less what started (`hold_idles`)
 
     @property
     def records(self) -> list[JobRecord]:
@@ -83,12 +86,13 @@ class FcfsBackfill:
     def schedule(self, queue: list[int], t: float) -> int:
         self.cluster.state.set_ends(self.cluster.node_free_time, t)  # placer's small-job rule reads them
         started = 0
+        self.queued_gpus = sum(self.records[j].gpus_taken for j in queue) if self.hold_idle_s < math.inf else 0
         while queue:
             j = queue[0]
             alloc = self.try_now(self.records[j], t)
             if alloc is None:
                 break
-            self.start(j, alloc, t)
+            self._run(j, alloc, t)
             queue.pop(0)
             started += 1
         if self.backfill != "easy" or len(queue) < 2:
@@ -118,10 +122,14 @@ class FcfsBackfill:
             _commit(head, res, alloc, end)
             if self.reservation_moves and res.projected is not None and end > res.shadow:
                 res.projected.allocate_many(alloc)  # still running at the shadow: a moved block avoids it
-            self.start(j, alloc, t)
+            self._run(j, alloc, t)
             queue.pop(k)
             started += 1
         return started
+
+    def _run(self, j: int, alloc: Alloc, t: float) -> None:
+        self.queued_gpus -= self.records[j].gpus_taken
+        self.start(j, alloc, t)
 
     def _move_reservation(self, head: JobRecord, res: Reservation, rec: JobRecord, t: float,
                           reserved: np.ndarray) -> Alloc | None:
@@ -210,7 +218,7 @@ class FcfsBackfill:
         """Placer's hold: wait while the timeline says a placement within the bound frees before the
         deadline (wake up then); with none coming, stop waiting for good and take what there is."""
         if rec.hold_eta is not None and t < rec.hold_eta:
-            return True
+            return not self._hold_idles(rec, t)
         deadline = self.switch_deadline(rec, t)
         if not self.bound_out_of_reach(rec, self.cluster.state):
             return True  # within reach now: the policy's answer decides
@@ -221,7 +229,15 @@ class FcfsBackfill:
             return False
         rec.hold_eta = eta
         self.clock.wake_at(id(rec), eta)
-        return True
+        return not self._hold_idles(rec, t)
+
+    def _hold_idles(self, rec: JobRecord, t: float) -> bool:
+        """`hold_idles` for a job held until its eta: the room it would leave idle, nothing queued would use."""
+        if rec.hold_eta is None or rec.hold_eta - t <= self.hold_idle_s:
+            return False
+        free = int(self.cluster.free_hist @ np.arange(self.cluster.max_gpus + 1))
+        own = rec.gpus_taken
+        return hold_idles(rec.hold_eta - t, free, self.queued_gpus - own, own, self.hold_idle_s)
 
     def _wake(self, rec: JobRecord) -> None:
         """Wait (boundedly) for a placement within the bound; wake up at the deadline."""

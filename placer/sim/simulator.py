@@ -13,7 +13,13 @@ from topology import Fabric, RequestError
 from ..bounds import Bounds, empty_fabric_bounds
 from ..index import index_for
 from ..jobs import JobRequest
-from ..timeline import DEFAULT_HOLD_FROM_ROOM, DEFAULT_HOLD_MAX_S, DEFAULT_HOLD_S, DEFAULT_HOLD_SHARE
+from ..timeline import (
+    DEFAULT_HOLD_FROM_ROOM,
+    DEFAULT_HOLD_IDLE_S,
+    DEFAULT_HOLD_MAX_S,
+    DEFAULT_HOLD_S,
+    DEFAULT_HOLD_SHARE,
+)
 from ..types import SCHEDULER_WORK_LIMIT, PlannerConfig
 from .cluster import SimCluster
 from .events import Clock
@@ -55,6 +61,9 @@ class SimConfig:
     # the hold counts from the first time the job could start at all (enough eligible nodes), not from
     # the first time it fitted by node count (placer/timeline.py DEFAULT_HOLD_FROM_ROOM)
     hold_from_room: bool = DEFAULT_HOLD_FROM_ROOM
+    # a hold expected to last longer than this is not taken while the free GPUs, less what the rest of the
+    # queue asks for, would still hold the job (placer/timeline.py hold_idles; inf: every hold is taken)
+    hold_idle_s: float = DEFAULT_HOLD_IDLE_S
     # backfill may move the head's reserved block (same shadow, no more leaves) to let a one-node job in,
     # at most this many times a pass (placer's scheduler only)
     reservation_moves: int = 0
@@ -98,7 +107,7 @@ class Simulator:
         if self.policy_name in PLACER_POLICIES:
             return {"switches_wait_s": self.cfg.hold_s, "lookahead": True, "hold_share": self.cfg.hold_share,
                     "hold_max_s": self.cfg.hold_max_s, "hold_from_room": self.cfg.hold_from_room,
-                    "reservation_moves": self.cfg.reservation_moves}
+                    "reservation_moves": self.cfg.reservation_moves, "hold_idle_s": self.cfg.hold_idle_s}
         return {"switches_wait_s": self.cfg.switches_wait_s, "lookahead": False}
 
     def _admit(self, rec: JobRecord) -> bool:
