@@ -124,7 +124,7 @@ def load_trace(paths: tuple[str, ...], fmt: str):
 @click.option("--out", "out_path", help="Write the result (placer.plan/v1 with start/end per job) here.")
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False), help="Write PNG plots here.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def simulate_cmd(inventory: str, traces: tuple[str, ...], trace_format: str, policy: str, backfill: str,
+def simulate_cmd(inventory: str, traces: tuple[str, ...], trace_format: str, policy: str, backfill: str,  # long: flags
                  bf_depth: int, switches_wait_s: float, hold_s: float, hold_share: float, hold_from_room: bool,
                  hold_idle_s: float, reservation_moves: int, small_jobs_by_end: bool, sweep: bool, knobs: str,
                  workers: int | None, load: float | None, limit: int | None, work_limit: float, out_path: str | None,
