@@ -37,7 +37,15 @@ from simulate import SHARED, add_bf_depth, alibaba_shape, count  # noqa: E402  (
 
 from cli.sweep_cmd import render_rows, write_sweep_plot  # noqa: E402
 from placer.jobs import JobRequest  # noqa: E402
-from placer.sim import DEFAULT_HOLD_IDLE_S, DEFAULT_HOLD_S, SCHEDULER_WORK_LIMIT, SimConfig, replay_planner, simulate  # noqa: E402
+from placer.sim import (  # noqa: E402
+    DEFAULT_HOLD_IDLE_S,
+    DEFAULT_HOLD_IDLE_SHARE,
+    DEFAULT_HOLD_S,
+    SCHEDULER_WORK_LIMIT,
+    SimConfig,
+    replay_planner,
+    simulate,
+)
 from placer.sim.policies import PLACER_POLICIES  # noqa: E402
 from placer.sim.sweep import FIGURES, TAIL, SweepRow, common_window, dominates, nan_if_none, sweep  # noqa: E402
 from placer.tracegen import generate_trace, scale_to_load  # noqa: E402
@@ -186,6 +194,8 @@ def main() -> int:
     ap.add_argument("--no-hold-from-room", action="store_true", help="placer's runs with hold_from_room off")
     ap.add_argument("--hold-idle", type=float, default=DEFAULT_HOLD_IDLE_S,
                     help="placer's runs: hold_idle_s (86400: every hold is taken, as before 2026-12-07)")
+    ap.add_argument("--hold-idle-share", type=float, default=DEFAULT_HOLD_IDLE_SHARE,
+                    help="placer's runs: hold_idle_share")
     ap.add_argument("--reservation-moves", type=count(0), default=SimConfig.reservation_moves,
                     help="placer's runs: backfill may move the head's reserved block this many times a pass")
     add_bf_depth(ap)
@@ -213,7 +223,8 @@ def main() -> int:
         todo = [task for task in tasks if not old or task[0] in PLACER_POLICIES]
         cfg = SimConfig(planner=replay_planner(args.work_limit or None, not args.no_small_jobs_by_end),
                         hold_from_room=not args.no_hold_from_room, reservation_moves=args.reservation_moves,
-                        bf_depth=args.bf_depth, hold_idle_s=args.hold_idle)
+                        bf_depth=args.bf_depth, hold_idle_s=args.hold_idle,
+                        hold_idle_share=args.hold_idle_share)
         # one utilisation window for this run's rows and the reused baselines' (placer/sim/sweep.py)
         rows = common_window(sweep(fabric, jobs, todo, cfg, args.workers) + old, jobs, fabric.total_gpus)
         _save(out, name, rows, args.bf_depth)

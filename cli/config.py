@@ -16,6 +16,7 @@ from typing import Any
 from placer.timeline import (
     DEFAULT_HOLD_FROM_ROOM,
     DEFAULT_HOLD_IDLE_S,
+    DEFAULT_HOLD_IDLE_SHARE,
     DEFAULT_HOLD_MAX_S,
     DEFAULT_HOLD_S,
     DEFAULT_HOLD_SHARE,
@@ -87,6 +88,7 @@ KEYS: dict[str, tuple[Check, str]] = {
     "hold_max_s": (_number(0, 30 * DAY_S), "hold_max_s"),
     "hold_from_room": (lambda v: None if isinstance(v, bool) else "true or false", "hold_from_room"),
     "hold_idle_s": (_number(0, 30 * DAY_S), "hold_idle_s"),
+    "hold_idle_share": (_number(0, 10), "hold_idle_share"),
     "degraded_links": (_choice("avoid", "weigh", "ignore"), "degraded_links"),
     "small_jobs_by_end": (lambda v: None if isinstance(v, bool) else "true or false", "small_jobs_by_end"),
 }
@@ -113,9 +115,10 @@ class SiteConfig:
     hold_share: float = DEFAULT_HOLD_SHARE
     hold_max_s: float = DEFAULT_HOLD_MAX_S
     hold_from_room: bool = DEFAULT_HOLD_FROM_ROOM  # a job with no room now counts its hold from when room comes
-    # a hold longer than this is not taken when nothing pending would use the room it leaves idle (hold_idles;
-    # at least hold_max_s: every hold is taken)
+    # a hold longer than this and hold_idle_share of the job's time limit is not taken when nothing pending
+    # would use the room it leaves idle (hold_idles; at least hold_max_s: every hold is taken)
     hold_idle_s: float = DEFAULT_HOLD_IDLE_S
+    hold_idle_share: float = DEFAULT_HOLD_IDLE_SHARE
     degraded_links: DegradedLinks = "weigh"  # multi-node jobs and nodes behind a slow cable
     # placer apply and why: small jobs by Slurm's EndTimes (placer.types.PlannerConfig.small_jobs_by_end)
     small_jobs_by_end: bool = PlannerConfig.small_jobs_by_end
@@ -123,7 +126,7 @@ class SiteConfig:
     def hold(self, hold_s: float | None = None) -> HoldRule:
         """Placer's hold as this file sets it (`hold_s` overridden by a command's --hold)."""
         return HoldRule(self.hold_s if hold_s is None else hold_s, self.hold_share, self.hold_max_s,
-                        self.hold_from_room, self.hold_idle_s)
+                        self.hold_from_room, self.hold_idle_s, self.hold_idle_share)
 
     def planner(self, solver: str | None = None, time_limit_s: float | None = None) -> PlannerConfig:
         """The planner `placer apply` and `placer why` choose with (`solver`, `time_limit_s`: a command's flags)."""

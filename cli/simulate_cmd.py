@@ -11,6 +11,7 @@ from placer.plan_doc import simulation_document
 from placer.sim import (
     DEFAULT_HOLD_FROM_ROOM,
     DEFAULT_HOLD_IDLE_S,
+    DEFAULT_HOLD_IDLE_SHARE,
     DEFAULT_HOLD_S,
     DEFAULT_HOLD_SHARE,
     POLICIES,
@@ -99,9 +100,11 @@ def load_trace(paths: tuple[str, ...], fmt: str):
               help="Placer's scheduler: a job's hold counts from the first time it could start at all (enough "
                    "eligible nodes), not from the first time it fitted by node count.")
 @click.option("--hold-idle", "hold_idle_s", type=FiniteRange(min=0), default=DEFAULT_HOLD_IDLE_S, show_default=True,
-              help="Placer's scheduler: a hold expected to last longer than this many seconds is not taken while "
-                   "the free GPUs, less what the rest of the queue asks for, would still hold the job (nothing "
-                   "would use the idle room); at least the longest hold (86400): every hold is taken.")
+              help="Placer's scheduler: a hold expected to last longer than this many seconds (and --hold-idle-share "
+                   "of the job's run time) is not taken while the free GPUs, less what the rest of the queue asks "
+                   "for, would still hold the job (nothing would use the idle room); 86400: every hold is taken.")
+@click.option("--hold-idle-share", "hold_idle_share", type=FiniteRange(min=0, max=10), default=DEFAULT_HOLD_IDLE_SHARE,
+              show_default=True, help="Placer's scheduler: see --hold-idle.")
 @click.option("--reservation-moves", type=click.IntRange(min=0), default=SimConfig.reservation_moves, show_default=True,
               help="Placer's scheduler: moves a pass may make of the head's reserved block (same start, no more "
                    "leaves) for a job of a node or less ending by --hold past that start; replay only.")
@@ -126,9 +129,9 @@ def load_trace(paths: tuple[str, ...], fmt: str):
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def simulate_cmd(inventory: str, traces: tuple[str, ...], trace_format: str, policy: str, backfill: str,  # long: flags
                  bf_depth: int, switches_wait_s: float, hold_s: float, hold_share: float, hold_from_room: bool,
-                 hold_idle_s: float, reservation_moves: int, small_jobs_by_end: bool, sweep: bool, knobs: str,
-                 workers: int | None, load: float | None, limit: int | None, work_limit: float, out_path: str | None,
-                 plot_dir: str | None, fmt: str) -> None:
+                 hold_idle_s: float, hold_idle_share: float, reservation_moves: int, small_jobs_by_end: bool,
+                 sweep: bool, knobs: str, workers: int | None, load: float | None, limit: int | None,
+                 work_limit: float, out_path: str | None, plot_dir: str | None, fmt: str) -> None:
     """Replay a job trace under several placement policies with the same scheduler; compare them.
 
     \b
@@ -140,6 +143,7 @@ def simulate_cmd(inventory: str, traces: tuple[str, ...], trace_format: str, pol
     fabric, policies = load_fabric(inventory)[0], parse_policies(policy)
     cfg = SimConfig(backfill=backfill, bf_depth=bf_depth, switches_wait_s=switches_wait_s, hold_s=hold_s,
                     hold_share=hold_share, hold_from_room=hold_from_room, hold_idle_s=hold_idle_s,
+                    hold_idle_share=hold_idle_share,
                     reservation_moves=reservation_moves, planner=replay_planner(work_limit or None, small_jobs_by_end))
     if sweep:
         if out_path:
@@ -165,6 +169,7 @@ def _knobs(cfg: SimConfig) -> dict[str, object]:
     """The scheduler's settings a replay's document records."""
     return {"backfill": cfg.backfill, "switches_wait_s": cfg.switches_wait_s, "hold_s": cfg.hold_s,
             "hold_share": cfg.hold_share, "hold_from_room": cfg.hold_from_room, "hold_idle_s": cfg.hold_idle_s,
+            "hold_idle_share": cfg.hold_idle_share,
             "reservation_moves": cfg.reservation_moves, "small_jobs_by_end": cfg.planner.small_jobs_by_end}
 
 

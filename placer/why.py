@@ -94,7 +94,8 @@ def why(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfi
                                    "racks": racks(f, q.nodes),
                                    "leaves": q.leaves, "cost": q.cost, "blocked_by": blockers}
             out["hold_idles"] = p.status == "placed" and at <= until and queued_gpus is not None and hold_idles(
-                at - now, int(state.free_gpus[state.usable].sum()), queued_gpus - job.gpus, job.gpus, hold.idle_s)
+                at - now, int(state.free_gpus[state.usable].sum()), queued_gpus - job.gpus, job.gpus,
+                hold.idle_floor(job.time_limit_s or job.duration))
     out["verdict"], out["sentence"] = _verdict(out, now, multi)
     return out
 

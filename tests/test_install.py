@@ -269,6 +269,8 @@ def test_hold_idle_s_is_a_duration_and_reaches_the_hold_rule(tmp_path: Path) -> 
     f = tmp_path / "placer.yaml"
     f.write_text("hold_idle_s: 600\n")
     assert load_config(str(f)).hold().idle_s == 600 and load_config(None).hold().idle_s == 1800
+    f.write_text("hold_idle_share: 0.1\n")
+    assert load_config(str(f)).hold().idle_floor(36000) == 3600 and load_config(None).hold().idle_floor(None) == 1800
     for bad in ("-5", "forever", str(40 * 86400)):
         f.write_text(f"hold_idle_s: {bad}\n")
         with pytest.raises(RequestError) as err:

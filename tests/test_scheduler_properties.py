@@ -115,15 +115,15 @@ def test_a_hold_that_would_leave_room_idle_with_nothing_queued_is_not_taken() ->
     """Three 2-node jobs fill two nodes of each leaf at 0 (l3's until 3000, the others until 5000). The
     head h (2 nodes, bound 1 leaf, 10,000 s) arrives at 1 with one node free in each leaf: the timeline
     says a leaf frees at 3000, within its hold. Holding leaves 24 GPUs idle for 2999 s; with nothing else
-    queued (hold_idle_s 1800) it starts at once on two leaves. With every hold taken (hold_idle_s inf), or
-    with another 2-node job queued behind it (the free GPUs less what that asks cannot hold h), it waits for
-    l3."""
-    spec = [(16, 0, 5000), (16, 0, 5000), (16, 0, 3000), (16, 1, 10000)]
+    queued (hold_idle_s 1800) it starts at once on two leaves. With every hold taken (hold_idle_s inf), with
+    another 2-node job queued behind it (the free GPUs less what that asks cannot hold h), or when h runs
+    100,000 s (its 2999 s wait is under hold_idle_share 0.05 of that), it waits for l3."""
+    spec = [(16, 0, 5000), (16, 0, 5000), (16, 0, 3000)]
     behind = [(16, 1, 100)]
-    for extra, idle_s, start, leaves in (([], 1800.0, 1.0, 2), ([], float("inf"), 3000.0, 1),
-                                         (behind, 1800.0, 3000.0, 1)):
+    for h_run, extra, idle_s, start, leaves in ((10_000, [], 1800.0, 1.0, 2), (10_000, [], float("inf"), 3000.0, 1),
+                                                (10_000, behind, 1800.0, 3000.0, 1), (100_000, [], 1800.0, 3000.0, 1)):
         jobs = [JobRequest(f"j{i}", g, submit_time=float(s), duration=float(d))
-                for i, (g, s, d) in enumerate(spec + extra)]
-        records, _ = simulate(FABRIC, jobs, "placer", SimConfig(hold_idle_s=idle_s))
+                for i, (g, s, d) in enumerate(spec + [(16, 1, h_run)] + extra)]
+        records, _ = simulate(FABRIC, jobs, "placer", SimConfig(hold_idle_s=idle_s, hold_idle_share=0.05))
         assert [r.start for r in records[:3]] == [0.0, 0.0, 0.0] and {r.leaves for r in records[:3]} == {1}
-        assert (records[3].start, records[3].leaves, records[3].leaf_bound) == (start, leaves, 1), (extra, idle_s)
+        assert (records[3].start, records[3].leaves, records[3].leaf_bound) == (start, leaves, 1), (h_run, extra, idle_s)

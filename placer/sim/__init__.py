@@ -10,13 +10,20 @@
   metrics.py    what a replay measures
   simulator.py  the event loop, `simulate()`
 """
-from ..timeline import DEFAULT_HOLD_FROM_ROOM, DEFAULT_HOLD_IDLE_S, DEFAULT_HOLD_S, DEFAULT_HOLD_SHARE
+from ..timeline import (
+           DEFAULT_HOLD_FROM_ROOM,
+           DEFAULT_HOLD_IDLE_S,
+           DEFAULT_HOLD_IDLE_SHARE,
+           DEFAULT_HOLD_S,
+           DEFAULT_HOLD_SHARE,
+)
 from ..types import SCHEDULER_WORK_LIMIT
 from .metrics import common_busy_window, multi_node_placed, summarize_records, utilisation_in
 from .policies import POLICIES
 from .records import Alloc, JobRecord
 from .simulator import SimConfig, Simulator, replay_planner, simulate
 
-__all__ = ["DEFAULT_HOLD_FROM_ROOM", "DEFAULT_HOLD_IDLE_S", "DEFAULT_HOLD_S", "DEFAULT_HOLD_SHARE", "POLICIES",
-           "SCHEDULER_WORK_LIMIT", "Alloc", "JobRecord", "SimConfig", "Simulator", "common_busy_window",
-           "multi_node_placed", "replay_planner", "simulate", "summarize_records", "utilisation_in"]
+__all__ = ["DEFAULT_HOLD_FROM_ROOM", "DEFAULT_HOLD_IDLE_S", "DEFAULT_HOLD_IDLE_SHARE", "DEFAULT_HOLD_S",
+           "DEFAULT_HOLD_SHARE", "POLICIES", "SCHEDULER_WORK_LIMIT", "Alloc", "JobRecord", "SimConfig", "Simulator",
+           "common_busy_window", "multi_node_placed", "replay_planner", "simulate", "summarize_records",
+           "utilisation_in"]

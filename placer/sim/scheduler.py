@@ -13,8 +13,9 @@ Placer's own scheduler (`lookahead`, policies placer and placer-greedy) holds wi
 timeline instead (placer/timeline.py): a multi-node job waits for a placement within its bound only
 while the running jobs' ends say one frees before its hold runs out (`hold_limit`: the hold, or a
 share of a long job's run time); else it starts now on what there is. A waiting head reserves exactly
-that block. A hold that would last past `hold_idle_s` is not taken while the free GPUs, less what the
-rest of the queue asks for, would still hold the job (`hold_idles`: nothing would use the idle room).
+that block. A hold that would last past `hold_idle_s` (and `hold_idle_share` of the job's run time) is not
+taken while the free GPUs, less what the rest of the queue asks for, would still hold the job
+(`hold_idles`: nothing would use the idle room).
 
 A new scheduler implements `Scheduler` (one method: start what may start now) and is chosen in
 `make_scheduler`; the clock, the cluster's bookkeeping, the policies and the metrics stay as they are.
@@ -34,7 +35,7 @@ from topology import ClusterState
 from ..bounds import fewest, fits_in, leaf_counts
 from ..eligibility import eligibility
 from ..index import FabricIndex
-from ..timeline import first_time, hold_idles, hold_limit, walk
+from ..timeline import first_time, hold_idles, hold_limit, idle_floor, walk
 from .cluster import SimCluster
 from .events import Clock
 from .policies import Policy
@@ -67,7 +68,7 @@ class FcfsBackfill:
     def __init__(self, ix: FabricIndex, cluster: SimCluster, clock: Clock, policy: Policy, start: StartFn,
                  backfill: str, bf_depth: int, switches_wait_s: float, lookahead: bool = False,
                  hold_share: float = 0.0, hold_max_s: float = math.inf, hold_from_room: bool = False,
-                 reservation_moves: int = 0, hold_idle_s: float = math.inf) -> None:
+                 reservation_moves: int = 0, hold_idle_s: float = math.inf, hold_idle_share: float = 0.0) -> None:
         self.ix, self.cluster, self.clock, self.policy, self.start = ix, cluster, clock, policy, start
         self.backfill, self.bf_depth, self.switches_wait_s = backfill, bf_depth, switches_wait_s
         # placer's hold (lookahead): wait for a placement within the bound only when the timeline of job
@@ -75,7 +76,7 @@ class FcfsBackfill:
         self.lookahead, self.hold_share, self.hold_max_s = lookahead, hold_share, hold_max_s
         self.from_room = lookahead and hold_from_room  # placer's hold counts from room (`_hold_clock_waits`)
         self.reservation_moves = reservation_moves  # per pass (`_move_reservation`)
-        self.hold_idle_s = hold_idle_s
+        self.hold_idle_s, self.hold_idle_share = hold_idle_s, hold_idle_share
         self.queued_gpus = 0  # what the queue of this pass asks for, less what started (`hold_idles`)
 
     @property
@@ -233,11 +234,12 @@ class FcfsBackfill:
 
     def _hold_idles(self, rec: JobRecord, t: float) -> bool:
         """`hold_idles` for a job held until its eta: the room it would leave idle, nothing queued would use."""
-        if rec.hold_eta is None or rec.hold_eta - t <= self.hold_idle_s:
+        floor = idle_floor(rec.job.duration, self.hold_idle_s, self.hold_idle_share)
+        if rec.hold_eta is None or rec.hold_eta - t <= floor:
             return False
         free = int(self.cluster.free_hist @ np.arange(self.cluster.max_gpus + 1))
         own = rec.gpus_taken
-        return hold_idles(rec.hold_eta - t, free, self.queued_gpus - own, own, self.hold_idle_s)
+        return hold_idles(rec.hold_eta - t, free, self.queued_gpus - own, own, floor)
 
     def _wake(self, rec: JobRecord) -> None:
         """Wait (boundedly) for a placement within the bound; wake up at the deadline."""

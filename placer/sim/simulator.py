@@ -16,6 +16,7 @@ from ..jobs import JobRequest
 from ..timeline import (
     DEFAULT_HOLD_FROM_ROOM,
     DEFAULT_HOLD_IDLE_S,
+    DEFAULT_HOLD_IDLE_SHARE,
     DEFAULT_HOLD_MAX_S,
     DEFAULT_HOLD_S,
     DEFAULT_HOLD_SHARE,
@@ -61,9 +62,11 @@ class SimConfig:
     # the hold counts from the first time the job could start at all (enough eligible nodes), not from
     # the first time it fitted by node count (placer/timeline.py DEFAULT_HOLD_FROM_ROOM)
     hold_from_room: bool = DEFAULT_HOLD_FROM_ROOM
-    # a hold expected to last longer than this is not taken while the free GPUs, less what the rest of the
-    # queue asks for, would still hold the job (placer/timeline.py hold_idles; inf: every hold is taken)
+    # a hold expected to last longer than this (and hold_idle_share of the job's run time) is not taken while
+    # the free GPUs, less what the rest of the queue asks for, would still hold the job (placer/timeline.py
+    # hold_idles; inf: every hold is taken)
     hold_idle_s: float = DEFAULT_HOLD_IDLE_S
+    hold_idle_share: float = DEFAULT_HOLD_IDLE_SHARE
     # backfill may move the head's reserved block (same shadow, no more leaves) to let a one-node job in,
     # at most this many times a pass (placer's scheduler only)
     reservation_moves: int = 0
@@ -107,7 +110,8 @@ class Simulator:
         if self.policy_name in PLACER_POLICIES:
             return {"switches_wait_s": self.cfg.hold_s, "lookahead": True, "hold_share": self.cfg.hold_share,
                     "hold_max_s": self.cfg.hold_max_s, "hold_from_room": self.cfg.hold_from_room,
-                    "reservation_moves": self.cfg.reservation_moves, "hold_idle_s": self.cfg.hold_idle_s}
+                    "reservation_moves": self.cfg.reservation_moves, "hold_idle_s": self.cfg.hold_idle_s,
+                    "hold_idle_share": self.cfg.hold_idle_share}
         return {"switches_wait_s": self.cfg.switches_wait_s, "lookahead": False}
 
     def _admit(self, rec: JobRecord) -> bool:
