@@ -11,11 +11,11 @@
   simulator.py  the event loop, `simulate()`
 """
 from ..timeline import (
-           DEFAULT_HOLD_FROM_ROOM,
-           DEFAULT_HOLD_IDLE_S,
-           DEFAULT_HOLD_IDLE_SHARE,
-           DEFAULT_HOLD_S,
-           DEFAULT_HOLD_SHARE,
+    DEFAULT_HOLD_FROM_ROOM,
+    DEFAULT_HOLD_IDLE_S,
+    DEFAULT_HOLD_IDLE_SHARE,
+    DEFAULT_HOLD_S,
+    DEFAULT_HOLD_SHARE,
 )
 from ..types import SCHEDULER_WORK_LIMIT
 from .metrics import common_busy_window, multi_node_placed, summarize_records, utilisation_in
