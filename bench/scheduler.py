@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import glob
 import json
 import sys
 import time
@@ -33,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from simulate import SHARED, add_bf_depth, alibaba_shape, count  # noqa: E402  (bench/ is sys.path[0] when run as a script)
+from simulate import SHARED, add_bf_depth, alibaba_shape, count, philly_per_vc  # noqa: E402  (bench/ is sys.path[0] when run as a script)
 
 from cli.sweep_cmd import render_rows, write_sweep_plot  # noqa: E402
 from placer.jobs import JobRequest  # noqa: E402
@@ -49,7 +48,6 @@ from placer.sim import (  # noqa: E402
 from placer.sim.policies import PLACER_POLICIES  # noqa: E402
 from placer.sim.sweep import FIGURES, TAIL, SweepRow, common_window, dominates, nan_if_none, sweep  # noqa: E402
 from placer.tracegen import generate_trace, scale_to_load  # noqa: E402
-from placer.traces import merge_traces, parse_trace  # noqa: E402
 from topology import Fabric  # noqa: E402
 from topology.generate import design_for, generate  # noqa: E402
 
@@ -69,9 +67,7 @@ def streams(which: list[str], seeds: list[int]) -> list[tuple[str, Fabric, list[
             jobs = generate_trace(alibaba_shape(), pod.total_gpus, pod.n_nodes, 8, 8000, 1.0, seed=seed)
             out.append((f"superpod-seed{seed}", pod, scale_to_load(jobs, pod.total_gpus, 1.0)))
     if "philly" in which:
-        traces = [(Path(p).stem, parse_trace(p, open(p).read(), "csv", [])) for p in
-                  sorted(glob.glob(str(SHARED / "philly-per-vc" / "*.csv")))]
-        philly = merge_traces(traces).jobs
+        philly = philly_per_vc()
         out.append(("philly-per-vc", campus, scale_to_load(philly, campus.total_gpus, 1.0)))
         # load 1.0 is light for Philly's small jobs on this fabric; 3.5 is the heavy point of bench/simulate.py
         out.append(("philly-per-vc-load3.5", campus, scale_to_load(philly, campus.total_gpus, 3.5)))

@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import argparse
-import glob
 import multiprocessing
 import os
 import sys
@@ -33,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "data" / "traces"
 
 from cli.simulate_cmd import render_table  # noqa: E402
+from placer.jobs import JobRequest  # noqa: E402
 from placer.sim import JobRecord, SimConfig, common_busy_window, multi_node_placed, simulate, utilisation_in  # noqa: E402
 from placer.tracegen import generate_trace, scale_to_load, shape_from_tables  # noqa: E402
 from placer.traces import merge_traces, parse_trace  # noqa: E402
@@ -60,6 +60,18 @@ def add_bf_depth(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--bf-depth", type=count(1), default=SimConfig.bf_depth,
                     help="jobs backfill tries per pass, every policy (Slurm's bf_max_job_test, default 500 there "
                          "and here; the figures of docs/benchmarks.md made before 2026-12-06 ran at 100)")
+
+
+def philly_per_vc() -> list[JobRequest]:
+    """The Philly per-VC traces of ../shared, merged; a loud error when there are none (a directory that
+    exists without them, e.g. a worktree's partial ../shared, once gave an empty stream silently)."""
+    paths = sorted((SHARED / "philly-per-vc").glob("*.csv"))
+    if not paths:
+        raise SystemExit(f"{SHARED / 'philly-per-vc'} has no *.csv: the Philly streams need the shared traces")
+    jobs = merge_traces([(p.stem, parse_trace(str(p), p.read_text(), "csv", [])) for p in paths]).jobs
+    if not jobs:
+        raise SystemExit(f"{SHARED / 'philly-per-vc'}: the traces hold no job")
+    return jobs
 
 
 def alibaba_shape():
@@ -143,9 +155,7 @@ def main() -> int:
     fabric = generate(design_for("campus-16k"))
     waits = [float(x) for x in args.switches_waits.split(",") if x]
     ok = True
-    traces = [(Path(p).stem, parse_trace(p, open(p).read(), "csv", [])) for p in
-              sorted(glob.glob(str(SHARED / "philly-per-vc" / "*.csv")))]
-    philly = merge_traces(traces).jobs
+    philly = philly_per_vc()
     streams = [("Philly per-VC traces", philly, [float(x) for x in args.philly_loads.split(",")])]
     shape = alibaba_shape()
     for seed in [int(x) for x in args.alibaba_seeds.split(",")]:
