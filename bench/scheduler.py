@@ -129,7 +129,10 @@ def _baselines(directory: str | None, name: str, bf_depth: int) -> list[SweepRow
     """The baselines' rows of an earlier run (they do not depend on placer's settings, but do on the
     backfill depth), with their usage."""
     path = Path(directory or "") / f"sched-{name}.json"
-    if not directory or not path.exists():
+    if not directory:
+        return []
+    if not path.exists():
+        print(f"{path} is absent: running {name}'s baselines", flush=True)
         return []
     usage_file = _usage_path(Path(directory), name)
     if not usage_file.exists():
@@ -165,8 +168,11 @@ def _print_stream(name: str, rows: list[SweepRow], hold: float) -> bool:
 
 
 def report(directory: Path, hold: float) -> int:
+    paths = sorted(directory.glob("sched-*.json"))
+    if not paths:  # "every check met" over nothing would be a lie
+        raise SystemExit(f"{directory} holds no sched-*.json: nothing to report")
     met = True
-    for path in sorted(directory.glob("sched-*.json")):
+    for path in paths:
         rows = [SweepRow(r["policy"], r["knob_s"], _figures(r)) for r in json.loads(path.read_text())]
         print(f"\n{path.stem[6:]} (from {path}), placer's hold {hold:g} s")
         met &= _print_stream(path.stem[6:], rows, hold)
