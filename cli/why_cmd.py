@@ -38,14 +38,14 @@ def _live_job(view: ClusterView, job_id: str) -> tuple[JobRequest, list[str], li
 
 
 def _offline_job(view: ClusterView, jobs_path: str | None, job_id: str) -> tuple[JobRequest, list[Running], int]:
-    """The job, the running jobs, and what the jobs of the file ask for (the pending queue, offline)."""
+    """The job, the running jobs, and what the file's other jobs ask for (the pending queue, offline)."""
     if not jobs_path:
         raise click.UsageError("offline (--state), give the pending job in a --jobs file")
     jobs = load_jobs(jobs_path)
     found = [j for j in jobs if j.job_id == job_id]
     if not found:
         raise RequestError(f"{jobs_path} has no job {job_id}")
-    return found[0], running_jobs(view), sum(j.gpus for j in jobs)
+    return found[0], running_jobs(view), sum(j.gpus for j in jobs if j.job_id != job_id)
 
 
 @click.command("why")
@@ -78,7 +78,7 @@ def why_cmd(job_id: str, inventory: str | None, state_path: str | None, jobs_pat
         job, running, queued = _offline_job(view, jobs_path, job_id)
     else:
         job, pinned, running = _live_job(view, job_id)
-        queued = queued_gpus(view.jobs)
+        queued = queued_gpus(j for j in view.jobs if str(j.job_id) != job_id)
     now = now_s if now_s is not None else time.time()
     cfg = site.planner()  # as apply would
     answer = answer_for(index_for(view.fabric), view.state, job, cfg, running, now, site.hold(), pinned, queued)
@@ -87,13 +87,13 @@ def why_cmd(job_id: str, inventory: str | None, state_path: str | None, jobs_pat
 
 def answer_for(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfig,
                running: Sequence[Running], now: float, hold: HoldRule, pinned: Sequence[str] = (),
-               queued_gpus: int | None = None) -> dict:
+               queued_others: int | None = None) -> dict:
     """`placer why`'s answer from the cluster now (bench/admin.py times this, as the command runs it);
-    `queued_gpus`: what the pending jobs ask for (placer/why.py)."""
+    `queued_others`: what the other pending jobs ask for (placer/why.py)."""
     free_at = node_free_times(ix, state, running, now)  # also lets the look ahead skip ends, as apply's
     if cfg.small_jobs_by_end:  # as apply places a small job: by when each node frees (Slurm's EndTimes)
         state.set_ends(free_at.copy(), now)
-    return why(ix, state, job, cfg, running, now, hold, pinned, free_at=free_at, queued_gpus=queued_gpus)
+    return why(ix, state, job, cfg, running, now, hold, pinned, free_at=free_at, queued_others=queued_others)
 
 
 def _render(a: dict) -> str:

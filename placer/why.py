@@ -53,11 +53,11 @@ class Running:
 def why(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfig, running: Sequence[Running],
         now: float, hold: HoldRule = DEFAULT_HOLD, pinned_to: Sequence[str] = (),
         free_at: np.ndarray | None = None, releases: Timeline | None = None,
-        queued_gpus: int | None = None) -> dict[str, Any]:
+        queued_others: int | None = None) -> dict[str, Any]:
     """The answer for one pending job (`state` is the cluster now, without it). `free_at`: as
     first_within_bound takes it, and `releases`: `running`'s ends in time order (placer apply has both
-    for the pass). `queued_gpus`: what the pending jobs ask for, this one included (None: not known, and
-    a hold is judged without hold_idles)."""
+    for the pass). `queued_others`: what the other pending jobs ask for, this one left out by id (None:
+    not known, and a hold is judged without hold_idles)."""
     f = ix.fabric
     p = place_one(ix, state, job, replace(cfg, explain=True))
     bound, multi = static_leaf_bound(ix, state, job, cfg)
@@ -93,8 +93,8 @@ def why(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfi
             out["within_bound"] = {"at": at, "in_s": round(at - now), "nodes": compress(q.nodes),
                                    "racks": racks(f, q.nodes),
                                    "leaves": q.leaves, "cost": q.cost, "blocked_by": blockers}
-            out["hold_idles"] = p.status == "placed" and at <= until and queued_gpus is not None and hold_idles(
-                at - now, int(state.free_gpus[state.usable].sum()), queued_gpus - job.gpus, job.gpus,
+            out["hold_idles"] = p.status == "placed" and at <= until and queued_others is not None and hold_idles(
+                at - now, int(state.free_gpus[state.usable].sum()), queued_others, job.gpus,
                 hold.idle_floor(job.time_limit_s or job.duration))
     out["verdict"], out["sentence"] = _verdict(out, now, multi)
     return out

@@ -280,7 +280,7 @@ class Daemon:
             state = self.state.copy()
         pinned = list(j.required_nodes) if STEER_TAG in j.admin_comment and not j.held else []
         answer = why(self.ix, state, job, self.cfg.planner, self.running, time.time(), self.cfg.hold, pinned,
-                     queued_gpus=queued_gpus(self.pending.values()))
+                     queued_others=queued_gpus(p for p in self.pending.values() if p.job_id != job_id))
         return {"action": "none", "why": answer}
 
     def decide(self, req: Any) -> dict[str, Any]:

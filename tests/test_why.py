@@ -63,10 +63,10 @@ def test_a_hold_that_would_leave_room_idle_with_nothing_pending_is_not_taken() -
     (None), the hold stands."""
     s, running = state_and_running()
     job = JobRequest("j", 24, submit_time=NOW)
-    for queued, verdict in ((24, "starts-beyond-bound"), (32, "held-for-bound"), (None, "held-for-bound")):
-        a = why(IX, s.copy(), job, PlannerConfig(), running, NOW, HoldRule(1800, 0, 0, idle_s=30), queued_gpus=queued)
+    for queued, verdict in ((0, "starts-beyond-bound"), (8, "held-for-bound"), (None, "held-for-bound")):
+        a = why(IX, s.copy(), job, PlannerConfig(), running, NOW, HoldRule(1800, 0, 0, idle_s=30), queued_others=queued)
         assert (a["verdict"], a["hold_idles"]) == (verdict, verdict != "held-for-bound"), queued
-        assert ("the GPUs free now would stay idle meanwhile" in a["sentence"]) == (queued == 24)
+        assert ("the GPUs free now would stay idle meanwhile" in a["sentence"]) == (queued == 0)
 
 
 def test_past_its_hold_it_starts_beyond_the_bound() -> None:

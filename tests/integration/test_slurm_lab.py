@@ -571,6 +571,43 @@ def test_a_reserved_job_moves_to_a_leaf_that_frees_before_its_block(lab: LabHand
     assert lab.jobs_by_id()[short].running
 
 
+def _why(lab: LabHandle, job: int, config: Path) -> dict:
+    out = lab.placer("why", str(job), "--inventory", str(lab.inventory), "--config", str(config), "--format", "json")
+    return json.loads(out.stdout)
+
+
+def test_a_hold_that_would_leave_room_idle_is_not_taken(lab: LabHandle, daemon_factory, tmp_path: Path) -> None:
+    """The idle rule live (placer/timeline.py hold_idles; 30 s and no share of run time here, so that a
+    5-minute wait passes it). Leaf 1's busy node ends at its 5-minute limit; 16 nodes are free over four
+    leaves. While a 9-node job (placer:off) is pending, the 8-node job's hold stands, as it does for a
+    job its user holds (not queued, still asking): the free GPUs less the others' 72 would not hold it.
+    Once that job is cancelled nothing else asks, so holding would leave the free GPUs idle: `placer why`
+    says so and `placer apply` starts the job now on two leaves instead of reserving leaf 1."""
+    config = tmp_path / "placer.yaml"
+    config.write_text("hold_s: 1800\nhold_idle_s: 30\nhold_idle_share: 0\n")
+    _one_busy_node_in_leaf_1(lab, daemon_factory, short_min=5)
+    other = lab.sbatch("-J", "other", "-N", "9", "-w", "gpu[009-017]", "--exclusive", "--gres=gpu:8",
+                       "--comment=placer:off")  # pending: gpu[009-013] and gpu017 are busy
+    twin = lab.sbatch("-J", "twin", "-N", "8", "--exclusive", "--gres=gpu:8", "--time=10", "--hold",
+                      "--comment=placer:off")
+    a = _why(lab, twin, config)
+    assert (a["verdict"], a["hold_idles"]) == ("held-for-bound", False), a  # 128 free - 72 asked < 64
+    big = lab.sbatch("-J", "big", "-N", "8", "--exclusive", "--gres=gpu:8", "--time=10")
+    assert lab.jobs_by_id()[big].steered
+    assert _why(lab, big, config)["verdict"] == "held-for-bound"
+    lab.run("scancel", str(other))
+    a = _why(lab, big, config)
+    assert (a["verdict"], a["hold_idles"]) == ("starts-beyond-bound", True), a
+    assert a["within_bound"]["nodes"] == "gpu[001-008]" and a["within_bound"]["in_s"] > 30
+    assert "the GPUs free now would stay idle meanwhile" in a["sentence"]
+    out = lab.placer("apply", "--inventory", str(lab.inventory), "--once", "--config", str(config))
+    line = next((x for x in out.stdout.splitlines() if x.startswith(f"job {big}:")), "")
+    assert line.startswith(f"job {big}: pinned to") and line.endswith("released"), out.stdout + out.stderr
+    nodes = running_nodes(lab, big)
+    assert len({int(lab.fabric.node_leaf[lab.fabric.node_index[n]]) for n in nodes}) == 2 and len(nodes) == 8, nodes
+    assert lab.jobs_by_id()[twin].held  # a user's hold is never placer's to release
+
+
 def test_a_snapshot_survives_a_controller_that_stalls_past_its_message_timeout(
         lab: LabHandle, caplog: pytest.LogCaptureFixture) -> None:
     """slurmctld stopped (SIGSTOP) a little longer than MessageTimeout: the first `sinfo` times out as on a
