@@ -88,10 +88,27 @@ class SlurmJob:
                 or self.gpus_per_task * max(self.tasks, 1) or self.gpus_per_socket)
 
 
+# Pending reasons (Slurm's job_reason_codes) of a job that free room would not start: it waits for another
+# job (Dependency), a time (BeginTime), an accounting limit (AssocGrp*/AssocMax*/QOSGrp*/QOSMax*/Max*PerAccount:
+# until other jobs of its association end, or an admin raises the limit) or a partition.
+NOT_WAITING_FOR_ROOM = ("Dependency", "BeginTime", "AssocGrp", "AssocMax", "QOSGrp", "QOSMax", "JobArrayTaskLimit",
+                        "PartitionDown", "PartitionInactive")
+
+
+def waits_for_room(j: SlurmJob) -> bool:
+    """A pending job that free GPUs would start: not held by a user or an admin (a steered job's hold is
+    placer's own) and not waiting for a dependency, a begin time or a limit. Slurm shows one reason of
+    several; Priority, Resources and any reason not known here count as waiting for room (holds stand)."""
+    if j.state != "PENDING" or (j.held and not j.steered):
+        return False
+    reason = j.reason
+    return not (reason.startswith(NOT_WAITING_FOR_ROOM) or (reason.startswith("Max") and reason.endswith("PerAccount")))
+
+
 def queued_gpus(jobs: Iterable[SlurmJob]) -> int:
-    """GPUs the pending jobs that may start ask for (placer's hold test, placer/timeline.py hold_idles): a
-    job held by a user or an admin waits for them, not for room; a steered job's hold is placer's own."""
-    return sum(j.gpus for j in jobs if j.state == "PENDING" and (j.steered or not j.held))
+    """GPUs the pending jobs that free room would start ask for (placer's hold test, placer/timeline.py
+    hold_idles; `waits_for_room`)."""
+    return sum(j.gpus for j in jobs if waits_for_room(j))
 
 
 @dataclass(frozen=True)

@@ -242,12 +242,18 @@ def test_a_hold_that_would_leave_room_idle_with_nothing_pending_is_not_taken() -
     """Leaf 1 frees at now+3600 (hold 7,200 s): holding job 7 (32 GPUs) that long leaves 64 free GPUs idle.
     With nothing else pending it is pinned now over two leaves (hold_idle_s 1,800 s, the default); with
     every hold taken, or a pending job of 40 GPUs (not placer's: Slurm schedules it) that the free GPUs
-    less job 7's cannot hold, it is reserved on leaf 1. A pending job a user holds asks for nothing now."""
+    less job 7's cannot hold, it is reserved on leaf 1. A pending job a user holds asks for nothing now, nor
+    one waiting for another job, a begin time or an accounting limit; one Slurm gives a reason placer does
+    not know counts (the hold stands)."""
     user_held = SlurmJob(job_id=9, name="u", state="PENDING", priority=0, reason="JobHeldUser", node_count=5,
                          gpus_per_job=40, submit_time=int(NOW))
     waiting = replace(user_held, priority=1, reason="Resources")
+    not_for_room = [replace(waiting, job_id=10 + i, reason=r) for i, r in enumerate(
+        ("Dependency", "BeginTime", "AssocGrpGRES", "QOSMaxGRESPerUser", "MaxGRESPerAccount"))]
     for others, hold, reserved in (([], HoldRule(7200), False), ([user_held], HoldRule(7200), False),
-                                   ([], HoldRule(7200, idle_s=float("inf")), True), ([waiting], HoldRule(7200), True)):
+                                   ([], HoldRule(7200, idle_s=float("inf")), True), ([waiting], HoldRule(7200), True),
+                                   (not_for_room, HoldRule(7200), False),
+                                   ([replace(waiting, reason="SomeFutureReason")], HoldRule(7200), True)):
         slurm, pins = cluster(r1_end=NOW + 3600)
         slurm.jobs += [held(7, 32), *others]
         out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=hold)

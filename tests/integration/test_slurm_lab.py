@@ -581,11 +581,12 @@ def test_a_hold_that_would_leave_room_idle_is_not_taken(lab: LabHandle, daemon_f
     5-minute wait passes it). Leaf 1's busy node ends at its 5-minute limit; 16 nodes are free over four
     leaves. While a 9-node job (placer:off) is pending, the 8-node job's hold stands, as it does for a
     job its user holds (not queued, still asking): the free GPUs less the others' 72 would not hold it.
-    Once that job is cancelled nothing else asks, so holding would leave the free GPUs idle: `placer why`
-    says so and `placer apply` starts the job now on two leaves instead of reserving leaf 1."""
+    Once that job is cancelled only jobs free room would not start are pending (a dependency, a begin
+    time), so holding would leave the free GPUs idle: `placer why` says so and `placer apply` starts the
+    job now on two leaves instead of reserving leaf 1."""
     config = tmp_path / "placer.yaml"
     config.write_text("hold_s: 1800\nhold_idle_s: 30\nhold_idle_share: 0\n")
-    _one_busy_node_in_leaf_1(lab, daemon_factory, short_min=5)
+    _, long_ = _one_busy_node_in_leaf_1(lab, daemon_factory, short_min=5)
     other = lab.sbatch("-J", "other", "-N", "9", "-w", "gpu[009-017]", "--exclusive", "--gres=gpu:8",
                        "--comment=placer:off")  # pending: gpu[009-013] and gpu017 are busy
     twin = lab.sbatch("-J", "twin", "-N", "8", "--exclusive", "--gres=gpu:8", "--time=10", "--hold",
@@ -596,6 +597,12 @@ def test_a_hold_that_would_leave_room_idle_is_not_taken(lab: LabHandle, daemon_f
     assert lab.jobs_by_id()[big].steered
     assert _why(lab, big, config)["verdict"] == "held-for-bound"
     lab.run("scancel", str(other))
+    later = [lab.sbatch("-J", "after", "-N", "9", "--exclusive", "--gres=gpu:8", f"--dependency=afterok:{long_[0]}",
+                        "--comment=placer:off"),
+             lab.sbatch("-J", "begin", "-N", "9", "--exclusive", "--gres=gpu:8", "--begin=now+1hour",
+                        "--comment=placer:off")]
+    wait_until("the reasons Dependency and BeginTime", lambda: [lab.jobs_by_id()[j].reason for j in later]
+               == ["Dependency", "BeginTime"], timeout_s=30, every_s=0.5)
     a = _why(lab, big, config)
     assert (a["verdict"], a["hold_idles"]) == ("starts-beyond-bound", True), a
     assert a["within_bound"]["nodes"] == "gpu[001-008]" and a["within_bound"]["in_s"] > 30
