@@ -77,7 +77,7 @@ def why(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfi
         "now": {"status": p.status, "nodes": compress(p.nodes), "racks": racks(f, p.nodes), "leaves": p.leaves,
                 "cost": p.cost,
                 "reason": p.reason, "excluded": (p.explain or {}).get("nodes_excluded", {})},
-        "hold_until": until, "within_bound": None, "hold_idles": False,
+        "hold_until": until, "within_bound": None, "hold_idles": False, "idle": None,
         "pinned_to": compress(pinned_to) if pinned_to else None,
     }
     beyond = p.status != "placed" or (bound is not None and p.leaves > bound)
@@ -93,9 +93,10 @@ def why(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfi
             out["within_bound"] = {"at": at, "in_s": round(at - now), "nodes": compress(q.nodes),
                                    "racks": racks(f, q.nodes),
                                    "leaves": q.leaves, "cost": q.cost, "blocked_by": blockers}
+            free, floor = int(state.free_gpus[state.usable].sum()), hold.idle_floor(job.time_limit_s or job.duration)
+            out["idle"] = {"free_gpus": free, "others_ask": queued_others, "floor_s": floor}
             out["hold_idles"] = p.status == "placed" and at <= until and queued_others is not None and hold_idles(
-                at - now, int(state.free_gpus[state.usable].sum()), queued_others, job.gpus,
-                hold.idle_floor(job.time_limit_s or job.duration))
+                at - now, free, queued_others, job.gpus, floor)
     out["verdict"], out["sentence"] = _verdict(out, now, multi)
     return out
 
@@ -125,8 +126,10 @@ def _verdict(a: dict[str, Any], now: float, multi: bool) -> tuple[str, str]:
         return "waits", f"{who} waits: {n['reason']}" + (f"; {later}." if later else "; no known job end frees room.")
     beyond = f"it would start now on {n['leaves']} leaves (bound {k}) on {n['nodes']}"
     if a["hold_idles"]:
+        idle = a["idle"]
         return "starts-beyond-bound", f"{who}: {beyond}, and placer starts it there: {later}, but the GPUs free " \
-                                      "now would stay idle meanwhile, more than every other pending job asks for."
+            f"now would stay idle meanwhile ({idle['free_gpus']:,} free, {idle['others_ask']:,} asked for by the " \
+            f"other pending jobs; placer takes no such hold over {idle['floor_s']:,.0f} s)."
     if wb is not None and multi and wb["at"] <= a["hold_until"]:
         return "held-for-bound", f"{who}: {beyond}; placer holds it for its bound until {wb['in_s']:,} s from now " \
                                  f"(hold limit {max(0, round(a['hold_until'] - now)):,} s): {later}."

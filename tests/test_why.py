@@ -66,7 +66,9 @@ def test_a_hold_that_would_leave_room_idle_with_nothing_pending_is_not_taken() -
     for queued, verdict in ((0, "starts-beyond-bound"), (8, "held-for-bound"), (None, "held-for-bound")):
         a = why(IX, s.copy(), job, PlannerConfig(), running, NOW, HoldRule(1800, 0, 0, idle_s=30), queued_others=queued)
         assert (a["verdict"], a["hold_idles"]) == (verdict, verdict != "held-for-bound"), queued
-        assert ("the GPUs free now would stay idle meanwhile" in a["sentence"]) == (queued == 0)
+        assert ("the GPUs free now would stay idle meanwhile (24 free, 0 asked for by the other pending jobs; placer "
+                "takes no such hold over 30 s)" in a["sentence"]) == (queued == 0), a["sentence"]
+        assert a["idle"] == {"free_gpus": 24, "others_ask": queued, "floor_s": 30}
 
 
 def test_past_its_hold_it_starts_beyond_the_bound() -> None:

@@ -592,7 +592,8 @@ def test_a_hold_that_would_leave_room_idle_is_not_taken(lab: LabHandle, daemon_f
     twin = lab.sbatch("-J", "twin", "-N", "8", "--exclusive", "--gres=gpu:8", "--time=10", "--hold",
                       "--comment=placer:off")
     a = _why(lab, twin, config)
-    assert (a["verdict"], a["hold_idles"]) == ("held-for-bound", False), a  # 128 free - 72 asked < 64
+    assert (a["verdict"], a["hold_idles"]) == ("held-for-bound", False), a
+    assert a["idle"] == {"free_gpus": 128, "others_ask": 72, "floor_s": 30}, a  # 128 - 72 < 64: the hold stands
     big = lab.sbatch("-J", "big", "-N", "8", "--exclusive", "--gres=gpu:8", "--time=10")
     assert lab.jobs_by_id()[big].steered
     assert _why(lab, big, config)["verdict"] == "held-for-bound"
@@ -606,7 +607,7 @@ def test_a_hold_that_would_leave_room_idle_is_not_taken(lab: LabHandle, daemon_f
     a = _why(lab, big, config)
     assert (a["verdict"], a["hold_idles"]) == ("starts-beyond-bound", True), a
     assert a["within_bound"]["nodes"] == "gpu[001-008]" and a["within_bound"]["in_s"] > 30
-    assert "the GPUs free now would stay idle meanwhile" in a["sentence"]
+    assert "the GPUs free now would stay idle meanwhile (128 free, 0 asked for" in a["sentence"], a["sentence"]
     out = lab.placer("apply", "--inventory", str(lab.inventory), "--once", "--config", str(config))
     line = next((x for x in out.stdout.splitlines() if x.startswith(f"job {big}:")), "")
     assert line.startswith(f"job {big}: pinned to") and line.endswith("released"), out.stdout + out.stderr
