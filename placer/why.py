@@ -26,6 +26,7 @@ from .timeline import (
     Timeline,
     first_room,
     first_within_bound,
+    free_for,
     hold_deadline,
     hold_idles,
     in_time_order,
@@ -93,7 +94,7 @@ def why(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfi
             out["within_bound"] = {"at": at, "in_s": round(at - now), "nodes": compress(q.nodes),
                                    "racks": racks(f, q.nodes),
                                    "leaves": q.leaves, "cost": q.cost, "blocked_by": blockers}
-            free, floor = int(state.free_gpus[state.usable].sum()), hold.idle_floor(job.time_limit_s or job.duration)
+            free, floor = free_for(ix, state, job, cfg), hold.idle_floor(job.time_limit_s or job.duration)
             out["idle"] = {"free_gpus": free, "others_ask": queued_others, "floor_s": floor}
             out["hold_idles"] = p.status == "placed" and at <= until and queued_others is not None and hold_idles(
                 at - now, free, queued_others, job.gpus, floor)

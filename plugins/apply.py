@@ -30,6 +30,7 @@ from placer.timeline import (
     Timeline,
     first_room,
     first_within_bound,
+    free_for,
     hold_deadline,
     hold_idles,
     in_time_order,
@@ -228,7 +229,7 @@ def _schedule(ps: Pass, gpu_jobs: list[tuple[SlurmJob, JobRequest]]) -> None:
             continue
         p = place_one(ix, state, job, ps.cfg)
         later = _later_within_bound(ps, ix, state, releases, keep_off, j, job, p)
-        if later is not None and later[0] > ps.now and not _idle_hold(ps, state, later[0], j, queued, p):
+        if later is not None and later[0] > ps.now and not _idle_hold(ps, ix, state, later[0], j, job, queued, p):
             at, q, projected = later
             if _reserve(ps, state, keep_off, j, job, later, f"reserved: its block frees in about {at - ps.now:.0f} s"):
                 ps.out.reserved.append((j.job_id, compress(q.nodes), at))
@@ -242,14 +243,14 @@ def _schedule(ps: Pass, gpu_jobs: list[tuple[SlurmJob, JobRequest]]) -> None:
             queued -= j.gpus
 
 
-def _idle_hold(ps: Pass, state: ClusterState, at: float, j: SlurmJob, queued: int, p: Placement) -> bool:
+def _idle_hold(ps: Pass, ix: FabricIndex, state: ClusterState, at: float, j: SlurmJob, job: JobRequest,
+               queued: int, p: Placement) -> bool:
     """A job placed now beyond its bound whose hold until `at` would leave idle room that nothing pending
-    asks for (placer/timeline.py hold_idles; its time limit as its run time): it starts now instead."""
+    asks for (placer/timeline.py hold_idles, free_for; its time limit as its run time): it starts now instead."""
     floor = ps.hold.idle_floor(j.time_limit_s)
     if p.status != "placed" or at - ps.now <= floor:
         return False
-    free = int(state.free_gpus[state.usable].sum())
-    return hold_idles(at - ps.now, free, queued - j.gpus, j.gpus, floor)
+    return hold_idles(at - ps.now, free_for(ix, state, job, ps.cfg), queued - j.gpus, j.gpus, floor)
 
 
 def _later_within_bound(ps: Pass, ix: FabricIndex, state: ClusterState, releases: Timeline,
