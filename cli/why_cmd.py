@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import click
+import numpy as np
 
 from placer.index import FabricIndex, index_for
 from placer.jobs import JobRequest
@@ -12,7 +13,7 @@ from placer.reserve import node_free_times
 from placer.timeline import HoldRule
 from placer.types import PlannerConfig
 from placer.why import Running, why
-from plugins.backend import STEER_TAG, queued_gpus
+from plugins.backend import STEER_TAG, PendingDemand
 from plugins.requests import placeable_from_slurm
 from topology import ClusterState, RequestError
 
@@ -37,15 +38,20 @@ def _live_job(view: ClusterView, job_id: str) -> tuple[JobRequest, list[str], li
     return job, pinned, running_jobs(view)
 
 
-def _offline_job(view: ClusterView, jobs_path: str | None, job_id: str) -> tuple[JobRequest, list[Running], int]:
-    """The job, the running jobs, and what the file's other jobs ask for (the pending queue, offline)."""
+Others = Callable[[np.ndarray], int]  # room (bool per node) -> what the other pending jobs that could use it ask
+
+
+def _offline_job(view: ClusterView, jobs_path: str | None, job_id: str) -> tuple[JobRequest, list[Running], Others]:
+    """The job, the running jobs, and what the file's other jobs ask for (the pending queue, offline; a jobs
+    file names no partitions, so each could use any room)."""
     if not jobs_path:
         raise click.UsageError("offline (--state), give the pending job in a --jobs file")
     jobs = load_jobs(jobs_path)
     found = [j for j in jobs if j.job_id == job_id]
     if not found:
         raise RequestError(f"{jobs_path} has no job {job_id}")
-    return found[0], running_jobs(view), sum(j.gpus for j in jobs if j.job_id != job_id)
+    others = sum(j.gpus for j in jobs if j.job_id != job_id)
+    return found[0], running_jobs(view), lambda room: others
 
 
 @click.command("why")
@@ -78,7 +84,8 @@ def why_cmd(job_id: str, inventory: str | None, state_path: str | None, jobs_pat
         job, running, queued = _offline_job(view, jobs_path, job_id)
     else:
         job, pinned, running = _live_job(view, job_id)
-        queued = queued_gpus(j for j in view.jobs if str(j.job_id) != job_id)
+        demand = PendingDemand.of((j for j in view.jobs if str(j.job_id) != job_id), view.fabric, view.partitions)
+        queued = demand.asking
     now = now_s if now_s is not None else time.time()
     cfg = site.planner()  # as apply would
     answer = answer_for(index_for(view.fabric), view.state, job, cfg, running, now, site.hold(), pinned, queued)
@@ -87,7 +94,7 @@ def why_cmd(job_id: str, inventory: str | None, state_path: str | None, jobs_pat
 
 def answer_for(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfig,
                running: Sequence[Running], now: float, hold: HoldRule, pinned: Sequence[str] = (),
-               queued_others: int | None = None) -> dict:
+               queued_others: Others | None = None) -> dict:
     """`placer why`'s answer from the cluster now (bench/admin.py times this, as the command runs it);
     `queued_others`: what the other pending jobs ask for (placer/why.py)."""
     free_at = node_free_times(ix, state, running, now)  # also lets the look ahead skip ends, as apply's

@@ -79,10 +79,11 @@ def hold_idles(wait_s: float, free_gpus: int, queued_gpus: int, own_gpus: int, f
     return wait_s > floor_s and free_gpus - queued_gpus >= own_gpus
 
 
-def free_for(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfig) -> int:
-    """The GPUs free now that `hold_idles` weighs for `job`: on nodes that could ever take it (its partition,
-    features, GPU model, node size; in service). Room in a partition it may not use idles whatever it does."""
-    return int(state.free_gpus[job_eligibility(ix, state, job, cfg).ready].sum())
+def room_for(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfig) -> np.ndarray:
+    """The room `hold_idles` weighs for `job` (bool per node): the nodes that could ever take it (its
+    partition, features, GPU model, node size; in service). Room it may not use idles whatever it does;
+    the queue is counted on it too (the jobs that could use one of its nodes)."""
+    return job_eligibility(ix, state, job, cfg).ready
 
 
 Alloc = Sequence[tuple[int, Sequence[int]]]  # (node index, GPU indices) a running job holds

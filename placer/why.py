@@ -8,7 +8,7 @@ with it (start now, hold it for that block until its hold limit, or let it take 
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -26,10 +26,10 @@ from .timeline import (
     Timeline,
     first_room,
     first_within_bound,
-    free_for,
     hold_deadline,
     hold_idles,
     in_time_order,
+    room_for,
     static_leaf_bound,
 )
 from .types import PlannerConfig
@@ -54,11 +54,11 @@ class Running:
 def why(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfig, running: Sequence[Running],
         now: float, hold: HoldRule = DEFAULT_HOLD, pinned_to: Sequence[str] = (),
         free_at: np.ndarray | None = None, releases: Timeline | None = None,
-        queued_others: int | None = None) -> dict[str, Any]:
+        queued_others: Callable[[np.ndarray], int] | None = None) -> dict[str, Any]:
     """The answer for one pending job (`state` is the cluster now, without it). `free_at`: as
     first_within_bound takes it, and `releases`: `running`'s ends in time order (placer apply has both
-    for the pass). `queued_others`: what the other pending jobs ask for, this one left out by id (None:
-    not known, and a hold is judged without hold_idles)."""
+    for the pass). `queued_others`: what the other pending jobs that could use a node of the room given
+    (bool per node) ask for, this one left out (None: not known, and a hold is judged without hold_idles)."""
     f = ix.fabric
     p = place_one(ix, state, job, replace(cfg, explain=True))
     bound, multi = static_leaf_bound(ix, state, job, cfg)
@@ -94,10 +94,12 @@ def why(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfi
             out["within_bound"] = {"at": at, "in_s": round(at - now), "nodes": compress(q.nodes),
                                    "racks": racks(f, q.nodes),
                                    "leaves": q.leaves, "cost": q.cost, "blocked_by": blockers}
-            free, floor = free_for(ix, state, job, cfg), hold.idle_floor(job.time_limit_s or job.duration)
-            out["idle"] = {"free_gpus": free, "others_ask": queued_others, "floor_s": floor}
-            out["hold_idles"] = p.status == "placed" and at <= until and queued_others is not None and hold_idles(
-                at - now, free, queued_others, job.gpus, floor)
+            mine = room_for(ix, state, job, cfg)
+            free, floor = int(state.free_gpus[mine].sum()), hold.idle_floor(job.time_limit_s or job.duration)
+            others = queued_others(mine) if queued_others is not None else None
+            out["idle"] = {"free_gpus": free, "others_ask": others, "floor_s": floor}
+            out["hold_idles"] = p.status == "placed" and at <= until and others is not None and hold_idles(
+                at - now, free, others, job.gpus, floor)
     out["verdict"], out["sentence"] = _verdict(out, now, multi)
     return out
 

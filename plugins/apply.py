@@ -30,10 +30,10 @@ from placer.timeline import (
     Timeline,
     first_room,
     first_within_bound,
-    free_for,
     hold_deadline,
     hold_idles,
     in_time_order,
+    room_for,
     static_leaf_bound,
 )
 from placer.types import Placement
@@ -45,11 +45,11 @@ from topology.hostlists import compress
 from .backend import (
     STEER_TAG,
     Backend,
+    PendingDemand,
     SlurmJob,
     SlurmSnapshot,
     StateReport,
     hold_for_pending,
-    queued_gpus,
     running_of,
     to_cluster_state,
 )
@@ -222,14 +222,14 @@ def _schedule(ps: Pass, gpu_jobs: list[tuple[SlurmJob, JobRequest]]) -> None:
     keep_off = ps.snap.spoken_for(ps.fabric)
     if ps.cfg.small_jobs_by_end:  # small jobs by end time (the default): Slurm's EndTimes per node
         state.set_ends(ps.free_at().copy(), ps.now)
-    queued = queued_gpus(ps.snap.jobs)  # less each job pinned to start now
+    demand = PendingDemand.of(ps.snap.jobs, ps.fabric, ps.snap.partition_nodes())  # less each job pinned now
     for j, job in gpu_jobs:
         if j.job_id in ps.movable:
             _move_if_sooner(ps, ix, state, releases, keep_off, j, job)
             continue
         p = place_one(ix, state, job, ps.cfg)
         later = _later_within_bound(ps, ix, state, releases, keep_off, j, job, p)
-        if later is not None and later[0] > ps.now and not _idle_hold(ps, ix, state, later[0], j, job, queued, p):
+        if later is not None and later[0] > ps.now and not _idle_hold(ps, ix, state, later[0], j, job, demand, p):
             at, q, projected = later
             if _reserve(ps, state, keep_off, j, job, later, f"reserved: its block frees in about {at - ps.now:.0f} s"):
                 ps.out.reserved.append((j.job_id, compress(q.nodes), at))
@@ -240,17 +240,18 @@ def _schedule(ps: Pass, gpu_jobs: list[tuple[SlurmJob, JobRequest]]) -> None:
         if _pin(ps, j, job, p, state, "now"):
             ps.out.pinned.append((j.job_id, compress(p.nodes)))
             _take(ps, state, job, p)
-            queued -= j.gpus
+            demand.started(j)
 
 
 def _idle_hold(ps: Pass, ix: FabricIndex, state: ClusterState, at: float, j: SlurmJob, job: JobRequest,
-               queued: int, p: Placement) -> bool:
+               demand: PendingDemand, p: Placement) -> bool:
     """A job placed now beyond its bound whose hold until `at` would leave idle room that nothing pending
-    asks for (placer/timeline.py hold_idles, free_for; its time limit as its run time): it starts now instead."""
+    asks for (placer/timeline.py hold_idles, room_for; its time limit as its run time): it starts now instead."""
     floor = ps.hold.idle_floor(j.time_limit_s)
     if p.status != "placed" or at - ps.now <= floor:
         return False
-    return hold_idles(at - ps.now, free_for(ix, state, job, ps.cfg), queued - j.gpus, j.gpus, floor)
+    room = room_for(ix, state, job, ps.cfg)
+    return hold_idles(at - ps.now, int(state.free_gpus[room].sum()), demand.asking(room, leave_out=j), j.gpus, floor)
 
 
 def _later_within_bound(ps: Pass, ix: FabricIndex, state: ClusterState, releases: Timeline,

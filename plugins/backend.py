@@ -105,10 +105,45 @@ def waits_for_room(j: SlurmJob) -> bool:
     return not (reason.startswith(NOT_WAITING_FOR_ROOM) or (reason.startswith("Max") and reason.endswith("PerAccount")))
 
 
-def queued_gpus(jobs: Iterable[SlurmJob]) -> int:
-    """GPUs the pending jobs that free room would start ask for (placer's hold test, placer/timeline.py
-    hold_idles; `waits_for_room`)."""
-    return sum(j.gpus for j in jobs if waits_for_room(j))
+@dataclass
+class PendingDemand:
+    """What the pending jobs free room would start (`waits_for_room`) ask for, by partition: the queue side
+    of placer's idle rule (placer/timeline.py hold_idles). Only jobs that could use a node of the room
+    weighed count; a job whose partition Slurm did not list counts everywhere (the hold stands)."""
+
+    gpus: dict[str, int]  # a job's partition field as Slurm gives it ("a,b": several) -> GPUs asked
+    masks: dict[str, np.ndarray]  # partition -> bool per fabric node
+
+    @classmethod
+    def of(cls, jobs: Iterable[SlurmJob], fabric: Fabric,
+           partitions: dict[str, tuple[str, ...]] | None) -> PendingDemand:
+        gpus: dict[str, int] = {}
+        for j in jobs:
+            if waits_for_room(j):
+                gpus[j.partition] = gpus.get(j.partition, 0) + j.gpus
+        masks = {}
+        for name, nodes in (partitions or {}).items():
+            masks[name] = np.zeros(fabric.n_nodes, dtype=bool)
+            masks[name][[fabric.node_index[n] for n in nodes if n in fabric.node_index]] = True
+        return cls(gpus, masks)
+
+    def could_use(self, partition: str, room: np.ndarray) -> bool:
+        names = [p for p in partition.split(",") if p]
+        if not names or any(p not in self.masks for p in names):
+            return True
+        return any(bool((self.masks[p] & room).any()) for p in names)
+
+    def asking(self, room: np.ndarray, leave_out: SlurmJob | None = None) -> int:
+        """GPUs the pending jobs that could use a node of `room` (bool per node) ask for, but `leave_out`'s."""
+        total = sum(g for part, g in self.gpus.items() if g and self.could_use(part, room))
+        if leave_out is not None and waits_for_room(leave_out) and self.could_use(leave_out.partition, room):
+            total -= leave_out.gpus
+        return total
+
+    def started(self, j: SlurmJob) -> None:
+        """`j` was pinned to start now: it asks for nothing more."""
+        if waits_for_room(j) and j.partition in self.gpus:
+            self.gpus[j.partition] -= j.gpus
 
 
 @dataclass(frozen=True)

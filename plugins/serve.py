@@ -40,7 +40,7 @@ from topology import BackendError, ClusterState, Fabric, Problem, RequestError
 from topology.hostlists import compress
 from topology.inputs import parse_json
 
-from .backend import STEER_TAG, Backend, SlurmJob, queued_gpus
+from .backend import STEER_TAG, Backend, PendingDemand, SlurmJob
 from .refresh_worker import Picture, picture
 from .requests import job_from_hook, partition_nodes, placeable_from_slurm
 
@@ -280,7 +280,8 @@ class Daemon:
             state = self.state.copy()
         pinned = list(j.required_nodes) if STEER_TAG in j.admin_comment and not j.held else []
         answer = why(self.ix, state, job, self.cfg.planner, self.running, time.time(), self.cfg.hold, pinned,
-                     queued_others=queued_gpus(p for p in self.pending.values() if p.job_id != job_id))
+                     queued_others=PendingDemand.of((p for p in self.pending.values() if p.job_id != job_id),
+                                                    self.fabric, self.partitions).asking)
         return {"action": "none", "why": answer}
 
     def decide(self, req: Any) -> dict[str, Any]:

@@ -265,20 +265,23 @@ def test_a_hold_that_would_leave_room_idle_with_nothing_pending_is_not_taken() -
 
 
 def test_the_idle_rule_weighs_only_the_room_the_job_may_use() -> None:
-    """As above (leaf 1 whole at now+3600, 64 GPUs free), with job 7 in partition `front` (leaves 1 and 2:
-    40 of the free GPUs) and a 16-GPU job of another partition pending. Over the whole cluster 64 - 16
-    would still hold job 7's 32 and the hold would not be taken; in its partition 40 - 16 cannot, and it
-    is reserved on leaf 1 (the rest is room job 7 could never use). In `gpu` (every node) it starts now."""
+    """As above (leaf 1 whole at now+3600, 64 GPUs free), with partitions `front` (leaves 1 and 2: 40 of the
+    free GPUs) and `rear` (leaves 3 and 4), every node in `gpu`, and a 16-GPU job pending. Job 7 in `front`
+    weighs front's 40 free GPUs and the pending jobs that could use one of its nodes: one in `rear` cannot
+    (40 would still hold job 7's 32: pinned now), one in `front`, in `rear,front` or in a partition Slurm
+    does not list can (24 cannot: reserved on leaf 1; over the whole cluster 64 - 16 would have started
+    it). Job 7 in `gpu` weighs all 64 free GPUs and the `rear` job too (48: pinned now)."""
     front = {f"gpu{i:03d}" for i in range(1, 9)}
-    for partition, reserved in (("front", True), ("gpu", False)):
+    for mine, theirs, reserved in (("front", "rear", False), ("front", "front", True), ("front", "rear,front", True),
+                                   ("front", "nope", True), ("gpu", "rear", False)):
         slurm, pins = cluster(r1_end=NOW + 3600)
-        slurm.nodes = [SlurmNode(n, "up", partitions=("gpu", "front") if n in front else ("gpu",))
+        slurm.nodes = [SlurmNode(n, "up", partitions=("gpu", "front" if n in front else "rear"))
                        for n in FABRIC.node_names]
         other = SlurmJob(job_id=9, name="o", state="PENDING", priority=1, reason="Resources", node_count=2,
-                         gpus_per_job=16, submit_time=int(NOW), partition="back")
-        slurm.jobs += [replace(held(7, 32), partition=partition), other]
+                         gpus_per_job=16, submit_time=int(NOW), partition=theirs)
+        slurm.jobs += [replace(held(7, 32), partition=mine), other]
         out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=HoldRule(7200))
         if reserved:
-            assert out.reserved == [(7, "gpu[001-004]", NOW + 3600)] and not out.pinned, out
+            assert out.reserved == [(7, "gpu[001-004]", NOW + 3600)] and not out.pinned, (mine, theirs, out)
         else:
-            assert not out.reserved and [j for j, _ in out.pinned] == [7], out
+            assert not out.reserved and [j for j, _ in out.pinned] == [7], (mine, theirs, out)

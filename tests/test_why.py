@@ -64,7 +64,8 @@ def test_a_hold_that_would_leave_room_idle_with_nothing_pending_is_not_taken() -
     s, running = state_and_running()
     job = JobRequest("j", 24, submit_time=NOW)
     for queued, verdict in ((0, "starts-beyond-bound"), (8, "held-for-bound"), (None, "held-for-bound")):
-        a = why(IX, s.copy(), job, PlannerConfig(), running, NOW, HoldRule(1800, 0, 0, idle_s=30), queued_others=queued)
+        others = None if queued is None else (lambda room, q=queued: q)
+        a = why(IX, s.copy(), job, PlannerConfig(), running, NOW, HoldRule(1800, 0, 0, idle_s=30), queued_others=others)
         assert (a["verdict"], a["hold_idles"]) == (verdict, verdict != "held-for-bound"), queued
         assert ("the GPUs free now would stay idle meanwhile (24 free, 0 asked for by the other pending jobs; placer "
                 "takes no such hold over 30 s)" in a["sentence"]) == (queued == 0), a["sentence"]
@@ -103,6 +104,25 @@ def test_why_offline_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert json.loads(capsys.readouterr().out)["verdict"] == "held-for-bound"
     assert main(["why", "nope", "--inventory", "preset:tiny", "--state", str(snap), "--jobs", str(jobs)]) == 2
     assert "has no job nope" in capsys.readouterr().err
+
+
+def test_why_offline_counts_the_other_jobs_of_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With hold_idle_s 30 s: the 24-GPU job alone in the file would idle the 24 free GPUs for 60 s, and
+    starts now; with an 8-GPU job beside it (the job itself not counted), the hold stands."""
+    rows = [{"job": jid, "status": "placed", "gpus": 8 * len(nodes), "nodes": [FABRIC.node_names[n] for n in nodes],
+             "gpu_ids": {FABRIC.node_names[n]: list(range(8)) for n in nodes},
+             **({"end": NOW + ends} if ends is not None else {})} for jid, (nodes, ends) in RUNNING.items()]
+    snap = tmp_path / "now.json"
+    snap.write_text(json.dumps({"schema": "placer.plan/v1", "fabric": "tiny", "placements": rows, "summary": {}}))
+    config = tmp_path / "placer.yaml"
+    config.write_text("hold_idle_s: 30\nhold_idle_share: 0\n")
+    for extra, verdict in (("", "starts-beyond-bound"), ("  - {id: other, gpus: 8}\n", "held-for-bound")):
+        jobs = tmp_path / "queue.yaml"
+        jobs.write_text(f"jobs:\n  - {{id: mid, gpus: 24, submit_time: {NOW}}}\n{extra}")
+        assert main(["why", "mid", "--inventory", "preset:tiny", "--state", str(snap), "--jobs", str(jobs),
+                     "--now", str(NOW), "--config", str(config), "--format", "json"]) == 0
+        a = json.loads(capsys.readouterr().out)
+        assert a["verdict"] == verdict and a["idle"]["others_ask"] == (8 if extra else 0), a
 
 
 def test_why_places_a_small_job_by_end_time_as_apply_does(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

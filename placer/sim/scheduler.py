@@ -237,7 +237,7 @@ class FcfsBackfill:
         floor = idle_floor(rec.job.duration, self.hold_idle_s, self.hold_idle_share)
         if rec.hold_eta is None or rec.hold_eta - t <= floor:
             return False
-        free = int(self.cluster.free_hist @ np.arange(self.cluster.max_gpus + 1))  # free_for's: any node takes any job
+        free = int(self.cluster.free_hist @ np.arange(self.cluster.max_gpus + 1))  # room_for's: any node takes any job
         own = rec.gpus_taken
         return hold_idles(rec.hold_eta - t, free, self.queued_gpus - own, own, floor)
 
