@@ -181,6 +181,7 @@ class Pass:
     movable: set[int] = field(default_factory=set)  # ids of waiting reservations (may move, never wait)
     _running: list[Running] | None = None
     _free_at: np.ndarray | None = None
+    _demand: PendingDemand | None = None
 
     def running(self) -> list[Running]:
         """The running jobs as `why` reads them, built once a pass (only when a waiting job is explained)."""
@@ -194,6 +195,21 @@ class Pass:
         if self._free_at is None:
             self._free_at = node_free_times(index_for(self.fabric), self.report.state, self.running(), self.now)
         return self._free_at
+
+
+    def demand(self) -> PendingDemand:
+        """What the pending jobs ask for (the idle rule), built once a pass when first needed (rarely: only
+        for a hold past its floor); jobs pinned now in the pass are not in it."""
+        if self._demand is None:
+            now = {jid for jid, _ in self.out.pinned}
+            self._demand = PendingDemand.of((j for j in self.snap.jobs if j.job_id not in now), self.fabric,
+                                            self.snap.partition_nodes())
+        return self._demand
+
+    def started(self, j: SlurmJob) -> None:
+        """`j` was pinned to start now: off the demand (when built; until then `out.pinned` keeps it out)."""
+        if self._demand is not None:
+            self._demand.started(j)
 
 
 def _timeline(fabric: Fabric, running: list[SlurmJob], now: float) -> Timeline:
@@ -222,14 +238,13 @@ def _schedule(ps: Pass, gpu_jobs: list[tuple[SlurmJob, JobRequest]]) -> None:
     keep_off = ps.snap.spoken_for(ps.fabric)
     if ps.cfg.small_jobs_by_end:  # small jobs by end time (the default): Slurm's EndTimes per node
         state.set_ends(ps.free_at().copy(), ps.now)
-    demand = PendingDemand.of(ps.snap.jobs, ps.fabric, ps.snap.partition_nodes())  # less each job pinned now
     for j, job in gpu_jobs:
         if j.job_id in ps.movable:
             _move_if_sooner(ps, ix, state, releases, keep_off, j, job)
             continue
         p = place_one(ix, state, job, ps.cfg)
         later = _later_within_bound(ps, ix, state, releases, keep_off, j, job, p)
-        if later is not None and later[0] > ps.now and not _idle_hold(ps, ix, state, later[0], j, job, demand, p):
+        if later is not None and later[0] > ps.now and not _idle_hold(ps, ix, state, later[0], j, job, p):
             at, q, projected = later
             if _reserve(ps, state, keep_off, j, job, later, f"reserved: its block frees in about {at - ps.now:.0f} s"):
                 ps.out.reserved.append((j.job_id, compress(q.nodes), at))
@@ -240,18 +255,19 @@ def _schedule(ps: Pass, gpu_jobs: list[tuple[SlurmJob, JobRequest]]) -> None:
         if _pin(ps, j, job, p, state, "now"):
             ps.out.pinned.append((j.job_id, compress(p.nodes)))
             _take(ps, state, job, p)
-            demand.started(j)
+            ps.started(j)
 
 
 def _idle_hold(ps: Pass, ix: FabricIndex, state: ClusterState, at: float, j: SlurmJob, job: JobRequest,
-               demand: PendingDemand, p: Placement) -> bool:
+               p: Placement) -> bool:
     """A job placed now beyond its bound whose hold until `at` would leave idle room that nothing pending
     asks for (placer/timeline.py hold_idles, room_for; its time limit as its run time): it starts now instead."""
     floor = ps.hold.idle_floor(j.time_limit_s)
     if p.status != "placed" or at - ps.now <= floor:
         return False
     room = room_for(ix, state, job, ps.cfg)
-    return hold_idles(at - ps.now, int(state.free_gpus[room].sum()), demand.asking(room, leave_out=j), j.gpus, floor)
+    others = ps.demand().asking(room, leave_out=j)
+    return hold_idles(at - ps.now, int(state.free_gpus[room].sum()), others, j.gpus, floor)
 
 
 def _later_within_bound(ps: Pass, ix: FabricIndex, state: ClusterState, releases: Timeline,

@@ -285,3 +285,15 @@ def test_the_idle_rule_weighs_only_the_room_the_job_may_use() -> None:
             assert out.reserved == [(7, "gpu[001-004]", NOW + 3600)] and not out.pinned, (mine, theirs, out)
         else:
             assert not out.reserved and [j for j, _ in out.pinned] == [7], (mine, theirs, out)
+
+
+def test_a_job_pinned_now_in_the_pass_asks_for_nothing_more() -> None:
+    """Job 6 (24 GPUs, submitted first) is pinned now on leaf 1's three free nodes. Job 7 (32 GPUs) then
+    fits now over leaves 2 and 4 (40 GPUs free); its bound frees at now+5000 (leaf 2). Job 6 started, so
+    nothing else asks: the 5,000 s hold would idle the room and job 7 starts now too. Were job 6 still
+    counted, 40 - 24 could not hold job 7 and it would be reserved."""
+    slurm, pins = cluster(r1_end=NOW + 3600)
+    slurm.jobs += [held(6, 24, submitted=NOW - 20), held(7, 32)]
+    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=HoldRule(7200))
+    assert [j for j, _ in out.pinned] == [6, 7] and not out.reserved, out
+    assert pins[6] == "gpu[002-004]"
