@@ -238,11 +238,18 @@ class DaemonProc:
 
     def sees(self, what: str, check: Callable[[dict], bool], timeout_s: float = 30) -> dict:
         """Wait until the daemon's state (refreshed from Slurm) satisfies `check`."""
+        last: list[dict] = []
+
         def seen() -> dict | None:
             st = self.state()
+            last[:] = [st]
             return st if check(st) else None
 
-        return wait_until(f"the daemon to see {what}", seen, timeout_s)
+        try:
+            return wait_until(f"the daemon to see {what}", seen, timeout_s)
+        except AssertionError as exc:  # what it saw last, and what it logged, to tell a slow daemon from Slurm's state
+            tail = self.log.read_text(errors="replace").splitlines()[-20:]
+            raise AssertionError(f"{exc}; it saw last {last[:1]}; its log ends:\n" + "\n".join(tail)) from None
 
     def decisions(self) -> dict[str, dict]:
         return {d["name"]: d for d in self.ask({"v": 1, "op": "decisions"})["decisions"]}

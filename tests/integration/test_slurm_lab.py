@@ -289,17 +289,28 @@ def _drained_and_down(lab: LabHandle, drained: str, down: str) -> Iterator[None]
     lab.lab.stop_node(down)
 
     def stays_down() -> bool:
-        # a ping answered just before slurmd stopped can still return the node to service right after
-        # (seen on 24.11: "node_did_resp: node gpu006 returned to service" 0.2 s after DOWN): set it again
+        # slurmctld notes a node's answer to a ping only when the whole RPC it was part of ends (agent.c: the
+        # watchdog calls node_did_resp after every thread is done), so an answer given just before slurmd
+        # stopped can return the node to service after our DOWN, seconds later on a loaded machine (the likely
+        # cause of a CI run on 24.11 whose daemon never saw the node down after a fixed 1.5 s wait here).
+        # Once no agent is in flight no earlier answer is left to come.
         lab.run("scontrol", "update", f"NodeName={down}", "State=DOWN", "Reason=integration-down")
-        time.sleep(1.5)
+        wait_until("slurmctld's RPC agents to finish", lambda: _no_agent_in_flight(lab), timeout_s=60,
+                   every_s=0.5)
         return lab.run("sinfo", "-h", "-N", "-n", down, "-o", "%T").stdout.strip().startswith("down")
 
     try:
-        wait_until(f"{down} to stay down", stays_down, timeout_s=20)
+        wait_until(f"{down} to stay down", stays_down, timeout_s=120)
         yield
     finally:
         lab.lab.start_node(down)
+
+
+def _no_agent_in_flight(lab: LabHandle) -> bool:
+    """sdiag's `Agent count` and `Agent thread count` (22.05, 24.11 and 26.05 print both) are 0."""
+    counts = re.findall(r"^Agent (?:thread )?count:\s*(\d+)", lab.run("sdiag").stdout, re.M)
+    assert len(counts) == 2, "sdiag printed no `Agent count` / `Agent thread count`"
+    return counts == ["0", "0"]
 
 
 def _unusable_seen(st: dict) -> bool:
