@@ -80,13 +80,13 @@ def why_cmd(job_id: str, inventory: str | None, state_path: str | None, jobs_pat
     view = cluster_view(inventory, state_path, config_path, backend, slurm_conf)
     site = load_config(config_path)
     pinned: list[str] = []
+    now = now_s if now_s is not None else time.time()
     if state_path:
         job, running, queued = _offline_job(view, jobs_path, job_id)
     else:
         job, pinned, running = _live_job(view, job_id)
-        demand = PendingDemand.of((j for j in view.jobs if str(j.job_id) != job_id), view.fabric, view.partitions)
-        queued = demand.asking
-    now = now_s if now_s is not None else time.time()
+        queued = PendingDemand.of((j for j in view.jobs if str(j.job_id) != job_id), view.fabric, view.partitions,
+                                  now).asking
     cfg = site.planner()  # as apply would
     answer = answer_for(index_for(view.fabric), view.state, job, cfg, running, now, site.hold(), pinned, queued)
     click.echo(json_text(answer, indent=1) if fmt == "json" else _render(answer))

@@ -4,8 +4,11 @@ Every run starts from Slurm's state, so it is idempotent and a crash anywhere lo
 only ever pinned (ReqNodeList, NumNodes) and released, never cancelled; one pinned but not yet
 released is simply planned and pinned again. Only jobs the hook held are touched (tag `placer:steer`
 in AdminComment, which users cannot write, and still the hook's own hold: JobHeldUser; an admin's
-hold is never released). A job held longer than `max_hold_s` is released unpinned, and the log says
-so. Pending jobs with required nodes keep them in the plan's state, so two runs never double-book.
+hold is never released). A job held longer than `max_hold_s` (counted from when Slurm could start it)
+is released unpinned, and the log says so. A job waiting for its dependency or begin time stays held,
+unpinned, until Slurm could start it (pinned sooner, its nodes would be kept idle for it); one whose
+dependency can never be met is released as is. Pending jobs with required nodes keep them in the plan's
+state, so two runs never double-book.
 """
 from __future__ import annotations
 
@@ -49,7 +52,10 @@ from .backend import (
     SlurmJob,
     SlurmSnapshot,
     StateReport,
+    dependency_failed,
+    held_since,
     hold_for_pending,
+    ineligible,
     running_of,
     to_cluster_state,
 )
@@ -127,21 +133,18 @@ def apply_once(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s:
     stuck = stranded_pins(fabric, snap, report.state)
     snap = SlurmSnapshot(snap.nodes, tuple(j for j in snap.jobs if j not in stuck))
     movable = waiting_reservations(snap)
-    hold_for_pending(fabric, report.state, snap)
+    hold_for_pending(fabric, report.state, snap, now)
     todo: list[SlurmJob] = [*stuck, *movable]
     for j in steered_held(snap):
-        if j.gpus <= 0:
-            todo.append(j)  # no GPUs: nothing to place; release as is below
-        elif now - j.submit_time > max_hold_s:
-            try:
-                backend.release(j.job_id)
-                out.released_unpinned.append((j.job_id, f"held {now - j.submit_time:.0f} s > {max_hold_s:g} s"))
-                log.warning("job %d released unpinned: held %.0f s, longer than --max-hold-s %g", j.job_id,
-                            now - j.submit_time, max_hold_s)
-            except BackendError as exc:
-                out.errors.append(str(exc))
+        if dependency_failed(j):  # Slurm's to keep pending or cancel, as without placer
+            _release_unpinned(backend, j, f"its dependency can never be met: {j.dependency}", out)
+        elif j.gpus > 0 and (waits := ineligible(j, now)):
+            # pinned now, its nodes would be kept for it until Slurm could start it: placed when it can be
+            out.waiting.append((j.job_id, f"Slurm would not start it yet: it waits for {waits}"))
+        elif j.gpus <= 0 or now - held_since(j) <= max_hold_s:
+            todo.append(j)  # no GPUs: nothing to place; released as is below
         else:
-            todo.append(j)
+            _release_unpinned(backend, j, f"held {now - held_since(j):.0f} s > {max_hold_s:g} s", out)
     gpu_jobs: list[tuple[SlurmJob, JobRequest]] = []
     partitions = snap.partition_nodes()
     for j in todo:
@@ -164,6 +167,16 @@ def apply_once(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s:
         _schedule(Pass(fabric, backend, cfg, now, hold or HoldRule(), report, snap, out,
                        {j.job_id for j in movable}), gpu_jobs)
     return out
+
+
+def _release_unpinned(backend: Backend, j: SlurmJob, why: str, out: ApplyReport) -> None:
+    try:
+        backend.release(j.job_id)
+    except BackendError as exc:
+        out.errors.append(str(exc))
+        return
+    out.released_unpinned.append((j.job_id, why))
+    log.warning("job %d released unpinned: %s", j.job_id, why)
 
 
 @dataclass
@@ -203,7 +216,7 @@ class Pass:
         if self._demand is None:
             now = {jid for jid, _ in self.out.pinned}
             self._demand = PendingDemand.of((j for j in self.snap.jobs if j.job_id not in now), self.fabric,
-                                            self.snap.partition_nodes())
+                                            self.snap.partition_nodes(), self.now)
         return self._demand
 
     def started(self, j: SlurmJob) -> None:
@@ -235,7 +248,7 @@ def _schedule(ps: Pass, gpu_jobs: list[tuple[SlurmJob, JobRequest]]) -> None:
     ix = index_for(ps.fabric)
     state = ps.report.state
     releases = _timeline(ps.fabric, ps.report.running, ps.now)
-    keep_off = ps.snap.spoken_for(ps.fabric)
+    keep_off = ps.snap.spoken_for(ps.fabric, ps.now)
     if ps.cfg.small_jobs_by_end:  # small jobs by end time (the default): Slurm's EndTimes per node
         state.set_ends(ps.free_at().copy(), ps.now)
     for j, job in gpu_jobs:

@@ -66,6 +66,8 @@ class SlurmJob:
     time_limit_s: float | None = None
     qos: str = ""
     end_time: int = 0  # a running job's expected end (Slurm's EndTime: start + time limit); 0 unknown
+    dependency: str = ""  # as squeue shows it: "afterok:12(unfulfilled)"; satisfied ones are dropped from it
+    eligible_time: int = 0  # when Slurm found it could start (dependency met, --begin reached); 0 not yet
 
     @property
     def running(self) -> bool:
@@ -95,11 +97,33 @@ NOT_WAITING_FOR_ROOM = ("Dependency", "BeginTime", "AssocGrp", "AssocMax", "QOSG
                         "PartitionDown", "PartitionInactive")
 
 
-def waits_for_room(j: SlurmJob) -> bool:
+def ineligible(j: SlurmJob, now: float) -> str:
+    """Why Slurm would not start pending `j` on free nodes whatever its reason says ("" if it would): a
+    dependency not met, or a begin time to come. A held job's reason is JobHeld*, which hides both."""
+    if "(unfulfilled)" in j.dependency or dependency_failed(j):
+        return f"its dependency {j.dependency}"
+    if j.eligible_time > now:
+        return f"its begin time, in {j.eligible_time - now:.0f} s"
+    return ""
+
+
+def dependency_failed(j: SlurmJob) -> bool:
+    """A dependency that can never be met (afterok on a job that failed): Slurm keeps the job pending
+    (DependencyNeverSatisfied) or cancels it (kill_invalid_depend); free room never starts it."""
+    return "(failed)" in j.dependency
+
+
+def held_since(j: SlurmJob) -> int:
+    """When a held job's wait for placement began: submission, or later when Slurm found it eligible (a
+    chained job held at submission waits for its dependency first, which is not placer's to count)."""
+    return max(j.submit_time, j.eligible_time)
+
+
+def waits_for_room(j: SlurmJob, now: float) -> bool:
     """A pending job that free GPUs would start: not held by a user or an admin (a steered job's hold is
-    placer's own) and not waiting for a dependency, a begin time or a limit. Slurm shows one reason of
-    several; Priority, Resources and any reason not known here count as waiting for room (holds stand)."""
-    if j.state != "PENDING" or (j.held and not j.steered):
+    placer's own), not `ineligible` and not waiting for a limit. Slurm shows one reason of several;
+    Priority, Resources and any reason not known here count as waiting for room (holds stand)."""
+    if j.state != "PENDING" or (j.held and not j.steered) or ineligible(j, now):
         return False
     reason = j.reason
     return not (reason.startswith(NOT_WAITING_FOR_ROOM) or (reason.startswith("Max") and reason.endswith("PerAccount")))
@@ -113,19 +137,20 @@ class PendingDemand:
 
     gpus: dict[str, int]  # a job's partition field as Slurm gives it ("a,b": several) -> GPUs asked
     masks: dict[str, np.ndarray]  # partition -> bool per fabric node
+    now: float  # the moment the jobs' begin times are read against
 
     @classmethod
-    def of(cls, jobs: Iterable[SlurmJob], fabric: Fabric,
-           partitions: dict[str, tuple[str, ...]] | None) -> PendingDemand:
+    def of(cls, jobs: Iterable[SlurmJob], fabric: Fabric, partitions: dict[str, tuple[str, ...]] | None,
+           now: float) -> PendingDemand:
         gpus: dict[str, int] = {}
         for j in jobs:
-            if waits_for_room(j):
+            if waits_for_room(j, now):
                 gpus[j.partition] = gpus.get(j.partition, 0) + j.gpus
         masks = {}
         for name, nodes in (partitions or {}).items():
             masks[name] = np.zeros(fabric.n_nodes, dtype=bool)
             masks[name][[fabric.node_index[n] for n in nodes if n in fabric.node_index]] = True
-        return cls(gpus, masks)
+        return cls(gpus, masks, now)
 
     def could_use(self, partition: str, room: np.ndarray) -> bool:
         names = [p for p in partition.split(",") if p]
@@ -136,13 +161,13 @@ class PendingDemand:
     def asking(self, room: np.ndarray, leave_out: SlurmJob | None = None) -> int:
         """GPUs the pending jobs that could use a node of `room` (bool per node) ask for, but `leave_out`'s."""
         total = sum(g for part, g in self.gpus.items() if g and self.could_use(part, room))
-        if leave_out is not None and waits_for_room(leave_out) and self.could_use(leave_out.partition, room):
+        if leave_out is not None and waits_for_room(leave_out, self.now) and self.could_use(leave_out.partition, room):
             total -= leave_out.gpus
         return total
 
     def started(self, j: SlurmJob) -> None:
         """`j` was pinned to start now: it asks for nothing more."""
-        if waits_for_room(j) and j.partition in self.gpus:
+        if waits_for_room(j, self.now) and j.partition in self.gpus:
             self.gpus[j.partition] -= j.gpus
 
 
@@ -164,12 +189,13 @@ class SlurmSnapshot:
                     out.setdefault(p, []).append(n.name)
         return {p: tuple(dict.fromkeys(names)) for p, names in out.items()}
 
-    def spoken_for(self, fabric: Fabric) -> np.ndarray:
+    def spoken_for(self, fabric: Fabric, now: float) -> np.ndarray:
         """Nodes pending jobs will start on (required nodes: placer's pins, the hook's advice, -w); a held
-        job's are not (it starts nowhere until released)."""
+        job's are not (it starts nowhere until released), nor one's that is `ineligible` (Slurm keeps no
+        room for a job waiting for its dependency or begin time either)."""
         mask = np.zeros(fabric.n_nodes, dtype=bool)
         for j in self.jobs:
-            if j.state == "PENDING" and not j.held:
+            if j.state == "PENDING" and not j.held and not ineligible(j, now):
                 mask[[fabric.node_index[n] for n in j.required_nodes if n in fabric.node_index]] = True
         return mask
 
@@ -291,11 +317,12 @@ def _node_states(fabric: Fabric, snap: SlurmSnapshot, state: ClusterState) -> di
     return ({"not in Slurm": missing} if missing else {}) | mismatched
 
 
-def hold_for_pending(fabric: Fabric, state: ClusterState, snap: SlurmSnapshot) -> None:
+def hold_for_pending(fabric: Fabric, state: ClusterState, snap: SlurmSnapshot, now: float) -> None:
     """Pending, not held, with required nodes: released by us, advised by the hook, or pinned by the user
-    (-w); Slurm will start them there, so their nodes are spoken for."""
+    (-w); Slurm will start them there, so their nodes are spoken for (not while `ineligible`: see
+    SlurmSnapshot.spoken_for)."""
     for j in snap.jobs:
-        if j.state != "PENDING" or j.held or not j.required_nodes:
+        if j.state != "PENDING" or j.held or not j.required_nodes or ineligible(j, now):
             continue
         per_node = j.gpus_per_node or max(j.gpus // max(len(j.required_nodes), 1), 1)
         for name in j.required_nodes:

@@ -147,6 +147,8 @@ class PyslurmBackend:
                 excluded_nodes=expand_nodes(getattr(j, "excluded_nodes", None)),
                 features=str(getattr(j, "constraints", None) or ""), qos=str(getattr(j, "qos", None) or ""),
                 end_time=int(getattr(j, "end_time", None) or 0) if state == "RUNNING" else 0))
+            # not read here: dependency, eligible_time (pyslurm gives them in shapes untested against any
+            # Slurm Debian ships), so a held job waiting for its dependency is placed as if it could start
         return SlurmSnapshot(tuple(nodes), tuple(self._with_job_gpus(jobs)))
 
     @_backend_errors

@@ -24,7 +24,17 @@ import numpy as np
 from placer.why import Running
 from topology import BackendError, ClusterState, Fabric
 
-from .backend import Backend, SlurmJob, SlurmSnapshot, hold_for_pending, mismatch_text, running_of, to_cluster_state
+from .backend import (
+    Backend,
+    SlurmJob,
+    SlurmSnapshot,
+    held_since,
+    hold_for_pending,
+    ineligible,
+    mismatch_text,
+    running_of,
+    to_cluster_state,
+)
 
 
 @dataclass
@@ -36,7 +46,8 @@ class Picture:
     warnings: list[str] = field(default_factory=list)
     mismatch: dict[str, list[str]] = field(default_factory=dict)
     partitions: dict[str, tuple[str, ...]] | None = None
-    steered: list[tuple[int, int]] = field(default_factory=list)  # (job id, submit time) the hook holds
+    # (job id, held since) of the jobs the hook holds that Slurm could start (not waiting for a dependency)
+    steered: list[tuple[int, int]] = field(default_factory=list)
     running: list[Running] = field(default_factory=list)  # with Slurm's EndTimes: for `why`
     pending: dict[int, SlurmJob] = field(default_factory=dict)  # job id -> pending job: for `why`
 
@@ -58,9 +69,11 @@ def picture(fabric: Fabric, snap: SlurmSnapshot) -> Picture:
     nodes of pending jobs with required nodes (advised, released, or -w) spoken for."""
     report = to_cluster_state(fabric, snap)
     st = report.state
-    hold_for_pending(fabric, st, snap)
+    now = time.time()
+    hold_for_pending(fabric, st, snap, now)
     return Picture(st.free_mask.copy(), st.free_gpus.copy(), st.usable.copy(), report.warnings, report.mismatch,
-                   snap.partition_nodes(), [(j.job_id, j.submit_time) for j in snap.jobs if j.steered],
+                   snap.partition_nodes(), [(j.job_id, held_since(j)) for j in snap.jobs
+                                            if j.steered and not ineligible(j, now)],
                    running_of(fabric, report.running), {j.job_id: j for j in snap.jobs if j.state == "PENDING"})
 
 

@@ -279,9 +279,10 @@ class Daemon:
         with self.lock:
             state = self.state.copy()
         pinned = list(j.required_nodes) if STEER_TAG in j.admin_comment and not j.held else []
-        answer = why(self.ix, state, job, self.cfg.planner, self.running, time.time(), self.cfg.hold, pinned,
+        now = time.time()
+        answer = why(self.ix, state, job, self.cfg.planner, self.running, now, self.cfg.hold, pinned,
                      queued_others=PendingDemand.of((p for p in self.pending.values() if p.job_id != job_id),
-                                                    self.fabric, self.partitions).asking)
+                                                    self.fabric, self.partitions, now).asking)
         return {"action": "none", "why": answer}
 
     def decide(self, req: Any) -> dict[str, Any]:

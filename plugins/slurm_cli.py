@@ -345,7 +345,8 @@ def _squeue_job(j: dict[str, Any]) -> SlurmJob:
         gpu_model=next((m for k in ("tres_per_job", "tres_per_node", "tres_per_task", "tres_per_socket")
                         if (m := parse_tres_gpu_model(j.get(k)))), None),
         exclusive=_exclusive(j.get("shared")), time_limit_s=_minutes_s(j.get("time_limit")),
-        qos=_str(j, "qos"), end_time=_num(j.get("end_time")) if state in RUNNING_STATES else 0)
+        qos=_str(j, "qos"), end_time=_num(j.get("end_time")) if state in RUNNING_STATES else 0,
+        dependency=_str(j, "dependency"), eligible_time=_num(j.get("eligible_time")))
 
 
 SAVED_FILES = {"sinfo": "sinfo.json", "squeue": "squeue.json"}

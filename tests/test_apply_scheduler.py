@@ -297,3 +297,49 @@ def test_a_job_pinned_now_in_the_pass_asks_for_nothing_more() -> None:
     out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=HoldRule(7200))
     assert [j for j, _ in out.pinned] == [6, 7] and not out.reserved, out
     assert pins[6] == "gpu[002-004]"
+
+
+def test_a_held_job_slurm_could_not_start_yet_stays_held_unpinned() -> None:
+    """Held by the hook, a job whose dependency is not met (5) or whose begin time is to come (6) is neither
+    pinned (its nodes would be kept idle for it until then) nor released: it stays held, saying why. One
+    whose dependency can never be met (8) is released as is, Slurm's to keep or cancel. The max-hold clock
+    runs from when Slurm found a job eligible: 9, submitted 2 h ago and eligible 10 s ago, is pinned; 10,
+    eligible as long, is released unpinned past the 600 s."""
+    slurm, pins = cluster()
+    slurm.jobs += [replace(held(5, 8), dependency="afterok:1(unfulfilled)"),
+                   replace(held(6, 8), eligible_time=int(NOW + 3600)),
+                   replace(held(8, 8), dependency="afterok:1(failed)"),
+                   replace(held(9, 8, submitted=NOW - 7200), eligible_time=int(NOW - 10)),
+                   replace(held(10, 8, submitted=NOW - 7200), eligible_time=int(NOW - 7200))]
+    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=HoldRule(1800))
+    why = dict(out.waiting)
+    assert why[5] == "Slurm would not start it yet: it waits for its dependency afterok:1(unfulfilled)"
+    assert why[6] == "Slurm would not start it yet: it waits for its begin time, in 3600 s"
+    assert dict(out.released_unpinned) == {8: "its dependency can never be met: afterok:1(failed)",
+                                          10: "held 7200 s > 600 s"}
+    assert [j for j, _ in out.pinned] == [9] and set(pins) == {9}
+    assert not {("pin", 5), ("release", 5), ("pin", 6), ("release", 6), ("pin", 8)} & set(slurm.calls)
+
+
+def test_nodes_of_a_pinned_job_slurm_could_not_start_yet_are_not_kept_for_it() -> None:
+    """Job 5, pending on gpu002-004 (say `-w` with a dependency not met), keeps those nodes from held job 7
+    only while Slurm could start it there (Slurm keeps no room for a job waiting for its dependency)."""
+    for dependency, kept in (("", True), ("afterok:1(unfulfilled)", False)):
+        slurm, pins = cluster()
+        slurm.jobs += [SlurmJob(job_id=5, name="w", state="PENDING", priority=1, reason="Dependency" if dependency
+                                else "Resources", node_count=3, gpus_per_node=8, submit_time=int(NOW),
+                                required_nodes=("gpu002", "gpu003", "gpu004"), dependency=dependency),
+                       held(7, 24)]
+        apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=HoldRule(0))
+        assert (pins[7] != "gpu[002-004]") == kept, (dependency, pins)
+
+
+def test_a_held_job_waiting_for_its_dependency_asks_for_no_room() -> None:
+    """As in the idle-rule test above: job 7's hold would idle 64 GPUs; a 40-GPU job held by the hook asks
+    for them (the hold stands) unless it waits for its dependency (job 7 is pinned now)."""
+    for dependency, reserved in (("", True), ("afterok:1(unfulfilled)", False)):
+        slurm, pins = cluster(r1_end=NOW + 3600)
+        slurm.jobs += [held(7, 32), replace(held(9, 40, submitted=NOW), dependency=dependency)]
+        out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=HoldRule(7200))
+        assert ((7, "gpu[001-004]", NOW + 3600) in out.reserved) == reserved, (dependency, out)
+        assert (7 in dict(out.pinned)) != reserved and (9 in dict(out.waiting)) != reserved, (dependency, out)

@@ -362,7 +362,8 @@ def test_only_the_hooks_own_holds_are_released(kw: dict, steered: bool) -> None:
 
 
 def test_steer_mode_is_safe_without_apply() -> None:
-    """The daemon counts the hook's holds and releases those past max_hold_s itself."""
+    """The daemon counts the hook's holds and releases those past max_hold_s itself, counting from when
+    Slurm could start the job: not one waiting for its dependency (4), nor one eligible 30 s ago (5)."""
     slurm = RecordingSlurm()
     now = time.time()
     slurm.jobs = [SlurmJob(job_id=i, name=f"h{i}", state="PENDING", priority=0, reason="JobHeldUser",
@@ -370,10 +371,12 @@ def test_steer_mode_is_safe_without_apply() -> None:
                   for i, age in ((1, 700), (2, 30))]
     slurm.jobs.append(SlurmJob(job_id=3, name="admin", state="PENDING", priority=0, reason="JobHeldAdmin",
                                admin_comment="placer:steer", gpus_per_job=1, submit_time=int(now - 9000)))
+    slurm.jobs += [replace(slurm.jobs[0], job_id=4, submit_time=int(now - 9000), dependency="afterok:3(unfulfilled)"),
+                   replace(slurm.jobs[0], job_id=5, submit_time=int(now - 9000), eligible_time=int(now - 30))]
     d = Daemon(FABRIC, slurm, ServeConfig(mode="steer", max_hold_s=600))
     d.refresh()
     assert slurm.calls == [("release", 1)]  # not the young one, never the admin's
-    assert metric(d, "placer_held_jobs") == 2 and metric(d, "placer_oldest_hold_seconds") >= 699
+    assert metric(d, "placer_held_jobs") == 3 and metric(d, "placer_oldest_hold_seconds") >= 699
     assert metric(d, "placer_hold_timeouts_total") == 1
 
 

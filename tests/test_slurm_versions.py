@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from plugins.backend import SlurmNode, SlurmSnapshot, to_cluster_state
+from plugins.backend import SlurmNode, SlurmSnapshot, held_since, ineligible, to_cluster_state
 from plugins.slurm_cli import parse_sinfo_json, parse_squeue_json
 from topology import BackendError, load_inventory_text
 
@@ -135,3 +135,20 @@ def test_job_state_flags_read_as_squeue_shows_them(job_state, word: str, keeps_n
     (job,) = parse_squeue_json(json.dumps(doc))
     assert job.state == word
     assert job.nodes == (("n001", "n002") if keeps_nodes else ())
+
+
+@pytest.mark.parametrize("eligible,dependency,at,waits", [
+    ({"set": True, "infinite": False, "number": 1_000_100}, "", 1_000_100, "its begin time, in 100 s"),  # 23.x+
+    (1_000_100, "", 1_000_100, "its begin time, in 100 s"),  # 22.05's plain number
+    ({"set": False, "infinite": False, "number": 0}, "afterok:6(unfulfilled)", 0,
+     "its dependency afterok:6(unfulfilled)"),
+    (0, "afterany:6(unfulfilled),afterok:7(failed)", 0, "its dependency afterany:6(unfulfilled),afterok:7(failed)"),
+    (999_990, "", 999_990, ""),
+])
+def test_what_keeps_a_held_job_from_starting_is_read(eligible, dependency: str, at: int, waits: str) -> None:
+    """A held job's reason (JobHeldUser) hides its dependency and begin time; both are read from the job."""
+    doc = {"jobs": [{"job_id": 7, "name": "j", "job_state": ["PENDING"], "state_reason": "JobHeldUser", "priority": 0,
+                     "eligible_time": eligible, "dependency": dependency, "submit_time": 999_900}]}
+    (job,) = parse_squeue_json(json.dumps(doc))
+    assert job.eligible_time == at and ineligible(job, now=1_000_000) == waits
+    assert held_since(job) == max(at, 999_900)
