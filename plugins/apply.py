@@ -48,6 +48,7 @@ from topology.hostlists import compress
 from .backend import (
     STEER_TAG,
     Backend,
+    HoldClock,
     PendingDemand,
     SlurmJob,
     SlurmSnapshot,
@@ -123,7 +124,9 @@ def _release_on_mismatch(backend: Backend, snap: SlurmSnapshot, report: StateRep
 
 
 def apply_once(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s: float,
-               now: float | None = None, hold: HoldRule | None = None) -> ApplyReport:
+               now: float | None = None, hold: HoldRule | None = None, clock: HoldClock | None = None) -> ApplyReport:
+    """One pass over Slurm's state; `clock` (kept by a watch across passes) knows when held jobs that
+    waited for a dependency found it met."""
     now = time.time() if now is None else now
     out = ApplyReport()
     snap = backend.snapshot()
@@ -134,17 +137,8 @@ def apply_once(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s:
     snap = SlurmSnapshot(snap.nodes, tuple(j for j in snap.jobs if j not in stuck))
     movable = waiting_reservations(snap)
     hold_for_pending(fabric, report.state, snap, now)
-    todo: list[SlurmJob] = [*stuck, *movable]
-    for j in steered_held(snap):
-        if dependency_failed(j):  # Slurm's to keep pending or cancel, as without placer
-            _release_unpinned(backend, j, f"its dependency can never be met: {j.dependency}", out)
-        elif j.gpus > 0 and (waits := ineligible(j, now)):
-            # pinned now, its nodes would be kept for it until Slurm could start it: placed when it can be
-            out.waiting.append((j.job_id, f"Slurm would not start it yet: it waits for {waits}"))
-        elif j.gpus <= 0 or now - held_since(j) <= max_hold_s:
-            todo.append(j)  # no GPUs: nothing to place; released as is below
-        else:
-            _release_unpinned(backend, j, f"held {now - held_since(j):.0f} s > {max_hold_s:g} s", out)
+    held = _held_to_place(backend, snap, now, max_hold_s, clock or HoldClock(), out)
+    todo: list[SlurmJob] = [*stuck, *movable, *held]
     gpu_jobs: list[tuple[SlurmJob, JobRequest]] = []
     partitions = snap.partition_nodes()
     for j in todo:
@@ -167,6 +161,28 @@ def apply_once(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s:
         _schedule(Pass(fabric, backend, cfg, now, hold or HoldRule(), report, snap, out,
                        {j.job_id for j in movable}), gpu_jobs)
     return out
+
+
+def _held_to_place(backend: Backend, snap: SlurmSnapshot, now: float, max_hold_s: float, clock: HoldClock,
+                   out: ApplyReport) -> list[SlurmJob]:
+    """The held jobs this pass places; those Slurm could not start yet stay held (said), those past the
+    hold limit or with a dependency that can never be met are released unpinned."""
+    held = steered_held(snap)
+    clock.keep_only({j.job_id for j in held})
+    todo = []
+    for j in held:
+        waits = ineligible(j, now)
+        since = clock.since(j.job_id, held_since(j), bool(waits), now)
+        if dependency_failed(j):  # Slurm's to keep pending or cancel, as without placer
+            _release_unpinned(backend, j, f"its dependency can never be met: {j.dependency}", out)
+        elif j.gpus > 0 and waits:
+            # pinned now, its nodes would be kept for it until Slurm could start it: placed when it can be
+            out.waiting.append((j.job_id, f"Slurm would not start it yet: it waits for {waits}"))
+        elif j.gpus <= 0 or now - since <= max_hold_s:
+            todo.append(j)  # no GPUs: nothing to place; released as is below
+        else:
+            _release_unpinned(backend, j, f"held {now - since:.0f} s > {max_hold_s:g} s", out)
+    return todo
 
 
 def _release_unpinned(backend: Backend, j: SlurmJob, why: str, out: ApplyReport) -> None:
@@ -396,12 +412,13 @@ def apply_loop(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s:
     pass's report goes to `report`. Returns the last pass's report. A watch outlives any failed pass (logged,
     in the report's errors, then a back-off of up to 10 intervals); a single pass lets its error out (exit 3)."""
     failures = 0
+    clock = HoldClock()
     while True:
         if interval_s is None:
             r = apply_once(fabric, backend, cfg, max_hold_s, hold=hold)
         else:
             try:
-                r = apply_once(fabric, backend, cfg, max_hold_s, hold=hold)
+                r = apply_once(fabric, backend, cfg, max_hold_s, hold=hold, clock=clock)
                 failures = 0
             except Exception as exc:  # noqa: BLE001 - the watch must not die on one bad answer from Slurm
                 failures += 1

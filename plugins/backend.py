@@ -114,9 +114,35 @@ def dependency_failed(j: SlurmJob) -> bool:
 
 
 def held_since(j: SlurmJob) -> int:
-    """When a held job's wait for placement began: submission, or later when Slurm found it eligible (a
-    chained job held at submission waits for its dependency first, which is not placer's to count)."""
+    """When a held job's wait for placement began as Slurm shows it: submission, or its begin time. Slurm
+    leaves eligible_time 0 while a job is held (seen on 22.05), so a dependency met later shows only as
+    met: `HoldClock` keeps that moment."""
     return max(j.submit_time, j.eligible_time)
+
+
+@dataclass
+class HoldClock:
+    """When each held job became one Slurm could start, as this process saw it: a chained job's hold
+    counts from the first look that found its dependency met, not from its submission hours before. A
+    process started later counts from `held_since` (the job may then be released unpinned past the hold
+    limit: placed by Slurm, never lost)."""
+
+    waited: set[int] = field(default_factory=set)  # jobs seen waiting for a dependency or begin time
+    eligible_at: dict[int, float] = field(default_factory=dict)  # of those, when first seen eligible
+
+    def since(self, job_id: int, held_from: float, waiting: bool, now: float) -> float:
+        """The start of the job's hold clock (`now` while it waits: no clock runs)."""
+        if waiting:
+            self.waited.add(job_id)
+            return now
+        if job_id in self.waited:
+            return max(self.eligible_at.setdefault(job_id, now), held_from)
+        return held_from
+
+    def keep_only(self, job_ids: set[int]) -> None:
+        """Forget jobs no longer held (started, released, gone)."""
+        self.waited &= job_ids
+        self.eligible_at = {j: t for j, t in self.eligible_at.items() if j in job_ids}
 
 
 def waits_for_room(j: SlurmJob, now: float) -> bool:

@@ -46,8 +46,8 @@ class Picture:
     warnings: list[str] = field(default_factory=list)
     mismatch: dict[str, list[str]] = field(default_factory=dict)
     partitions: dict[str, tuple[str, ...]] | None = None
-    # (job id, held since) of the jobs the hook holds that Slurm could start (not waiting for a dependency)
-    steered: list[tuple[int, int]] = field(default_factory=list)
+    # the jobs the hook holds: (job id, held since as Slurm shows it, waiting for a dependency or begin time)
+    steered: list[tuple[int, int, bool]] = field(default_factory=list)
     running: list[Running] = field(default_factory=list)  # with Slurm's EndTimes: for `why`
     pending: dict[int, SlurmJob] = field(default_factory=dict)  # job id -> pending job: for `why`
 
@@ -72,8 +72,8 @@ def picture(fabric: Fabric, snap: SlurmSnapshot) -> Picture:
     now = time.time()
     hold_for_pending(fabric, st, snap, now)
     return Picture(st.free_mask.copy(), st.free_gpus.copy(), st.usable.copy(), report.warnings, report.mismatch,
-                   snap.partition_nodes(), [(j.job_id, held_since(j)) for j in snap.jobs
-                                            if j.steered and not ineligible(j, now)],
+                   snap.partition_nodes(), [(j.job_id, held_since(j), bool(ineligible(j, now))) for j in snap.jobs
+                                            if j.steered],
                    running_of(fabric, report.running), {j.job_id: j for j in snap.jobs if j.state == "PENDING"})
 
 

@@ -40,7 +40,7 @@ from topology import BackendError, ClusterState, Fabric, Problem, RequestError
 from topology.hostlists import compress
 from topology.inputs import parse_json
 
-from .backend import STEER_TAG, Backend, PendingDemand, SlurmJob
+from .backend import STEER_TAG, Backend, HoldClock, PendingDemand, SlurmJob
 from .refresh_worker import Picture, picture
 from .requests import job_from_hook, partition_nodes, placeable_from_slurm
 
@@ -127,6 +127,7 @@ class Daemon:
         self.polled_at = 0.0  # time.monotonic()
         self.node_state_time = 0.0  # time.time() of the node states decisions use
         self.last_apply: float | None = None  # time.time() of `placer apply`'s last reported pass
+        self.hold_clock = HoldClock()  # when held jobs that waited for a dependency found it met
         self.metrics.apply_age.set_function(lambda: time.time() - self.last_apply if self.last_apply else -1.0)
         # how a refresh reads Slurm: here, or in a worker process (`placer serve` itself: refresh_worker.py)
         self.take_picture: Callable[[], Picture] = lambda: picture(self.fabric, self.backend.snapshot())
@@ -197,9 +198,13 @@ class Daemon:
                 self.metrics.node_poll_errors.inc()
                 log.error("node-state poll failed: %s: %s", type(exc).__name__, exc)
 
-    def _watch_holds(self, held: list[tuple[int, int]]) -> None:
-        """Steer mode must be safe without `placer apply`: count our holds, release those past max_hold_s."""
+    def _watch_holds(self, steered: list[tuple[int, int, bool]]) -> None:
+        """Steer mode must be safe without `placer apply`: count our holds, release those past max_hold_s
+        (a job waiting for its dependency or begin time is not counted: Slurm could not start it anyway)."""
         now = time.time()
+        self.hold_clock.keep_only({s[0] for s in steered})
+        clocks = [(job_id, self.hold_clock.since(job_id, since, waiting, now)) for job_id, since, waiting in steered]
+        held = [c for c, (_, _, waiting) in zip(clocks, steered, strict=True) if not waiting]
         if held and self.cfg.mode == "steer" and (self.last_apply is None or now - self.last_apply > 60):
             log.warning("%d job(s) held for `placer apply`, which %s", len(held),
                         "has not reported since the daemon started" if self.last_apply is None else

@@ -13,7 +13,7 @@ from dataclasses import replace
 from placer import PlannerConfig
 from placer.timeline import HoldRule
 from plugins.apply import ApplyReport, apply_once
-from plugins.backend import SlurmJob, SlurmNode
+from plugins.backend import HoldClock, SlurmJob, SlurmNode
 from topology.hostlists import expand
 
 from .test_serve_unit import FABRIC, RecordingSlurm
@@ -343,3 +343,23 @@ def test_a_held_job_waiting_for_its_dependency_asks_for_no_room() -> None:
         out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=HoldRule(7200))
         assert ((7, "gpu[001-004]", NOW + 3600) in out.reserved) == reserved, (dependency, out)
         assert (7 in dict(out.pinned)) != reserved and (9 in dict(out.waiting)) != reserved, (dependency, out)
+
+
+def test_a_chained_jobs_hold_counts_from_when_its_dependency_was_seen_met() -> None:
+    """Job 5, submitted 2 h ago, waits for its dependency (Slurm leaves eligible_time 0 while a job is held).
+    Once it is met, a watch that saw it waiting counts the hold from then: pinned, not past the 600 s. A
+    process that never saw it waiting counts from submission: released unpinned (Slurm places it)."""
+    clock = HoldClock()
+    slurm, pins = cluster()
+    slurm.jobs.append(replace(held(5, 8, submitted=NOW - 7200), dependency="afterok:1(unfulfilled)"))
+    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=HoldRule(0), clock=clock)
+    assert [j for j, _ in out.waiting] == [5] and not pins
+    slurm.jobs[-1] = replace(slurm.jobs[-1], dependency="")
+    later = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW + 300, hold=HoldRule(0), clock=clock)
+    fresh = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW + 300, hold=HoldRule(0))
+    assert [j for j, _ in later.pinned] == [5] and not later.released_unpinned
+    assert fresh.released_unpinned == [(5, "held 7500 s > 600 s")]
+    assert clock.eligible_at == {5: NOW + 300}
+    slurm.jobs.pop()
+    apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW + 400, hold=HoldRule(0), clock=clock)
+    assert not clock.waited and not clock.eligible_at  # a job no longer held is forgotten

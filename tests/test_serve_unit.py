@@ -378,6 +378,11 @@ def test_steer_mode_is_safe_without_apply() -> None:
     assert slurm.calls == [("release", 1)]  # not the young one, never the admin's
     assert metric(d, "placer_held_jobs") == 3 and metric(d, "placer_oldest_hold_seconds") >= 699
     assert metric(d, "placer_hold_timeouts_total") == 1
+    slurm.jobs = slurm.jobs[1:4]  # 1 released, 5 gone; 4's dependency met: its hold counts from now
+    slurm.jobs[-1] = replace(slurm.jobs[-1], dependency="")
+    d.refresh()
+    assert slurm.calls == [("release", 1)] and metric(d, "placer_held_jobs") == 2
+    assert metric(d, "placer_oldest_hold_seconds") < 60
 
 
 def _in_two_partitions(slurm: FakeSlurm) -> None:
