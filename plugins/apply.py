@@ -18,7 +18,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -166,7 +166,9 @@ def apply_once(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s:
 def _held_to_place(backend: Backend, snap: SlurmSnapshot, now: float, max_hold_s: float, clock: HoldClock,
                    out: ApplyReport) -> list[SlurmJob]:
     """The held jobs this pass places; those Slurm could not start yet stay held (said), those past the
-    hold limit or with a dependency that can never be met are released unpinned."""
+    hold limit or with a dependency that can never be met are released unpinned. A job's submit time is
+    its hold clock's start for the scheduler's locality hold too (a chained job's, when its dependency was
+    seen met)."""
     held = steered_held(snap)
     clock.keep_only({j.job_id for j in held})
     todo = []
@@ -179,7 +181,7 @@ def _held_to_place(backend: Backend, snap: SlurmSnapshot, now: float, max_hold_s
             # pinned now, its nodes would be kept for it until Slurm could start it: placed when it can be
             out.waiting.append((j.job_id, f"Slurm would not start it yet: it waits for {waits}"))
         elif j.gpus <= 0 or now - since <= max_hold_s:
-            todo.append(j)  # no GPUs: nothing to place; released as is below
+            todo.append(replace(j, submit_time=int(since)))  # no GPUs: nothing to place; released as is below
         else:
             _release_unpinned(backend, j, f"held {now - since:.0f} s > {max_hold_s:g} s", out)
     return todo

@@ -363,3 +363,18 @@ def test_a_chained_jobs_hold_counts_from_when_its_dependency_was_seen_met() -> N
     slurm.jobs.pop()
     apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW + 400, hold=HoldRule(0), clock=clock)
     assert not clock.waited and not clock.eligible_at  # a job no longer held is forgotten
+
+
+def test_a_chained_job_gets_its_whole_locality_hold_once_its_dependency_is_met() -> None:
+    """Job 7 (32 GPUs), submitted 2 h ago, its dependency met at this pass: within its 1,800 s hold counted
+    from then it is reserved on leaf 1 (frees at now+100), as a job just submitted would be; counted from
+    submission it would be past the hold and pinned now over several leaves."""
+    clock = HoldClock()
+    slurm, pins = cluster()
+    slurm.jobs.append(replace(held(7, 32, submitted=NOW - 7200), dependency="afterok:9(unfulfilled)"))
+    apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=86400, now=NOW - 50, hold=HoldRule(1800), clock=clock)
+    slurm.jobs[-1] = replace(slurm.jobs[-1], dependency="")
+    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=86400, now=NOW, hold=HoldRule(1800), clock=clock)
+    assert out.reserved == [(7, "gpu[001-004]", NOW + 100)] and not out.pinned, out
+    fresh = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=86400, now=NOW, hold=HoldRule(1800))
+    assert [j for j, _ in fresh.pinned] == [7] and not fresh.reserved, fresh

@@ -627,6 +627,36 @@ def test_a_hold_that_would_leave_room_idle_is_not_taken(lab: LabHandle, daemon_f
     assert lab.jobs_by_id()[twin].held  # a user's hold is never placer's to release
 
 
+def test_a_held_job_slurm_could_not_start_yet_is_placed_once_it_can(lab: LabHandle, daemon_factory) -> None:
+    """Steer mode: job `then` waits for `first` (afterany) and `later` for its begin time; a hold's reason
+    (JobHeldUser) hides both. `placer apply` pins `first` and leaves the other two held and unpinned, saying
+    why (pinned now, their nodes would be kept idle for them). Once `first` is cancelled Slurm finds the
+    dependency met, and the next pass pins `then`, which runs."""
+    daemon_factory("--mode", "steer")
+    first = lab.sbatch("-J", "first", "--gres=gpu:8", "--exclusive")
+    then = lab.sbatch("-J", "then", "--gres=gpu:8", "--exclusive", f"--dependency=afterany:{first}")
+    later = lab.sbatch("-J", "later", "--gres=gpu:8", "--exclusive", "--begin=now+1hour")
+    by = lab.jobs_by_id()
+    assert all(by[j].steered for j in (first, then, later)), by
+    out = lab.placer("apply", "--inventory", str(lab.inventory), "--once")
+    said = {j: next((x for x in out.stdout.splitlines() if x.startswith(f"job {j}:")), "") for j in (first, then, later)}
+    assert "pinned to" in said[first], out.stdout
+    assert said[then].startswith(f"job {then}: stays held: Slurm would not start it yet: it waits for its dependency "
+                                 f"afterany:{first}"), out.stdout
+    assert said[later].startswith(f"job {later}: stays held: Slurm would not start it yet: it waits for its begin "
+                                  "time, in "), out.stdout
+    by = lab.jobs_by_id()
+    assert by[then].held and not by[then].required_nodes and by[later].held and not by[later].required_nodes
+    running_nodes(lab, first)
+    lab.run("scancel", str(first))
+    wait_until(f"Slurm to find job {then}'s dependency met", lambda: lab.jobs_by_id()[then].dependency == "",
+               timeout_s=90, every_s=1)
+    out = lab.placer("apply", "--inventory", str(lab.inventory), "--once")
+    assert f"job {then}: pinned to" in out.stdout, out.stdout
+    running_nodes(lab, then)
+    assert lab.jobs_by_id()[later].held
+
+
 def test_a_snapshot_survives_a_controller_that_stalls_past_its_message_timeout(
         lab: LabHandle, caplog: pytest.LogCaptureFixture) -> None:
     """slurmctld stopped (SIGSTOP) a little longer than MessageTimeout: the first `sinfo` times out as on a
