@@ -12,8 +12,8 @@ from placer.jobs import JobRequest
 from placer.reserve import node_free_times
 from placer.timeline import HoldRule
 from placer.types import PlannerConfig
-from placer.why import Running, why
-from plugins.backend import STEER_TAG, PendingDemand
+from placer.why import Running, not_startable_yet, why
+from plugins.backend import STEER_TAG, PendingDemand, ineligible
 from plugins.requests import placeable_from_slurm
 from topology import ClusterState, RequestError
 
@@ -23,7 +23,8 @@ from .files import json_text
 from .plan_cmd import load_jobs
 
 
-def _live_job(view: ClusterView, job_id: str) -> tuple[JobRequest, list[str], list[Running]]:
+def _live_job(view: ClusterView, job_id: str, now: float) -> tuple[JobRequest, list[str], list[Running], str]:
+    """The job, its own pin, the running jobs, and what Slurm waits for before it could start the job."""
     found = [j for j in view.jobs if str(j.job_id) == job_id]
     if not found:
         raise RequestError(f"Slurm lists no job {job_id}")
@@ -35,7 +36,7 @@ def _live_job(view: ClusterView, job_id: str) -> tuple[JobRequest, list[str], li
     if job is None:
         raise RequestError(f"job {job_id} is left to Slurm unchanged: {left}")
     pinned = list(j.required_nodes) if own_pin and not j.held else []
-    return job, pinned, running_jobs(view)
+    return job, pinned, running_jobs(view), ineligible(j, now)
 
 
 Others = Callable[[np.ndarray], int]  # room (bool per node) -> what the other pending jobs that could use it ask
@@ -80,15 +81,17 @@ def why_cmd(job_id: str, inventory: str | None, state_path: str | None, jobs_pat
     view = cluster_view(inventory, state_path, config_path, backend, slurm_conf)
     site = load_config(config_path)
     pinned: list[str] = []
+    waits = ""
     now = now_s if now_s is not None else time.time()
     if state_path:
         job, running, queued = _offline_job(view, jobs_path, job_id)
     else:
-        job, pinned, running = _live_job(view, job_id)
+        job, pinned, running, waits = _live_job(view, job_id, now)
         queued = PendingDemand.of((j for j in view.jobs if str(j.job_id) != job_id), view.fabric, view.partitions,
                                   now).asking
     cfg = site.planner()  # as apply would
-    answer = answer_for(index_for(view.fabric), view.state, job, cfg, running, now, site.hold(), pinned, queued)
+    answer = not_startable_yet(answer_for(index_for(view.fabric), view.state, job, cfg, running, now, site.hold(),
+                                          pinned, queued), waits)
     click.echo(json_text(answer, indent=1) if fmt == "json" else _render(answer))
 
 

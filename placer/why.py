@@ -79,7 +79,7 @@ def why(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfi
                 "cost": p.cost,
                 "reason": p.reason, "excluded": (p.explain or {}).get("nodes_excluded", {})},
         "hold_until": until, "within_bound": None, "hold_idles": False, "idle": None,
-        "pinned_to": compress(pinned_to) if pinned_to else None,
+        "pinned_to": compress(pinned_to) if pinned_to else None, "waits_for": None,
     }
     beyond = p.status != "placed" or (bound is not None and p.leaves > bound)
     if beyond and bound is not None and p.status != "unplaceable":
@@ -102,6 +102,15 @@ def why(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfi
                 at - now, free, others, job.gpus, floor)
     out["verdict"], out["sentence"] = _verdict(out, now, multi)
     return out
+
+
+def not_startable_yet(answer: dict[str, Any], waits: str) -> dict[str, Any]:
+    """`answer` for a job Slurm would not start yet (`waits`: what it waits for, as Slurm shows it; "" if
+    nothing), said first, as `placer apply` says it; the rest is what placer would do once it could."""
+    if waits:
+        answer["waits_for"] = waits
+        answer["sentence"] = f"Slurm would not start it yet: it waits for {waits}. Once it could: {answer['sentence']}"
+    return answer
 
 
 def racks(f: Fabric, names: Sequence[str]) -> list[str]:

@@ -35,12 +35,12 @@ from placer.index import index_for
 from placer.timeline import HoldRule
 from placer.types import Placement
 from placer.validate import validate
-from placer.why import Running, why
+from placer.why import Running, not_startable_yet, why
 from topology import BackendError, ClusterState, Fabric, Problem, RequestError
 from topology.hostlists import compress
 from topology.inputs import parse_json
 
-from .backend import STEER_TAG, Backend, HoldClock, PendingDemand, SlurmJob
+from .backend import STEER_TAG, Backend, HoldClock, PendingDemand, SlurmJob, ineligible
 from .refresh_worker import Picture, picture
 from .requests import job_from_hook, partition_nodes, placeable_from_slurm
 
@@ -285,9 +285,10 @@ class Daemon:
             state = self.state.copy()
         pinned = list(j.required_nodes) if STEER_TAG in j.admin_comment and not j.held else []
         now = time.time()
-        answer = why(self.ix, state, job, self.cfg.planner, self.running, now, self.cfg.hold, pinned,
-                     queued_others=PendingDemand.of((p for p in self.pending.values() if p.job_id != job_id),
-                                                    self.fabric, self.partitions, now).asking)
+        answer = not_startable_yet(why(
+            self.ix, state, job, self.cfg.planner, self.running, now, self.cfg.hold, pinned,
+            queued_others=PendingDemand.of((p for p in self.pending.values() if p.job_id != job_id), self.fabric,
+                                           self.partitions, now).asking), ineligible(j, now))
         return {"action": "none", "why": answer}
 
     def decide(self, req: Any) -> dict[str, Any]:

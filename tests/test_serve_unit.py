@@ -597,7 +597,14 @@ def test_why_through_the_daemon_and_in_applys_log() -> None:
     d.refresh()
     a = d.decide({"v": 1, "op": "why", "job": 7})["why"]
     assert a["verdict"] == "waits" and a["within_bound"]["in_s"] in (599, 600, 601)
-    assert len(a["within_bound"]["blocked_by"]) == 2
+    assert len(a["within_bound"]["blocked_by"]) == 2 and a["waits_for"] is None
+    slurm.jobs.append(replace(slurm.jobs[-1], job_id=9, dependency="afterok:7(unfulfilled)"))
+    d.refresh()
+    b = d.decide({"v": 1, "op": "why", "job": 9})["why"]  # Slurm's wait said first, then placer's
+    assert b["waits_for"] == "its dependency afterok:7(unfulfilled)" and b["sentence"].startswith(
+        "Slurm would not start it yet: it waits for its dependency afterok:7(unfulfilled). Once it could: "), b
+    slurm.jobs.pop()
+    d.refresh()
     assert "no pending job 8" in d.decide({"v": 1, "op": "why", "job": 8})["reason"]
     assert "no pending job 'x'" in d.decide({"v": 1, "op": "why", "job": "x"})["reason"]
     slurm.pin = lambda *a: None  # type: ignore[method-assign]  # (never called: asserted by the report)

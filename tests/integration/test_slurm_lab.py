@@ -647,6 +647,8 @@ def test_a_held_job_slurm_could_not_start_yet_is_placed_once_it_can(lab: LabHand
                                   "time, in "), out.stdout
     by = lab.jobs_by_id()
     assert by[then].held and not by[then].required_nodes and by[later].held and not by[later].required_nodes
+    a = json.loads(lab.placer("why", str(then), "--inventory", str(lab.inventory), "--format", "json").stdout)
+    assert a["waits_for"].startswith(f"its dependency afterany:{first}"), a
     running_nodes(lab, first)
     lab.run("scancel", str(first))
     wait_until(f"Slurm to find job {then}'s dependency met", lambda: lab.jobs_by_id()[then].dependency == "",
