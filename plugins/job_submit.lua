@@ -234,6 +234,9 @@ function slurm_job_submit(job_desc, part_list, submit_uid)
 		shared = num(job_desc.shared),
 		time_limit = num(job_desc.time_limit),
 		qos = str(job_desc.qos),
+		-- a job that cannot start at once (another job first, a begin time) is not advised nodes chosen now
+		dependency = str(job_desc.dependency),
+		begin_time = num(job_desc.begin_time),
 		fail_open = placer_fail_open,
 	}
 	local started = now()

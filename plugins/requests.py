@@ -29,6 +29,18 @@ def _int(req: dict[str, Any], key: str) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
+def waits_at_submit(req: dict[str, Any], now: float) -> str:
+    """What a job being submitted must wait for before Slurm could start it ("" if nothing): a dependency
+    (any: one met already is not worth a round trip to tell), or a begin time more than a minute away."""
+    dependency = _text(req, "dependency").strip()
+    if dependency:
+        return f"its dependency {dependency[:80]}"
+    begin = _int(req, "begin_time")
+    if begin is not None and begin > now + 60:
+        return f"its begin time, in {begin - now:.0f} s"
+    return ""
+
+
 def partition_nodes(partitions: dict[str, tuple[str, ...]] | None, name: str | None
                     ) -> tuple[tuple[str, ...] | None, str]:
     """The nodes of the job's partition as Slurm lists them -> (nodes, "") or (None, why placer cannot

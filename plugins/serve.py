@@ -42,7 +42,7 @@ from topology.inputs import parse_json
 
 from .backend import STEER_TAG, Backend, HoldClock, PendingDemand, SlurmJob, ineligible
 from .refresh_worker import Picture, picture
-from .requests import job_from_hook, partition_nodes, placeable_from_slurm
+from .requests import job_from_hook, partition_nodes, placeable_from_slurm, waits_at_submit
 
 log = logging.getLogger(__name__)
 MAX_LINE = 64 * 1024
@@ -325,6 +325,10 @@ class Daemon:
             # queued while the daemon was stalled: the hook failed open long ago, and nodes reserved for
             # this job would be held for a job that went in unchanged
             job, why = None, f"stale request (sent {time.time() - sent:.1f} s ago): the hook has given up on it"
+        if job is not None and self.cfg.mode != "steer" and (waits := waits_at_submit(req, time.time())):
+            # nodes advised now would bind a job that starts later (maybe hours) to nodes busy by then;
+            # steer mode holds it instead, and `placer apply` places it once Slurm could start it
+            job, why = None, f"it waits for {waits}: no advice (nodes chosen now would be stale when it starts)"
         if job is None:
             answer: dict[str, Any] = {"action": "none", "reason": why}
         elif self.cfg.mode == "steer":

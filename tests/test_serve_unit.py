@@ -69,6 +69,23 @@ def req(name: str, **kw) -> dict:
     return {"v": 1, "name": name, **kw}
 
 
+def test_a_job_that_cannot_start_at_once_gets_no_advice_but_is_steered() -> None:
+    """Advice binds a job to nodes free now; one that waits for another job or a begin time more than a
+    minute away would start on nodes busy by then: no advice (and nothing reserved). Steer mode holds it
+    (apply places it once Slurm could start it)."""
+    d, _ = daemon()
+    now = int(time.time())
+    gpus = {"tres_per_node": "gres:gpu:8", "min_nodes": 2, "shared": 0}
+    a = d.decide(req("a", dependency="afterok:12", **gpus))
+    assert a["action"] == "none" and a["reason"].startswith("it waits for its dependency afterok:12: no advice"), a
+    b = d.decide(req("b", begin_time=now + 3600, **gpus))
+    assert b["action"] == "none" and "it waits for its begin time, in 3" in b["reason"], b
+    assert not d.reservations
+    assert d.decide(req("c", begin_time=now + 5, dependency="", **gpus))["action"] == "advise"
+    s, _ = daemon(mode="steer")
+    assert s.decide(req("d", dependency="afterok:12", **gpus))["action"] == "steer"
+
+
 def test_advise_free_now_sets_req_nodes_and_reserves() -> None:
     d, _ = daemon()
     a = d.decide(req("a", tres_per_node="gres:gpu:8", min_nodes=2, shared=0))

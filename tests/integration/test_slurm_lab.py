@@ -659,6 +659,22 @@ def test_a_held_job_slurm_could_not_start_yet_is_placed_once_it_can(lab: LabHand
     assert lab.jobs_by_id()[later].held
 
 
+def test_a_job_that_cannot_start_at_once_is_not_advised(lab: LabHandle, daemon_factory) -> None:
+    """Advise mode: the hook passes a job's dependency and begin time (job_desc.dependency, begin_time), and
+    the daemon advises no nodes to a job that would start later on nodes chosen now; it goes in as given."""
+    d = daemon_factory()
+    first = lab.sbatch("-J", "first-adv", "--gres=gpu:8", "--exclusive")
+    then = lab.sbatch("-J", "then-adv", "--gres=gpu:8", f"--dependency=afterany:{first}")
+    later = lab.sbatch("-J", "later-adv", "--gres=gpu:8", "--begin=now+1hour")
+    said = d.decisions()
+    assert said["first-adv"]["action"] == "advise", said
+    assert said["then-adv"]["action"] == "none" and said["then-adv"]["reason"].startswith(
+        f"it waits for its dependency afterany:{first}"), said
+    assert said["later-adv"]["action"] == "none" and "it waits for its begin time, in " in said["later-adv"]["reason"]
+    by = lab.jobs_by_id()
+    assert not by[then].required_nodes and not by[later].required_nodes and not by[then].held
+
+
 def test_a_snapshot_survives_a_controller_that_stalls_past_its_message_timeout(
         lab: LabHandle, caplog: pytest.LogCaptureFixture) -> None:
     """slurmctld stopped (SIGSTOP) a little longer than MessageTimeout: the first `sinfo` times out as on a
