@@ -97,14 +97,21 @@ NOT_WAITING_FOR_ROOM = ("Dependency", "BeginTime", "AssocGrp", "AssocMax", "QOSG
                         "PartitionDown", "PartitionInactive")
 
 
+# a begin time closer than this counts as now: nodes advised or pinned for the job are kept that long
+BEGIN_SOON_S = 60.0
+
+
 def ineligible(j: SlurmJob, now: float) -> str:
     """Why Slurm would not start pending `j` on free nodes whatever its reason says ("" if it would): a
     dependency not met, or a begin time to come. A held job's reason is JobHeld*, which hides both."""
     if "(unfulfilled)" in j.dependency or dependency_failed(j):
         return f"its dependency {j.dependency}"
-    if j.eligible_time > now:
-        return f"its begin time, in {j.eligible_time - now:.0f} s"
-    return ""
+    return begins_later(j.eligible_time, now)
+
+
+def begins_later(begin: float | None, now: float) -> str:
+    """"its begin time, in N s" for a begin time at least BEGIN_SOON_S away, else ""."""
+    return f"its begin time, in {begin - now:.0f} s" if begin is not None and begin >= now + BEGIN_SOON_S else ""
 
 
 def dependency_failed(j: SlurmJob) -> bool:

@@ -16,7 +16,7 @@ from placer import JobRequest
 from placer.jobs import split_constraint
 from topology.hostlists import HostlistError, expand
 
-from .backend import SlurmJob, parse_tres_gpu_model, parse_tres_gpus
+from .backend import SlurmJob, begins_later, parse_tres_gpu_model, parse_tres_gpus
 
 
 def _text(req: dict[str, Any], key: str) -> str:
@@ -35,10 +35,7 @@ def waits_at_submit(req: dict[str, Any], now: float) -> str:
     dependency = _text(req, "dependency").strip()
     if dependency:
         return f"its dependency {dependency[:80]}"
-    begin = _int(req, "begin_time")
-    if begin is not None and begin > now + 60:
-        return f"its begin time, in {begin - now:.0f} s"
-    return ""
+    return begins_later(_int(req, "begin_time"), now)
 
 
 def partition_nodes(partitions: dict[str, tuple[str, ...]] | None, name: str | None

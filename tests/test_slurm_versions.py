@@ -144,6 +144,7 @@ def test_job_state_flags_read_as_squeue_shows_them(job_state, word: str, keeps_n
      "its dependency afterok:6(unfulfilled)"),
     (0, "afterany:6(unfulfilled),afterok:7(failed)", 0, "its dependency afterany:6(unfulfilled),afterok:7(failed)"),
     (999_990, "", 999_990, ""),
+    (1_000_030, "", 1_000_030, ""),  # under a minute away: as now (BEGIN_SOON_S)
 ])
 def test_what_keeps_a_held_job_from_starting_is_read(eligible, dependency: str, at: int, waits: str) -> None:
     """A held job's reason (JobHeldUser) hides its dependency and begin time; both are read from the job."""
