@@ -83,6 +83,7 @@ KEYS: dict[str, tuple[Check, str]] = {
     "apply_time_limit_s": (_number(0.001, 60), "apply_time_limit_s"),
     "apply_solver": (_choice("greedy", "cpsat"), "apply_solver"),
     "apply_work_limit": (_number(0, 10), "apply_work_limit"),
+    "apply_state_file": (_path, "apply_state_file"),
     "hold_s": (_number(0, 7 * DAY_S), "hold_s"),
     "hold_share": (_number(0, 10), "hold_share"),
     "hold_max_s": (_number(0, 30 * DAY_S), "hold_max_s"),
@@ -110,6 +111,9 @@ class SiteConfig:
     # CP-SAT since 2026-12-05, when it missed fewer of issue 18's checks than the greedy (docs/benchmarks.md)
     apply_solver: Solver = "cpsat"
     apply_work_limit: float = SCHEDULER_WORK_LIMIT
+    # where `placer apply` keeps held jobs' hold clocks between processes (plugins/hold_clock_file.py); None:
+    # in memory only (a cron --once or a restarted watch counts a chained job's hold from submission)
+    apply_state_file: str | None = None
     # placer's scheduler: how long a multi-node job may wait for its leaf bound (placer.timeline.HoldRule)
     hold_s: float = DEFAULT_HOLD_S
     hold_share: float = DEFAULT_HOLD_SHARE

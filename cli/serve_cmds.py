@@ -134,17 +134,22 @@ def _fabric_only(source: str) -> Fabric:
 @click.option("--socket", "socket_path", envvar="PLACER_SOCKET", type=click.Path(dir_okay=False),
               help="`placer serve`'s socket: each pass is reported there (its metric placer_last_apply_age_seconds) "
               "[the config's, else /run/placer/placer.sock].")
+@click.option("--state-file", type=click.Path(dir_okay=False),
+              help="Keep held jobs' hold clocks here between passes and processes (a chained job's hold counts "
+              "from when its dependency was seen met; without it a cron --once counts from submission) "
+              "[the config's apply_state_file, else in memory only].")
 @SITE_SLURM_CONF
 @SITE_BACKEND
 def apply_cmd(inventory: str | None, config_path: str | None, mode: str, interval_s: float | None,
               max_hold_s: float | None, hold_s: float | None, release_all: bool, solver: str | None,
-              time_limit_s: float | None, socket_path: str | None, slurm_conf: str | None,
-              backend: str | None) -> None:
+              time_limit_s: float | None, socket_path: str | None, state_file: str | None,
+              slurm_conf: str | None, backend: str | None) -> None:
     """Held jobs -> one batch plan -> ReqNodeList and NumNodes -> release (steer mode).
 
     \b
     Examples:
       placer apply --once                  # one pass; exit 3 if a job could not be pinned or released
+      placer apply --once --state-file /var/lib/placer/apply-state.json   # from cron: the hold clocks kept
       placer apply --watch                 # as the placer-apply unit runs it
       placer apply --release-all           # emergency: give every held job back to Slurm
     """
@@ -155,6 +160,7 @@ def apply_cmd(inventory: str | None, config_path: str | None, mode: str, interva
     max_hold_s = max_hold_s if max_hold_s is not None else site.serve.max_hold_s
     hold = site.hold(hold_s)
     socket_path = socket_path or str(site.serve.socket_path)
+    state_file = state_file or site.apply_state_file
     fabric, _ = load_fabric(inventory)
     be = choose_backend(backend, slurm_conf)
     if release_all:
@@ -169,7 +175,8 @@ def apply_cmd(inventory: str | None, config_path: str | None, mode: str, interva
 
     planner = site.planner(solver, time_limit_s)
     last = apply_loop(fabric, be, planner, max_hold_s,
-                      interval_s if mode == "watch" else None, stop, report, hold)
+                      interval_s if mode == "watch" else None, stop, report, hold,
+                      Path(state_file) if state_file else None)
     if mode == "once" and last.errors:
         raise BackendError(f"{len(last.errors)} error(s): jobs not pinned or released, or a wrong inventory "
                            "(see above)")

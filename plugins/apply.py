@@ -60,6 +60,7 @@ from .backend import (
     running_of,
     to_cluster_state,
 )
+from .hold_clock_file import clock_text, load_clock, save_if_changed
 from .requests import placeable_from_slurm
 
 log = logging.getLogger(__name__)
@@ -409,15 +410,18 @@ def _pin(ps: Pass, j: SlurmJob, job: JobRequest, p: Placement, on: ClusterState,
 
 def apply_loop(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s: float, interval_s: float | None,
                stop: threading.Event, report: Callable[[ApplyReport], None],
-               hold: HoldRule | None = None) -> ApplyReport:
+               hold: HoldRule | None = None, state_file: Path | None = None) -> ApplyReport:
     """`placer apply`: one pass (interval None), or a pass every `interval_s` until `stop` is set; each
     pass's report goes to `report`. Returns the last pass's report. A watch outlives any failed pass (logged,
-    in the report's errors, then a back-off of up to 10 intervals); a single pass lets its error out (exit 3)."""
+    in the report's errors, then a back-off of up to 10 intervals); a single pass lets its error out (exit 3).
+    `state_file`: the hold clock is read from it before the first pass and saved after each pass that
+    changed it (plugins/hold_clock_file.py), so a cron `--once` or a restarted watch keeps it."""
     failures = 0
-    clock = HoldClock()
+    clock = load_clock(state_file) if state_file else HoldClock()
+    saved = clock_text(clock)
     while True:
         if interval_s is None:
-            r = apply_once(fabric, backend, cfg, max_hold_s, hold=hold)
+            r = apply_once(fabric, backend, cfg, max_hold_s, hold=hold, clock=clock)
         else:
             try:
                 r = apply_once(fabric, backend, cfg, max_hold_s, hold=hold, clock=clock)
@@ -427,6 +431,8 @@ def apply_loop(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s:
                 if not isinstance(exc, BackendError):
                     log.exception("apply pass failed (a bug in placer, please report it)")
                 r = ApplyReport(errors=[f"pass failed: {type(exc).__name__}: {exc}"])
+        if state_file:
+            saved = save_if_changed(state_file, clock, saved, r.errors)
         report(r)
         if interval_s is None or stop.wait(interval_s * min(2 ** failures, 10) if failures else interval_s):
             return r

@@ -100,6 +100,36 @@ def test_apply_chooses_with_cpsat_by_work_unless_told(capsys, tmp_path: Path, mo
     assert rc == 2 and "apply_solver: expected greedy or cpsat" in err
 
 
+def test_apply_keeps_its_hold_clock_where_the_config_or_the_flag_says(capsys, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """`apply_state_file` / `--state-file` (the flag wins); a state file it cannot read stops apply before
+    any pass (exit 2, the file named, left as it was)."""
+    import cli.serve_cmds as serve_cmds
+    from plugins.apply import ApplyReport
+
+    monkeypatch.setattr(serve_cmds, "choose_backend", lambda *a: object())
+    monkeypatch.setattr(serve_cmds, "report_pass", lambda *a: None)
+    broken = tmp_path / "state.json"
+    broken.write_text("{not json")
+    f = tmp_path / "placer.yaml"
+    f.write_text(f"inventory: preset:tiny\napply_state_file: {broken}\n")
+    rc, _, err = run(capsys, "apply", "--once", "--config", str(f))
+    assert rc == 2 and f"{broken}" in err and "not valid JSON" in err, err
+    assert broken.read_text() == "{not json"
+    seen = []
+
+    def loop(*a: object) -> ApplyReport:
+        seen.append(a[-1])
+        return ApplyReport()
+
+    monkeypatch.setattr(serve_cmds, "apply_loop", loop)
+    rc, _, err = run(capsys, "apply", "--once", "--config", str(f), "--state-file", str(tmp_path / "other.json"))
+    assert rc == 0 and seen == [tmp_path / "other.json"], err
+    f.write_text("inventory: preset:tiny\napply_state_file: state.json\n")
+    rc, _, err = run(capsys, "apply", "--once", "--config", str(f))
+    assert rc == 2 and "apply_state_file: expected an absolute path" in err, err
+
+
 # -- the hook ------------------------------------------------------------------------------------------------
 CONF = "ClusterName=c\nSlurmUser=root\n# JobSubmitPlugins=lua is what we need\nSelectType=select/cons_tres\n"
 

@@ -7,6 +7,7 @@ the suite for 30 minutes on fresh random inputs (docs/testing.md).
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from placer.constraints import parse_constraint
 from placer.jobs import jobs_from_csv, jobs_from_list
 from placer.plan_doc import apply_plan_document, plan_document
 from placer.traces import parse_trace
+from plugins.backend import HoldClock
+from plugins.hold_clock_file import clock_text, load_clock, save_clock
 from plugins.slurm_cli import parse_node_states_text, parse_sinfo_json, parse_squeue_json, text_node_state
 from topology import ClusterState, PlacerError, Problem, dump_inventory, load_inventory_text
 from topology.exporters import export, parse_slurm_version
@@ -240,3 +243,17 @@ def test_small_grammars(text: str) -> None:
     except ValueError:  # documented: a GPU entry it cannot read (the importer reports it with the line)
         pass
     text_node_state(text)
+
+
+# -- placer apply's state file ------------------------------------------------------------------------
+@given(mutated([clock_text(HoldClock({5, 9}, {9: 1_796_000_000.5})), clock_text(HoldClock())]))
+def test_apply_state_file(text: str) -> None:
+    tried("apply state file")
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "apply-state.json"
+        path.write_text(text, encoding="utf-8", errors="surrogatepass")
+        got = _own_errors_only(lambda: load_clock(path))
+        if got is not None:  # what is accepted is a consistent clock, and saves back the same
+            assert set(got.eligible_at) <= got.waited
+            save_clock(path, got)
+            assert load_clock(path) == got

@@ -631,14 +631,19 @@ def test_a_held_job_slurm_could_not_start_yet_is_placed_once_it_can(lab: LabHand
     """Steer mode: job `then` waits for `first` (afterany) and `later` for its begin time; a hold's reason
     (JobHeldUser) hides both. `placer apply` pins `first` and leaves the other two held and unpinned, saying
     why (pinned now, their nodes would be kept idle for them). Once `first` is cancelled Slurm finds the
-    dependency met, and the next pass pins `then`, which runs."""
+    dependency met, and the next pass pins `then`, which runs. Each pass is a process of its own (cron's
+    `--once`): the state file carries `then`'s hold clock, so the second pass, with a max hold shorter
+    than `then`'s age, counts from the dependency seen met and pins it (without the file: released
+    unpinned)."""
     daemon_factory("--mode", "steer")
+    state = lab.base / "apply-state.json"
+    state.unlink(missing_ok=True)
     first = lab.sbatch("-J", "first", "--gres=gpu:8", "--exclusive")
     then = lab.sbatch("-J", "then", "--gres=gpu:8", "--exclusive", f"--dependency=afterany:{first}")
     later = lab.sbatch("-J", "later", "--gres=gpu:8", "--exclusive", "--begin=now+1hour")
     by = lab.jobs_by_id()
     assert all(by[j].steered for j in (first, then, later)), by
-    out = lab.placer("apply", "--inventory", str(lab.inventory), "--once")
+    out = lab.placer("apply", "--inventory", str(lab.inventory), "--once", "--state-file", str(state))
     said = {j: next((x for x in out.stdout.splitlines() if x.startswith(f"job {j}:")), "") for j in (first, then, later)}
     assert "pinned to" in said[first], out.stdout
     assert said[then].startswith(f"job {then}: stays held: Slurm would not start it yet: it waits for its dependency "
@@ -653,10 +658,14 @@ def test_a_held_job_slurm_could_not_start_yet_is_placed_once_it_can(lab: LabHand
     lab.run("scancel", str(first))
     wait_until(f"Slurm to find job {then}'s dependency met", lambda: lab.jobs_by_id()[then].dependency == "",
                timeout_s=90, every_s=1)
-    out = lab.placer("apply", "--inventory", str(lab.inventory), "--once")
+    age = time.time() - lab.jobs_by_id()[then].submit_time
+    time.sleep(max(0.0, 6 - age))  # older than the max hold below
+    out = lab.placer("apply", "--inventory", str(lab.inventory), "--once", "--state-file", str(state),
+                     "--max-hold-s", "5")
     assert f"job {then}: pinned to" in out.stdout, out.stdout
     running_nodes(lab, then)
     assert lab.jobs_by_id()[later].held
+    assert str(then) in json.loads(state.read_text())["eligible_at"], state.read_text()
 
 
 def test_a_job_that_cannot_start_at_once_is_not_advised(lab: LabHandle, daemon_factory) -> None:

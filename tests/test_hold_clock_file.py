@@ -1,0 +1,118 @@
+"""`placer apply --state-file`: the hold clock kept between processes (plugins/hold_clock_file.py)."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from placer import PlannerConfig
+from plugins.apply import ApplyReport, apply_loop
+from plugins.backend import HoldClock
+from plugins.hold_clock_file import clock_text, load_clock, save_clock, save_if_changed
+from topology import RequestError
+
+from .test_apply_scheduler import cluster, held
+from .test_serve_unit import FABRIC, RecordingSlurm
+
+
+def test_a_clock_survives_a_save_and_a_load(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    assert load_clock(path) == HoldClock()  # no file yet: a first run
+    clock = HoldClock({5, 9}, {9: 1_796_000_000.5})
+    save_clock(path, clock)
+    assert load_clock(path) == clock
+    assert json.loads(path.read_text()) == {"version": 1, "waited": [5, 9], "eligible_at": {"9": 1_796_000_000.5}}
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("", "not valid JSON"),
+    ("[]", "not a JSON object"),
+    ('{"version": 1, "waited": []}', "eligible_at: missing"),
+    ('{"version": 1, "waited": [], "eligible_at": {}, "later": 1}', "later: unknown key"),
+    ('{"version": 2, "waited": [], "eligible_at": {}}', "version: 2: this placer reads version 1"),
+    ('{"version": 1, "waited": [0, "x"], "eligible_at": {}}', "waited: not a list of job ids"),
+    ('{"version": 1, "waited": [5], "eligible_at": {"5": -1}}', "eligible_at.5: -1 is not a time"),
+    ('{"version": 1, "waited": [5], "eligible_at": {"6": 1.0}}', "eligible_at.6: a job not in waited"),
+    ('{"version": 1, "waited": [5], "eligible_at": {"j5": 1.0}}', "eligible_at.j5: not a job id"),
+    ('{"version": 1, "waited": [5], "eligible_at": {"\u00b2": 1.0}}', "not a job id"),  # a digit int() refuses
+    ('{"version": 1, "waited": [5], "eligible_at": {"' + "9" * 5000 + '": 1.0}}', "not a job id"),  # fuzz found
+    ('{"version": 1, "waited": [4294967296], "eligible_at": {}}', "waited: not a list of job ids"),
+    ('{"version": 1, "version": 1, "waited": [], "eligible_at": {}}', "duplicate key"),
+])
+def test_a_broken_file_is_refused_naming_the_file_and_the_field_and_left_as_it_was(
+        tmp_path: Path, text: str, said: str) -> None:
+    path = tmp_path / "state.json"
+    path.write_text(text)
+    with pytest.raises(RequestError) as err:
+        load_clock(path)
+    shown = err.value.render()
+    assert said in shown and str(path) in shown and "remove the file to start afresh" in shown, shown
+    assert path.read_text() == text
+
+
+def test_a_missing_directory_is_refused_before_any_pass(tmp_path: Path) -> None:
+    with pytest.raises(RequestError) as err:
+        load_clock(tmp_path / "absent" / "state.json")
+    assert "does not exist" in err.value.render()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.text(max_size=200), st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["version", "waited", "eligible_at", "5", "x"]), inner, max_size=4),
+    max_leaves=12).map(lambda d: json.dumps(d, allow_nan=True))))
+def test_any_file_loads_a_clock_or_is_refused_with_problems(tmp_path_factory: pytest.TempPathFactory,
+                                                            text: str) -> None:
+    path = tmp_path_factory.mktemp("clock") / "state.json"
+    path.write_text(text)
+    try:
+        clock = load_clock(path)
+    except RequestError as exc:
+        assert exc.problems and all(p.message for p in exc.problems)
+        return
+    assert set(clock.eligible_at) <= clock.waited
+    assert load_clock(path) == clock and clock_text(clock)
+
+
+def test_a_save_that_fails_is_said_in_the_pass_and_keeps_the_old_file(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    save_clock(path, HoldClock({5}))
+    saved = clock_text(HoldClock({5}))
+    assert save_if_changed(path, HoldClock({5}), saved, []) == saved  # unchanged: not written again
+    errors: list[str] = []
+    assert save_if_changed(tmp_path / "gone" / "state.json", HoldClock({6}), saved, errors) == saved
+    assert errors and "could not save the hold clock" in errors[0]
+    assert load_clock(path) == HoldClock({5}) and not list(tmp_path.glob(".state.json.*"))
+
+
+def _once(slurm: RecordingSlurm, state: Path | None) -> ApplyReport:
+    """One `placer apply --once`, a process of its own (a new clock, or the file's)."""
+    return apply_loop(FABRIC, slurm, PlannerConfig(), 600, None, threading.Event(), lambda r: None,
+                      state_file=state)
+
+
+def test_a_cron_once_keeps_a_chained_jobs_hold_clock_in_the_state_file(tmp_path: Path) -> None:
+    """Job 5, submitted 2 h ago, waits for its dependency at one `apply --once`; at the next, a new process,
+    it is met. With the state file the hold counts from that pass: pinned. Without, from submission:
+    released unpinned past the 600 s (as a cron job did before the file)."""
+    state = tmp_path / "apply-state.json"
+    slurm, pins = cluster()
+    slurm.jobs.append(replace(held(5, 8, submitted=time.time() - 7200), dependency="afterok:1(unfulfilled)"))
+    first = _once(slurm, state)
+    assert [j for j, _ in first.waiting] == [5] and not pins
+    assert json.loads(state.read_text())["waited"] == [5]
+    slurm.jobs[-1] = replace(slurm.jobs[-1], dependency="")
+    fresh_slurm, _ = cluster()
+    fresh_slurm.jobs.append(slurm.jobs[-1])
+    without = _once(fresh_slurm, None)
+    assert [j for j, why in without.released_unpinned] == [5], without
+    later = _once(slurm, state)
+    assert [j for j, _ in later.pinned] == [5] and not later.released_unpinned, later
+    assert set(json.loads(state.read_text())["eligible_at"]) == {"5"}
