@@ -6,13 +6,13 @@ import math
 import os
 import stat
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from topology import Fabric, InventoryError, Problem, RequestError, load_inventory
 from topology.generate import PRESETS, design_for, generate
 from topology.inputs import parse_json, parse_yaml, read_input
+from topology.outputs import write_atomic
 
 
 def read_text(path: str) -> str:
@@ -58,17 +58,9 @@ def write_output(path: str | None, text: str) -> None:
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
         raise InventoryError([Problem("", f"output directory {str(directory)!r} does not exist")], str(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        # mkstemp makes 0600; Slurm's daemons (SlurmUser) must read what we export: keep the mode of
-        # the file replaced, else what a plain open() would give under the umask
-        os.chmod(tmp, stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o666 & ~_umask())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # Slurm's daemons (SlurmUser) must read what we export: keep the mode of the file replaced, else
+    # what a plain open() would give under the umask
+    write_atomic(target, text, stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o666 & ~_umask())
 
 
 def _umask() -> int:

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from topology import Problem, RequestError
 from topology.inputs import parse_json, read_input
+from topology.outputs import write_atomic
 
 from .backend import HoldClock
 
@@ -57,7 +56,7 @@ def _clock_of(doc: Any, problems: list[Problem]) -> HoldClock | None:
     problems.extend(Problem(k, "missing") for k in KEYS if k not in doc)
     if problems:
         return None
-    if doc["version"] != VERSION:
+    if type(doc["version"]) is not int or doc["version"] != VERSION:  # (true == 1 in Python)
         problems.append(Problem("version", f"{doc['version']!r}: this placer reads version {VERSION}"))
     waited, eligible = doc["waited"], doc["eligible_at"]
     if not isinstance(waited, list) or not all(_job_id(j) for j in waited):
@@ -107,11 +106,4 @@ def save_if_changed(path: Path, clock: HoldClock, saved: str, errors: list[str])
 def save_clock(path: Path, clock: HoldClock) -> None:
     """Write the clock atomically (temp file + rename beside it): a crash leaves the old file whole. OSError
     when the directory cannot be written."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(clock_text(clock))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, clock_text(clock), 0o600)

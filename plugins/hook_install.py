@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from topology import BackendError, RequestError
+from topology.outputs import write_atomic
 
 HOOK_SOURCE = Path(__file__).with_name("job_submit.lua")
 MARK = "job_submit.lua: Slurm's submit-time hook for placer"
@@ -136,15 +137,7 @@ def _sha(text: str) -> str:
 
 def _write(path: Path, text: str, mode: int = 0o644) -> None:
     """Atomically (temp file + rename), readable by SlurmUser."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, text, mode)
 
 
 def install(plan: Plan, slurm_conf: Path, edit_conf: bool) -> list[str]:

@@ -147,9 +147,7 @@ class PyslurmBackend:
                 excluded_nodes=expand_nodes(getattr(j, "excluded_nodes", None)),
                 features=str(getattr(j, "constraints", None) or ""), qos=str(getattr(j, "qos", None) or ""),
                 end_time=int(getattr(j, "end_time", None) or 0) if state == "RUNNING" else 0))
-            # not read here: dependency, eligible_time (pyslurm gives them in shapes untested against any
-            # Slurm Debian ships), so a held job waiting for its dependency is placed as if it could start
-        return SlurmSnapshot(tuple(nodes), tuple(self._with_job_gpus(jobs)))
+        return SlurmSnapshot(tuple(nodes), tuple(self._with_squeue_fields(jobs)))
 
     @_backend_errors
     def node_states(self) -> list[SlurmNode]:
@@ -164,15 +162,27 @@ class PyslurmBackend:
                                  partitions=tuple(str(p) for p in partitions) if partitions is not None else None))
         return out
 
-    def _with_job_gpus(self, jobs: list[SlurmJob]) -> list[SlurmJob]:
-        """Pending jobs that show no GPUs may have asked per job (`--gpus=N`), which pyslurm 22.5 does not
-        show: ask the fallback (squeue) for those, rather than take them for CPU jobs."""
-        unknown = {j.job_id for j in jobs if j.state == "PENDING" and j.gpus == 0}
-        if not unknown or self.jobs_fallback is None:
+    def _with_squeue_fields(self, jobs: list[SlurmJob]) -> list[SlurmJob]:
+        """What pyslurm does not show, from the fallback's squeue (one call, only when a pending job needs
+        it). Pending jobs that show no GPUs may have asked per job (`--gpus=N`, not shown by pyslurm 22.5):
+        taken from squeue rather than for CPU jobs. And a pending job whose start placer decides or keeps
+        nodes for (held by our hook, or pinned to required nodes) gets squeue's dependency and eligible
+        time: a hold's reason hides both, and pyslurm's own shapes for them are untested against any
+        Slurm Debian ships (squeue's are, on 22.05, 24.11 and 26.05)."""
+        gpus = {j.job_id for j in jobs if j.state == "PENDING" and j.gpus == 0}
+        timing = {j.job_id for j in jobs if j.state == "PENDING" and (j.steered or j.required_nodes)}
+        if not (gpus or timing) or self.jobs_fallback is None:
             return jobs
-        seen = {j.job_id: j for j in self.jobs_fallback.jobs() if j.job_id in unknown}
-        return [replace(j, gpus_per_job=seen[j.job_id].gpus_per_job, gpus_per_node=seen[j.job_id].gpus_per_node,
-                        gpu_model=seen[j.job_id].gpu_model) if j.job_id in seen else j for j in jobs]
+        seen = {j.job_id: j for j in self.jobs_fallback.jobs() if j.job_id in gpus | timing}
+        out = []
+        for j in jobs:
+            q = seen.get(j.job_id)
+            if q is not None and j.job_id in gpus:
+                j = replace(j, gpus_per_job=q.gpus_per_job, gpus_per_node=q.gpus_per_node, gpu_model=q.gpu_model)
+            if q is not None and j.job_id in timing:
+                j = replace(j, dependency=q.dependency, eligible_time=q.eligible_time)
+            out.append(j)
+        return out
 
     @_backend_errors
     def pin(self, job_id: int, nodes: str, num_nodes: int) -> None:

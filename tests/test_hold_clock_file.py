@@ -36,6 +36,7 @@ def test_a_clock_survives_a_save_and_a_load(tmp_path: Path) -> None:
     ('{"version": 1, "waited": []}', "eligible_at: missing"),
     ('{"version": 1, "waited": [], "eligible_at": {}, "later": 1}', "later: unknown key"),
     ('{"version": 2, "waited": [], "eligible_at": {}}', "version: 2: this placer reads version 1"),
+    ('{"version": true, "waited": [], "eligible_at": {}}', "version: True: this placer reads version 1"),
     ('{"version": 1, "waited": [0, "x"], "eligible_at": {}}', "waited: not a list of job ids"),
     ('{"version": 1, "waited": [5], "eligible_at": {"5": -1}}', "eligible_at.5: -1 is not a time"),
     ('{"version": 1, "waited": [5], "eligible_at": {"6": 1.0}}', "eligible_at.6: a job not in waited"),

@@ -134,3 +134,40 @@ def test_gpus_per_job_that_pyslurm_does_not_show_come_from_squeue() -> None:
     assert jobs[8].gpus == 2
     alone = {j.job_id: j for j in PyslurmBackend(module=_Module()).snapshot().jobs}
     assert alone[7].gpus == 0
+
+
+class _SqueueTimes:
+    calls = 0
+
+    def jobs(self) -> list:
+        from plugins.backend import SlurmJob
+
+        _SqueueTimes.calls += 1
+        return [SlurmJob(7, "j", "PENDING", dependency="afterok:3(unfulfilled)"),
+                SlurmJob(8, "j", "PENDING", eligible_time=2_000_000_000)]
+
+
+def test_dependency_and_begin_time_of_held_jobs_come_from_squeue() -> None:
+    """A hold's reason (JobHeldUser) hides a dependency and a begin time; pyslurm's shapes for them are
+    untested, so the backend takes squeue's for the jobs placer holds: apply then leaves job 7 (its
+    dependency not met) and job 8 (its begin time to come) held, as with the CLI backend."""
+    from plugins.backend import ineligible
+
+    jobs = {j.job_id: j for j in PyslurmBackend(module=_Module(), jobs_fallback=_SqueueTimes()).snapshot().jobs}
+    assert jobs[7].dependency == "afterok:3(unfulfilled)" and jobs[8].eligible_time == 2_000_000_000
+    assert ineligible(jobs[7], 1_000_000_000).startswith("its dependency")
+    assert ineligible(jobs[8], 1_000_000_000).startswith("its begin time")
+    assert jobs[8].gpus == 2  # pyslurm's own GPUs stay
+
+
+def test_no_squeue_call_when_no_pending_job_needs_one() -> None:
+    class Running(_PJob):
+        def __init__(self) -> None:
+            super().__init__("RUNNING", {"gpu": 8})
+
+    class Mod(_Module):
+        Jobs = _Loads({9: Running()})
+
+    _SqueueTimes.calls = 0
+    PyslurmBackend(module=Mod(), jobs_fallback=_SqueueTimes()).snapshot()
+    assert _SqueueTimes.calls == 0
