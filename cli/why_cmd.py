@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
 
 import click
 import numpy as np
@@ -13,7 +15,8 @@ from placer.reserve import node_free_times
 from placer.timeline import HoldRule
 from placer.types import PlannerConfig
 from placer.why import Running, not_startable_yet, why
-from plugins.backend import STEER_TAG, PendingDemand, ineligible
+from plugins.backend import STEER_TAG, HoldClock, PendingDemand, hold_clock_start, ineligible
+from plugins.hold_clock_file import load_clock
 from plugins.requests import placeable_from_slurm
 from topology import ClusterState, RequestError
 
@@ -23,20 +26,36 @@ from .files import json_text
 from .plan_cmd import load_jobs
 
 
-def _live_job(view: ClusterView, job_id: str, now: float) -> tuple[JobRequest, list[str], list[Running], str]:
-    """The job, its own pin, the running jobs, and what Slurm waits for before it could start the job."""
+def _live_job(view: ClusterView, job_id: str, now: float,
+              clock: HoldClock) -> tuple[JobRequest, list[str], list[Running], str]:
+    """The job (its hold counted as apply counts it, `clock`: what apply saw), its own pin, the running
+    jobs, and what Slurm waits for before it could start the job."""
     found = [j for j in view.jobs if str(j.job_id) == job_id]
     if not found:
         raise RequestError(f"Slurm lists no job {job_id}")
     j = found[0]
     if j.state != "PENDING":
         raise RequestError(f"job {job_id} is {j.state.lower()}, not pending: nothing to explain")
+    j = replace(j, submit_time=hold_clock_start(j, clock, now))
     own_pin = STEER_TAG in j.admin_comment
     job, left = placeable_from_slurm(j, view.partitions, own_pin=own_pin)
     if job is None:
         raise RequestError(f"job {job_id} is left to Slurm unchanged: {left}")
     pinned = list(j.required_nodes) if own_pin and not j.held else []
     return job, pinned, running_jobs(view), ineligible(j, now)
+
+
+def _apply_clock(state_file: str | None) -> HoldClock:
+    """What `placer apply` saw of chained jobs (its state file, when the site keeps one); a file that cannot
+    be read is said on stderr, and the hold then counts from submission or the begin time."""
+    if not state_file:
+        return HoldClock()
+    try:
+        return load_clock(Path(state_file))
+    except RequestError as exc:
+        click.echo(f"placer: warning: apply's state file not read, holds counted from submission:\n{exc.render()}",
+                   err=True)
+        return HoldClock()
 
 
 Others = Callable[[np.ndarray], int]  # room (bool per node) -> what the other pending jobs that could use it ask
@@ -86,7 +105,7 @@ def why_cmd(job_id: str, inventory: str | None, state_path: str | None, jobs_pat
     if state_path:
         job, running, queued = _offline_job(view, jobs_path, job_id)
     else:
-        job, pinned, running, waits = _live_job(view, job_id, now)
+        job, pinned, running, waits = _live_job(view, job_id, now, _apply_clock(site.apply_state_file))
         queued = PendingDemand.of((j for j in view.jobs if str(j.job_id) != job_id), view.fabric, view.partitions,
                                   now).asking
     cfg = site.planner()  # as apply would

@@ -138,18 +138,32 @@ class HoldClock:
     eligible_at: dict[int, float] = field(default_factory=dict)  # of those, when first seen eligible
 
     def since(self, job_id: int, held_from: float, waiting: bool, now: float) -> float:
-        """The start of the job's hold clock (`now` while it waits: no clock runs)."""
+        """The start of the job's hold clock (`now` while it waits: no clock runs), recording what it saw."""
         if waiting:
             self.waited.add(job_id)
+        elif job_id in self.waited:
+            self.eligible_at.setdefault(job_id, now)
+        return self.peek(job_id, held_from, waiting, now)
+
+    def peek(self, job_id: int, held_from: float, waiting: bool, now: float) -> float:
+        """`since` without recording anything: for a question (`placer why`), never a decision."""
+        if waiting:
             return now
         if job_id in self.waited:
-            return max(self.eligible_at.setdefault(job_id, now), held_from)
+            return max(self.eligible_at.get(job_id, now), held_from)
         return held_from
 
     def keep_only(self, job_ids: set[int]) -> None:
         """Forget jobs no longer held (started, released, gone)."""
         self.waited &= job_ids
         self.eligible_at = {j: t for j, t in self.eligible_at.items() if j in job_ids}
+
+
+def hold_clock_start(j: SlurmJob, clock: HoldClock, now: float) -> int:
+    """When placer's hold clock for pending `j` started, as `placer apply` counts it (`clock`: what apply
+    saw, read only): submission or the begin time, or for a job seen waiting for its dependency, when it was
+    seen met; now while Slurm could not start it yet. `placer why` asks with this (CLI and daemon)."""
+    return int(clock.peek(j.job_id, held_since(j), bool(ineligible(j, now)), now))
 
 
 def waits_for_room(j: SlurmJob, now: float) -> bool:

@@ -40,7 +40,7 @@ from topology import BackendError, ClusterState, Fabric, Problem, RequestError
 from topology.hostlists import compress
 from topology.inputs import parse_json
 
-from .backend import STEER_TAG, Backend, HoldClock, PendingDemand, SlurmJob, ineligible
+from .backend import STEER_TAG, Backend, HoldClock, PendingDemand, SlurmJob, hold_clock_start, ineligible
 from .refresh_worker import Picture, picture
 from .requests import job_from_hook, partition_nodes, placeable_from_slurm, waits_at_submit
 
@@ -278,13 +278,15 @@ class Daemon:
         j = self.pending.get(job_id) if isinstance(job_id, int) and not isinstance(job_id, bool) else None
         if j is None:
             return {"action": "none", "reason": f"no pending job {job_id!r} in the last refresh"}
+        now = time.time()
+        # the hold counted as apply counts it: from the begin time, or from when a dependency was seen met
+        j = replace(j, submit_time=hold_clock_start(j, self.hold_clock, now))
         job, left = placeable_from_slurm(j, self.partitions, own_pin=STEER_TAG in j.admin_comment)
         if job is None:
             return {"action": "none", "reason": f"left to Slurm unchanged: {left}"}
         with self.lock:
             state = self.state.copy()
         pinned = list(j.required_nodes) if STEER_TAG in j.admin_comment and not j.held else []
-        now = time.time()
         answer = not_startable_yet(why(
             self.ix, state, job, self.cfg.planner, self.running, now, self.cfg.hold, pinned,
             queued_others=PendingDemand.of((p for p in self.pending.values() if p.job_id != job_id), self.fabric,

@@ -13,12 +13,20 @@ from hypothesis import strategies as st
 
 from placer import PlannerConfig
 from plugins.apply import ApplyReport, apply_loop
-from plugins.backend import HoldClock
+from plugins.backend import HoldClock, SlurmJob, SlurmNode
 from plugins.hold_clock_file import clock_text, load_clock, save_clock, save_if_changed
 from topology import RequestError
+from topology.generate import design_for, generate
+from topology.hostlists import expand
 
 from .test_apply_scheduler import cluster, held
 from .test_serve_unit import FABRIC, RecordingSlurm
+
+FABRIC_TINY = generate(design_for("tiny", rails=0))
+
+
+def FakeSlurmNodes() -> list[SlurmNode]:  # noqa: N802 - reads as the fake's node list
+    return [SlurmNode(n, "up", partitions=("gpu",)) for n in FABRIC_TINY.node_names]
 
 
 def test_a_clock_survives_a_save_and_a_load(tmp_path: Path) -> None:
@@ -117,3 +125,71 @@ def test_a_cron_once_keeps_a_chained_jobs_hold_clock_in_the_state_file(tmp_path:
     later = _once(slurm, state)
     assert [j for j, _ in later.pinned] == [5] and not later.released_unpinned, later
     assert set(json.loads(state.read_text())["eligible_at"]) == {"5"}
+
+
+# -- `placer why` counts the hold as apply does -----------------------------------------------------------
+# the tiny fabric of tests/test_why.py: r2 frees leaf p02-su01 in 60 s, so a 24-GPU job now spans three
+# leaves and, within its hold, is held for that one leaf
+def _busy(now: float) -> list[SlurmJob]:
+    ends = {"gpu[001-003]": 600, "gpu[009-012]": 60, "gpu[005-007]": 3000, "gpu[013-015]": None}
+    return [SlurmJob(job_id=100 + i, name=f"r{i}", state="RUNNING", node_count=len(expand(h)), gpus_per_job=8 * len(expand(h)),
+                     nodes=tuple(expand(h)), gpu_ids={n: tuple(range(8)) for n in expand(h)},
+                     end_time=int(now + e) if e else 0) for i, (h, e) in enumerate(ends.items())]
+
+
+def _chained(now: float, **kw: object) -> SlurmJob:
+    """Held by the hook 6 h ago (past the 4 h hold from submission)."""
+    return SlurmJob(job_id=7, name="chained", state="PENDING", priority=0, reason="JobHeldUser",
+                    admin_comment="placer:steer", node_count=3, gpus_per_node=8, submit_time=int(now - 21600),
+                    partition="gpu", **kw)  # type: ignore[arg-type]
+
+
+def test_why_through_the_daemon_counts_the_hold_from_the_begin_time_or_the_dependency_seen_met() -> None:
+    """A job whose begin time came 60 s ago, or whose dependency the daemon saw met 60 s ago, is within its
+    hold as apply counts it (held for its bound); counted from submission (before) it was past its hold."""
+    from plugins.serve import Daemon, ServeConfig
+
+    from .test_serve_unit import FakeSlurm
+
+    now = time.time()
+    for job, seen_met in ((_chained(now, eligible_time=int(now - 60)), False), (_chained(now), True),
+                          (_chained(now), False)):
+        slurm = FakeSlurm()
+        slurm.jobs = [*_busy(now), job]
+        d = Daemon(FABRIC_TINY, slurm, ServeConfig(mode="steer", max_hold_s=86400.0))
+        if seen_met:
+            d.hold_clock = HoldClock({7}, {7: now - 60})
+        d.refresh()
+        a = d.decide({"v": 1, "op": "why", "job": 7})["why"]
+        within = job.eligible_time > 0 or seen_met
+        assert a["verdict"] == ("held-for-bound" if within else "starts-beyond-bound"), (job, seen_met, a)
+
+
+def test_why_on_the_command_line_reads_applys_state_file(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """`placer why` live, with `apply_state_file` in the site config: the chained job apply saw met 60 s ago
+    is held for its bound, as apply would; a state file it cannot read is said on stderr and the hold
+    counts from submission."""
+    import cli.why_cmd as why_cmd
+    from cli.cluster_view import ClusterView
+    from cli.main import main
+    from plugins.backend import SlurmSnapshot, to_cluster_state
+
+    now = time.time()
+    jobs = [*_busy(now), _chained(now)]
+    snap = SlurmSnapshot(tuple(FakeSlurmNodes()), tuple(jobs))
+    view = ClusterView(FABRIC_TINY, to_cluster_state(FABRIC_TINY, snap).state, "fake", snap.partition_nodes(), jobs)
+    monkeypatch.setattr(why_cmd, "cluster_view", lambda *a: view)
+    state = tmp_path / "apply-state.json"
+    save_clock(state, HoldClock({7}, {7: now - 60}))
+    config = tmp_path / "placer.yaml"
+    config.write_text(f"inventory: preset:tiny\napply_state_file: {state}\n")
+    verdicts = []
+    for text in (None, "{broken"):
+        if text:
+            state.write_text(text)
+        rc = main(["why", "7", "--config", str(config), "--format", "json"])
+        out, err = capsys.readouterr()
+        assert rc == 0, err
+        verdicts.append((json.loads(out)["verdict"], "apply's state file not read" in err))
+    assert verdicts == [("held-for-bound", False), ("starts-beyond-bound", True)]
