@@ -18,6 +18,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -60,7 +61,7 @@ from .backend import (
     running_of,
     to_cluster_state,
 )
-from .hold_clock_file import clock_text, load_clock, save_if_changed
+from .hold_clock_file import clock_text, load_clock, one_apply, save_if_changed
 from .requests import placeable_from_slurm
 
 log = logging.getLogger(__name__)
@@ -415,7 +416,15 @@ def apply_loop(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s:
     pass's report goes to `report`. Returns the last pass's report. A watch outlives any failed pass (logged,
     in the report's errors, then a back-off of up to 10 intervals); a single pass lets its error out (exit 3).
     `state_file`: the hold clock is read from it before the first pass and saved after each pass that
-    changed it (plugins/hold_clock_file.py), so a cron `--once` or a restarted watch keeps it."""
+    changed it (plugins/hold_clock_file.py), so a cron `--once` or a restarted watch keeps it; one apply
+    at a time uses it (`one_apply`)."""
+    with one_apply(state_file) if state_file else nullcontext():
+        return _loop(fabric, backend, cfg, max_hold_s, interval_s, stop, report, hold, state_file)
+
+
+def _loop(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s: float, interval_s: float | None,
+          stop: threading.Event, report: Callable[[ApplyReport], None], hold: HoldRule | None,
+          state_file: Path | None) -> ApplyReport:
     failures = 0
     clock = load_clock(state_file) if state_file else HoldClock()
     saved = clock_text(clock)

@@ -14,12 +14,16 @@ never overwrites what it could not read.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from topology import Problem, RequestError
+from topology import BackendError, Problem, RequestError
 from topology.inputs import parse_json, read_input
 from topology.outputs import write_atomic
 
@@ -32,9 +36,7 @@ KEYS = ("version", "waited", "eligible_at")
 def load_clock(path: Path) -> HoldClock:
     """The clock saved at `path`; an empty one when the file does not exist. RequestError naming the file
     and every problem otherwise."""
-    if not path.parent.is_dir():
-        missing = Problem("", f"its directory {str(path.parent)!r} does not exist")
-        raise RequestError(problems=[missing], source=str(path))
+    _need_directory(path)
     if not path.exists() and not path.is_symlink():
         return HoldClock()
     text, problem = read_input(path)
@@ -46,6 +48,12 @@ def load_clock(path: Path) -> HoldClock:
                                     "for a dependency then count their hold from submission)", severity="warning"))
         raise RequestError(problems=problems, source=str(path))
     return clock
+
+
+def _need_directory(path: Path) -> None:
+    if not path.parent.is_dir():
+        missing = Problem("", f"its directory {str(path.parent)!r} does not exist")
+        raise RequestError(problems=[missing], source=str(path))
 
 
 def _clock_of(doc: Any, problems: list[Problem]) -> HoldClock | None:
@@ -107,3 +115,27 @@ def save_clock(path: Path, clock: HoldClock) -> None:
     """Write the clock atomically (temp file + rename beside it): a crash leaves the old file whole. OSError
     when the directory cannot be written."""
     write_atomic(path, clock_text(clock), 0o600)
+
+
+@contextmanager
+def one_apply(path: Path) -> Iterator[None]:
+    """Held while one `placer apply` uses the state file at `path` (an flock on `path.lock`, released when
+    the process ends however it ends): two applies at once would pin jobs from two snapshots onto the same
+    nodes and overwrite each other's clock. BackendError (exit 3) naming the other's pid."""
+    _need_directory(path)
+    lock = path.with_name(path.name + ".lock")
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise BackendError(f"cannot open {lock}: {exc.strerror or exc}") from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise BackendError(f"another placer apply (pid {other}) is using {path}: one apply at a time") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # (closing drops the lock)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from dataclasses import replace
@@ -193,3 +194,21 @@ def test_why_on_the_command_line_reads_applys_state_file(tmp_path: Path, capsys:
         assert rc == 0, err
         verdicts.append((json.loads(out)["verdict"], "apply's state file not read" in err))
     assert verdicts == [("held-for-bound", False), ("starts-beyond-bound", True)]
+
+
+def test_one_apply_at_a_time_uses_a_state_file(tmp_path: Path) -> None:
+    """A second `placer apply` on the same state file (a cron --once beside the unit's watch) stops before
+    its pass, naming the first's pid (exit 3); once the first ends, the next runs."""
+    from plugins.hold_clock_file import one_apply
+    from topology import BackendError
+
+    state = tmp_path / "apply-state.json"
+    slurm, pins = cluster()
+    slurm.jobs.append(held(5, 8, submitted=time.time()))
+    with one_apply(state), pytest.raises(BackendError, match=rf"another placer apply \(pid {os.getpid()}\)"):
+        _once(slurm, state)
+    assert not pins
+    assert [j for j, _ in _once(slurm, state).pinned] == [5]
+    with pytest.raises(RequestError) as err:
+        _once(slurm, tmp_path / "absent" / "apply-state.json")
+    assert "does not exist" in err.value.render()
