@@ -69,12 +69,15 @@ SITE_BACKEND = click.option("--backend", type=click.Choice(["auto", "slurm-cli",
               "[off].")
 @click.option("--max-hold-s", type=FiniteRange(min=0), help="Steer mode: release a job the hook held once it "
               "has waited this long unpinned (when `placer apply` is not running) [600].")
+@click.option("--apply-state-file", type=click.Path(dir_okay=False),
+              help="Steer mode: `placer apply`'s state file, read so that after a restart a chained job's hold "
+              "counts from when apply saw its dependency met [the config's apply_state_file, else none].")
 @SITE_SLURM_CONF
 @SITE_BACKEND
 def serve_cmd(inventory: str | None, config_path: str | None, socket_path: str | None, socket_group: str | None,
               mode: str | None, partitions: tuple[str, ...], all_jobs: bool | None, refresh_s: float | None,
-              node_poll_s: float | None, metrics_port: int | None, max_hold_s: float | None, slurm_conf: str | None,
-              backend: str | None) -> None:
+              node_poll_s: float | None, metrics_port: int | None, max_hold_s: float | None,
+              apply_state_file: str | None, slurm_conf: str | None, backend: str | None) -> None:
     """The submit-time daemon that plugins/job_submit.lua asks (one decision per submit, in memory).
 
     \b
@@ -90,8 +93,9 @@ def serve_cmd(inventory: str | None, config_path: str | None, socket_path: str |
                          socket_group=socket_group, mode=mode, partitions=partitions or None,
                          gpu_only=(not all_jobs) if all_jobs else None, refresh_s=refresh_s, node_poll_s=node_poll_s,
                          metrics_port=metrics_port, max_hold_s=max_hold_s)
+    state_file = apply_state_file or site.apply_state_file
     cfg = replace(cfg, planner=replace(cfg.planner, degraded_links=site.degraded_links),
-                  hold=site.hold())
+                  hold=site.hold(), apply_state_file=Path(state_file) if state_file else None)
     fabric, _ = load_fabric(inventory)
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger().setLevel(logging.INFO)  # one line per decision is the point of a daemon log

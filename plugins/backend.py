@@ -153,6 +153,13 @@ class HoldClock:
             return max(self.eligible_at.get(job_id, now), held_from)
         return held_from
 
+    def learn(self, other: HoldClock) -> None:
+        """Take in what another process saw (`placer apply`'s state file, read by the daemon): each job's
+        dependency counts as met from the earliest moment either saw it met."""
+        self.waited |= other.waited
+        for j, t in other.eligible_at.items():
+            self.eligible_at[j] = min(t, self.eligible_at.get(j, t))
+
     def keep_only(self, job_ids: set[int]) -> None:
         """Forget jobs no longer held (started, released, gone)."""
         self.waited &= job_ids

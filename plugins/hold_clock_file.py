@@ -36,8 +36,7 @@ KEYS = ("version", "waited", "eligible_at")
 def load_clock(path: Path) -> HoldClock:
     """The clock saved at `path`; an empty one when the file does not exist. RequestError naming the file
     and every problem otherwise."""
-    _need_directory(path)
-    if not path.exists() and not path.is_symlink():
+    if not _there(path):
         return HoldClock()
     text, problem = read_input(path)
     problems: list[Problem] = [problem] if problem is not None else []
@@ -50,10 +49,18 @@ def load_clock(path: Path) -> HoldClock:
     return clock
 
 
-def _need_directory(path: Path) -> None:
-    if not path.parent.is_dir():
-        missing = Problem("", f"its directory {str(path.parent)!r} does not exist")
-        raise RequestError(problems=[missing], source=str(path))
+def _there(path: Path) -> bool:
+    """Whether the state file exists (a dangling link counts: reading it then says why). RequestError when its
+    directory does not exist, or cannot be entered (seen as a user other than the file's: PermissionError
+    from `Path.exists`, which only a RequestError may carry to the user)."""
+    try:
+        if not path.parent.is_dir():
+            raise RequestError(problems=[Problem("", f"its directory {str(path.parent)!r} does not exist")],
+                               source=str(path))
+        return path.exists() or path.is_symlink()
+    except OSError as exc:
+        unread = Problem("", f"cannot read file: {exc.strerror or exc}")
+        raise RequestError(problems=[unread], source=str(path)) from None
 
 
 def _clock_of(doc: Any, problems: list[Problem]) -> HoldClock | None:
@@ -113,8 +120,9 @@ def save_if_changed(path: Path, clock: HoldClock, saved: str, errors: list[str])
 
 def save_clock(path: Path, clock: HoldClock) -> None:
     """Write the clock atomically (temp file + rename beside it): a crash leaves the old file whole. OSError
-    when the directory cannot be written."""
-    write_atomic(path, clock_text(clock), 0o600)
+    when the directory cannot be written. Readable by the group: `placer serve` (the units' one group) reads
+    it; it says no more than squeue shows any user."""
+    write_atomic(path, clock_text(clock), 0o640)
 
 
 @contextmanager
@@ -122,7 +130,7 @@ def one_apply(path: Path) -> Iterator[None]:
     """Held while one `placer apply` uses the state file at `path` (an flock on `path.lock`, released when
     the process ends however it ends): two applies at once would pin jobs from two snapshots onto the same
     nodes and overwrite each other's clock. BackendError (exit 3) naming the other's pid."""
-    _need_directory(path)
+    _there(path)
     lock = path.with_name(path.name + ".lock")
     try:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)

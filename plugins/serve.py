@@ -41,6 +41,7 @@ from topology.hostlists import compress
 from topology.inputs import parse_json
 
 from .backend import STEER_TAG, Backend, HoldClock, PendingDemand, SlurmJob, hold_clock_start, ineligible
+from .hold_clock_file import load_clock
 from .refresh_worker import Picture, picture
 from .requests import job_from_hook, partition_nodes, placeable_from_slurm, waits_at_submit
 
@@ -67,6 +68,9 @@ class ServeConfig:
     metrics_port: int | None = None  # Prometheus on 127.0.0.1:PORT/metrics
     planner: PlannerConfig = field(default_factory=lambda: PlannerConfig(solver="greedy", time_limit_s=0.005))
     hold: HoldRule = field(default_factory=HoldRule)  # the site's hold settings, for `why` answers
+    # `placer apply`'s state file, read (never written) while the hook holds jobs: after a restart the daemon
+    # counts a chained job's hold from when apply saw its dependency met, not from submission
+    apply_state_file: Path | None = None
 
 
 class Metrics:
@@ -97,6 +101,9 @@ class Metrics:
                                     registry=self.registry)
         self.apply_age = Gauge("placer_last_apply_age_seconds", "Seconds since `placer apply` last reported a "
                                "pass (-1: never since the daemon started)", registry=self.registry)
+        self.apply_state_unread = Gauge("placer_apply_state_unread", "1 when `placer apply`'s state file "
+                                        "could not be read at the last refresh (holds then count from what "
+                                        "the daemon saw itself; the log says why)", registry=self.registry)
         self.mismatch = Gauge("placer_inventory_mismatch_nodes", "Inventory nodes Slurm does not know or "
                               "describes otherwise (GPU count, model, features); above 0 the daemon gives no "
                               "advice", registry=self.registry)
@@ -128,6 +135,7 @@ class Daemon:
         self.node_state_time = 0.0  # time.time() of the node states decisions use
         self.last_apply: float | None = None  # time.time() of `placer apply`'s last reported pass
         self.hold_clock = HoldClock()  # when held jobs that waited for a dependency found it met
+        self.apply_state_problem = ""  # why apply's state file could not be read at the last look ("": read)
         self.metrics.apply_age.set_function(lambda: time.time() - self.last_apply if self.last_apply else -1.0)
         # how a refresh reads Slurm: here, or in a worker process (`placer serve` itself: refresh_worker.py)
         self.take_picture: Callable[[], Picture] = lambda: picture(self.fabric, self.backend.snapshot())
@@ -202,6 +210,8 @@ class Daemon:
         """Steer mode must be safe without `placer apply`: count our holds, release those past max_hold_s
         (a job waiting for its dependency or begin time is not counted: Slurm could not start it anyway)."""
         now = time.time()
+        if steered:
+            self._learn_apply_clock()
         self.hold_clock.keep_only({s[0] for s in steered})
         clocks = [(job_id, self.hold_clock.since(job_id, since, waiting, now)) for job_id, since, waiting in steered]
         held = [c for c, (_, _, waiting) in zip(clocks, steered, strict=True) if not waiting]
@@ -222,6 +232,23 @@ class Daemon:
             self.metrics.hold_timeouts.inc()
             log.warning("job %d released unpinned: held %.0f s, longer than max_hold_s %g (is `placer apply` "
                         "running?)", job_id, now - submitted, self.cfg.max_hold_s)
+
+    def _learn_apply_clock(self) -> None:
+        """What `placer apply` saw of chained jobs, from its state file (none yet: nothing to learn). One it
+        cannot read is logged when the reason changes and shown by placer_apply_state_unread; the daemon then
+        counts from what it saw itself, as before apply kept a file."""
+        path = self.cfg.apply_state_file
+        if path is None:
+            return
+        try:
+            self.hold_clock.learn(load_clock(path))
+            problem = ""
+        except RequestError as exc:
+            problem = exc.render()
+        if problem and problem != self.apply_state_problem:
+            log.warning("apply's state file not read; held jobs' holds count from what this daemon saw: %s", problem)
+        self.apply_state_problem = problem
+        self.metrics.apply_state_unread.set(1 if problem else 0)
 
     def state_summary(self) -> dict[str, Any]:
         """What the daemon decides on: when it last read Slurm, GPUs in use, nodes it will not use."""

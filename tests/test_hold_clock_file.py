@@ -37,6 +37,7 @@ def test_a_clock_survives_a_save_and_a_load(tmp_path: Path) -> None:
     save_clock(path, clock)
     assert load_clock(path) == clock
     assert json.loads(path.read_text()) == {"version": 1, "waited": [5, 9], "eligible_at": {"9": 1_796_000_000.5}}
+    assert path.stat().st_mode & 0o777 == 0o640  # the daemon, in the units' one group, reads it
 
 
 @pytest.mark.parametrize(("text", "said"), [
@@ -194,6 +195,58 @@ def test_why_on_the_command_line_reads_applys_state_file(tmp_path: Path, capsys:
         assert rc == 0, err
         verdicts.append((json.loads(out)["verdict"], "apply's state file not read" in err))
     assert verdicts == [("held-for-bound", False), ("starts-beyond-bound", True)]
+
+
+def test_the_daemon_learns_applys_clock_from_its_state_file(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """After a daemon restart, a chained job apply saw met 60 s ago is within its hold as apply counts it:
+    the daemon's max-hold release leaves it held and `why` says held for its bound. Before the daemon read
+    the file, it counted from submission (6 h) and released it unpinned past max_hold_s. A file it cannot
+    read is logged once and shown by placer_apply_state_unread; the daemon then counts as before."""
+    from plugins.serve import Daemon, ServeConfig
+
+    from .test_serve_unit import metric
+
+    class Releases(RecordingSlurm):
+        def __init__(self) -> None:
+            super().__init__()
+            self.nodes = FakeSlurmNodes()
+
+    now = time.time()
+    state = tmp_path / "apply-state.json"
+    save_clock(state, HoldClock({7, 8}, {7: now - 60}))  # (8: apply saw it waiting; gone since)
+    answers = []
+    for path, text in ((state, None), (None, None), (state, "{broken"), (state, "{broken")):
+        if text:
+            state.write_text(text)
+        slurm = Releases()
+        slurm.jobs = [*_busy(now), _chained(now)]
+        d = Daemon(FABRIC_TINY, slurm, ServeConfig(mode="steer", max_hold_s=3600.0, apply_state_file=path))
+        d.refresh()
+        verdict = d.decide({"v": 1, "op": "why", "job": 7})["why"]["verdict"] if not slurm.calls else "released"
+        answers.append((verdict, slurm.calls, metric(d, "placer_apply_state_unread"), d.hold_clock.waited))
+    assert answers == [("held-for-bound", [], 0, {7}), ("released", [("release", 7)], 0, set()),
+                       ("released", [("release", 7)], 1, set()), ("released", [("release", 7)], 1, set())]
+    assert caplog.text.count("apply's state file not read") == 2  # once per daemon: each is a restart here
+    assert state.read_text() == "{broken"  # read, never written
+
+
+def test_a_state_file_in_a_directory_it_cannot_enter_is_refused_not_a_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seen as a user other than apply's: `Path.exists` raises PermissionError inside a directory it cannot
+    enter (root, which runs the tests, can enter any: the error is put in its place)."""
+    path = tmp_path / "locked" / "state.json"
+    path.parent.mkdir()
+    real = Path.exists
+
+    def exists(self: Path, *a: object, **kw: object) -> bool:
+        if self == path:
+            raise PermissionError(13, "Permission denied")
+        return real(self)
+
+    monkeypatch.setattr(Path, "exists", exists)
+    with pytest.raises(RequestError) as err:
+        load_clock(path)
+    assert "cannot read file: Permission denied" in err.value.render() and str(path) in err.value.render()
 
 
 def test_one_apply_at_a_time_uses_a_state_file(tmp_path: Path) -> None:

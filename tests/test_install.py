@@ -130,6 +130,25 @@ def test_apply_keeps_its_hold_clock_where_the_config_or_the_flag_says(capsys, tm
     assert rc == 2 and "apply_state_file: expected an absolute path" in err, err
 
 
+def test_serve_reads_applys_state_file_where_the_config_or_the_flag_says(capsys, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon reads the file apply keeps (`apply_state_file`, or `--apply-state-file`, which wins, as the
+    placer-serve unit passes it); neither: it keeps its own clock only."""
+    import cli.serve_cmds as serve_cmds
+
+    seen = []
+    monkeypatch.setattr(serve_cmds, "choose_backend", lambda *a: object())
+    monkeypatch.setattr(serve_cmds, "ProcessRefresher", lambda *a: type("W", (), {"close": lambda self: None})())
+    monkeypatch.setattr(serve_cmds, "serve", lambda d: seen.append(d.cfg.apply_state_file))
+    f = tmp_path / "placer.yaml"
+    for config, flags, want in (("", [], None), (f"apply_state_file: {tmp_path}/a.json\n", [], tmp_path / "a.json"),
+                                (f"apply_state_file: {tmp_path}/a.json\n", ["--apply-state-file", "/var/b.json"],
+                                 Path("/var/b.json"))):
+        f.write_text("inventory: preset:tiny\n" + config)
+        rc, _, err = run(capsys, "serve", "--config", str(f), *flags)
+        assert rc == 0 and seen[-1] == want, err
+
+
 # -- the hook ------------------------------------------------------------------------------------------------
 CONF = "ClusterName=c\nSlurmUser=root\n# JobSubmitPlugins=lua is what we need\nSelectType=select/cons_tres\n"
 
@@ -246,7 +265,8 @@ def test_service_install_writes_both_units_for_this_install(capsys, tmp_path: Pa
     serve = (tmp_path / "placer-serve.service").read_text()
     assert "User=placer-test" in serve and "Group=root" in serve
     assert "to do: useradd --system --gid root --no-create-home --shell /usr/sbin/nologin placer-test" in out
-    exec_start = re.search(r"^ExecStart=(\S+) serve --config /etc/placer/placer.yaml$", serve, re.M)
+    exec_start = re.search(r"^ExecStart=(\S+) serve --config /etc/placer/placer.yaml "
+                           r"--apply-state-file /var/lib/placer/apply-state.json$", serve, re.M)
     assert exec_start and Path(exec_start.group(1)).name == "placer"
     assert "User=root" in (tmp_path / "placer-apply.service").read_text()
     assert "systemctl daemon-reload" in out
