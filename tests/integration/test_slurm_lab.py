@@ -634,8 +634,9 @@ def test_a_held_job_slurm_could_not_start_yet_is_placed_once_it_can(lab: LabHand
     dependency met, and the next pass pins `then`, which runs. Each pass is a process of its own (cron's
     `--once`): the state file carries `then`'s hold clock, so the second pass, with a max hold shorter
     than `then`'s age, counts from the dependency seen met and pins it (without the file: released
-    unpinned)."""
-    daemon_factory("--mode", "steer")
+    unpinned). The daemon, restarted then with the same short max hold, reads the same file and leaves
+    `then` held for apply (before it read the file it counted from submission and released it unpinned)."""
+    first_daemon = daemon_factory("--mode", "steer")
     state = lab.base / "apply-state.json"
     state.unlink(missing_ok=True)
     first = lab.sbatch("-J", "first", "--gres=gpu:8", "--exclusive")
@@ -660,6 +661,12 @@ def test_a_held_job_slurm_could_not_start_yet_is_placed_once_it_can(lab: LabHand
                timeout_s=90, every_s=1)
     age = time.time() - lab.jobs_by_id()[then].submit_time
     time.sleep(max(0.0, 6 - age))  # older than the max hold below
+    first_daemon.stop()
+    restarted = time.time()
+    daemon = daemon_factory("--mode", "steer", "--max-hold-s", "5", "--apply-state-file", str(state))
+    daemon.sees("a refresh after its restart", lambda st: st["state_time"] > restarted + 1)  # (holds watched)
+    by = lab.jobs_by_id()
+    assert by[then].held and not by[then].required_nodes, (by[then], daemon.log.read_text())
     out = lab.placer("apply", "--inventory", str(lab.inventory), "--once", "--state-file", str(state),
                      "--max-hold-s", "5")
     assert f"job {then}: pinned to" in out.stdout, out.stdout
