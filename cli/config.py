@@ -25,6 +25,7 @@ from placer.timeline import (
 from placer.types import SCHEDULER_WORK_LIMIT, DegradedLinks, PlannerConfig, Solver
 from plugins.serve import ServeConfig
 from topology import Problem, RequestError
+from topology.inputs import exists
 
 from .files import read_document
 
@@ -152,14 +153,14 @@ def config_path(flag: str | None) -> tuple[Path | None, bool]:
     named = flag or os.environ.get("PLACER_CONFIG")
     if named:
         return Path(named), True
-    return (DEFAULT_CONFIG, False) if DEFAULT_CONFIG.exists() else (None, False)
+    return (DEFAULT_CONFIG, False) if exists(DEFAULT_CONFIG) else (None, False)
 
 
 def load_config(flag: str | None = None) -> SiteConfig:
     path, named = config_path(flag)
     if path is None:
         return SiteConfig()
-    if named and not path.exists():
+    if named and not exists(path):
         raise RequestError(f"config file {path} does not exist (from --config or PLACER_CONFIG)")
     doc = read_document(str(path)) or {}
     if not isinstance(doc, dict):

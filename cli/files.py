@@ -56,11 +56,14 @@ def write_output(path: str | None, text: str) -> None:
         return
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
-    if not directory.is_dir():
-        raise InventoryError([Problem("", f"output directory {str(directory)!r} does not exist")], str(path))
-    # Slurm's daemons (SlurmUser) must read what we export: keep the mode of the file replaced, else
-    # what a plain open() would give under the umask
-    write_atomic(target, text, stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o666 & ~_umask())
+    try:
+        if not directory.is_dir():
+            raise InventoryError([Problem("", f"output directory {str(directory)!r} does not exist")], str(path))
+        # Slurm's daemons (SlurmUser) must read what we export: keep the mode of the file replaced, else
+        # what a plain open() would give under the umask
+        write_atomic(target, text, stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o666 & ~_umask())
+    except OSError as exc:  # not ours to write (a directory of root's, a full disk): the old file stays whole
+        raise InventoryError([Problem("", f"cannot write file: {exc.strerror or exc}")], str(path)) from None
 
 
 def _umask() -> int:

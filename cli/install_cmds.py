@@ -2,6 +2,7 @@
 `placer service install` (systemd units for serve and apply)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -11,6 +12,7 @@ from plugins.pyslurm_backend import choose_backend
 from plugins.services import missing_accounts, placer_executable, render, unreachable, verify
 from topology import BackendError, RequestError
 from topology.hostlists import compress
+from topology.outputs import write_atomic
 
 from .config import DEFAULT_CONFIG, SiteConfig, config_path, load_config
 from .serve_cmds import CONFIG, SITE_SLURM_CONF
@@ -159,7 +161,13 @@ def config_path_for(flag: str | None) -> tuple[Path, bool]:
 
 
 def write_units(unit_dir: Path, units: dict[str, str]) -> None:
+    """Both units or neither: a directory this user cannot write (not root) is refused before the first."""
     if not unit_dir.is_dir():
         raise RequestError(f"unit directory {unit_dir} does not exist")
+    if not os.access(unit_dir, os.W_OK):
+        raise RequestError(f"cannot write into {unit_dir} (run as root); nothing written")
     for name, text in units.items():
-        (unit_dir / name).write_text(text)
+        try:
+            write_atomic(unit_dir / name, text, 0o644)
+        except OSError as exc:
+            raise RequestError(f"cannot write {unit_dir / name}: {exc.strerror or exc}") from None

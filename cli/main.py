@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import pwd
 import sys
 import traceback
 from dataclasses import dataclass
@@ -102,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     except PlacerError as exc:
         click.echo(f"placer: error: {exc}", err=True)
         return Exit.BAD_INPUT
+    except PermissionError as exc:  # a file this user may not read or write that no check above caught: said
+        click.echo(f"placer: error: {exc.filename or ''}: {exc.strerror or exc} (as user {_user()})",
+                   err=True)
+        return Exit.BAD_INPUT
     except BrokenPipeError:  # `placer ... | head`
         return Exit.OK
     except KeyboardInterrupt:
@@ -111,6 +117,13 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         click.echo("placer: internal error (a bug in placer; please report it with the traceback above)", err=True)
         return Exit.INTERNAL
+
+
+def _user() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
 
 
 def entry() -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from topology import BackendError, Problem, RequestError
-from topology.inputs import parse_json, read_input
+from topology.inputs import exists, parse_json, read_input
 from topology.outputs import write_atomic
 
 from .backend import HoldClock
@@ -50,17 +50,12 @@ def load_clock(path: Path) -> HoldClock:
 
 
 def _there(path: Path) -> bool:
-    """Whether the state file exists (a dangling link counts: reading it then says why). RequestError when its
-    directory does not exist, or cannot be entered (seen as a user other than the file's: PermissionError
-    from `Path.exists`, which only a RequestError may carry to the user)."""
-    try:
-        if not path.parent.is_dir():
-            raise RequestError(problems=[Problem("", f"its directory {str(path.parent)!r} does not exist")],
-                               source=str(path))
-        return path.exists() or path.is_symlink()
-    except OSError as exc:
-        unread = Problem("", f"cannot read file: {exc.strerror or exc}")
-        raise RequestError(problems=[unread], source=str(path)) from None
+    """Whether the state file exists (`exists`: one in a directory this user cannot enter is there, and
+    reading it says why). RequestError when its directory does not exist."""
+    if not exists(path.parent):
+        raise RequestError(problems=[Problem("", f"its directory {str(path.parent)!r} does not exist")],
+                           source=str(path))
+    return exists(path)
 
 
 def _clock_of(doc: Any, problems: list[Problem]) -> HoldClock | None:
@@ -134,8 +129,9 @@ def one_apply(path: Path) -> Iterator[None]:
     lock = path.with_name(path.name + ".lock")
     try:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError as exc:
-        raise BackendError(f"cannot open {lock}: {exc.strerror or exc}") from exc
+    except OSError as exc:  # a path this user may not write: the user's to mend (exit 2), before any pass
+        unwritable = Problem("", f"cannot open its lock file {lock.name}: {exc.strerror or exc}")
+        raise RequestError(problems=[unwritable], source=str(path)) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from topology import BackendError, RequestError
+from topology import BackendError, Problem, RequestError
+from topology.inputs import exists, parse_json, read_input
 from topology.outputs import write_atomic
 
 HOOK_SOURCE = Path(__file__).with_name("job_submit.lua")
@@ -53,9 +54,12 @@ class Plan:
 
 
 def plan_install(slurm_conf: Path, socket_path: Path, budget_s: float, backoff_s: float) -> Plan:
-    if not slurm_conf.is_file():
+    if not exists(slurm_conf):
         raise RequestError(f"slurm.conf {slurm_conf} does not exist: give --slurm-conf or slurm_conf in the config")
-    conf = slurm_conf.read_text(encoding="utf-8", errors="replace").splitlines()
+    text, problem = read_input(slurm_conf)
+    if text is None:
+        raise RequestError(problems=[problem or Problem("", "unreadable")], source=str(slurm_conf))
+    conf = text.splitlines()
     plan = Plan(slurm_conf.parent / "job_submit.lua", render_hook(socket_path, budget_s, backoff_s))
     _check_plugins(plan, conf)
     _check_lua(plan)
@@ -140,10 +144,37 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
     write_atomic(path, text, mode)
 
 
+def _need_to_write(directory: Path, conf: Path | None) -> None:
+    """Refused before anything is written when this user cannot write the script's directory (or slurm.conf):
+    a half-done install (the script written, its state not) is what this keeps from happening."""
+    for target in (directory, conf):
+        if target is not None and not os.access(target, os.W_OK):
+            raise RequestError(f"cannot write {target} (run as root, or as the owner of Slurm's config); "
+                               "nothing changed")
+
+
+_STATE_KEYS = {"previous_script", "installed_sha256", "previous_conf_line", "conf_line"}
+
+
+def _state(path: Path) -> dict[str, Any]:
+    """What install kept (the script and line it replaced); refused, naming the file, when it is not that."""
+    text, problem = read_input(path)
+    problems = [problem] if problem is not None else []
+    doc = parse_json(text, problems) if text is not None else None
+    if not problems and (not isinstance(doc, dict) or not set(doc) <= _STATE_KEYS
+                         or not all(v is None or isinstance(v, str) for v in doc.values())):
+        problems.append(Problem("", "not what `placer hook install` writes (an object of "
+                                    f"{', '.join(sorted(_STATE_KEYS))}: text or null)"))
+    if problems or not isinstance(doc, dict):
+        raise RequestError(problems=problems, source=str(path))
+    return doc
+
+
 def install(plan: Plan, slurm_conf: Path, edit_conf: bool) -> list[str]:
     """Write the script (and the JobSubmitPlugins line with edit_conf); returns what was done."""
     state_path = plan.script.with_name(STATE_NAME)
-    state: dict[str, Any] = json.loads(state_path.read_text()) if state_path.exists() else {}
+    _need_to_write(plan.script.parent, slurm_conf if edit_conf and plan.conf_new is not None else None)
+    state = _state(state_path) if exists(state_path) else {}
     done = []
     if "previous_script" not in state:  # the first install keeps what was there, whatever it was
         state["previous_script"] = plan.script.read_text() if plan.script.exists() else None
@@ -170,9 +201,10 @@ def uninstall(slurm_conf: Path, force: bool = False) -> list[str]:
     """Put back exactly what was there before install; refuses a script edited since (unless force)."""
     script = slurm_conf.parent / "job_submit.lua"
     state_path = script.with_name(STATE_NAME)
-    if not state_path.exists():
+    if not exists(state_path):
         raise RequestError(f"no placer hook installed beside {slurm_conf} ({state_path} is absent)")
-    state = json.loads(state_path.read_text())
+    state = _state(state_path)
+    _need_to_write(script.parent, slurm_conf if "conf_line" in state else None)
     if script.exists() and _sha(script.read_text()) != state.get("installed_sha256") and not force:
         raise RequestError(f"{script} was changed since `placer hook install`: keeping it (--force removes it)")
     done = []
@@ -184,7 +216,7 @@ def uninstall(slurm_conf: Path, force: bool = False) -> list[str]:
         done.append(f"restored the previous {script}")
     if "conf_line" in state:
         lines = slurm_conf.read_text(encoding="utf-8").splitlines(keepends=True)
-        keep = [line for line in lines if line.rstrip("\n") != state["conf_line"]] if state["previous_conf_line"] \
+        keep = [line for line in lines if line.rstrip("\n") != state["conf_line"]] if state.get("previous_conf_line") \
             is None else [state["previous_conf_line"] + "\n" if line.rstrip("\n") == state["conf_line"] else line
                           for line in lines]
         _write(slurm_conf, "".join(keep), os.stat(slurm_conf).st_mode & 0o777)

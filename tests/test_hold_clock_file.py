@@ -230,25 +230,6 @@ def test_the_daemon_learns_applys_clock_from_its_state_file(tmp_path: Path, capl
     assert state.read_text() == "{broken"  # read, never written
 
 
-def test_a_state_file_in_a_directory_it_cannot_enter_is_refused_not_a_traceback(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Seen as a user other than apply's: `Path.exists` raises PermissionError inside a directory it cannot
-    enter (root, which runs the tests, can enter any: the error is put in its place)."""
-    path = tmp_path / "locked" / "state.json"
-    path.parent.mkdir()
-    real = Path.exists
-
-    def exists(self: Path, *a: object, **kw: object) -> bool:
-        if self == path:
-            raise PermissionError(13, "Permission denied")
-        return real(self)
-
-    monkeypatch.setattr(Path, "exists", exists)
-    with pytest.raises(RequestError) as err:
-        load_clock(path)
-    assert "cannot read file: Permission denied" in err.value.render() and str(path) in err.value.render()
-
-
 def test_one_apply_at_a_time_uses_a_state_file(tmp_path: Path) -> None:
     """A second `placer apply` on the same state file (a cron --once beside the unit's watch) stops before
     its pass, naming the first's pid (exit 3); once the first ends, the next runs."""

@@ -41,6 +41,17 @@ def clean_text(text: str) -> str:
     return text
 
 
+def exists(path: str | Path) -> bool:
+    """Whether something is at `path` (a dangling link counts). True as well when a directory on the way
+    cannot be entered: `Path.exists` raises PermissionError there (a user other than the owner), and
+    reading the file then says so, where False would silently skip a file the site meant."""
+    p = Path(path)
+    try:
+        return p.exists() or p.is_symlink()
+    except OSError:
+        return True
+
+
 def read_input(path: str | Path) -> tuple[str | None, Problem | None]:
     """A UTF-8 text file, cleaned (see clean_text), or the problem that stopped reading it."""
     p = Path(path)

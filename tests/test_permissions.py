@@ -1,0 +1,144 @@
+"""Files a user may not read or write: a clear message naming the file, exit 2, nothing half-written, never
+a traceback. Seen on 2026-12-07 as a user other than root: `-o /etc/slurm/topology.conf`, `--config` in a
+0700 directory, `placer service install` and `placer hook install` each ended in a PermissionError
+traceback ("internal error"). Root, which runs the tests, may read and write anything, so the real check
+runs placer as `nobody` (skipped where it cannot), and the rest puts the error in its place."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from cli.files import write_output
+from cli.main import main
+from topology import InventoryError, RequestError
+from topology.inputs import exists
+
+ROOT = Path(__file__).resolve().parent.parent
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+
+
+def _as_nobody_possible() -> str | None:
+    """Why placer cannot run as `nobody` here (None: it can)."""
+    if os.geteuid() != 0 or shutil.which("runuser") is None:
+        return "needs root and runuser"
+    if not SYSTEM_PYTHON.exists():
+        return "needs /usr/bin/python3"
+    same = subprocess.run([str(SYSTEM_PYTHON), "-c", "import sys; print(sys.version_info[:2])"],
+                          capture_output=True, text=True).stdout.strip()
+    if same != str(tuple(sys.version_info[:2])):
+        return f"/usr/bin/python3 is {same}, the venv's {tuple(sys.version_info[:2])}"
+    for d in [ROOT, *ROOT.parents, Path(sysconfig.get_paths()["purelib"])]:
+        if not os.stat(d).st_mode & 0o001:
+            return f"{d} cannot be entered by other users"
+    return None
+
+
+@pytest.fixture
+def as_nobody(tmp_path_factory: pytest.TempPathFactory):
+    why = _as_nobody_possible()
+    if why:
+        pytest.skip(why)
+    base = Path("/tmp") / f"placer-perm-{os.getpid()}"
+    (base / "locked").mkdir(parents=True)
+    (base / "readonly").mkdir()
+    (base / "locked" / "placer.yaml").write_text("inventory: preset:tiny\n")
+    (base / "readonly" / "slurm.conf").write_text("ClusterName=c\nSlurmUser=root\nSelectType=select/cons_tres\n")
+    os.chmod(base, 0o755)
+    os.chmod(base / "locked", 0o700)  # root's own: nobody may not enter it
+    os.chmod(base / "readonly", 0o755)  # nobody may read, not write
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(base), "PLACER_CONFIG": "",
+           "PYTHONPATH": f"{ROOT}:{sysconfig.get_paths()['purelib']}"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(shutil.which("runuser")), "-u", "nobody", "--", str(SYSTEM_PYTHON), "-m", "cli.main", *args],
+                              capture_output=True, text=True, env=env, cwd=base, timeout=120)
+
+    yield base, run
+    shutil.rmtree(base)
+
+
+def test_files_nobody_may_touch_are_said_not_a_traceback(as_nobody) -> None:
+    base, run = as_nobody
+    locked, readonly = base / "locked", base / "readonly"
+    cases = [
+        (["topology", "export", "preset:tiny", "--format", "slurm-tree", "--slurm-version", "22.05",
+          "-o", str(readonly / "topology.conf")], "cannot write file: Permission denied"),
+        (["plan", "--inventory", "preset:tiny", "--jobs", str(ROOT / "examples" / "jobs-example.yaml"),
+          "-o", str(locked / "plan.json")], "cannot write file: Permission denied"),
+        (["status", "--config", str(locked / "placer.yaml")], "cannot read file: Permission denied"),
+        (["apply", "--once", "--inventory", "preset:tiny", "--state-file", str(locked / "s.json")],
+         "cannot open its lock file s.json.lock: Permission denied"),
+        (["service", "install", "--unit-dir", str(readonly)], "cannot write into"),
+        (["hook", "install", "--slurm-conf", str(readonly / "slurm.conf")], "cannot write"),
+        (["hook", "install", "--slurm-conf", str(locked / "slurm.conf")], "cannot read file: Permission denied"),
+    ]
+    for args, said in cases:
+        done = run(*args)
+        assert done.returncode == 2 and said in done.stderr, (args, done.returncode, done.stderr)
+        assert "Traceback" not in done.stderr and "internal error" not in done.stderr, (args, done.stderr)
+    assert sorted(p.name for p in readonly.iterdir()) == ["slurm.conf"]  # nothing written, no temp files
+    assert sorted(p.name for p in locked.iterdir()) == ["placer.yaml"]
+
+
+def test_a_path_behind_a_directory_that_cannot_be_entered_exists(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """`Path.exists` raises PermissionError there; `exists` says yes, and reading the file says why (a
+    False would silently skip a site's config)."""
+    behind = tmp_path / "locked" / "placer.yaml"
+    real = Path.exists
+
+    def denied(self: Path, *a: object, **kw: object) -> bool:
+        if self == behind:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "exists", denied)
+    assert exists(behind) and not exists(tmp_path / "absent")
+
+
+def test_an_output_that_cannot_be_written_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cli.files as files
+
+    target = tmp_path / "topology.conf"
+    target.write_text("old\n")
+
+    def full(*a: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files, "write_atomic", full)
+    with pytest.raises(InventoryError) as err:
+        write_output(str(target), "new\n")
+    assert "cannot write file: No space left on device" in err.value.render()
+    assert target.read_text() == "old\n"
+
+
+def test_a_permission_error_no_check_caught_is_exit_2_naming_the_file(capsys: pytest.CaptureFixture[str],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import cli.main as cli_main
+
+    def denied(*a: object, **kw: object) -> None:
+        raise PermissionError(13, "Permission denied", "/etc/slurm/topology.conf")
+
+    monkeypatch.setattr(cli_main.cli, "main", denied)
+    assert main(["status"]) == 2
+    err = capsys.readouterr().err
+    assert "placer: error: /etc/slurm/topology.conf: Permission denied (as user" in err and "Traceback" not in err
+
+
+def test_a_hook_state_file_that_is_not_installs_is_refused(tmp_path: Path) -> None:
+    from plugins.hook_install import uninstall
+
+    conf = tmp_path / "slurm.conf"
+    conf.write_text("ClusterName=c\n")
+    for text, said in (("{broken", "not valid JSON"), ('{"conf_line": 5}', "not what `placer hook install` writes")):
+        (tmp_path / "job_submit.lua.placer.json").write_text(text)
+        with pytest.raises(RequestError) as err:
+            uninstall(conf)
+        assert said in err.value.render(), err.value.render()
+    assert conf.read_text() == "ClusterName=c\n"
