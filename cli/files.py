@@ -11,7 +11,7 @@ from typing import Any
 
 from topology import Fabric, InventoryError, Problem, RequestError, load_inventory
 from topology.generate import PRESETS, design_for, generate
-from topology.inputs import parse_json, parse_yaml, read_input
+from topology.inputs import exists, parse_json, parse_yaml, read_input
 from topology.outputs import write_atomic
 
 
@@ -64,6 +64,23 @@ def write_output(path: str | None, text: str) -> None:
         write_atomic(target, text, stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o666 & ~_umask())
     except OSError as exc:  # not ours to write (a directory of root's, a full disk): the old file stays whole
         raise InventoryError([Problem("", f"cannot write file: {exc.strerror or exc}")], str(path)) from None
+
+
+def need_writable(path: str | None, directory: bool = False) -> None:
+    """Refuse, before a long run, an output this user could not write at its end (a file's directory, or a
+    directory to be made under its nearest existing parent): RequestError naming it. None or '-': stdout."""
+    if path in (None, "-"):
+        return
+    p = Path(path).absolute()
+    there = p if directory else p.parent
+    if not directory and not exists(there):  # (write_output makes no directories)
+        raise RequestError(problems=[Problem("", f"output directory {str(there)!r} does not exist; nothing was run")],
+                           source=str(path))
+    while not exists(there) and there != there.parent:
+        there = there.parent
+    if not os.access(there, os.W_OK | os.X_OK):
+        raise RequestError(problems=[Problem("", f"cannot write into {there} (as this user); nothing was run")],
+                           source=str(path))
 
 
 def _umask() -> int:

@@ -28,7 +28,7 @@ from placer.traces import merge_traces, parse_trace, write_csv_trace
 from placer.types import PlannerConfig
 from topology import Fabric, Problem, RequestError
 
-from .files import json_text, load_fabric, read_text, write_output
+from .files import json_text, load_fabric, need_writable, read_text, write_output
 from .params import FiniteRange
 from .sweep_cmd import SweepArgs, parse_knobs, run_sweep
 
@@ -141,6 +141,8 @@ def simulate_cmd(inventory: str, traces: tuple[str, ...], trace_format: str, pol
       placer simulate --inventory preset:superpod --trace a.csv --trace b.csv --sweep --plot out/
     """
     fabric, policies = load_fabric(inventory)[0], parse_policies(policy)
+    need_writable(out_path)
+    need_writable(plot_dir or ("." if sweep else None), directory=True)
     cfg = SimConfig(backfill=backfill, bf_depth=bf_depth, switches_wait_s=switches_wait_s, hold_s=hold_s,
                     hold_share=hold_share, hold_from_room=hold_from_room, hold_idle_s=hold_idle_s,
                     hold_idle_share=hold_idle_share,

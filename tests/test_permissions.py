@@ -77,6 +77,8 @@ def test_files_nobody_may_touch_are_said_not_a_traceback(as_nobody) -> None:
         (["service", "install", "--unit-dir", str(readonly)], "cannot write into"),
         (["hook", "install", "--slurm-conf", str(readonly / "slurm.conf")], "cannot write"),
         (["hook", "install", "--slurm-conf", str(locked / "slurm.conf")], "cannot read file: Permission denied"),
+        (["simulate", "--inventory", "preset:tiny", "--trace", str(readonly / "slurm.conf"), "--plot",
+          str(readonly / "plots")], "nothing was run"),
     ]
     for args, said in cases:
         done = run(*args)
@@ -142,3 +144,30 @@ def test_a_hook_state_file_that_is_not_installs_is_refused(tmp_path: Path) -> No
             uninstall(conf)
         assert said in err.value.render(), err.value.render()
     assert conf.read_text() == "ClusterName=c\n"
+
+
+def test_a_long_run_is_refused_before_it_starts_when_its_output_could_not_be_written(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`placer simulate --out/--plot` (and a sweep's plots in the current directory): checked before the
+    replay, not after an hour of it."""
+    import cli.simulate_cmd as simulate_cmd
+
+    def never(*a: object, **kw: object) -> None:
+        raise AssertionError("the replay ran")
+
+    monkeypatch.setattr(simulate_cmd, "_replay_all", never)
+    monkeypatch.setattr(simulate_cmd, "run_sweep", never)
+    trace = tmp_path / "t.csv"
+    trace.write_text("job_id,submit_time,duration,gpus\nj1,0,10,16\n")
+    base = ["simulate", "--inventory", "preset:tiny", "--trace", str(trace)]
+    rc = main([*base, "--out", str(tmp_path / "absent" / "r.json")])
+    assert rc == 2 and "does not exist; nothing was run" in capsys.readouterr().err
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == tmp_path else real(p, mode))
+    for extra in (["--plot", str(tmp_path / "plots" / "new")], ["--out", str(tmp_path / "r.json")]):
+        rc = main([*base, *extra])
+        err = capsys.readouterr().err
+        assert rc == 2 and f"cannot write into {tmp_path} (as this user); nothing was run" in err, err
+    monkeypatch.chdir(tmp_path)
+    rc = main([*base, "--sweep"])
+    assert rc == 2 and "nothing was run" in capsys.readouterr().err
