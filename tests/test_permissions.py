@@ -1,7 +1,7 @@
 """Files a user may not read or write: a clear message naming the file, exit 2, nothing half-written, never
 a traceback. Seen on 2026-12-07 as a user other than root: `-o /etc/slurm/topology.conf`, `--config` in a
-0700 directory, `placer service install` and `placer hook install` each ended in a PermissionError
-traceback ("internal error"). Root, which runs the tests, may read and write anything, so the real check
+0700 directory, `placer service install`, `placer hook install` and `simulate --plot` each ended in a
+PermissionError traceback ("internal error"). Root, which runs the tests, may read and write anything, so the real check
 runs placer as `nobody` (skipped where it cannot), and the rest puts the error in its place."""
 from __future__ import annotations
 
