@@ -50,6 +50,7 @@ def test_a_clock_survives_a_save_and_a_load(tmp_path: Path) -> None:
     ('{"version": 1, "waited": [0, "x"], "eligible_at": {}}', "waited: not a list of job ids"),
     ('{"version": 1, "waited": [5], "eligible_at": {"5": -1}}', "eligible_at.5: -1 is not a time"),
     ('{"version": 1, "waited": [5], "eligible_at": {"6": 1.0}}', "eligible_at.6: a job not in waited"),
+    ('{"version": 1, "waited": [], "eligible_at": {"6": 1.0}}', "eligible_at.6: a job not in waited"),
     ('{"version": 1, "waited": [5], "eligible_at": {"j5": 1.0}}', "eligible_at.j5: not a job id"),
     ('{"version": 1, "waited": [5], "eligible_at": {"\u00b2": 1.0}}', "not a job id"),  # a digit int() refuses
     ('{"version": 1, "waited": [5], "eligible_at": {"' + "9" * 5000 + '": 1.0}}', "not a job id"),  # fuzz found
