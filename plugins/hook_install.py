@@ -56,10 +56,7 @@ class Plan:
 def plan_install(slurm_conf: Path, socket_path: Path, budget_s: float, backoff_s: float) -> Plan:
     if not exists(slurm_conf):
         raise RequestError(f"slurm.conf {slurm_conf} does not exist: give --slurm-conf or slurm_conf in the config")
-    text, problem = read_input(slurm_conf)
-    if text is None:
-        raise RequestError(problems=[problem or Problem("", "unreadable")], source=str(slurm_conf))
-    conf = text.splitlines()
+    conf = _read_kept(slurm_conf).splitlines()
     plan = Plan(slurm_conf.parent / "job_submit.lua", render_hook(socket_path, budget_s, backoff_s))
     _check_plugins(plan, conf)
     _check_lua(plan)
@@ -135,13 +132,23 @@ def _check_socket_dir(plan: Plan, socket_path: Path, slurm_user: str) -> None:
                              f"{oct(st.st_mode & 0o777)}): chmod o+x {d}, or chgrp it to {slurm_user}'s group")
 
 
+def _read_kept(path: Path) -> str:
+    """slurm.conf or a site's job_submit.lua as text, byte for byte: a comment in Latin-1 (Slurm reads bytes)
+    survives the round trip (surrogateescape, here and in `_write`). RequestError when it cannot be read."""
+    try:
+        return path.read_bytes().decode("utf-8", "surrogateescape")
+    except OSError as exc:
+        raise RequestError(problems=[Problem("", f"cannot read file: {exc.strerror or exc}")],
+                           source=str(path)) from None
+
+
 def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _write(path: Path, text: str, mode: int = 0o644) -> None:
     """Atomically (temp file + rename), readable by SlurmUser."""
-    write_atomic(path, text, mode)
+    write_atomic(path, text, mode, errors="surrogateescape")
 
 
 def _need_to_write(directory: Path, conf: Path | None) -> None:
@@ -177,13 +184,13 @@ def install(plan: Plan, slurm_conf: Path, edit_conf: bool) -> list[str]:
     state = _state(state_path) if exists(state_path) else {}
     done = []
     if "previous_script" not in state:  # the first install keeps what was there, whatever it was
-        state["previous_script"] = plan.script.read_text() if plan.script.exists() else None
+        state["previous_script"] = _read_kept(plan.script) if exists(plan.script) else None
     _write(plan.script, plan.text)
     state["installed_sha256"] = _sha(plan.text)
     done.append(f"wrote {plan.script}" + (" (the previous script is kept for `placer hook uninstall`)"
                                           if state["previous_script"] is not None else ""))
     if edit_conf and plan.conf_new is not None:
-        lines = slurm_conf.read_text(encoding="utf-8").splitlines(keepends=True)
+        lines = _read_kept(slurm_conf).splitlines(keepends=True)
         state.setdefault("previous_conf_line", plan.conf_line)
         state["conf_line"] = plan.conf_new
         if plan.conf_line is None:
@@ -205,7 +212,7 @@ def uninstall(slurm_conf: Path, force: bool = False) -> list[str]:
         raise RequestError(f"no placer hook installed beside {slurm_conf} ({state_path} is absent)")
     state = _state(state_path)
     _need_to_write(script.parent, slurm_conf if "conf_line" in state else None)
-    if script.exists() and _sha(script.read_text()) != state.get("installed_sha256") and not force:
+    if exists(script) and _sha(_read_kept(script)) != state.get("installed_sha256") and not force:
         raise RequestError(f"{script} was changed since `placer hook install`: keeping it (--force removes it)")
     done = []
     if state.get("previous_script") is None:
@@ -215,7 +222,7 @@ def uninstall(slurm_conf: Path, force: bool = False) -> list[str]:
         _write(script, state["previous_script"])
         done.append(f"restored the previous {script}")
     if "conf_line" in state:
-        lines = slurm_conf.read_text(encoding="utf-8").splitlines(keepends=True)
+        lines = _read_kept(slurm_conf).splitlines(keepends=True)
         keep = [line for line in lines if line.rstrip("\n") != state["conf_line"]] if state.get("previous_conf_line") \
             is None else [state["previous_conf_line"] + "\n" if line.rstrip("\n") == state["conf_line"] else line
                           for line in lines]

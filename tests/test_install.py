@@ -157,28 +157,32 @@ CONF = "ClusterName=c\nSlurmUser=root\n# JobSubmitPlugins=lua is what we need\nS
     (CONF, None),
     (CONF + "JobSubmitPlugins=require_timelimit   # site policy\n", "-- the site's own script\n"),
     (CONF.replace("ClusterName=c\n", "ClusterName=c\nJobSubmitPlugins=lua\n"), None),
-], ids=["no-line-no-script", "another-plugin-and-a-script", "lua-already-named"])
+    (CONF + "# r\u00e9seau: Ren\u00e9\n", "-- auteur: Ren\u00e9\nfunction slurm_job_submit() return 0 end\n"),
+], ids=["no-line-no-script", "another-plugin-and-a-script", "lua-already-named", "latin-1-conf-and-script"])
 def test_install_then_uninstall_restores_everything_exactly(capsys, tmp_path: Path, conf: str,
                                                              old_script: str | None) -> None:
+    """Byte for byte, files in Latin-1 too (Slurm reads bytes; a site's comment may be in any encoding:
+    before 2026-12-07 such a script was a UnicodeDecodeError traceback)."""
     slurm_conf = tmp_path / "slurm.conf"
-    slurm_conf.write_text(conf)
+    slurm_conf.write_bytes(conf.encode("latin-1"))
     script = tmp_path / "job_submit.lua"
     if old_script is not None:
-        script.write_text(old_script)
+        script.write_bytes(old_script.encode("latin-1"))
+    old = script.read_bytes() if old_script is not None else None
     site = tmp_path / "placer.yaml"
     site.write_text(f"socket: {tmp_path}/p.sock\nhook_budget_s: 0.08\nslurm_conf: {slurm_conf}\n")
     rc, out, _ = run(capsys, "hook", "install", "--config", str(site), "--dry-run", "--edit-slurm-conf")
-    assert slurm_conf.read_text() == conf and (script.read_text() if script.exists() else None) == old_script
+    assert slurm_conf.read_bytes() == conf.encode("latin-1") and (script.read_bytes() if script.exists() else None) == old
     rc, out, err = run(capsys, "hook", "install", "--config", str(site), "--edit-slurm-conf")
     assert f'local SOCKET_PATH = "{tmp_path}/p.sock"' in script.read_text()
     assert "local BUDGET_S = 0.08" in script.read_text()
-    plugins = re.findall(r"^JobSubmitPlugins=(\S+)", slurm_conf.read_text(), re.M)
+    plugins = re.findall(r"^JobSubmitPlugins=(\S+)", slurm_conf.read_bytes().decode("latin-1"), re.M)
     assert len(plugins) == 1 and "lua" in plugins[0].split(",")
     assert run(capsys, "hook", "install", "--config", str(site), "--edit-slurm-conf")[0] in (0, 2)  # again: no harm
     rc, out, _ = run(capsys, "hook", "uninstall", "--config", str(site))
     assert rc == 0
-    assert slurm_conf.read_text() == conf
-    assert (script.read_text() if script.exists() else None) == old_script
+    assert slurm_conf.read_bytes() == conf.encode("latin-1")
+    assert (script.read_bytes() if script.exists() else None) == old
     assert not (tmp_path / "job_submit.lua.placer.json").exists()
 
 
