@@ -61,7 +61,10 @@ def run_command(cmd: list[str], env: dict[str, str] | None = None, timeout_s: fl
     controller did not answer in time is asked once more (logged); a change never is."""
     for attempt in (1, 2):
         try:
-            done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout_s)
+            # errors="replace": a job name or comment is whatever bytes its user typed, and Slurm passes them
+            # through; one that is not UTF-8 must not stop every read of the queue (it becomes U+FFFD)
+            done = subprocess.run(cmd, capture_output=True, encoding="utf-8", errors="replace", env=env,
+                                  timeout=timeout_s)
         except FileNotFoundError:
             raise BackendError(f"{cmd[0]} not found: {missing}") from None
         except subprocess.TimeoutExpired:
@@ -363,7 +366,7 @@ def saved_outputs_runner(directory: str) -> Runner:
         if name is None:
             raise BackendError(f"`{' '.join(cmd)}` cannot run on saved outputs in {base}: they are read-only")
         try:
-            return (base / name).read_text(encoding="utf-8")
+            return (base / name).read_bytes().decode("utf-8", "replace")  # (as run_command: names are users')
         except OSError as exc:
             raise BackendError(f"saved output {base / name}: {exc.strerror} (save it with `{cmd[0]} --json`)") from None
 

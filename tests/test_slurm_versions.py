@@ -10,6 +10,8 @@ Fabric of the real captures (128 nodes, as the captured clusters):
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +20,8 @@ from plugins.slurm_cli import parse_sinfo_json, parse_squeue_json
 from topology import BackendError, load_inventory_text
 
 from .conftest import dedent, shared_file
+
+ROOT = Path(__file__).resolve().parent.parent
 
 FABRIC, _ = load_inventory_text(dedent("""
     version: 1
@@ -116,6 +120,27 @@ def test_saved_outputs_are_read_only_and_name_what_is_missing(tmp_path) -> None:
         be.snapshot()
     with pytest.raises(BackendError, match="read-only"):
         be.release(3)
+
+
+def test_a_job_name_that_is_not_utf8_does_not_stop_reading_the_queue(tmp_path: Path) -> None:
+    """A user's job name is any bytes (`sbatch -J $'caf\\xe9'`), passed through by squeue: one such job made
+    every read of the queue a UnicodeDecodeError (the daemon's refresh and every apply pass), for all. It
+    reads as U+FFFD, from a saved output or from the command."""
+    from plugins import slurm_cli
+    from plugins.slurm_cli import SlurmCliBackend, saved_outputs_runner
+
+    data = ROOT / "tests" / "data" / "slurm2205"
+    (tmp_path / "sinfo.json").write_bytes((data / "sinfo.json").read_bytes())
+    raw = (data / "squeue.json").read_bytes().replace(b'"name": "small"', b'"name": "caf\xe9"')
+    (tmp_path / "squeue.json").write_bytes(raw)
+    jobs = SlurmCliBackend(saved_outputs_runner(str(tmp_path))).snapshot().jobs
+    assert "caf\ufffd" in {j.name for j in jobs}
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "squeue").write_text(f"#!/bin/sh\ncat {tmp_path / 'squeue.json'}\n")
+    (bin_dir / "squeue").chmod(0o755)
+    out = slurm_cli.run_command(["squeue", "--json"], {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    assert '"name": "caf\ufffd"' in out
 
 
 @pytest.mark.parametrize("job_state,word,keeps_nodes", [
