@@ -472,7 +472,9 @@ class _Handler(socketserver.StreamRequestHandler):
 
 def _answer(daemon: Daemon, line: bytes) -> tuple[dict[str, Any], list[Reservation]]:
     problems: list[Problem] = []
-    req = parse_json(line, problems)  # bounded: deep nesting, 5,000-digit numbers, NaN, duplicate keys
+    # bounded: deep nesting, 5,000-digit numbers, NaN, duplicate keys. The hook's cjson passes a job name or
+    # comment as the user's bytes: one not UTF-8 reads as U+FFFD (never written back), and the job is decided
+    req = parse_json(line.decode("utf-8", "replace"), problems)
     if problems:
         daemon.metrics.bad_requests.inc()
         p = problems[0]

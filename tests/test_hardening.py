@@ -115,7 +115,7 @@ def test_the_refresh_thread_survives_anything_backs_off_and_stale_state_gives_no
     (b'{"v": 1, "min_nodes": ' + BIG.encode() + b"}", "5001 digits"),
     (b'{"v": 1, "min_nodes": NaN}', "not a finite number"),
     (b'{"v": 1, "name": "a", "name": "b"}', "duplicate key"),
-    (b"\xff\xfe", "not UTF-8"),
+    (b"\xff\xfe", "not valid JSON"),
     (b'{"v": 1, "tres_per_job": "gres:gpu:1", "exc_nodes": "a[0-999]b[0-999]"}', "more than placer expands"),
     (b'{"v": 1, "tres_per_job": "gres:gpu:1", "exc_nodes": "' + b"n[0-99999]," * 5000 + b'"}', "more than placer expands"),
 ])
@@ -123,6 +123,14 @@ def test_every_malformed_request_gets_an_answer(line: bytes, fragment: str) -> N
     d, _ = daemon()
     answer, _ = _answer(d, line)
     assert answer["action"] == "none" and fragment in answer["reason"], answer
+
+
+def test_a_job_name_that_is_not_utf8_is_decided_as_any_other() -> None:
+    """`sbatch -J $'caf\\xe9'`: the hook's cjson sends the name's bytes as they are; the job gets its advice
+    (before: "bad request: not UTF-8", and no placement for a job whose name is in Latin-1)."""
+    d, _ = daemon()
+    answer, _ = _answer(d, b'{"v": 1, "name": "caf\xe9", "comment": "\xff", "tres_per_job": "gres:gpu:8"}')
+    assert answer["action"] == "advise", answer
 
 
 def test_the_socket_answers_deep_huge_and_over_long_requests(tmp_path: Path) -> None:
