@@ -77,7 +77,8 @@ class LabHandle:
 
     def run(self, *cmd: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
         for _ in range(3):
-            done = subprocess.run(list(cmd), capture_output=True, text=True, env=self.env, timeout=timeout)
+            done = subprocess.run(list(cmd), capture_output=True, encoding="utf-8", errors="replace", env=self.env,
+                                  timeout=timeout)  # (a job name may be any bytes: as placer reads Slurm)
             if not stalled(done) or not _idempotent(cmd):
                 break
             time.sleep(3)

@@ -675,6 +675,25 @@ def test_a_held_job_slurm_could_not_start_yet_is_placed_once_it_can(lab: LabHand
     assert str(then) in json.loads(state.read_text())["eligible_at"], state.read_text()
 
 
+def test_a_job_name_that_is_not_utf8_breaks_nothing(lab: LabHandle, daemon_factory) -> None:
+    """A user's job name in Latin-1 (`sbatch -J $'caf\\xe9'`): Slurm keeps the bytes and squeue prints them as
+    they are. The hook's request, the daemon's refreshes and apply's pass all read it: the job is held,
+    pinned and runs. Before 2026-12-07 each refresh and each pass was a UnicodeDecodeError, for every job,
+    while it was queued (and the hook's request a "bad request")."""
+    d = daemon_factory("--mode", "steer")
+    job = lab.sbatch("-J", "caf\udce9", "-N", "2", "--exclusive", "--gres=gpu:8")  # (surrogateescape: byte 0xe9)
+    raw = subprocess.run(["squeue", "--json"], capture_output=True, env=lab.env, timeout=60).stdout
+    assert b'"caf\xe9"' in raw, raw[:2000]
+    assert lab.jobs_by_id()[job].steered
+    asked = time.time()
+    d.sees("a refresh with the job queued", lambda st: st["state_time"] > asked + 1)
+    out = lab.placer("apply", "--inventory", str(lab.inventory), "--once")
+    assert f"job {job}: pinned to" in out.stdout, out.stdout + out.stderr
+    running_nodes(lab, job)
+    logged = d.log.read_text()
+    assert "refresh failed" not in logged and "refresh from Slurm failed" not in logged, logged
+
+
 def test_a_job_that_cannot_start_at_once_is_not_advised(lab: LabHandle, daemon_factory) -> None:
     """Advise mode: the hook passes a job's dependency and begin time (job_desc.dependency, begin_time), and
     the daemon advises no nodes to a job that would start later on nodes chosen now; it goes in as given."""
