@@ -12,7 +12,7 @@ import numpy as np
 from placer.index import FabricIndex, index_for
 from placer.jobs import JobRequest
 from placer.reserve import node_free_times
-from placer.timeline import HoldRule
+from placer.timeline import HoldRule, room_for
 from placer.types import PlannerConfig
 from placer.why import Running, not_startable_yet, why
 from plugins.backend import STEER_TAG, HoldClock, PendingDemand, hold_clock_start, ineligible
@@ -61,17 +61,30 @@ def _apply_clock(state_file: str | None) -> HoldClock:
 Others = Callable[[np.ndarray], int]  # room (bool per node) -> what the other pending jobs that could use it ask
 
 
-def _offline_job(view: ClusterView, jobs_path: str | None, job_id: str) -> tuple[JobRequest, list[Running], Others]:
-    """The job, the running jobs, and what the file's other jobs ask for (the pending queue, offline; a jobs
-    file names no partitions, so each could use any room)."""
+def _offline_job(view: ClusterView, jobs_path: str | None, job_id: str,
+                 cfg: PlannerConfig) -> tuple[JobRequest, list[Running], Others]:
+    """The job, the running jobs, and what the file's other jobs ask for (the pending queue, offline)."""
     if not jobs_path:
         raise click.UsageError("offline (--state), give the pending job in a --jobs file")
     jobs = load_jobs(jobs_path)
     found = [j for j in jobs if j.job_id == job_id]
     if not found:
         raise RequestError(f"{jobs_path} has no job {job_id}")
-    others = sum(j.gpus for j in jobs if j.job_id != job_id)
-    return found[0], running_jobs(view), lambda room: others
+    others = [j for j in jobs if j.job_id != job_id]
+    return found[0], running_jobs(view), _file_demand(index_for(view.fabric), view.state, others, cfg)
+
+
+def _file_demand(ix: FabricIndex, state: ClusterState, others: list[JobRequest], cfg: PlannerConfig) -> Others:
+    """What the other jobs that could use a node of the room ask for (each job's own room: its partition,
+    features, GPU model, node size; `room_for`), as live counts only pending jobs whose partition has a node
+    there. Worked out only when the idle rule asks (a hold past its floor)."""
+    rooms: list[tuple[int, np.ndarray]] = []
+
+    def asking(room: np.ndarray) -> int:
+        if not rooms:
+            rooms.extend((j.gpus, room_for(ix, state, j, cfg)) for j in others)
+        return sum(g for g, mine in rooms if bool((mine & room).any()))
+    return asking
 
 
 @click.command("why")
@@ -102,13 +115,13 @@ def why_cmd(job_id: str, inventory: str | None, state_path: str | None, jobs_pat
     pinned: list[str] = []
     waits = ""
     now = now_s if now_s is not None else time.time()
+    cfg = site.planner()  # as apply would
     if state_path:
-        job, running, queued = _offline_job(view, jobs_path, job_id)
+        job, running, queued = _offline_job(view, jobs_path, job_id, cfg)
     else:
         job, pinned, running, waits = _live_job(view, job_id, now, _apply_clock(site.apply_state_file))
         queued = PendingDemand.of((j for j in view.jobs if str(j.job_id) != job_id), view.fabric, view.partitions,
                                   now).asking
-    cfg = site.planner()  # as apply would
     answer = not_startable_yet(answer_for(index_for(view.fabric), view.state, job, cfg, running, now, site.hold(),
                                           pinned, queued), waits)
     click.echo(json_text(answer, indent=1) if fmt == "json" else _render(answer))

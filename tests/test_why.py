@@ -108,7 +108,9 @@ def test_why_offline_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 def test_why_offline_counts_the_other_jobs_of_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """With hold_idle_s 30 s: the 24-GPU job alone in the file would idle the 24 free GPUs for 60 s, and
-    starts now; with an 8-GPU job beside it (the job itself not counted), the hold stands."""
+    starts now; with an 8-GPU job beside it (the job itself not counted), the hold stands; with one that no
+    node of the room could take (a GPU model the fabric has not), it starts now (before 2026-12-07 every
+    other job of the file counted)."""
     rows = [{"job": jid, "status": "placed", "gpus": 8 * len(nodes), "nodes": [FABRIC.node_names[n] for n in nodes],
              "gpu_ids": {FABRIC.node_names[n]: list(range(8)) for n in nodes},
              **({"end": NOW + ends} if ends is not None else {})} for jid, (nodes, ends) in RUNNING.items()]
@@ -116,13 +118,14 @@ def test_why_offline_counts_the_other_jobs_of_the_file(tmp_path: Path, capsys: p
     snap.write_text(json.dumps({"schema": "placer.plan/v1", "fabric": "tiny", "placements": rows, "summary": {}}))
     config = tmp_path / "placer.yaml"
     config.write_text("hold_idle_s: 30\nhold_idle_share: 0\n")
-    for extra, verdict in (("", "starts-beyond-bound"), ("  - {id: other, gpus: 8}\n", "held-for-bound")):
+    for extra, verdict, asked in (("", "starts-beyond-bound", 0), ("  - {id: other, gpus: 8}\n", "held-for-bound", 8),
+                                  ("  - {id: other, gpus: 8, gpu_model: a100}\n", "starts-beyond-bound", 0)):
         jobs = tmp_path / "queue.yaml"
         jobs.write_text(f"jobs:\n  - {{id: mid, gpus: 24, submit_time: {NOW}}}\n{extra}")
         assert main(["why", "mid", "--inventory", "preset:tiny", "--state", str(snap), "--jobs", str(jobs),
                      "--now", str(NOW), "--config", str(config), "--format", "json"]) == 0
         a = json.loads(capsys.readouterr().out)
-        assert a["verdict"] == verdict and a["idle"]["others_ask"] == (8 if extra else 0), a
+        assert a["verdict"] == verdict and a["idle"]["others_ask"] == asked, a
 
 
 def test_why_places_a_small_job_by_end_time_as_apply_does(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
