@@ -15,11 +15,14 @@ from topology.inputs import exists, parse_json, parse_yaml, read_input
 from topology.outputs import write_atomic
 
 
-def read_text(path: str) -> str:
-    """A text file within placer's limits, BOM dropped and line ends LF (topology/inputs.py)."""
-    text, problem = read_input(path)
-    if problem is not None or text is None:
+def read_text(path: str, replace_undecodable: bool = False) -> str:
+    """A text file within placer's limits, BOM dropped and line ends LF (topology/inputs.py). With
+    `replace_undecodable`, bytes that are not UTF-8 read as U+FFFD, said on stderr with their count."""
+    text, problem = read_input(path, replace_undecodable)
+    if text is None:
         raise InventoryError([problem or Problem("", "unreadable")], path)
+    if problem is not None:
+        sys.stderr.write(f"placer: warning: {path}: {problem.message}\n")
     return text
 
 

@@ -63,7 +63,8 @@ def load_trace(paths: tuple[str, ...], fmt: str):
         files = sorted(Path(p).glob("*.csv")) + sorted(Path(p).glob("*.swf")) if Path(p).is_dir() else [Path(p)]
         for f in files:
             problems: list[Problem] = []
-            t = parse_trace(str(f), read_text(str(f)), fmt, problems)
+            # (sacct prints users' job names and comments as their bytes: one not UTF-8 is no reason to refuse)
+            t = parse_trace(str(f), read_text(str(f), replace_undecodable=True), fmt, problems)
             if problems:
                 raise RequestError(problems=problems, source=str(f))
             traces.append((f.stem, t))

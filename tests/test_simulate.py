@@ -225,6 +225,20 @@ def test_simulate_command(capsys, tmp_path: Path) -> None:
     assert code == 2 and "unknown policy random" in capsys.readouterr().err
 
 
+def test_a_sacct_trace_with_a_job_name_that_is_not_utf8_is_replayed_saying_so(capsys, tmp_path: Path) -> None:
+    """`sacct --parsable2 --format=...,JobName`: a user's name in Latin-1 is a count on stderr, not a refused
+    year of history (before 2026-12-07: "not a UTF-8 text file")."""
+    lines = SACCT.splitlines()
+    rows = [lines[0] + "|JobName"] + [line + ("|caf\u00e9" if i == 1 else "|train") for i, line in enumerate(lines[1:], 1)]
+    trace = tmp_path / "sacct.txt"
+    trace.write_bytes(("\n".join(rows) + "\n").encode("latin-1"))
+    code = main(["simulate", "--inventory", "preset:tiny", "--trace", str(trace), "--policy", "best-fit"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"placer: warning: {trace}: 1 byte sequence(s) that are not UTF-8, the first at byte" in err, err
+    assert out.splitlines()[2].split()[:2] == ["best-fit", "2"]  # jobs 100 and 101 placed, as without the name
+
+
 def test_trace_generate_from_alibaba(capsys, tmp_path: Path) -> None:
     src = shared_file("traces/alibaba-spot-2026/worker_count_distribution.csv").parent
     out = tmp_path / "g.csv"

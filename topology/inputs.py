@@ -52,8 +52,10 @@ def exists(path: str | Path) -> bool:
         return True
 
 
-def read_input(path: str | Path) -> tuple[str | None, Problem | None]:
-    """A UTF-8 text file, cleaned (see clean_text), or the problem that stopped reading it."""
+def read_input(path: str | Path, replace_undecodable: bool = False) -> tuple[str | None, Problem | None]:
+    """A UTF-8 text file, cleaned (see clean_text), or the problem that stopped reading it. With
+    `replace_undecodable` (a job trace: sacct prints users' job names and comments as their bytes) bytes that
+    are not UTF-8 read as U+FFFD, and the problem returned beside the text is a warning counting them."""
     p = Path(path)
     try:
         size = p.stat().st_size
@@ -68,7 +70,12 @@ def read_input(path: str | Path) -> tuple[str | None, Problem | None]:
     try:
         return clean_text(data.decode("utf-8")), None
     except UnicodeDecodeError as exc:
-        return None, Problem("", f"not a UTF-8 text file (byte {exc.start})")
+        if not replace_undecodable:
+            return None, Problem("", f"not a UTF-8 text file (byte {exc.start})")
+        text = data.decode("utf-8", "replace")
+        n = text.count("\ufffd") - data.count("\ufffd".encode())
+        return clean_text(text), Problem("", f"{n:,} byte sequence(s) that are not UTF-8, the first at byte "
+                                             f"{exc.start}, read as U+FFFD", severity="warning")
 
 
 # -- YAML --------------------------------------------------------------------------------------------
