@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cli.main import main
 from plugins.backend import SlurmSnapshot
@@ -405,3 +407,25 @@ def test_hostlists_past_python_hostlists_limit_round_trip() -> None:
     assert text == "gpu[000001-131072]" and expand(text) == names
     with pytest.raises(HostlistError, match="names over 262,144 nodes"):
         expand("gpu[000001-300000]")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=64))
+def test_any_bytes_read_strictly_or_with_their_undecodable_bytes_counted(data: bytes) -> None:
+    """read_input: any file is text or a problem naming where it is not UTF-8; with replace_undecodable (job
+    traces) always text, and a warning counting the bytes replaced exactly when the strict read refused."""
+    import tempfile
+
+    from topology.inputs import read_input
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "f"
+        path.write_bytes(data)
+        strict, problem = read_input(path)
+        lenient, warning = read_input(path, replace_undecodable=True)
+    assert (strict is None) == (problem is not None) and lenient is not None
+    if strict is None:
+        assert problem is not None and "not a UTF-8 text file" in problem.message
+        assert warning is not None and warning.severity == "warning" and not warning.message.startswith("0 ")
+    else:
+        assert warning is None and lenient == strict
