@@ -154,7 +154,9 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
 def _need_to_write(directory: Path, conf: Path | None) -> None:
     """Refused before anything is written when this user cannot write the script's directory (or slurm.conf):
     a half-done install (the script written, its state not) is what this keeps from happening."""
-    for target in (directory, conf):
+    # (slurm.conf is replaced where it really is: through a symlink, in its target's directory)
+    real_dir = Path(os.path.realpath(conf)).parent if conf is not None else None
+    for target in (directory, conf, real_dir):
         if target is not None and not os.access(target, os.W_OK):
             raise RequestError(f"cannot write {target} (run as root, or as the owner of Slurm's config); "
                                "nothing changed")

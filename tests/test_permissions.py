@@ -171,3 +171,33 @@ def test_a_long_run_is_refused_before_it_starts_when_its_output_could_not_be_wri
     monkeypatch.chdir(tmp_path)
     rc = main([*base, "--sweep"])
     assert rc == 2 and "nothing was run" in capsys.readouterr().err
+
+
+def test_an_output_through_a_symlink_keeps_the_link(tmp_path: Path) -> None:
+    """A slurm.conf or topology.conf kept in a shared directory and linked from /etc/slurm: the file it points
+    at is replaced, the link stays (a rename over the link made it a file of its own, which the other nodes
+    no longer see)."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "topology.conf").write_text("old\n")
+    link = tmp_path / "topology.conf"
+    link.symlink_to(shared / "topology.conf")
+    write_output(str(link), "new\n")
+    assert link.is_symlink() and (shared / "topology.conf").read_text() == "new\n"
+    assert sorted(p.name for p in shared.iterdir()) == ["topology.conf"]
+
+
+def test_an_output_that_is_not_a_regular_file_is_written_in_place(tmp_path: Path) -> None:
+    """`-o /dev/stdout`, a named pipe: written, never renamed over. Seen as root on 2026-12-07: `-o /dev/full`
+    replaced the device with a regular file (and `-o /dev/stdout` would have replaced the link)."""
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)
+    reader.start()
+    write_output(str(fifo), "through the pipe\n")
+    reader.join(10)
+    assert got == ["through the pipe\n"] and fifo.is_fifo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
