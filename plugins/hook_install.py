@@ -118,8 +118,8 @@ def _check_socket_dir(plan: Plan, socket_path: Path, slurm_user: str) -> None:
         return
     if not d.exists():
         plan.ok.append(f"{d} does not exist yet: the placer-serve unit makes it (RuntimeDirectory, mode 0750, "
-                       f"group slurm), or `placer serve` itself (mode 0755); the socket is group socket_group, "
-                       f"mode 0660")
+                       f"group slurm), or `placer serve` itself (as root: mode 0750, group socket_group); the "
+                       f"socket is group socket_group, mode 0660")
         return
     st = d.stat()
     groups = {g.gr_gid for g in grp.getgrall() if slurm_user in g.gr_mem} | {user.pw_gid}

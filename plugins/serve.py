@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import socketserver
+import stat
 import sys
 import threading
 import time
@@ -495,7 +496,10 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
 
 def _prepare_socket(path: Path, group: str) -> int | None:
-    """Make the directory reachable by SlurmUser and clear a stale socket; returns the group id."""
+    """Make the socket's own directory (reachable by SlurmUser through the group) when it is not there, and
+    clear a stale socket; returns the group id. A directory that exists keeps its owner and mode, and only a
+    socket is ever removed: `--socket /tmp/p.sock` as root made /tmp 0750 root:slurm, and a socket path
+    naming a file (`/etc/slurm/slurm.conf`) deleted it (both before 2026-12-07)."""
     gid: int | None
     try:
         gid = grp.getgrnam(group).gr_gid
@@ -505,11 +509,15 @@ def _prepare_socket(path: Path, group: str) -> int | None:
     if not path.parent.parent.is_dir():  # create the socket's own directory at most, never a tree of them
         raise RequestError(f"socket {path}: {path.parent.parent} does not exist (placer creates only the "
                            f"socket's own directory)")
-    path.parent.mkdir(exist_ok=True)
-    if gid is not None and os.geteuid() == 0:
-        os.chown(path.parent, 0, gid)
-        path.parent.chmod(0o750)
-    if path.exists():
+    if not path.parent.exists():
+        path.parent.mkdir()
+        if gid is not None and os.geteuid() == 0:
+            os.chown(path.parent, 0, gid)
+            path.parent.chmod(0o750)
+    if path.exists() or path.is_symlink():
+        if not stat.S_ISSOCK(path.lstat().st_mode):
+            raise RequestError(f"socket {path}: a file that is not a socket is there; placer removes only a "
+                               "stale socket of its own (give another --socket)")
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             probe.connect(str(path))

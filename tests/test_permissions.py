@@ -201,3 +201,34 @@ def test_an_output_that_is_not_a_regular_file_is_written_in_place(tmp_path: Path
     reader.join(10)
     assert got == ["through the pipe\n"] and fifo.is_fifo()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
+
+
+def test_serve_leaves_an_existing_directory_alone_and_removes_only_a_stale_socket(tmp_path: Path) -> None:
+    """`placer serve --socket /tmp/p.sock` as root made /tmp mode 0750 root:slurm, and a socket path naming a
+    file (`/etc/slurm/slurm.conf`) deleted that file (before 2026-12-07). Its own directory, made when
+    missing, is 0750 in the socket's group (as root); a stale socket of its own is cleared."""
+    import socket
+    import stat
+
+    from plugins.serve import _prepare_socket
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    _prepare_socket(shared / "p.sock", "root")
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    conf = shared / "slurm.conf"
+    conf.write_text("ClusterName=c\n")
+    with pytest.raises(RequestError, match="not a socket"):
+        _prepare_socket(conf, "root")
+    assert conf.read_text() == "ClusterName=c\n"
+    stale = shared / "stale.sock"
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(str(stale))
+    s.close()  # nobody listens
+    _prepare_socket(stale, "root")
+    assert not stale.exists()
+    _prepare_socket(tmp_path / "own" / "p.sock", "root")
+    assert (tmp_path / "own").is_dir()
+    if os.geteuid() == 0:
+        assert stat.S_IMODE((tmp_path / "own").stat().st_mode) == 0o750
