@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from topology import BackendError, Fabric
+from topology import BackendError, Fabric, RequestError
 from topology.exporters import export_gres, export_slurm_block, export_slurm_tree, export_slurm_yaml
 from topology.fabric import NodeState
 from topology.hostlists import compress
@@ -90,11 +90,33 @@ def slurm_env(base: Path = DEFAULT_DIR) -> dict[str, str]:
 
 
 # -- configuration text (pure) ---------------------------------------------------------------------
+LAB_MARK = "# written by `placer lab up`"
+
+
+def refuse_foreign_directory(b: Path) -> None:
+    """The lab removes and rewrites its ctld, log, spool and bin under --dir, so it uses only a directory of
+    its own: missing, empty, or holding an earlier lab (its lab.json, or its slurm.conf). `--dir /var` would
+    have removed /var/log and /var/spool. RequestError (exit 2) naming the directory otherwise."""
+    if not b.exists():
+        return
+    if not b.is_dir():
+        raise RequestError(f"--dir {b} is not a directory")
+    if not any(b.iterdir()) or (b / "lab.json").exists():
+        return
+    try:
+        ours = (b / "etc" / "slurm.conf").read_text(errors="replace").startswith(LAB_MARK)
+    except OSError:
+        ours = False
+    if not ours:
+        raise RequestError(f"--dir {b} holds files `placer lab` did not make, and the lab removes and rewrites "
+                           f"its ctld, log, spool and bin there: give a directory of its own (default {DEFAULT_DIR})")
+
+
 def slurm_conf_text(fabric: Fabric, opt: LabOptions) -> str:
     b = opt.base
     host = socket.gethostname().split(".")[0]
     lines = [
-        "# written by `placer lab up`; the lab's own slurm.conf (see ../shared/SLURM-LAB.md)",
+        f"{LAB_MARK}; the lab's own slurm.conf (see ../shared/SLURM-LAB.md)",
         "ClusterName=placerlab",
         f"SlurmctldHost={host}(127.0.0.1)",
         f"SlurmctldPort={opt.ports[0]}",
@@ -303,6 +325,7 @@ class Lab:
         save()
 
     def up(self, fabric: Fabric, wait_s: float = 120) -> dict:
+        refuse_foreign_directory(self.opt.base)
         self.check_prerequisites()
         old = self.load_state()
         if old and any(_alive(p["pid"], p["program"]) for p in old["processes"]):

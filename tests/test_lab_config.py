@@ -92,3 +92,28 @@ def test_lab_up_refuses_a_topology_the_version_cannot_read() -> None:
     res = CliRunner().invoke(cli, ["lab", "up", "--inventory", "preset:tiny", "--slurm", "22.05",
                                    "--topology", "yaml"])
     assert res.exit_code == 2 and "needs Slurm 25.05 or later" in res.output
+
+
+def test_the_lab_uses_only_a_directory_of_its_own(tmp_path: Path) -> None:
+    """`placer lab up --dir` removes and rewrites ctld, log, spool and bin there: `--dir /var` would have taken
+    /var/log and /var/spool. A missing or empty directory, or an earlier lab's, is used; any other is refused
+    before anything is touched."""
+    from plugins.lab import LAB_MARK, refuse_foreign_directory
+    from topology import RequestError
+
+    refuse_foreign_directory(tmp_path / "new")
+    refuse_foreign_directory(tmp_path)
+    site = tmp_path / "var"
+    (site / "log").mkdir(parents=True)
+    (site / "log" / "syslog").write_text("kept\n")
+    with pytest.raises(RequestError, match="holds files `placer lab` did not make"):
+        refuse_foreign_directory(site)
+    assert (site / "log" / "syslog").read_text() == "kept\n"
+    (site / "etc").mkdir()
+    (site / "etc" / "slurm.conf").write_text(f"{LAB_MARK}; the lab's own slurm.conf\nClusterName=placerlab\n")
+    refuse_foreign_directory(site)  # an earlier lab's, taken down
+    (site / "etc" / "slurm.conf").write_text("ClusterName=prod\n")
+    (site / "lab.json").write_text("{}")
+    refuse_foreign_directory(site)  # a lab's state: one was up here
+    with pytest.raises(RequestError, match="is not a directory"):
+        refuse_foreign_directory(site / "lab.json")
