@@ -141,7 +141,9 @@ def service_install_cmd(config_path: str | None, unit_dir: str, user: str, apply
         for name, text in units.items():
             click.echo(f"# {Path(unit_dir) / name}\n{text}")
     else:
-        write_units(Path(unit_dir), units)
+        for name in write_units(Path(unit_dir), units):
+            click.echo(f"replaced {Path(unit_dir) / name}, which differed from this install's (edits belong in a "
+                       f"drop-in, `systemctl edit {name}`, which a reinstall keeps)")
         problem = verify([Path(unit_dir) / n for n in units])
         if problem and problem != "systemd-analyze is absent":
             raise RequestError(f"systemd-analyze verify: {problem}")
@@ -160,14 +162,24 @@ def config_path_for(flag: str | None) -> tuple[Path, bool]:
     return path or DEFAULT_CONFIG, named
 
 
-def write_units(unit_dir: Path, units: dict[str, str]) -> None:
-    """Both units or neither: a directory this user cannot write (not root) is refused before the first."""
+def write_units(unit_dir: Path, units: dict[str, str]) -> list[str]:
+    """Both units or neither: a directory this user cannot write (not root) is refused before the first.
+    Returns the units that were there and differed (an admin's edits: said, since they are replaced)."""
     if not unit_dir.is_dir():
         raise RequestError(f"unit directory {unit_dir} does not exist")
     if not os.access(unit_dir, os.W_OK):
         raise RequestError(f"cannot write into {unit_dir} (run as root); nothing written")
+    differed = [name for name, text in units.items() if _differs(unit_dir / name, text)]
     for name, text in units.items():
         try:
             write_atomic(unit_dir / name, text, 0o644)
         except OSError as exc:
             raise RequestError(f"cannot write {unit_dir / name}: {exc.strerror or exc}") from None
+    return differed
+
+
+def _differs(path: Path, text: str) -> bool:
+    try:
+        return path.read_text(errors="replace") != text
+    except FileNotFoundError:
+        return False

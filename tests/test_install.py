@@ -273,7 +273,15 @@ def test_service_install_writes_both_units_for_this_install(capsys, tmp_path: Pa
                            r"--apply-state-file /var/lib/placer/apply-state.json$", serve, re.M)
     assert exec_start and Path(exec_start.group(1)).name == "placer"
     assert "User=root" in (tmp_path / "placer-apply.service").read_text()
-    assert "systemctl daemon-reload" in out
+    assert "systemctl daemon-reload" in out and "replaced" not in out
+    args = ("service", "install", "--unit-dir", str(tmp_path), "--user", "placer-test", "--apply-user", "root",
+            "--group", "root")
+    rc, out, _ = run(capsys, *args)
+    assert rc == 0 and "replaced" not in out  # the same units again: nothing to say
+    (tmp_path / "placer-apply.service").write_text(serve.replace("Restart=on-failure", "Restart=always"))
+    rc, out, _ = run(capsys, *args)
+    assert f"replaced {tmp_path / 'placer-apply.service'}, which differed" in out and "systemctl edit" in out
+    assert "placer-serve.service, which differed" not in out
     rc, out, _ = run(capsys, "service", "install", "--dry-run", "--unit-dir", str(tmp_path / "absent"))
     assert rc == 0 and "[Service]" in out
     rc, _, err = run(capsys, "service", "install", "--unit-dir", str(tmp_path / "absent"))
