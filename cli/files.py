@@ -75,7 +75,13 @@ def need_writable(path: str | None, directory: bool = False) -> None:
     if path in (None, "-"):
         return
     p = Path(path).absolute()
-    there = p if directory else p.parent
+    if not directory and _not_regular(p):  # a device or pipe (/dev/stdout): written in place (write_atomic)
+        if not os.access(p, os.W_OK):
+            raise RequestError(problems=[Problem("", "cannot write it (as this user); nothing was run")],
+                               source=str(path))
+        return
+    # a file is replaced where it really is (through a symlink: in its target's directory)
+    there = p if directory else Path(os.path.realpath(p)).parent
     if not directory and not exists(there):  # (write_output makes no directories)
         raise RequestError(problems=[Problem("", f"output directory {str(there)!r} does not exist; nothing was run")],
                            source=str(path))
@@ -84,6 +90,13 @@ def need_writable(path: str | None, directory: bool = False) -> None:
     if not os.access(there, os.W_OK | os.X_OK):
         raise RequestError(problems=[Problem("", f"cannot write into {there} (as this user); nothing was run")],
                            source=str(path))
+
+
+def _not_regular(p: Path) -> bool:
+    try:
+        return not stat.S_ISREG(os.stat(p).st_mode)
+    except OSError:  # not there (yet), or not ours to see: the directory's check says
+        return False
 
 
 def _umask() -> int:

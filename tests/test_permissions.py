@@ -232,3 +232,23 @@ def test_serve_leaves_an_existing_directory_alone_and_removes_only_a_stale_socke
     assert (tmp_path / "own").is_dir()
     if os.geteuid() == 0:
         assert stat.S_IMODE((tmp_path / "own").stat().st_mode) == 0o750
+
+
+def test_need_writable_checks_where_the_write_really_goes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pipe or device is written in place (its own permission counts, not its directory's: `--out
+    /dev/stdout` as a user who may not write /dev); a file through a symlink is replaced in its target's
+    directory."""
+    from cli.files import need_writable
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "r.json").write_text("{}")
+    (tmp_path / "r.json").symlink_to(shared / "r.json")
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) in (tmp_path, shared) else real(p, mode))
+    need_writable(str(fifo))  # (its directory, denied above, does not count)
+    with pytest.raises(RequestError) as err:
+        need_writable(str(tmp_path / "r.json"))
+    assert f"cannot write into {shared}" in err.value.render()
