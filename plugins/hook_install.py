@@ -151,13 +151,13 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
     write_atomic(path, text, mode, errors="surrogateescape")
 
 
-def _need_to_write(directory: Path, conf: Path | None) -> None:
+def _need_to_write(script: Path, conf: Path | None) -> None:
     """Refused before anything is written when this user cannot write the script's directory (or slurm.conf):
-    a half-done install (the script written, its state not) is what this keeps from happening."""
-    # (slurm.conf is replaced where it really is: through a symlink, in its target's directory)
-    real_dir = Path(os.path.realpath(conf)).parent if conf is not None else None
-    for target in (directory, conf, real_dir):
-        if target is not None and not os.access(target, os.W_OK):
+    a half-done install (the script written, its state not) is what this keeps from happening. Each file is
+    replaced where it really is (through a symlink: in its target's directory)."""
+    files = [f for f in (script, conf) if f is not None]
+    for target in [script.parent, *[Path(os.path.realpath(f)).parent for f in files]]:
+        if not os.access(target, os.W_OK):
             raise RequestError(f"cannot write {target} (run as root, or as the owner of Slurm's config); "
                                "nothing changed")
 
@@ -182,7 +182,7 @@ def _state(path: Path) -> dict[str, Any]:
 def install(plan: Plan, slurm_conf: Path, edit_conf: bool) -> list[str]:
     """Write the script (and the JobSubmitPlugins line with edit_conf); returns what was done."""
     state_path = plan.script.with_name(STATE_NAME)
-    _need_to_write(plan.script.parent, slurm_conf if edit_conf and plan.conf_new is not None else None)
+    _need_to_write(plan.script, slurm_conf if edit_conf and plan.conf_new is not None else None)
     state = _state(state_path) if exists(state_path) else {}
     done = []
     if "previous_script" not in state:  # the first install keeps what was there, whatever it was
@@ -213,7 +213,7 @@ def uninstall(slurm_conf: Path, force: bool = False) -> list[str]:
     if not exists(state_path):
         raise RequestError(f"no placer hook installed beside {slurm_conf} ({state_path} is absent)")
     state = _state(state_path)
-    _need_to_write(script.parent, slurm_conf if "conf_line" in state else None)
+    _need_to_write(script, slurm_conf if "conf_line" in state else None)
     if exists(script) and _sha(_read_kept(script)) != state.get("installed_sha256") and not force:
         raise RequestError(f"{script} was changed since `placer hook install`: keeping it (--force removes it)")
     done = []

@@ -186,6 +186,22 @@ def test_install_then_uninstall_restores_everything_exactly(capsys, tmp_path: Pa
     assert not (tmp_path / "job_submit.lua.placer.json").exists()
 
 
+def test_install_edits_a_symlinked_slurm_conf_where_it_is(capsys, tmp_path: Path) -> None:
+    """/etc/slurm/slurm.conf linked to a shared copy (config management, NFS): the shared file is edited and
+    put back, the link kept (a rename over the link made it a file the other nodes no longer see)."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "slurm.conf").write_text(CONF)
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "slurm.conf").symlink_to(shared / "slurm.conf")
+    rc, _, err = run(capsys, "hook", "install", "--slurm-conf", str(etc / "slurm.conf"), "--edit-slurm-conf")
+    assert (etc / "slurm.conf").is_symlink() and "JobSubmitPlugins=lua" in (shared / "slurm.conf").read_text(), err
+    rc, _, err = run(capsys, "hook", "uninstall", "--slurm-conf", str(etc / "slurm.conf"))
+    assert rc == 0 and (etc / "slurm.conf").is_symlink() and (shared / "slurm.conf").read_text() == CONF, err
+    assert sorted(p.name for p in shared.iterdir()) == ["slurm.conf"]
+
+
 def test_install_says_what_is_left_to_do_and_uninstall_keeps_an_edited_script(capsys, tmp_path: Path) -> None:
     (tmp_path / "slurm.conf").write_text(CONF)
     rc, out, err = run(capsys, "hook", "install", "--slurm-conf", str(tmp_path / "slurm.conf"))
