@@ -418,6 +418,8 @@ def apply_loop(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s:
     `state_file`: the hold clock is read from it before the first pass and saved after each pass that
     changed it (plugins/hold_clock_file.py), so a cron `--once` or a restarted watch keeps it; one apply
     at a time uses it (`one_apply`)."""
+    if state_file:  # a file that is no state file (a wrong path) is refused before a lock is made beside it
+        load_clock(state_file)
     with one_apply(state_file) if state_file else nullcontext():
         return _loop(fabric, backend, cfg, max_hold_s, interval_s, stop, report, hold, state_file)
 

@@ -115,7 +115,7 @@ def test_apply_keeps_its_hold_clock_where_the_config_or_the_flag_says(capsys, tm
     f.write_text(f"inventory: preset:tiny\napply_state_file: {broken}\n")
     rc, _, err = run(capsys, "apply", "--once", "--config", str(f))
     assert rc == 2 and f"{broken}" in err and "not valid JSON" in err, err
-    assert broken.read_text() == "{not json"
+    assert broken.read_text() == "{not json" and not (tmp_path / "state.json.lock").exists()
     seen = []
 
     def loop(*a: object) -> ApplyReport:
