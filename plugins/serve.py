@@ -514,6 +514,12 @@ def _prepare_socket(path: Path, group: str) -> int | None:
         if gid is not None and os.geteuid() == 0:
             os.chown(path.parent, 0, gid)
             path.parent.chmod(0o750)
+    else:
+        st = path.parent.stat()
+        if gid is not None and not (st.st_mode & 0o001 or (st.st_gid == gid and st.st_mode & 0o010)):
+            log.warning("%s: group %s cannot enter it (mode %o, group id %d): slurmctld may not reach the socket "
+                        "and every job then goes in unchanged (`placer hook install --dry-run` checks)",
+                        path.parent, group, st.st_mode & 0o777, st.st_gid)
     if path.exists() or path.is_symlink():
         if not stat.S_ISSOCK(path.lstat().st_mode):
             raise RequestError(f"socket {path}: a file that is not a socket is there; placer removes only a "

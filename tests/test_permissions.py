@@ -203,10 +203,12 @@ def test_an_output_that_is_not_a_regular_file_is_written_in_place(tmp_path: Path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
 
 
-def test_serve_leaves_an_existing_directory_alone_and_removes_only_a_stale_socket(tmp_path: Path) -> None:
+def test_serve_leaves_an_existing_directory_alone_and_removes_only_a_stale_socket(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """`placer serve --socket /tmp/p.sock` as root made /tmp mode 0750 root:slurm, and a socket path naming a
     file (`/etc/slurm/slurm.conf`) deleted that file (before 2026-12-07). Its own directory, made when
-    missing, is 0750 in the socket's group (as root); a stale socket of its own is cleared."""
+    missing, is 0750 in the socket's group (as root); a stale socket of its own is cleared; an existing
+    directory the socket's group cannot enter is left as it is, with a warning."""
     import socket
     import stat
 
@@ -228,6 +230,14 @@ def test_serve_leaves_an_existing_directory_alone_and_removes_only_a_stale_socke
     s.close()  # nobody listens
     _prepare_socket(stale, "root")
     assert not stale.exists()
+    if os.geteuid() == 0:  # (giving a directory to another group needs root)
+        closed = tmp_path / "closed"
+        closed.mkdir(mode=0o700)
+        closed.chmod(0o700)
+        os.chown(closed, 0, 12345)  # a group that is not the socket's
+        with caplog.at_level("WARNING"):
+            _prepare_socket(closed / "p.sock", "root")
+        assert "group root cannot enter it" in caplog.text and stat.S_IMODE(closed.stat().st_mode) == 0o700
     _prepare_socket(tmp_path / "own" / "p.sock", "root")
     assert (tmp_path / "own").is_dir()
     if os.geteuid() == 0:
