@@ -68,6 +68,9 @@ class SlurmJob:
     end_time: int = 0  # a running job's expected end (Slurm's EndTime: start + time limit); 0 unknown
     dependency: str = ""  # as squeue shows it: "afterok:12(unfulfilled)"; satisfied ones are dropped from it
     eligible_time: int = 0  # when Slurm found it could start (dependency met, --begin reached); 0 not yet
+    array_job_id: int = 0  # the job array it belongs to (its tasks and its pending record); 0: not an array
+    array_tasks: str = ""  # a pending array record's tasks as squeue shows them ("0-3", "1,5-9:2%4")
+    het_job_id: int = 0  # the leader of the heterogeneous job it is a component of; 0: not one
 
     @property
     def running(self) -> bool:
@@ -88,6 +91,27 @@ class SlurmJob:
     def gpus(self) -> int:
         return (self.gpus_per_job or self.gpus_per_node * max(self.node_count, 1)
                 or self.gpus_per_task * max(self.tasks, 1) or self.gpus_per_socket)
+
+    @property
+    def queued_gpus(self) -> int:
+        """GPUs the record asks for in all: a pending job array's one record stands for each of its tasks."""
+        return self.gpus * array_task_count(self.array_tasks)
+
+
+def array_task_count(tasks: str) -> int:
+    """How many tasks of a pending array record may start ("0-3" 4, "1,5-9:2" 4, "0-99%8" 8: at most 8 run
+    at once); 1 for a record that is not an array's, or one this cannot read (a demand estimate, not a plan)."""
+    listed, _, throttle = tasks.partition("%")
+    count = 0
+    for item in filter(None, listed.split(",")):
+        m = re.fullmatch(r"(\d+)(?:-(\d+)(?::(\d+))?)?", item)
+        if m is None:
+            return 1
+        first, last, step = int(m[1]), int(m[2] or m[1]), int(m[3] or 1)
+        count += (last - first) // step + 1 if last >= first and step > 0 else 0
+    if throttle.isdigit() and int(throttle) > 0:
+        count = min(count, int(throttle))
+    return max(count, 1)
 
 
 # Pending reasons (Slurm's job_reason_codes) of a job that free room would not start: it waits for another
@@ -199,7 +223,7 @@ class PendingDemand:
         gpus: dict[str, int] = {}
         for j in jobs:
             if waits_for_room(j, now):
-                gpus[j.partition] = gpus.get(j.partition, 0) + j.gpus
+                gpus[j.partition] = gpus.get(j.partition, 0) + j.queued_gpus
         masks = {}
         for name, nodes in (partitions or {}).items():
             masks[name] = np.zeros(fabric.n_nodes, dtype=bool)
@@ -216,13 +240,13 @@ class PendingDemand:
         """GPUs the pending jobs that could use a node of `room` (bool per node) ask for, but `leave_out`'s."""
         total = sum(g for part, g in self.gpus.items() if g and self.could_use(part, room))
         if leave_out is not None and waits_for_room(leave_out, self.now) and self.could_use(leave_out.partition, room):
-            total -= leave_out.gpus
+            total -= leave_out.queued_gpus
         return total
 
     def started(self, j: SlurmJob) -> None:
         """`j` was pinned to start now: it asks for nothing more."""
         if waits_for_room(j, self.now) and j.partition in self.gpus:
-            self.gpus[j.partition] -= j.gpus
+            self.gpus[j.partition] -= j.queued_gpus
 
 
 @dataclass(frozen=True)

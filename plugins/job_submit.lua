@@ -237,6 +237,10 @@ function slurm_job_submit(job_desc, part_list, submit_uid)
 		-- a job that cannot start at once (another job first, a begin time) is not advised nodes chosen now
 		dependency = str(job_desc.dependency),
 		begin_time = num(job_desc.begin_time),
+		-- a job array or a heterogeneous job's component: left to Slurm (one node set for every task would
+		-- run the tasks one at a time)
+		array_inx = str(job_desc.array_inx),
+		het_job_offset = num(job_desc.het_job_offset),
 		fail_open = placer_fail_open,
 	}
 	local started = now()

@@ -167,8 +167,9 @@ class PyslurmBackend:
         it). Pending jobs that show no GPUs may have asked per job (`--gpus=N`, not shown by pyslurm 22.5):
         taken from squeue rather than for CPU jobs. And a pending job whose start placer decides or keeps
         nodes for (held by our hook, or pinned to required nodes) gets squeue's dependency and eligible
-        time: a hold's reason hides both, and pyslurm's own shapes for them are untested against any
-        Slurm Debian ships (squeue's are, on 22.05, 24.11 and 26.05)."""
+        time: a hold's reason hides both, and whether it is a job array's or a heterogeneous job's (placer
+        leaves those to Slurm). pyslurm's own shapes for these are untested against any Slurm Debian ships
+        (squeue's are, on 22.05, 24.11 and 26.05)."""
         gpus = {j.job_id for j in jobs if j.state == "PENDING" and j.gpus == 0}
         timing = {j.job_id for j in jobs if j.state == "PENDING" and (j.steered or j.required_nodes)}
         if not (gpus or timing) or self.jobs_fallback is None:
@@ -180,7 +181,8 @@ class PyslurmBackend:
             if q is not None and j.job_id in gpus:
                 j = replace(j, gpus_per_job=q.gpus_per_job, gpus_per_node=q.gpus_per_node, gpu_model=q.gpu_model)
             if q is not None and j.job_id in timing:
-                j = replace(j, dependency=q.dependency, eligible_time=q.eligible_time)
+                j = replace(j, dependency=q.dependency, eligible_time=q.eligible_time, array_job_id=q.array_job_id,
+                            array_tasks=q.array_tasks, het_job_id=q.het_job_id)
             out.append(j)
         return out
 

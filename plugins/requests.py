@@ -29,6 +29,18 @@ def _int(req: dict[str, Any], key: str) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
+def started_together(array: bool, het: bool) -> str:
+    """Why a job Slurm starts as one of several is left to Slurm unchanged ("" if it is not one). Every task
+    of a job array gets the job's settings: one node set advised or pinned for all of them would run them
+    one after another (and scontrol refuses to change a pending array's node count). A heterogeneous job's
+    components start together, and placer places one job at a time."""
+    if array:
+        return "a job array is left to Slurm (one node set for every task would run its tasks one at a time)"
+    if het:
+        return "a heterogeneous job is left to Slurm (its components start together; placer places jobs one by one)"
+    return ""
+
+
 def waits_at_submit(req: dict[str, Any], now: float) -> str:
     """What a job being submitted must wait for before Slurm could start it ("" if nothing): a dependency
     (any: one met already is not worth a round trip to tell), or a begin time more than a minute away."""
@@ -76,6 +88,8 @@ def _hook_gpus(req: dict[str, Any]) -> tuple[int, int, str]:
 def job_from_hook(req: dict[str, Any], partition_nodes: tuple[str, ...] | None = None
                   ) -> tuple[JobRequest | None, str]:
     """The hook's request -> (job, "") or (None, why not a GPU job placer can read)."""
+    if together := started_together(bool(_text(req, "array_inx")), _int(req, "het_job_offset") is not None):
+        return None, together
     gpus, per_node, why = _hook_gpus(req)
     if gpus <= 0:
         return None, why
@@ -119,6 +133,8 @@ def placeable_from_slurm(j: SlurmJob, partitions: dict[str, tuple[str, ...]] | N
     """A pending Slurm job as placer may place it -> (job, "") or (None, why it is left to Slurm unchanged).
     `own_pin`: the job's required nodes are placer's own earlier pin (a held job `placer apply` pinned but
     did not release before a crash), not the user's -w, and are planned afresh."""
+    if together := started_together(j.array_job_id > 0, j.het_job_id > 0):
+        return None, together
     if j.gpus <= 0:
         return None, "no GPUs requested"
     if not (j.gpus_per_job or j.gpus_per_node):

@@ -349,7 +349,9 @@ def _squeue_job(j: dict[str, Any]) -> SlurmJob:
                         if (m := parse_tres_gpu_model(j.get(k)))), None),
         exclusive=_exclusive(j.get("shared")), time_limit_s=_minutes_s(j.get("time_limit")),
         qos=_str(j, "qos"), end_time=_num(j.get("end_time")) if state in RUNNING_STATES else 0,
-        dependency=_str(j, "dependency"), eligible_time=_num(j.get("eligible_time")))
+        dependency=_str(j, "dependency"), eligible_time=_num(j.get("eligible_time")),
+        array_job_id=_num(j.get("array_job_id")), array_tasks=_str(j, "array_task_string") if state == "PENDING"
+        else "", het_job_id=_num(j.get("het_job_id")))
 
 
 SAVED_FILES = {"sinfo": "sinfo.json", "squeue": "squeue.json"}

@@ -378,3 +378,32 @@ def test_a_chained_job_gets_its_whole_locality_hold_once_its_dependency_is_met()
     assert out.reserved == [(7, "gpu[001-004]", NOW + 100)] and not out.pinned, out
     fresh = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=86400, now=NOW, hold=HoldRule(1800))
     assert [j for j, _ in fresh.pinned] == [7] and not fresh.reserved, fresh
+
+
+def test_a_job_array_or_a_heterogeneous_job_held_by_the_hook_is_released_as_it_is() -> None:
+    """A job array's pending record (5: tasks 0-3) and a heterogeneous job's components (8 and 9, leader 8),
+    held by a hook from before placer left them to Slurm: pinning one node set for every task would run
+    the tasks one at a time (and scontrol refuses, "Job resizing not supported for job arrays", for both
+    kinds: seen on 22.05, 24.11 and 26.05), so each is released unpinned, saying why; job 7 is still placed."""
+    slurm, pins = cluster()
+    slurm.jobs += [replace(held(5, 8), array_job_id=5, array_tasks="0-3"), replace(held(8, 8), het_job_id=8),
+                   replace(held(9, 16), het_job_id=8), held(7, 8)]
+    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=HoldRule(1800))
+    why = dict(out.released_unpinned)
+    assert set(why) == {5, 8, 9} and why[5].startswith("a job array is left to Slurm"), out
+    assert why[9].startswith("a heterogeneous job is left to Slurm"), out
+    assert set(pins) == {7} and not out.errors, out
+
+
+def test_a_pending_job_arrays_tasks_each_count_in_the_idle_rule() -> None:
+    """As the idle-rule test above (64 GPUs free, job 7's 32 held for leaf 1 at now+3600): one pending
+    8-GPU job leaves room for job 7 (pinned now); an array of five such tasks (0-4, one record) asks 40,
+    and so does 0-9%5 (at most five at once): 64 - 40 cannot hold job 7, reserved on leaf 1. 0-9%4 asks
+    32 (pinned now)."""
+    for tasks, reserved in (("", False), ("0-4", True), ("0-9%5", True), ("0-9%4", False)):
+        slurm, pins = cluster(r1_end=NOW + 3600)
+        other = SlurmJob(job_id=9, name="a", state="PENDING", priority=1, reason="Resources", node_count=1,
+                         gpus_per_job=8, submit_time=int(NOW), array_job_id=9 if tasks else 0, array_tasks=tasks)
+        slurm.jobs += [held(7, 32), other]
+        out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=HoldRule(7200))
+        assert bool(out.reserved) == reserved and bool(out.pinned) != reserved, (tasks, out)

@@ -102,6 +102,15 @@ def test_the_request_names_the_partition_and_every_gpu_request(hook) -> None:
     assert hook({**job, "partition": "other"}, {"action": "none"})["request"]["partition"] == "other"
 
 
+def test_the_request_says_whether_the_job_is_an_array_or_a_heterogeneous_component(hook) -> None:
+    """Slurm gives a job that is neither array_inx nil and het_job_offset NO_VAL: nothing is sent."""
+    sent = hook({**JOB, "het_job_offset": NO_VAL}, {"action": "none"})["request"]
+    assert "array_inx" not in sent and "het_job_offset" not in sent
+    sent = hook({**JOB, "array_inx": "0-3%2", "het_job_offset": NO_VAL}, {"action": "none"})["request"]
+    assert sent["array_inx"] == "0-3%2" and "het_job_offset" not in sent
+    assert hook({**JOB, "het_job_offset": 1}, {"action": "none"})["request"]["het_job_offset"] == 1
+
+
 def test_one_connection_is_kept_and_a_closed_one_is_replaced(hook) -> None:
     """slurmctld waits for the answer holding its job lock: the hook keeps its connection between submits
     (no connect, no new daemon thread each time) and, when the daemon closed it (a restart), opens a new

@@ -15,7 +15,7 @@ from placer.sim import simulate
 from placer.tracegen import scale_to_load
 from placer.traces import merge_traces, parse_csv_trace
 from placer.validate import validate
-from plugins.backend import SlurmJob, SlurmNode, SlurmSnapshot, StateReport, to_cluster_state
+from plugins.backend import SlurmJob, SlurmNode, SlurmSnapshot, StateReport, array_task_count, to_cluster_state
 from plugins.requests import job_from_hook, job_from_slurm
 from plugins.snapshot import snapshot_document
 from topology import ClusterState
@@ -97,3 +97,22 @@ def test_every_document_placer_writes_conforms_to_the_schema() -> None:
     doc["placements"][0]["gpus"] = "many"
     doc["placements"][1]["colour"] = "red"
     assert [p.path for p in schema_problems(doc)] == ["placements[0].gpus", "placements[1]"]
+
+
+def test_a_job_array_or_a_heterogeneous_component_is_left_to_slurm() -> None:
+    """The hook sends job_desc.array_inx and het_job_offset (NO_VAL, sent as nothing, for other jobs): one
+    node set advised to every task of an array would run its tasks one at a time."""
+    base = {"v": 1, "name": "a", "min_nodes": 1, "tres_per_node": "gres/gpu:8"}
+    assert job_from_hook(base)[0] is not None
+    job, why = job_from_hook({**base, "array_inx": "0-3"})
+    assert job is None and why.startswith("a job array is left to Slurm"), why
+    for offset in (0, 1):
+        job, why = job_from_hook({**base, "het_job_offset": offset})
+        assert job is None and why.startswith("a heterogeneous job is left to Slurm"), why
+
+
+@pytest.mark.parametrize(("tasks", "count"), [
+    ("", 1), ("0-3", 4), ("7", 1), ("1,5-9:2", 4), ("0-99%8", 8), ("0-3%8", 4), ("0-15:4", 4), ("3-1", 1),
+    ("x-y", 1), ("0-9:0", 1), ("1,3,5", 3)])
+def test_array_task_count(tasks: str, count: int) -> None:
+    assert array_task_count(tasks) == count

@@ -178,3 +178,27 @@ def test_what_keeps_a_held_job_from_starting_is_read(eligible, dependency: str, 
     (job,) = parse_squeue_json(json.dumps(doc))
     assert job.eligible_time == at and ineligible(job, now=1_000_000) == waits
     assert held_since(job) == max(at, 999_900)
+
+
+def _n(v: int) -> dict:
+    return {"set": True, "infinite": False, "number": v}
+
+
+@pytest.mark.parametrize("shape", [lambda v: v, _n], ids=["22.05", "24.11+"])
+def test_job_arrays_and_heterogeneous_components_are_read(shape) -> None:
+    """As squeue --json showed them on the lab (22.05 plain numbers, 24.11 and 26.05 {set, number}): an
+    array's pending record (tasks 1-3, task 0 running as its own job), a heterogeneous job's two
+    components (leader 5), and a plain job (0 in each field)."""
+    rec = {"name": "j", "state_reason": "Resources", "node_count": shape(1)}
+    doc = {"jobs": [
+        {**rec, "job_id": 1, "job_state": ["PENDING"], "array_job_id": shape(1), "array_task_string": "1-3"},
+        {**rec, "job_id": 2, "job_state": ["RUNNING"], "array_job_id": shape(1), "array_task_id": shape(0),
+         "array_task_string": "", "nodes": "gpu001"},
+        {**rec, "job_id": 5, "job_state": ["PENDING"], "het_job_id": shape(5), "het_job_offset": shape(0)},
+        {**rec, "job_id": 6, "job_state": ["PENDING"], "het_job_id": shape(5), "het_job_offset": shape(1)},
+        {**rec, "job_id": 7, "job_state": ["PENDING"], "array_job_id": shape(0), "array_task_string": "",
+         "het_job_id": shape(0)}]}
+    jobs = {j.job_id: j for j in parse_squeue_json(json.dumps(doc))}
+    assert (jobs[1].array_job_id, jobs[1].array_tasks, jobs[2].array_job_id, jobs[2].array_tasks) == (1, "1-3", 1, "")
+    assert (jobs[5].het_job_id, jobs[6].het_job_id) == (5, 5)
+    assert (jobs[7].array_job_id, jobs[7].het_job_id, jobs[7].array_tasks) == (0, 0, "")

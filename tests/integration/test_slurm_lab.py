@@ -694,6 +694,54 @@ def test_a_job_name_that_is_not_utf8_breaks_nothing(lab: LabHandle, daemon_facto
     assert "refresh failed" not in logged and "refresh from Slurm failed" not in logged, logged
 
 
+def _array_running(lab: LabHandle, array: int) -> list[str] | None:
+    """The nodes of job array `array`'s four tasks, once all of them run."""
+    nodes = [n for j in lab.squeue() if j.running and j.array_job_id == array for n in j.nodes]
+    return nodes if len(nodes) == 4 else None
+
+
+def _unpinned_and_released(lab: LabHandle, het: int) -> bool:
+    """Each component of heterogeneous job `het` is pending or running on no node list placer gave it."""
+    parts = [j for j in lab.squeue() if j.het_job_id == het]
+    return len(parts) == 2 and all(not j.held and not j.required_nodes for j in parts)
+
+
+def test_job_arrays_and_heterogeneous_jobs_are_left_to_slurm(lab: LabHandle, daemon_factory) -> None:
+    """Advise mode: the hook sends job_desc.array_inx and het_job_offset, and the daemon leaves a job array
+    (four 1-node tasks) and a heterogeneous job (1 + 2 nodes) as they were given: the four tasks run at
+    once on four nodes. Before 2026-12-07 the array's one advice pinned every task to gpu001 (they ran one
+    at a time). Then a steered array and heterogeneous job, as a hook from before held them: `placer
+    apply` releases them unpinned, saying why (before, its pass failed on them: `scontrol update` refuses
+    both, "Job resizing not supported for job arrays"). (Slurm starts heterogeneous jobs only in its
+    backfill passes, every 30 s: that they are not pinned is checked, not that they run.)"""
+    d = daemon_factory()
+    array = lab.sbatch("-J", "arr-adv", "--array=0-3", "-N", "1", "--exclusive", "--gres=gpu:8")
+    het = lab.sbatch("-J", "het-adv", "-N", "1", "--exclusive", "--gres=gpu:8", ":", "-N", "2", "--exclusive",
+                     "--gres=gpu:8")
+    said = d.decisions()
+    assert said["arr-adv"]["action"] == "none" and said["arr-adv"]["reason"].startswith(
+        "a job array is left to Slurm"), said
+    assert said["het-adv"]["action"] == "none" and said["het-adv"]["reason"].startswith(
+        "a heterogeneous job is left to Slurm"), said
+    assert len(set(wait_until("the array's four tasks running", lambda: _array_running(lab, array)))) == 4
+    assert _unpinned_and_released(lab, het)
+    array = lab.sbatch("-J", "arr-steer", "-H", "--array=0-3", "-N", "1", "--exclusive", "--gres=gpu:8")
+    het = lab.sbatch("-J", "het-steer", "-H", "-N", "1", "--exclusive", "--gres=gpu:8", ":", "-N", "2",
+                     "--exclusive", "--gres=gpu:8")
+    mine = [j.job_id for j in lab.squeue() if j.array_job_id == array or j.het_job_id == het]
+    for job_id in mine:  # what the hook did before: the steer tag in AdminComment, a user hold
+        lab.run("scontrol", "update", f"JobId={job_id}", "AdminComment=placer:steer")
+    by = lab.jobs_by_id()
+    assert len(mine) == 3 and all(by[j].steered for j in mine), by
+    out = lab.placer("apply", "--inventory", str(lab.inventory), "--once")
+    for j in mine:
+        kind = "a job array" if by[j].array_job_id else "a heterogeneous job"
+        assert f"job {j}: released unpinned ({kind} is left to Slurm" in out.stdout, out.stdout + out.stderr
+    assert "pinned to" not in out.stdout, out.stdout
+    assert len(set(wait_until("the array's four tasks running", lambda: _array_running(lab, array)))) == 4
+    assert _unpinned_and_released(lab, het)
+
+
 def test_a_job_that_cannot_start_at_once_is_not_advised(lab: LabHandle, daemon_factory) -> None:
     """Advise mode: the hook passes a job's dependency and begin time (job_desc.dependency, begin_time), and
     the daemon advises no nodes to a job that would start later on nodes chosen now; it goes in as given."""
