@@ -8,7 +8,7 @@ import click
 
 from placer.plan_doc import apply_plan_document
 from placer.why import Running
-from plugins.backend import SlurmJob, running_of, to_cluster_state
+from plugins.backend import SlurmJob, SlurmReservation, running_of, to_cluster_state
 from plugins.pyslurm_backend import choose_backend
 from topology import ClusterState, Fabric, RequestError
 from topology.hostlists import HostlistError, expand
@@ -26,6 +26,7 @@ class ClusterView:
     partitions: dict[str, tuple[str, ...]] | None = None  # name -> nodes, when known
     jobs: list[SlurmJob] = field(default_factory=list)  # live only: every job Slurm listed
     doc: dict | None = None  # offline: the --state document
+    reservations: tuple[SlurmReservation, ...] = ()  # live only: Slurm's reservations
 
 
 def cluster_view(inventory: str | None, state_path: str | None, config_path: str | None, backend: str | None,
@@ -45,7 +46,8 @@ def cluster_view(inventory: str | None, state_path: str | None, config_path: str
     report = to_cluster_state(fabric, snap)
     for w in report.warnings:
         click.echo(f"placer: warning: {w}", err=True)
-    return ClusterView(fabric, report.state, f"slurm ({be.name})", snap.partition_nodes(), list(snap.jobs))
+    return ClusterView(fabric, report.state, f"slurm ({be.name})", snap.partition_nodes(), list(snap.jobs),
+                       reservations=snap.reservations)
 
 
 def running_jobs(view: ClusterView) -> list[Running]:

@@ -105,8 +105,8 @@ def slurm() -> None:
 @SLURM_CONF
 @BACKEND
 @click.option("--from-dir", "from_dir", type=click.Path(file_okay=False, exists=True),
-              help="Read saved `sinfo --json` and `squeue --json` outputs (sinfo.json, squeue.json) from this "
-                   "directory instead of asking Slurm.")
+              help="Read saved `sinfo --json`, `squeue --json` and `scontrol show reservation --oneliner` "
+                   "outputs (sinfo.json, squeue.json, reservations.txt) from this directory instead of asking Slurm.")
 @click.option("-o", "--output", help="Write here (default: stdout).")
 def slurm_snapshot(inventory: str, slurm_conf: str | None, backend: str, from_dir: str | None,
                    output: str | None) -> None:

@@ -9,6 +9,8 @@ import numpy as np
 
 from placer.index import index_for
 from placer.status import fabric_status
+from topology import ClusterState
+from topology.hostlists import compress
 
 from .cluster_view import ClusterView, cluster_view
 from .files import json_text
@@ -16,20 +18,36 @@ from .files import json_text
 STRIP = "·▁▂▃▄▅▆▇█"  # a leaf's busy share, empty to full; x: no usable GPU
 
 
+def _outside_reservations(view: ClusterView, now: float) -> tuple[ClusterState, list[dict[str, Any]]]:
+    """The state a job outside Slurm's reservations sees now (the nodes of each active one not usable),
+    and those reservations."""
+    f = view.fabric
+    active = [(r.name, [f.node_index[n] for n in r.nodes if n in f.node_index]) for r in view.reservations
+              if r.start <= now < r.end]
+    if not active:
+        return view.state, []
+    state = view.state.copy()
+    for _, nodes in active:
+        for i in nodes:
+            state.set_usable(i, False)
+    return state, [{"reservation": name, "nodes": compress([f.node_names[i] for i in nodes])} for name, nodes in active]
+
+
 def status_data(view: ClusterView) -> dict[str, Any]:
     ix = index_for(view.fabric)
-    whole = fabric_status(ix, view.state)
+    state, reserved = _outside_reservations(view, time.time())
+    whole = fabric_status(ix, state)
     parts: dict[str, Any] = {}
     for name, nodes in sorted((view.partitions or {}).items()):
         mask = np.zeros(view.fabric.n_nodes, dtype=bool)
         mask[[view.fabric.node_index[n] for n in nodes if n in view.fabric.node_index]] = True
-        parts[name] = fabric_status(ix, view.state, mask).as_data()
+        parts[name] = fabric_status(ix, state, mask).as_data()
     f = view.fabric
     down = [{"node": f.node_names[n], **({"location": f.locations[f.node_names[n]].as_data()}
                                          if f.node_names[n] in f.locations else {})}
             for n in np.nonzero(~view.state.usable)[0].tolist()]
     return {"fabric": f.name, "source": view.source, "at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            **whole.as_data(), "partitions": parts, "down_or_drained": down}
+            **whole.as_data(), "partitions": parts, "down_or_drained": down, "reserved_now": reserved}
 
 
 def _strip(leaves: list[dict[str, Any]]) -> str:
@@ -68,7 +86,8 @@ def strip_lines(view: ClusterView, leaves: list[dict[str, Any]], width: int = 10
 def render_status(view: ClusterView, data: dict[str, Any]) -> str:
     out = [f"{data['fabric']} ({data['source']}, {data['at']}): {data['free_gpus']:,} of {data['usable_gpus']:,} "
            f"usable GPUs free ({data['total_gpus']:,} in all); {data['stranded_gpus']:,} stranded on partly used "
-           f"nodes; {data['whole_free_nodes']:,} whole free nodes; {data['unusable_nodes']:,} nodes down or drained"]
+           f"nodes; {data['whole_free_nodes']:,} whole free nodes; {len(data['down_or_drained']):,} nodes down or "
+           "drained"]
     out.append(f"  {'within one':<10} {'blocks':>8} {'largest job now':>16}  {'most whole free nodes':>21}  where")
     for t in data["tiers"]:
         out.append(f"  {t['tier']:<10} {t['blocks']:>8,} {t['largest_gpus']:>11,} GPUs  "
@@ -77,7 +96,10 @@ def render_status(view: ClusterView, data: dict[str, Any]) -> str:
         shown = [f"{d['node']}{view.fabric.where(d['node'])}" for d in data["down_or_drained"]]
         out.append(f"  down or drained: {', '.join(shown[:10])}" + (f" … and {len(shown) - 10} more"
                                                                      if len(shown) > 10 else ""))
-    out.append(f"  leaf occupancy ({STRIP[0]} empty … {STRIP[-1]} full, x down/drained), in rank order:")
+    if data["reserved_now"]:  # not counted free above: jobs outside a reservation do not start on its nodes
+        out.append("  in Slurm reservations now (not counted free): "
+                   + ", ".join(f"{r['reservation']} {r['nodes']}" for r in data["reserved_now"]))
+    out.append(f"  leaf occupancy ({STRIP[0]} empty … {STRIP[-1]} full, x down/drained/reserved), in rank order:")
     out.extend(f"    {line}" for line in strip_lines(view, data["leaves"]))
     for name, p in data["partitions"].items():
         t = {x["tier"]: x for x in p["tiers"]}

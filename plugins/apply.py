@@ -136,7 +136,7 @@ def apply_once(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s:
     if report.mismatch:
         return _release_on_mismatch(backend, snap, report, out)
     stuck = stranded_pins(fabric, snap, report.state)
-    snap = SlurmSnapshot(snap.nodes, tuple(j for j in snap.jobs if j not in stuck))
+    snap = replace(snap, jobs=tuple(j for j in snap.jobs if j not in stuck))
     movable = waiting_reservations(snap)
     hold_for_pending(fabric, report.state, snap, now)
     held = _held_to_place(backend, snap, now, max_hold_s, clock or HoldClock(), out)
@@ -145,7 +145,7 @@ def apply_once(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s:
     partitions = snap.partition_nodes()
     for j in todo:
         # the hook steers only jobs without -w, so required nodes on a held job are our own earlier pin
-        job, why = placeable_from_slurm(j, partitions, own_pin=True)
+        job, why = placeable_from_slurm(j, partitions, own_pin=True, reservations=snap.reservations, now=now)
         if job is not None:
             gpu_jobs.append((j, job))
             continue

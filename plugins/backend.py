@@ -71,6 +71,7 @@ class SlurmJob:
     array_job_id: int = 0  # the job array it belongs to (its tasks and its pending record); 0: not an array
     array_tasks: str = ""  # a pending array record's tasks as squeue shows them ("0-3", "1,5-9:2%4")
     het_job_id: int = 0  # the leader of the heterogeneous job it is a component of; 0: not one
+    reservation: str = ""  # the Slurm reservation it runs in (--reservation), as squeue shows it
 
     @property
     def running(self) -> bool:
@@ -250,10 +251,30 @@ class PendingDemand:
 
 
 @dataclass(frozen=True)
+class SlurmReservation:
+    """A Slurm reservation (`scontrol show reservation`): while it is active Slurm starts no job outside it
+    on its nodes, and before, none whose time limit would reach into it."""
+    name: str
+    nodes: tuple[str, ...]
+    start: float  # epoch seconds
+    end: float  # epoch seconds; inf when Slurm gave none placer can read
+
+
+def reserved_nodes(reservations: Iterable[SlurmReservation], now: float, time_limit_s: float | None
+                   ) -> tuple[str, ...]:
+    """The nodes a job started now and running up to `time_limit_s` (None: no limit known, so until any
+    time) may not use: those of every reservation it would run into. Placer places no job that runs in a
+    reservation (`--reservation`: left to Slurm)."""
+    until = now + time_limit_s if time_limit_s else float("inf")
+    return tuple(sorted({n for r in reservations if r.end > now and r.start < until for n in r.nodes}))
+
+
+@dataclass(frozen=True)
 class SlurmSnapshot:
     nodes: tuple[SlurmNode, ...]
     jobs: tuple[SlurmJob, ...]
     version: str = ""
+    reservations: tuple[SlurmReservation, ...] = ()
 
     def partition_nodes(self) -> dict[str, tuple[str, ...]] | None:
         """Partition name -> its nodes, as Slurm listed them; None when the backend did not say (a job's

@@ -241,6 +241,8 @@ function slurm_job_submit(job_desc, part_list, submit_uid)
 		-- run the tasks one at a time)
 		array_inx = str(job_desc.array_inx),
 		het_job_offset = num(job_desc.het_job_offset),
+		-- a job in a Slurm reservation: left to Slurm (its nodes, users and times are Slurm's to honour)
+		reservation = str(job_desc.reservation),
 		fail_open = placer_fail_open,
 	}
 	local started = now()

@@ -116,8 +116,9 @@ class PyslurmBackend:
 
     def __init__(self, slurm_conf: str | None = None, module: Any = None, jobs_fallback: Any = None) -> None:
         """`module`: a pyslurm stand-in (tests); otherwise pyslurm itself, once a child process showed
-        that it imports with this slurm.conf. `jobs_fallback`: something with `jobs()` (the CLI
-        backend) for the per-job GPU requests pyslurm 22.5 does not show (`--gpus=N`)."""
+        that it imports with this slurm.conf. `jobs_fallback`: something with `jobs()` and `reservations()`
+        (the CLI backend) for the per-job GPU requests pyslurm 22.5 does not show (`--gpus=N`) and Slurm's
+        reservations."""
         self.jobs_fallback = jobs_fallback
         if module is None:
             ok, why = available(slurm_conf=slurm_conf)
@@ -147,7 +148,9 @@ class PyslurmBackend:
                 excluded_nodes=expand_nodes(getattr(j, "excluded_nodes", None)),
                 features=str(getattr(j, "constraints", None) or ""), qos=str(getattr(j, "qos", None) or ""),
                 end_time=int(getattr(j, "end_time", None) or 0) if state == "RUNNING" else 0))
-        return SlurmSnapshot(tuple(nodes), tuple(self._with_squeue_fields(jobs)))
+        # Slurm's reservations from scontrol (as the slurm-cli backend reads them): pyslurm's are untested here
+        resv = tuple(self.jobs_fallback.reservations()) if self.jobs_fallback is not None else ()
+        return SlurmSnapshot(tuple(nodes), tuple(self._with_squeue_fields(jobs)), reservations=resv)
 
     @_backend_errors
     def node_states(self) -> list[SlurmNode]:
@@ -182,7 +185,7 @@ class PyslurmBackend:
                 j = replace(j, gpus_per_job=q.gpus_per_job, gpus_per_node=q.gpus_per_node, gpu_model=q.gpu_model)
             if q is not None and j.job_id in timing:
                 j = replace(j, dependency=q.dependency, eligible_time=q.eligible_time, array_job_id=q.array_job_id,
-                            array_tasks=q.array_tasks, het_job_id=q.het_job_id)
+                            array_tasks=q.array_tasks, het_job_id=q.het_job_id, reservation=q.reservation)
             out.append(j)
         return out
 

@@ -27,6 +27,7 @@ from topology import BackendError, ClusterState, Fabric
 from .backend import (
     Backend,
     SlurmJob,
+    SlurmReservation,
     SlurmSnapshot,
     held_since,
     hold_for_pending,
@@ -50,6 +51,7 @@ class Picture:
     steered: list[tuple[int, int, bool]] = field(default_factory=list)
     running: list[Running] = field(default_factory=list)  # with Slurm's EndTimes: for `why`
     pending: dict[int, SlurmJob] = field(default_factory=dict)  # job id -> pending job: for `why`
+    reservations: tuple[SlurmReservation, ...] = ()  # Slurm's: advice keeps off them
 
     def state(self, like: ClusterState) -> ClusterState:
         """A ClusterState of this picture, shaped like `like` (its fabric's tables are shared, not rebuilt)."""
@@ -74,7 +76,8 @@ def picture(fabric: Fabric, snap: SlurmSnapshot) -> Picture:
     return Picture(st.free_mask.copy(), st.free_gpus.copy(), st.usable.copy(), report.warnings, report.mismatch,
                    snap.partition_nodes(), [(j.job_id, held_since(j), bool(ineligible(j, now))) for j in snap.jobs
                                             if j.steered],
-                   running_of(fabric, report.running), {j.job_id: j for j in snap.jobs if j.state == "PENDING"})
+                   running_of(fabric, report.running), {j.job_id: j for j in snap.jobs if j.state == "PENDING"},
+                   snap.reservations)
 
 
 _WORKER: dict[str, Any] = {}

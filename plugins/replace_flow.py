@@ -19,7 +19,7 @@ from placer.replace import ReplacePlan, allowed_nodes, choose_replacements
 from topology import ClusterState, Fabric, RequestError
 from topology.hostlists import HostlistError, compress, expand
 
-from .backend import Backend, SlurmJob, to_cluster_state
+from .backend import Backend, SlurmJob, SlurmReservation, to_cluster_state
 from .requests import placeable_from_slurm
 
 
@@ -35,6 +35,7 @@ class JobView:
     slurm_job: SlurmJob | None = None
     partitions: dict[str, tuple[str, ...]] | None = None  # Slurm's partitions' nodes (live)
     spoken: np.ndarray | None = None  # nodes other pending jobs will start on (live)
+    reservations: tuple[SlurmReservation, ...] = ()  # Slurm's (live): a replacement keeps off them
 
 
 def job_in_plan(fabric: Fabric, doc: Any, job: str, source: str) -> JobView:
@@ -68,7 +69,8 @@ def job_in_slurm(fabric: Fabric, be: Backend, job: str, nodes_opt: str | None = 
     if bad:
         raise RequestError(f"job {job} runs on nodes outside the fabric: {compress(bad)}")
     gpu_ids = {n: list(j.gpu_ids.get(n) or range(int(fabric.node_gpus[fabric.node_index[n]]))) for n in nodes}
-    return JobView(job, nodes, gpu_ids, state, be, j, snap.partition_nodes(), snap.spoken_for(fabric, time.time()))
+    return JobView(job, nodes, gpu_ids, state, be, j, snap.partition_nodes(), snap.spoken_for(fabric, time.time()),
+                   snap.reservations)
 
 
 def job_pending_again(fabric: Fabric, be: Backend, job: str, nodes_opt: str | None, timeout_s: float = 60
@@ -118,7 +120,8 @@ def _constraints(fabric: Fabric, view: JobView, failed: list[str]) -> tuple[np.n
     the replacement changes its node list on purpose), or None and why they cannot be checked."""
     if view.slurm_job is None:
         return None, "a plan does not carry the job's constraints"
-    job, why = placeable_from_slurm(view.slurm_job, view.partitions, own_pin=True)
+    job, why = placeable_from_slurm(view.slurm_job, view.partitions, own_pin=True, reservations=view.reservations,
+                                    now=time.time())
     if job is None:
         return None, why
     kept = [n for n in view.nodes if n not in failed]

@@ -9,6 +9,7 @@ leave such a job to Slurm unchanged instead of placing it somewhere it may not r
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -16,7 +17,14 @@ from placer import JobRequest
 from placer.jobs import split_constraint
 from topology.hostlists import HostlistError, expand
 
-from .backend import SlurmJob, begins_later, parse_tres_gpu_model, parse_tres_gpus
+from .backend import (
+    SlurmJob,
+    SlurmReservation,
+    begins_later,
+    parse_tres_gpu_model,
+    parse_tres_gpus,
+    reserved_nodes,
+)
 
 
 def _text(req: dict[str, Any], key: str) -> str:
@@ -39,6 +47,19 @@ def started_together(array: bool, het: bool) -> str:
     if het:
         return "a heterogeneous job is left to Slurm (its components start together; placer places jobs one by one)"
     return ""
+
+
+def in_reservation(name: str) -> str:
+    """Why a job that runs in a Slurm reservation (`--reservation`) is left to Slurm ("" if it does not):
+    the reservation's nodes, users and times are Slurm's to honour."""
+    return f"a job in reservation {name[:60]} is left to Slurm" if name else ""
+
+
+def off_reservations(job: JobRequest, reservations: Sequence[SlurmReservation], now: float) -> JobRequest:
+    """`job` kept off the nodes of every reservation it would run into if started now (`reserved_nodes`):
+    Slurm would not start it there, and a job advised or pinned to them would wait for the reservation's end."""
+    off = reserved_nodes(reservations, now, job.time_limit_s)
+    return replace(job, exclude=tuple(dict.fromkeys((*job.exclude, *off)))) if off else job
 
 
 def waits_at_submit(req: dict[str, Any], now: float) -> str:
@@ -85,11 +106,19 @@ def _hook_gpus(req: dict[str, Any]) -> tuple[int, int, str]:
     return 0, 0, "no GPUs requested"
 
 
-def job_from_hook(req: dict[str, Any], partition_nodes: tuple[str, ...] | None = None
-                  ) -> tuple[JobRequest | None, str]:
-    """The hook's request -> (job, "") or (None, why not a GPU job placer can read)."""
+def job_from_hook(req: dict[str, Any], partition_nodes: tuple[str, ...] | None = None,
+                  reservations: Sequence[SlurmReservation] = (), now: float = 0.0) -> tuple[JobRequest | None, str]:
+    """The hook's request -> (job, "") or (None, why not a GPU job placer can read), kept off Slurm's
+    `reservations` as a job started at `now`."""
     if together := started_together(bool(_text(req, "array_inx")), _int(req, "het_job_offset") is not None):
         return None, together
+    if resv := in_reservation(_text(req, "reservation")):
+        return None, resv
+    job, why = _hook_job(req, partition_nodes)
+    return (off_reservations(job, reservations, now) if job is not None else None), why
+
+
+def _hook_job(req: dict[str, Any], partition_nodes: tuple[str, ...] | None) -> tuple[JobRequest | None, str]:
     gpus, per_node, why = _hook_gpus(req)
     if gpus <= 0:
         return None, why
@@ -128,13 +157,17 @@ def job_from_slurm(j: SlurmJob, partition_nodes: tuple[str, ...] | None = None) 
                       time_limit_s=j.time_limit_s, submit_time=float(j.submit_time))
 
 
-def placeable_from_slurm(j: SlurmJob, partitions: dict[str, tuple[str, ...]] | None, *, own_pin: bool = False
+def placeable_from_slurm(j: SlurmJob, partitions: dict[str, tuple[str, ...]] | None, *, own_pin: bool = False,
+                         reservations: Sequence[SlurmReservation] = (), now: float = 0.0
                          ) -> tuple[JobRequest | None, str]:
-    """A pending Slurm job as placer may place it -> (job, "") or (None, why it is left to Slurm unchanged).
-    `own_pin`: the job's required nodes are placer's own earlier pin (a held job `placer apply` pinned but
-    did not release before a crash), not the user's -w, and are planned afresh."""
+    """A pending Slurm job as placer may place it -> (job, "") or (None, why it is left to Slurm unchanged),
+    kept off Slurm's `reservations` as a job started at `now`. `own_pin`: the job's required nodes are
+    placer's own earlier pin (a held job `placer apply` pinned but did not release before a crash), not the
+    user's -w, and are planned afresh."""
     if together := started_together(j.array_job_id > 0, j.het_job_id > 0):
         return None, together
+    if resv := in_reservation(j.reservation):
+        return None, resv
     if j.gpus <= 0:
         return None, "no GPUs requested"
     if not (j.gpus_per_job or j.gpus_per_node):
@@ -150,4 +183,4 @@ def placeable_from_slurm(j: SlurmJob, partitions: dict[str, tuple[str, ...]] | N
         job = replace(job, required_nodes=())
     if unhonoured := job.not_yet_honoured():
         return None, f"{unhonoured} is left to Slurm (placer does not honour it yet)"
-    return job, ""
+    return off_reservations(job, reservations, now), ""

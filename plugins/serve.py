@@ -41,7 +41,16 @@ from topology import BackendError, ClusterState, Fabric, Problem, RequestError
 from topology.hostlists import compress
 from topology.inputs import parse_json
 
-from .backend import STEER_TAG, Backend, HoldClock, PendingDemand, SlurmJob, hold_clock_start, ineligible
+from .backend import (
+    STEER_TAG,
+    Backend,
+    HoldClock,
+    PendingDemand,
+    SlurmJob,
+    SlurmReservation,
+    hold_clock_start,
+    ineligible,
+)
 from .hold_clock_file import load_clock
 from .refresh_worker import Picture, picture
 from .requests import job_from_hook, partition_nodes, placeable_from_slurm, waits_at_submit
@@ -128,6 +137,7 @@ class Daemon:
         self.state_time = 0.0
         self.mismatch = ""  # what the inventory gets wrong about the cluster ("": nothing)
         self.partitions: dict[str, tuple[str, ...]] | None = None  # partition -> nodes, as Slurm lists them
+        self.slurm_reservations: tuple[SlurmReservation, ...] = ()  # Slurm's own (not the advice kept below)
         self.running: list[Running] = []  # from the last refresh, for `why`
         self.pending: dict[int, SlurmJob] = {}
         # the drain watch: nodes its last poll found unusable, and when that poll was asked
@@ -180,7 +190,7 @@ class Daemon:
             self.state_time = time.time()
             self.node_state_time = max(self.node_state_time, self.state_time - (now - asked))
             self.mismatch = mismatch
-            self.partitions = pic.partitions
+            self.partitions, self.slurm_reservations = pic.partitions, pic.reservations
             self.running, self.pending = pic.running, pic.pending
 
     def poll_nodes(self) -> None:
@@ -294,7 +304,7 @@ class Daemon:
         nodes, why = partition_nodes(self.partitions, partition if isinstance(partition, str) else None)
         if nodes is None:
             return None, why
-        job, why = job_from_hook(req, nodes)
+        job, why = job_from_hook(req, nodes, self.slurm_reservations, time.time())
         if job is None and why == "no GPUs requested" and not self.cfg.gpu_only:
             return None, "CPU-only jobs are left to Slurm"
         if job is not None and (unhonoured := job.not_yet_honoured()):
@@ -309,7 +319,8 @@ class Daemon:
         now = time.time()
         # the hold counted as apply counts it: from the begin time, or from when a dependency was seen met
         j = replace(j, submit_time=hold_clock_start(j, self.hold_clock, now))
-        job, left = placeable_from_slurm(j, self.partitions, own_pin=STEER_TAG in j.admin_comment)
+        job, left = placeable_from_slurm(j, self.partitions, own_pin=STEER_TAG in j.admin_comment,
+                                         reservations=self.slurm_reservations, now=now)
         if job is None:
             return {"action": "none", "reason": f"left to Slurm unchanged: {left}"}
         with self.lock:

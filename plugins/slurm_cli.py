@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from topology import BackendError, Problem
+from topology.hostlists import HostlistError
 from topology.inputs import parse_json
 
 from .backend import (
     RUNNING_STATES,
     SlurmJob,
     SlurmNode,
+    SlurmReservation,
     SlurmSnapshot,
     expand_nodes,
     node_state_of,
@@ -349,21 +351,83 @@ def _squeue_job(j: dict[str, Any]) -> SlurmJob:
                         if (m := parse_tres_gpu_model(j.get(k)))), None),
         exclusive=_exclusive(j.get("shared")), time_limit_s=_minutes_s(j.get("time_limit")),
         qos=_str(j, "qos"), end_time=_num(j.get("end_time")) if state in RUNNING_STATES else 0,
-        dependency=_str(j, "dependency"), eligible_time=_num(j.get("eligible_time")),
+        dependency=_str(j, "dependency"), eligible_time=_num(j.get("eligible_time")), reservation=_str(j, "resv_name"),
         array_job_id=_num(j.get("array_job_id")), array_tasks=_str(j, "array_task_string") if state == "PENDING"
         else "", het_job_id=_num(j.get("het_job_id")))
 
 
+NO_RESERVATIONS = "No reservations in the system"
+RESERVATION_COMMAND = ["scontrol", "show", "reservation", "--oneliner"]
+# the fields read, each the first of its name on the line: Slurm prints them before any free text (Comment)
+_RESV_FIELD = re.compile(r"(?:^|\s)(ReservationName|StartTime|EndTime|Nodes)=(\S*)")
+
+
+def _resv_time(text: str) -> float | None:
+    """`2026-12-07T17:59:13` in this machine's time zone, as scontrol printed it; None when not a time."""
+    try:
+        return time.mktime(time.strptime(text, "%Y-%m-%dT%H:%M:%S"))
+    except (ValueError, OverflowError):
+        return None
+
+
+def parse_reservations_text(text: str) -> tuple[list[SlurmReservation], list[str]]:
+    """`scontrol show reservation --oneliner` (the same on 22.05, 24.11 and 26.05; 22.05 has no --json for
+    it) -> (reservations, problems). A time placer cannot read is a problem, and the reservation is kept
+    as lasting from always to forever (its nodes are then never given); a line without a name or with a
+    node list placer cannot read is an error: a reservation missed would send jobs where Slurm starts none."""
+    out: list[SlurmReservation] = []
+    problems: list[str] = []
+    for k, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.strip() == NO_RESERVATIONS:
+            continue
+        fields: dict[str, str] = {}
+        for key, value in _RESV_FIELD.findall(line):
+            fields.setdefault(key, value)
+        if not fields.get("ReservationName") or "Nodes" not in fields:
+            raise BackendError(f"scontrol show reservation line {k}: no ReservationName or Nodes in "
+                               f"{line.strip()[:120]!r}")
+        name, nodes = fields["ReservationName"], fields["Nodes"]
+        try:
+            names = expand_nodes(nodes) if nodes not in ("", "(null)") else ()
+        except HostlistError as exc:
+            raise BackendError(f"scontrol show reservation line {k} ({name}): Nodes={nodes[:80]}: {exc}") from None
+        start, end = _resv_time(fields.get("StartTime", "")), _resv_time(fields.get("EndTime", ""))
+        if start is None or end is None:
+            problems.append(f"reservation {name}: cannot read its StartTime/EndTime "
+                            f"({fields.get('StartTime')!r}, {fields.get('EndTime')!r}): its nodes are kept off")
+        out.append(SlurmReservation(name, names, start if start is not None and end is not None else 0.0,
+                                    end if start is not None and end is not None else float("inf")))
+    return out, problems
+
+
 SAVED_FILES = {"sinfo": "sinfo.json", "squeue": "squeue.json"}
+SAVED_RESERVATIONS = "reservations.txt"
+
+
+def _saved_reservations(base: Path) -> str:
+    """reservations.txt (`scontrol show reservation --oneliner`), or none, said: outputs saved before placer
+    read reservations have no such file."""
+    saved = base / SAVED_RESERVATIONS
+    if not saved.exists():
+        log.warning("no %s in %s (`%s > %s`): Slurm's reservations are not known", SAVED_RESERVATIONS, base,
+                    " ".join(RESERVATION_COMMAND), SAVED_RESERVATIONS)
+        return NO_RESERVATIONS
+    try:
+        return saved.read_bytes().decode("utf-8", "replace")
+    except OSError as exc:
+        raise BackendError(f"saved output {saved}: {exc.strerror}") from None
 
 
 def saved_outputs_runner(directory: str) -> Runner:
     """Answers `sinfo --json` and `squeue --json` from files saved in `directory` (sinfo.json,
-    squeue.json: what an admin sends when asking for help), so a snapshot can be taken without Slurm.
-    Anything else (pinning, releasing) is refused: saved outputs are read-only."""
+    squeue.json: what an admin sends when asking for help), and `scontrol show reservation --oneliner`
+    from reservations.txt, so a snapshot can be taken without Slurm. Anything else (pinning, releasing)
+    is refused: saved outputs are read-only."""
     base = Path(directory)
 
     def run(cmd: list[str]) -> str:
+        if cmd == RESERVATION_COMMAND:
+            return _saved_reservations(base)
         name = SAVED_FILES.get(cmd[0]) if "--json" in cmd else None
         if name is None:
             raise BackendError(f"`{' '.join(cmd)}` cannot run on saved outputs in {base}: they are read-only")
@@ -386,7 +450,13 @@ class SlurmCliBackend:
 
     def snapshot(self) -> SlurmSnapshot:
         nodes = parse_sinfo_json(self.run(["sinfo", "--json"]))
-        return SlurmSnapshot(tuple(nodes), tuple(self.jobs()))
+        return SlurmSnapshot(tuple(nodes), tuple(self.jobs()), reservations=tuple(self.reservations()))
+
+    def reservations(self) -> list[SlurmReservation]:
+        found, problems = parse_reservations_text(self.run(RESERVATION_COMMAND))
+        for p in problems:
+            log.warning("%s", p)
+        return found
 
     def node_states(self) -> list[SlurmNode]:
         nodes, problems = parse_node_states_text(self.run(["sinfo", "--noheader", "--Node", "--format=%N|%T"]))

@@ -13,7 +13,7 @@ from dataclasses import replace
 from placer import PlannerConfig
 from placer.timeline import HoldRule
 from plugins.apply import ApplyReport, apply_once
-from plugins.backend import HoldClock, SlurmJob, SlurmNode
+from plugins.backend import HoldClock, SlurmJob, SlurmNode, SlurmReservation
 from topology.hostlists import expand
 
 from .test_serve_unit import FABRIC, RecordingSlurm
@@ -407,3 +407,19 @@ def test_a_pending_job_arrays_tasks_each_count_in_the_idle_rule() -> None:
         slurm.jobs += [held(7, 32), other]
         out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=HoldRule(7200))
         assert bool(out.reserved) == reserved and bool(out.pinned) != reserved, (tasks, out)
+
+
+def test_held_jobs_keep_off_slurms_reservations_and_a_job_in_one_is_released_as_it_is() -> None:
+    """Job 5 (8 GPUs, one node) goes to leaf 3's one free node (gpu012); with a reservation on leaf 3 now,
+    or from an hour on while its time limit is 2 hours, it goes elsewhere; with a 30-minute limit it may
+    still go there. Job 6 runs in a reservation (`--reservation`): released unpinned, Slurm's to place."""
+    leaf3 = ("gpu009", "gpu010", "gpu011", "gpu012")
+    for resv, limit_s, on_leaf_3 in (((), 1800, True), ((SlurmReservation("m", leaf3, NOW - 60, NOW + 600),), 1800, False),
+                                     ((SlurmReservation("m", leaf3, NOW + 3600, NOW + 7200),), 7200, False),
+                                     ((SlurmReservation("m", leaf3, NOW + 3600, NOW + 7200),), 1800, True)):
+        slurm, pins = cluster()
+        slurm.reservations = list(resv)
+        slurm.jobs += [replace(held(5, 8), time_limit_s=float(limit_s)), replace(held(6, 8), reservation="m")]
+        out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=HoldRule(1800))
+        assert (set(expand(pins[5])) <= set(leaf3)) == on_leaf_3, (resv, limit_s, pins)
+        assert dict(out.released_unpinned) == {6: "a job in reservation m is left to Slurm"}, out

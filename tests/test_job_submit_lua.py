@@ -102,13 +102,16 @@ def test_the_request_names_the_partition_and_every_gpu_request(hook) -> None:
     assert hook({**job, "partition": "other"}, {"action": "none"})["request"]["partition"] == "other"
 
 
-def test_the_request_says_whether_the_job_is_an_array_or_a_heterogeneous_component(hook) -> None:
-    """Slurm gives a job that is neither array_inx nil and het_job_offset NO_VAL: nothing is sent."""
+def test_the_request_says_whether_the_job_is_an_array_a_heterogeneous_component_or_in_a_reservation(hook) -> None:
+    """Slurm gives a job that is neither array_inx nil and het_job_offset NO_VAL: nothing is sent; a
+    reservation's name is sent as given."""
     sent = hook({**JOB, "het_job_offset": NO_VAL}, {"action": "none"})["request"]
     assert "array_inx" not in sent and "het_job_offset" not in sent
     sent = hook({**JOB, "array_inx": "0-3%2", "het_job_offset": NO_VAL}, {"action": "none"})["request"]
     assert sent["array_inx"] == "0-3%2" and "het_job_offset" not in sent
     assert hook({**JOB, "het_job_offset": 1}, {"action": "none"})["request"]["het_job_offset"] == 1
+    assert "reservation" not in sent
+    assert hook({**JOB, "reservation": "maint"}, {"action": "none"})["request"]["reservation"] == "maint"
 
 
 def test_one_connection_is_kept_and_a_closed_one_is_replaced(hook) -> None:

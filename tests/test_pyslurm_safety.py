@@ -120,6 +120,9 @@ class _Module:
 
 
 class _Squeue:
+    def reservations(self) -> list:
+        return []
+
     def jobs(self) -> list:
         from plugins.backend import SlurmJob
 
@@ -138,6 +141,9 @@ def test_gpus_per_job_that_pyslurm_does_not_show_come_from_squeue() -> None:
 
 class _SqueueTimes:
     calls = 0
+
+    def reservations(self) -> list:
+        return []
 
     def jobs(self) -> list:
         from plugins.backend import SlurmJob

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from cli.serve_cmds import load_serve_config
-from plugins.backend import SlurmJob, SlurmNode, SlurmSnapshot
+from plugins.backend import SlurmJob, SlurmNode, SlurmReservation, SlurmSnapshot
 from plugins.serve import Daemon, ServeConfig, serve
 from topology import BackendError, RequestError
 from topology.generate import design_for, generate
@@ -34,9 +34,10 @@ class FakeSlurm:
     def __init__(self) -> None:
         self.nodes: list[SlurmNode] = [SlurmNode(n, "up", partitions=("gpu",)) for n in FABRIC.node_names]
         self.jobs: list[SlurmJob] = []
+        self.reservations: list[SlurmReservation] = []
 
     def snapshot(self) -> SlurmSnapshot:
-        return SlurmSnapshot(tuple(self.nodes), tuple(self.jobs))
+        return SlurmSnapshot(tuple(self.nodes), tuple(self.jobs), reservations=tuple(self.reservations))
 
     def node_states(self) -> list[SlurmNode]:
         return list(self.nodes)
@@ -631,3 +632,26 @@ def test_why_through_the_daemon_and_in_applys_log() -> None:
     assert not report.pinned and not report.reserved
     assert [(j, s.split(":")[0]) for j, s in report.waiting] == [(7, "job 7 (16 GPUs) waits")]
     assert "once 1" in report.waiting[0][1] and "(ends in 600 s)" in report.waiting[0][1]
+
+
+def test_advice_keeps_off_slurms_reservations_and_leaves_jobs_in_one_to_slurm() -> None:
+    """A reservation on leaf 1 now (for other users): a 4-node job, which would take leaf 1, is advised
+    leaf 2; one on leaf 2 from an hour on: a job of 30 minutes may still take it, one of 2 hours or with no
+    time limit (it could run into it) takes leaf 3. A job in a reservation (`--reservation`) is Slurm's."""
+    d, slurm = daemon()
+    four = {"min_nodes": 4, "tres_per_node": "gres:gpu:8", "shared": 0}
+    assert d.decide(req("before", **four))["req_nodes"] == "gpu[001-004]"
+    d, slurm = daemon()
+    now = time.time()
+    slurm.reservations = [SlurmReservation("maint", tuple(f"gpu00{i}" for i in range(1, 5)), now - 60, now + 3600),
+                          SlurmReservation("later", tuple(f"gpu00{i}" for i in range(5, 9)), now + 3600, now + 7200)]
+    d.refresh()
+    assert d.decide(req("short", time_limit=30, **four))["req_nodes"] == "gpu[005-008]"
+    d, slurm = daemon()
+    slurm.reservations = [SlurmReservation("maint", tuple(f"gpu00{i}" for i in range(1, 5)), now - 60, now + 3600),
+                          SlurmReservation("later", tuple(f"gpu00{i}" for i in range(5, 9)), now + 3600, now + 7200)]
+    d.refresh()
+    assert d.decide(req("long", time_limit=120, **four))["req_nodes"] == "gpu[009-012]"
+    assert d.decide(req("unlimited", **four))["req_nodes"] == "gpu[013-016]"
+    a = d.decide(req("inside", reservation="maint", **four))
+    assert a["action"] == "none" and a["reason"] == "a job in reservation maint is left to Slurm", a

@@ -113,7 +113,8 @@ def test_backend_runs_the_right_commands_and_reports_errors() -> None:
     assert len(snap.nodes) == 16 and len(snap.jobs) == 4
     be.pin(7, "gpu[001-002]", 2)
     be.release(7)
-    assert calls[2:] == [["scontrol", "update", "JobId=7", "ReqNodeList=gpu[001-002]", "NumNodes=2"],
+    assert calls[2:] == [["scontrol", "show", "reservation", "--oneliner"],
+                         ["scontrol", "update", "JobId=7", "ReqNodeList=gpu[001-002]", "NumNodes=2"],
                          ["scontrol", "release", "7"]]
     with pytest.raises(BackendError, match="did not print JSON"):
         SlurmCliBackend(lambda cmd: "Slurm is down").snapshot()

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import time
 from pathlib import Path
 
 import pytest
 
-from plugins.backend import SlurmNode, SlurmSnapshot, held_since, ineligible, to_cluster_state
-from plugins.slurm_cli import parse_sinfo_json, parse_squeue_json
+from plugins.backend import SlurmNode, SlurmSnapshot, held_since, ineligible, reserved_nodes, to_cluster_state
+from plugins.slurm_cli import parse_reservations_text, parse_sinfo_json, parse_squeue_json
 from topology import BackendError, load_inventory_text
 
 from .conftest import dedent, shared_file
@@ -202,3 +204,49 @@ def test_job_arrays_and_heterogeneous_components_are_read(shape) -> None:
     assert (jobs[1].array_job_id, jobs[1].array_tasks, jobs[2].array_job_id, jobs[2].array_tasks) == (1, "1-3", 1, "")
     assert (jobs[5].het_job_id, jobs[6].het_job_id) == (5, 5)
     assert (jobs[7].array_job_id, jobs[7].het_job_id, jobs[7].array_tasks) == (0, 0, "")
+
+
+# `scontrol show reservation --oneliner` as the lab's 24.11 printed it (22.05 and 26.05 print the same fields)
+RESV_LINES = (
+    "ReservationName=r1 StartTime=2026-12-07T17:59:13 EndTime=2026-12-07T18:59:13 Duration=01:00:00 "
+    "Nodes=gpu[001-004] NodeCnt=4 CoreCnt=64 Features=(null) PartitionName=(null) Flags=SPEC_NODES TRES=cpu=64 "
+    "Users=nobody Groups=(null) Accounts=(null) Licenses=(null) State=ACTIVE BurstBuffer=(null) MaxStartDelay=(null)\n"
+    "ReservationName=f1 StartTime=2026-12-07T19:59:13 EndTime=2027-12-07T19:59:13 Duration=365-00:00:00 "
+    "Nodes=gpu[009-010] NodeCnt=2 CoreCnt=32 Features=(null) PartitionName=(null) Flags=MAINT,SPEC_NODES "
+    "TRES=cpu=32 Users=root Groups=(null) Accounts=(null) Licenses=(null) State=INACTIVE Comment=Nodes=gpu999 x\n")
+
+
+def test_reservations_are_read_and_kept_off_by_time() -> None:
+    """Both reservations, their times as this machine's clock reads scontrol's local times; a job started
+    at 18:00 keeps off r1 (active), and off f1 (from 19:59) only when its time limit reaches it: 1 h does
+    not, 2 h and no limit do. A Comment cannot name nodes."""
+    (r1, f1), problems = parse_reservations_text(RESV_LINES)
+    assert not problems and (r1.name, r1.nodes, f1.nodes) == ("r1", ("gpu001", "gpu002", "gpu003", "gpu004"),
+                                                              ("gpu009", "gpu010"))
+    at = time.mktime(time.strptime("2026-12-07T18:00:00", "%Y-%m-%dT%H:%M:%S"))
+    assert r1.start < at < r1.end < f1.start
+    assert reserved_nodes([r1, f1], at, 3600) == r1.nodes
+    assert reserved_nodes([r1, f1], at, 7200) == r1.nodes + f1.nodes
+    assert reserved_nodes([r1, f1], at, None) == r1.nodes + f1.nodes
+    assert reserved_nodes([r1, f1], r1.end + 1, 600) == ()  # r1 over, f1 not yet
+
+
+@pytest.mark.parametrize("text,names", [("No reservations in the system\n", []), ("", []),
+                                        ("ReservationName=lic StartTime=2026-12-07T17:59:13 "
+                                         "EndTime=2026-12-07T18:59:13 Nodes=(null) Licenses=fs:1\n", ["lic"])])
+def test_no_reservations_or_one_without_nodes(text: str, names: list[str]) -> None:
+    got, problems = parse_reservations_text(text)
+    assert [r.name for r in got] == names and all(not r.nodes for r in got) and not problems
+
+
+def test_a_reservation_placer_cannot_read_is_kept_off_or_is_an_error() -> None:
+    """A time it cannot read: said, and the nodes kept off always. No name or node list, or a node list
+    that is not one: an error naming the line (a reservation missed would send jobs where none start)."""
+    (r,), problems = parse_reservations_text(RESV_LINES.splitlines()[0].replace("EndTime=2026-12-07T18:59:13",
+                                                                                "EndTime=Unknown"))
+    assert (r.start, r.end) == (0.0, float("inf")) and problems and "cannot read its StartTime/EndTime" in problems[0]
+    for bad, said in (("Nodes=gpu[001-004]\n", "line 1: no ReservationName"),
+                      ("ReservationName=x StartTime=2026-12-07T17:59:13\n", "no ReservationName or Nodes"),
+                      ("No reservations in the system\nReservationName=x Nodes=gpu[004-001]\n", "line 2 (x)")):
+        with pytest.raises(BackendError, match=re.escape(said)):
+            parse_reservations_text(bad)

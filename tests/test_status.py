@@ -148,3 +148,29 @@ def test_watch_refreshes_until_interrupted(tmp_path: Path, capsys, monkeypatch: 
     out, err = capsys.readouterr()
     assert code == 0, err  # Ctrl-C ends a watch: no error
     assert "3 stranded on partly used nodes" in out and "7 stranded on partly used nodes" in out
+
+
+def test_live_status_counts_a_reservations_nodes_out_while_it_is_active() -> None:
+    """The state above, live, with Slurm's reservation `maint` on leaf p02-su01 now (gpu[009-012]): jobs
+    outside it cannot start there, so its 32 GPUs are not counted free (75 - 32) and it is named; the
+    largest job within a leaf is then 24 GPUs (p01-su02's 19 free and p02-su02's 24). A reservation to
+    come or past changes nothing; the down node is listed alone."""
+    import time
+
+    from cli.cluster_view import ClusterView
+    from cli.status_cmd import render_status, status_data
+    from plugins.backend import SlurmReservation
+
+    now = time.time()
+    nodes = tuple(f"gpu{i:03d}" for i in range(9, 13))
+    for resv, free, leaf_max in (((SlurmReservation("maint", nodes, now - 60, now + 600),), 43, 24),
+                                 ((SlurmReservation("later", nodes, now + 600, now + 1200),
+                                   SlurmReservation("past", nodes, now - 1200, now - 600)), 75, 32)):
+        view = ClusterView(FABRIC, state(), "slurm (fake)", reservations=resv)
+        data = status_data(view)
+        tiers = {t["tier"]: t for t in data["tiers"]}
+        assert (data["free_gpus"], tiers["leaf"]["largest_gpus"]) == (free, leaf_max), resv
+        assert [d["node"] for d in data["down_or_drained"]] == ["gpu016"]
+        text = render_status(view, data)
+        assert ("in Slurm reservations now (not counted free): maint gpu[009-012]" in text) == (free == 43), text
+        assert "; 1 nodes down or drained" in text

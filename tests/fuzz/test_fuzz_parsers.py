@@ -21,7 +21,13 @@ from placer.plan_doc import apply_plan_document, plan_document
 from placer.traces import parse_trace
 from plugins.backend import HoldClock
 from plugins.hold_clock_file import clock_text, load_clock, save_clock
-from plugins.slurm_cli import parse_node_states_text, parse_sinfo_json, parse_squeue_json, text_node_state
+from plugins.slurm_cli import (
+    parse_node_states_text,
+    parse_reservations_text,
+    parse_sinfo_json,
+    parse_squeue_json,
+    text_node_state,
+)
 from topology import ClusterState, PlacerError, Problem, dump_inventory, load_inventory_text
 from topology.exporters import export, parse_slurm_version
 from topology.generate import design_for, generate
@@ -218,6 +224,22 @@ def test_slurm_json(text: str) -> None:
 def test_node_states_text(text: str) -> None:
     tried("sinfo text")
     _own_errors_only(lambda: parse_node_states_text(text))
+
+
+RESERVATIONS = ("ReservationName=r1 StartTime=2026-12-07T17:59:13 EndTime=2026-12-07T18:59:13 Duration=01:00:00 "
+                "Nodes=gpu[001-004] NodeCnt=4 CoreCnt=64 Features=(null) PartitionName=(null) Flags=SPEC_NODES "
+                "TRES=cpu=64 Users=nobody Groups=(null) Accounts=(null) Licenses=(null) State=ACTIVE\n"
+                "ReservationName=f1 StartTime=2026-12-07T19:59:13 EndTime=2027-12-07T19:59:13 Duration=365-00:00:00 "
+                "Nodes=gpu[009-010] NodeCnt=2 Flags=MAINT,SPEC_NODES Users=root State=INACTIVE\n")
+
+
+@given(mutated([RESERVATIONS, "No reservations in the system\n"]))
+def test_reservations_text(text: str) -> None:
+    """What is read has a name, nodes as Slurm would list them, and a start before its end."""
+    tried("scontrol show reservation")
+    got = _own_errors_only(lambda: parse_reservations_text(text))
+    for r in got[0] if got is not None else []:
+        assert r.name and r.start <= r.end and all(r.nodes)
 
 
 # -- small grammars -------------------------------------------------------------------------------------

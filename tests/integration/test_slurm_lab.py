@@ -742,6 +742,46 @@ def test_job_arrays_and_heterogeneous_jobs_are_left_to_slurm(lab: LabHandle, dae
     assert _unpinned_and_released(lab, het)
 
 
+RESERVATIONS = (("other-users", "now", "gpu[001-004]", "daemon", ()),  # active, for another user (26.05 refuses nobody)
+                ("maint-later", "now+2hours", "gpu[005-008]", "root", ("Flags=MAINT",)),  # ahead, maintenance
+                ("mine", "now", "gpu[029-032]", "root", ()))
+
+
+def _reserve(lab: LabHandle) -> None:
+    """The reservations above (the lab's `clean` deletes every reservation once the jobs are gone)."""
+    for name, start, nodes, users, extra in RESERVATIONS:
+        lab.run("scontrol", "create", "reservation", f"ReservationName={name}", f"StartTime={start}", "Duration=60",
+                f"Nodes={nodes}", f"Users={users}", *extra)
+
+
+def test_advice_and_apply_keep_off_slurms_reservations(lab: LabHandle, daemon_factory) -> None:
+    """Three reservations: gpu[001-004] now for another user, gpu[005-008] for maintenance from 2 h on, and
+    gpu[029-032] now for root. Advised, a 4-node job of 30 minutes keeps off the first (it may end before
+    the maintenance), one of 3 hours off both; a job in `mine` is Slurm's. Each runs. Before 2026-12-07 the
+    first was advised gpu[001-004] and waited for the reservation's end ("ReqNodeNotAvail, May be reserved
+    for other job") with 24 other nodes free. Then steered: `placer apply` pins a held 3-hour job off both."""
+    first, maint = set(expand("gpu[001-004]")), set(expand("gpu[005-008]"))
+    _reserve(lab)
+    d = daemon_factory()
+    short = lab.sbatch("-J", "resv-short", "-N", "4", "--exclusive", "--gres=gpu:8", "--time=30")
+    long = lab.sbatch("-J", "resv-long", "-N", "4", "--exclusive", "--gres=gpu:8", "--time=180")
+    # (without --gres: the lab's reservations hold cpu TRES only, and Slurm refuses a GPU job in one)
+    inside = lab.sbatch("-J", "resv-inside", "--reservation=mine", "-N", "1", "--exclusive")
+    said = d.decisions()
+    assert said["resv-inside"] == {**said["resv-inside"], "action": "none",
+                                   "reason": "a job in reservation mine is left to Slurm"}, said
+    assert not set(running_nodes(lab, short)) & first, said["resv-short"]
+    assert not set(running_nodes(lab, long)) & (first | maint), said["resv-long"]
+    assert set(running_nodes(lab, inside)) <= set(expand("gpu[029-032]"))
+    d.stop()
+    daemon_factory("--mode", "steer")
+    held = lab.sbatch("-J", "resv-held", "-N", "4", "--exclusive", "--gres=gpu:8", "--time=180")
+    assert lab.jobs_by_id()[held].steered
+    out = lab.placer("apply", "--inventory", str(lab.inventory), "--once")
+    assert f"job {held}: pinned to" in out.stdout, out.stdout + out.stderr
+    assert not set(running_nodes(lab, held)) & (first | maint)
+
+
 def test_a_job_that_cannot_start_at_once_is_not_advised(lab: LabHandle, daemon_factory) -> None:
     """Advise mode: the hook passes a job's dependency and begin time (job_desc.dependency, begin_time), and
     the daemon advises no nodes to a job that would start later on nodes chosen now; it goes in as given."""
