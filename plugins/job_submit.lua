@@ -161,6 +161,7 @@ local function advice_problem(job_desc, answer, part_list)
 		end
 	end
 	if answer.req_switch ~= nil then
+		if (num(job_desc.req_switch) or 0) > 0 then return "it would replace the job's own --switches" end
 		if not whole(answer.req_switch, 1, math.max(min_nodes, 1)) then
 			return "req_switch " .. tostring(answer.req_switch) .. " is not 1.." .. math.max(min_nodes, 1)
 		end
@@ -243,6 +244,8 @@ function slurm_job_submit(job_desc, part_list, submit_uid)
 		het_job_offset = num(job_desc.het_job_offset),
 		-- a job in a Slurm reservation: left to Slurm (its nodes, users and times are Slurm's to honour)
 		reservation = str(job_desc.reservation),
+		-- the user's own --switches (0 or NO_VAL: none): never overwritten
+		req_switch = num(job_desc.req_switch),
 		fail_open = placer_fail_open,
 	}
 	local started = now()

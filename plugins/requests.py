@@ -114,6 +114,8 @@ def job_from_hook(req: dict[str, Any], partition_nodes: tuple[str, ...] | None =
         return None, together
     if resv := in_reservation(_text(req, "reservation")):
         return None, resv
+    if (_int(req, "req_switch") or 0) > 0:  # advice would replace it, or pin nodes over more switches than it allows
+        return None, f"its own --switches={_int(req, 'req_switch')} is left to Slurm"
     job, why = _hook_job(req, partition_nodes)
     return (off_reservations(job, reservations, now) if job is not None else None), why
 

@@ -112,6 +112,16 @@ def test_the_request_says_whether_the_job_is_an_array_a_heterogeneous_component_
     assert hook({**JOB, "het_job_offset": 1}, {"action": "none"})["request"]["het_job_offset"] == 1
     assert "reservation" not in sent
     assert hook({**JOB, "reservation": "maint"}, {"action": "none"})["request"]["reservation"] == "maint"
+    assert "req_switch" not in sent and hook({**JOB, "req_switch": 2}, {"action": "none"})["request"]["req_switch"] == 2
+
+
+def test_advice_never_replaces_the_jobs_own_switches(hook) -> None:
+    """A daemon that answered --switches for a job with its own (`--switches=1`) is not obeyed."""
+    out = hook({"name": "j", "min_nodes": 4, "req_switch": 1}, {"action": "advise", "req_switch": 2, "wait4switch": 300})
+    assert out["job"]["req_switch"] == 1 and out["fail_open"] == 1, out
+    assert "advice not applied: it would replace the job's own --switches" in out["log"]
+    out = hook({"name": "j", "min_nodes": 4, "req_switch": NO_VAL}, {"action": "advise", "req_switch": 2})
+    assert out["job"]["req_switch"] == 2, out
 
 
 def test_one_connection_is_kept_and_a_closed_one_is_replaced(hook) -> None:

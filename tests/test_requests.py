@@ -116,3 +116,11 @@ def test_a_job_array_or_a_heterogeneous_component_is_left_to_slurm() -> None:
     ("x-y", 1), ("0-9:0", 1), ("1,3,5", 3)])
 def test_array_task_count(tasks: str, count: int) -> None:
     assert array_task_count(tasks) == count
+
+
+def test_a_jobs_own_switches_are_left_to_slurm() -> None:
+    """`--switches=N` (the hook sends job_desc.req_switch; 0 or NO_VAL, sent as nothing, is none)."""
+    base = {"v": 1, "name": "a", "min_nodes": 2, "tres_per_node": "gres/gpu:8"}
+    assert job_from_hook({**base, "req_switch": 0})[0] is not None
+    job, why = job_from_hook({**base, "req_switch": 1})
+    assert job is None and why == "its own --switches=1 is left to Slurm"

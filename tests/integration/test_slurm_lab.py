@@ -782,6 +782,25 @@ def test_advice_and_apply_keep_off_slurms_reservations(lab: LabHandle, daemon_fa
     assert not set(running_nodes(lab, held)) & (first | maint)
 
 
+def test_a_jobs_own_switches_are_never_overwritten(lab: LabHandle, daemon_factory) -> None:
+    """Advise mode, 28 of 32 nodes busy: no room now for an 8-node job, so placer advises it --switches;
+    a job with its own `--switches=2@5:00` keeps it (before 2026-12-07 the hook sent no req_switch and
+    replaced it)."""
+    d = daemon_factory()
+    filler = lab.sbatch("-J", "filler", "-N", "28", "--exclusive", "--gres=gpu:8", "--comment=placer:off")
+    running_nodes(lab, filler)
+    d.sees("the filler running", lambda st: st["gpus_in_use"] == 28 * 8)
+    mine = lab.sbatch("-J", "own-switches", "-N", "8", "--exclusive", "--gres=gpu:8", "--switches=2@5:00")
+    plain = lab.sbatch("-J", "no-switches", "-N", "8", "--exclusive", "--gres=gpu:8")
+    said = d.decisions()
+    assert said["own-switches"]["action"] == "none" and said["own-switches"]["reason"] == \
+        "its own --switches=2 is left to Slurm", said
+    shown = {j: lab.run("scontrol", "show", "job", str(j)).stdout for j in (mine, plain)}
+    assert "Switches=2@00:05:00" in shown[mine], shown[mine]
+    assert said["no-switches"]["action"] == "advise" and f"Switches={said['no-switches']['req_switch']}@" \
+        in shown[plain], (said, shown[plain])
+
+
 def test_a_job_that_cannot_start_at_once_is_not_advised(lab: LabHandle, daemon_factory) -> None:
     """Advise mode: the hook passes a job's dependency and begin time (job_desc.dependency, begin_time), and
     the daemon advises no nodes to a job that would start later on nodes chosen now; it goes in as given."""
