@@ -45,10 +45,18 @@ from placer.timeline import HoldRule  # noqa: E402
 from placer.validate import validate_reservation  # noqa: E402
 from placer.why import Running  # noqa: E402
 from plugins.apply import apply_once  # noqa: E402
-from plugins.backend import HoldClock, SlurmJob, SlurmNode, SlurmSnapshot  # noqa: E402
+from plugins.backend import (  # noqa: E402
+    HoldClock,
+    SlurmJob,
+    SlurmNode,
+    SlurmReservation,
+    SlurmSnapshot,
+    reserved_nodes,
+)
 from plugins.hold_clock_file import load_clock, save_clock  # noqa: E402
 from topology import Fabric  # noqa: E402
 from topology.generate import design_for, generate  # noqa: E402
+from topology.hostlists import expand  # noqa: E402
 
 APPLY_CFG = SiteConfig().planner()  # as `placer why` and `placer apply` choose by default (CP-SAT by work units)
 
@@ -139,6 +147,12 @@ def main() -> int:
                   f"({sum(w for _, w in p.requeue):,.0f} GPU-h of work lost)")
     for held, target in ((100, 2.0), (1000, 30.0)):
         ok &= _apply_pass(fabric, running, held, target, now)
+    # Slurm's reservations: one active on 512 nodes, a maintenance window on 1,536 more from 12 h on (the
+    # held jobs' time limits run from 10 min to 24 h: about half are kept off both, the rest off the first)
+    names = fabric.node_names
+    resv = (SlurmReservation("now", tuple(names[:512]), now - 60, now + 86400),
+            SlurmReservation("maint", tuple(names[512:2048]), now + 43200, now + 86400))
+    ok &= _apply_pass(fabric, running, 1000, 30.0, now, label=", 2 reservations (2,048 nodes)", reservations=resv)
     for rule in (HoldRule(), HoldRule(from_room=False)):
         ok &= _apply_pass(fabric, full_running, 100, 2.0, now, rule, lambda r: 8 * int(r.choice([16, 32, 64, 128])),
                           f" of 16-128 nodes at 97% busy{'' if rule.from_room else ', hold from submission'}")
@@ -169,12 +183,13 @@ def _state_file_line(held: int) -> bool:
 
 
 class _Snapshot:
-    """Slurm as `placer apply` reads it, from memory; pins and releases are only counted."""
+    """Slurm as `placer apply` reads it, from memory; pins are counted and kept, releases ignored."""
 
     name = "bench"
 
     def __init__(self, snap: SlurmSnapshot) -> None:
         self.snap, self.pins = snap, 0
+        self.pinned: dict[int, str] = {}
 
     def snapshot(self) -> SlurmSnapshot:
         return self.snap
@@ -187,6 +202,7 @@ class _Snapshot:
 
     def pin(self, job_id: int, nodes: str, num_nodes: int) -> None:
         self.pins += 1
+        self.pinned[job_id] = nodes
 
     def release(self, job_id: int) -> None:
         pass
@@ -194,9 +210,9 @@ class _Snapshot:
 
 def _apply_pass(fabric: Fabric, running: list[Running], held: int, target: float, now: float,
                 hold: HoldRule | None = None, gpus: Callable[[np.random.Generator], int] = mixed_job_gpus,
-                label: str = "") -> bool:
+                label: str = "", reservations: tuple[SlurmReservation, ...] = ()) -> bool:
     """One `placer apply` pass over `held` jobs the hook held (`gpus` draws each one's size), the running
-    jobs with their EndTimes."""
+    jobs with their EndTimes, Slurm's `reservations`."""
     names, rng = fabric.node_names, np.random.default_rng(11)
     jobs = [SlurmJob(job_id=k + 1, name=r.job_id, state="RUNNING", node_count=len(r.alloc),
                      nodes=tuple(names[v] for v, _ in r.alloc), gpu_ids={names[v]: tuple(ids) for v, ids in r.alloc},
@@ -210,11 +226,15 @@ def _apply_pass(fabric: Fabric, running: list[Running], held: int, target: float
     cfg = APPLY_CFG
     times = []
     for _ in range(3):
-        slurm = _Snapshot(SlurmSnapshot(nodes, tuple(jobs)))
+        slurm = _Snapshot(SlurmSnapshot(nodes, tuple(jobs), reservations=reservations))
         t = time.perf_counter()
         out = apply_once(fabric, slurm, cfg, max_hold_s=3600, now=now, hold=hold or HoldRule())
         times.append(time.perf_counter() - t)
     med = statistics.median(times)
+    limits = {j.job_id: j.time_limit_s or float("inf") for j in jobs}
+    into = [j for j, nodes in slurm.pinned.items()
+            if set(expand(nodes)) & set(reserved_nodes(reservations, now, limits[j]))]
+    assert not into, f"pinned into a reservation: jobs {into[:5]}"
     print(f"apply pass, {held:,} held jobs{label}: median {med:.2f} s of 3 [{'met' if med <= target else 'NOT MET'} <= "
           f"{target:g} s]; {len(out.pinned)} pinned now, {len(out.reserved)} reserved, {len(out.waiting)} left "
           f"waiting, {len(out.errors)} errors, {slurm.pins} pins")
