@@ -36,6 +36,7 @@ class SlurmNode:
     gpus: int | None = None  # GPUs configured (Gres=gpu[:model]:N), when the backend says
     gpu_model: str | None = None  # the model in Gres=gpu:MODEL:N, when named
     partitions: tuple[str, ...] | None = None  # partitions holding the node (None: the backend did not say)
+    busy: bool = False  # Slurm's base state is ALLOCATED or MIXED: some job runs on it
 
 
 @dataclass(frozen=True)
@@ -391,7 +392,33 @@ def to_cluster_state(fabric: Fabric, snap: SlurmSnapshot) -> StateReport:
                 for kind, names in mismatch.items()]
     running = [job for job in snap.jobs if job.running]
     warnings += _allocate(fabric, state, running)
+    warnings += _hidden_jobs(fabric, state, snap.nodes, running)
     return StateReport(state, warnings, running, mismatch)
+
+
+# past this share of Slurm's allocated nodes, nodes with no job seen on them are said: a few are a job that
+# ended between sinfo and squeue; many are jobs Slurm hides from this user
+HIDDEN_SHARE = 0.1
+
+
+def _hidden_jobs(fabric: Fabric, state: ClusterState, nodes: Iterable[SlurmNode], running: list[SlurmJob]
+                 ) -> list[str]:
+    """Nodes Slurm shows allocated or mixed with no running job seen on them are taken whole (what is free
+    of them): with `PrivateData=jobs` in slurm.conf, squeue shows a user who is not root or SlurmUser only
+    their own jobs, and every other job's GPUs would read as free."""
+    seen = {n for j in running for n in j.nodes}
+    busy = {n.name for n in nodes if n.busy}
+    hidden = sorted(n for n in busy - seen if n in fabric.node_index)
+    if not hidden:
+        return []
+    idx = np.asarray([fabric.node_index[n] for n in hidden], dtype=np.int64)
+    free = state.free_mask[idx].astype(np.uint64)
+    state.allocate_masks(idx[free != 0], free[free != 0])
+    if len(hidden) < max(1.0, HIDDEN_SHARE * len(busy)):
+        return []
+    return [f"{len(hidden)} of the {len(busy)} node(s) Slurm shows allocated carry no running job placer can see "
+            f"({_some(hidden)}): taken as busy. Does slurm.conf set PrivateData=jobs? Then run placer as root or "
+            "SlurmUser, which see every job"]
 
 
 def _node_states(fabric: Fabric, snap: SlurmSnapshot, state: ClusterState) -> dict[str, list[str]]:

@@ -56,6 +56,14 @@ def test_real_grouped_sinfo_and_squeue(version: str) -> None:
     assert not r.state.usable[idx["n127"]] and not r.state.usable[idx["n128"]] and r.state.usable[idx["n050"]]
     in_use = sum(sum(len(v) for v in j.gpu_ids.values()) for j in r.running)
     assert in_use == 8 * 2 + 3 + 2 + 4 and int(FABRIC.total_gpus - r.state.free_gpus.sum()) == in_use
+    # the same nodes as a user Slurm shows only their own jobs (PrivateData=jobs) sees them: no job runs
+    # anywhere, yet 4 nodes are ALLOCATED or MIXED; each is taken whole, and that is said
+    assert sorted(n for n, node in nodes.items() if node.busy) == sorted({n for j in r.running for n in j.nodes})
+    hidden = to_cluster_state(FABRIC, SlurmSnapshot(tuple(nodes.values()), ()))
+    assert int(FABRIC.total_gpus - hidden.state.free_gpus.sum()) == 8 * 4
+    assert len(hidden.warnings) == 1 and hidden.warnings[0].startswith(
+        "4 of the 4 node(s) Slurm shows allocated carry no running job placer can see"), hidden.warnings
+    assert "PrivateData=jobs" in hidden.warnings[0]
 
 
 GROUPED = {"sinfo": [
@@ -190,7 +198,7 @@ def _n(v: int) -> dict:
 def test_job_arrays_and_heterogeneous_components_are_read(shape) -> None:
     """As squeue --json showed them on the lab (22.05 plain numbers, 24.11 and 26.05 {set, number}): an
     array's pending record (tasks 1-3, task 0 running as its own job), a heterogeneous job's two
-    components (leader 5), and a plain job (0 in each field)."""
+    components (leader 5), a plain job (0 in each field), and a job in reservation `maint` (resv_name)."""
     rec = {"name": "j", "state_reason": "Resources", "node_count": shape(1)}
     doc = {"jobs": [
         {**rec, "job_id": 1, "job_state": ["PENDING"], "array_job_id": shape(1), "array_task_string": "1-3"},
@@ -199,11 +207,13 @@ def test_job_arrays_and_heterogeneous_components_are_read(shape) -> None:
         {**rec, "job_id": 5, "job_state": ["PENDING"], "het_job_id": shape(5), "het_job_offset": shape(0)},
         {**rec, "job_id": 6, "job_state": ["PENDING"], "het_job_id": shape(5), "het_job_offset": shape(1)},
         {**rec, "job_id": 7, "job_state": ["PENDING"], "array_job_id": shape(0), "array_task_string": "",
-         "het_job_id": shape(0)}]}
+         "het_job_id": shape(0), "resv_name": ""},
+        {**rec, "job_id": 8, "job_state": ["PENDING"], "resv_name": "maint"}]}
     jobs = {j.job_id: j for j in parse_squeue_json(json.dumps(doc))}
     assert (jobs[1].array_job_id, jobs[1].array_tasks, jobs[2].array_job_id, jobs[2].array_tasks) == (1, "1-3", 1, "")
     assert (jobs[5].het_job_id, jobs[6].het_job_id) == (5, 5)
-    assert (jobs[7].array_job_id, jobs[7].het_job_id, jobs[7].array_tasks) == (0, 0, "")
+    assert (jobs[7].array_job_id, jobs[7].het_job_id, jobs[7].array_tasks, jobs[7].reservation) == (0, 0, "", "")
+    assert jobs[8].reservation == "maint"
 
 
 # `scontrol show reservation --oneliner` as the lab's 24.11 printed it (22.05 and 26.05 print the same fields)

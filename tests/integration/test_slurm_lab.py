@@ -801,6 +801,41 @@ def test_a_jobs_own_switches_are_never_overwritten(lab: LabHandle, daemon_factor
         in shown[plain], (said, shown[plain])
 
 
+def test_jobs_hidden_by_private_data_are_said_and_their_nodes_taken_busy(lab: LabHandle, daemon_factory,
+                                                                         tmp_path: Path) -> None:
+    """With `PrivateData=jobs`, squeue shows a user who is not root or SlurmUser only their own jobs: root's
+    4-node job is invisible to `nobody`, while sinfo still shows its nodes ALLOCATED. A snapshot from what
+    `nobody` sees (saved outputs) says so and takes those nodes as busy; from root's view, nothing is said.
+    Before 2026-12-07 the job's 32 GPUs read as free, silently (a daemon run as its own user would have
+    advised them)."""
+    daemon_factory()  # (cleans the lab before and after)
+    job = lab.sbatch("-J", "private", "-N", "4", "--exclusive", "--gres=gpu:8", "--comment=placer:off")
+    nodes = running_nodes(lab, job)
+    conf = lab.base / "etc" / "slurm.conf"
+    before = conf.read_text()
+    conf.write_text(before + "PrivateData=jobs\n")
+    try:
+        lab.run("scontrol", "reconfigure")
+        wait_until("squeue hides root's job from nobody", lambda: "private" not in lab.as_user(
+            "nobody", "squeue", "--noheader", "--format=%j").stdout or None)
+        for who, hidden in (("nobody", True), ("root", False)):
+            saved = tmp_path / who
+            saved.mkdir()
+            run = (lambda *c: lab.as_user("nobody", *c)) if hidden else lab.run
+            (saved / "sinfo.json").write_text(run("sinfo", "--json").stdout)
+            (saved / "squeue.json").write_text(run("squeue", "--json", "--states=all").stdout)
+            (saved / "reservations.txt").write_text("No reservations in the system\n")
+            out = lab.placer("slurm", "snapshot", "--inventory", str(lab.inventory), "--from-dir", str(saved),
+                             "-o", str(saved / "snap.json"))
+            said = "4 of the 4 node(s) Slurm shows allocated carry no running job placer can see"
+            assert (said in out.stderr) == hidden and ("PrivateData=jobs" in out.stderr) == hidden, out.stderr
+            if hidden:
+                assert ", ".join(sorted(nodes)) in out.stderr, (nodes, out.stderr)
+    finally:
+        conf.write_text(before)
+        lab.run("scontrol", "reconfigure")
+
+
 def test_a_job_that_cannot_start_at_once_is_not_advised(lab: LabHandle, daemon_factory) -> None:
     """Advise mode: the hook passes a job's dependency and begin time (job_desc.dependency, begin_time), and
     the daemon advises no nodes to a job that would start later on nodes chosen now; it goes in as given."""
