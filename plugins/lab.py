@@ -208,6 +208,22 @@ def _alive(pid: int, program: str) -> bool:
     return Path(cmd).name.startswith(program)
 
 
+def _restarted(proc: dict, base: Path) -> dict:
+    """`proc` as it runs now: Slurm 24.05+ restarts slurmctld and each slurmd on `scontrol reconfigure`
+    (new pids; the old ones end), and the new daemon writes its pid file. Taken from the pid file only when
+    the pid `up` saw has ended and the file names this lab's daemon (its command line names the lab's
+    slurm.conf): a stale file's recycled pid is never signalled."""
+    if proc["program"] == "munged" or _alive(proc["pid"], proc["program"]):
+        return proc
+    name = "slurmctld.pid" if proc["program"] == "slurmctld" else f"slurmd-{proc['name'].split(':', 1)[-1]}.pid"
+    try:
+        pid = int((base / "run" / name).read_text().strip())
+        ours = str(base / "etc" / "slurm.conf") in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except (OSError, ValueError):
+        return proc
+    return {**proc, "pid": pid} if ours and _alive(pid, proc["program"]) else proc
+
+
 def _signal(proc: dict, sig: int) -> None:
     if _alive(proc["pid"], proc["program"]):
         try:
@@ -235,10 +251,14 @@ class Lab:
         self.root: Path | None = None if rel.suite is None else opt.chroot_root / rel.suite
 
     def load_state(self) -> dict | None:
+        """What `up` started, each Slurm daemon with the pid it runs under now (`_restarted`)."""
         try:
-            return json.loads(self.state_file.read_text())
+            st = json.loads(self.state_file.read_text())
         except (OSError, ValueError):
             return None
+        if isinstance(st, dict) and isinstance(st.get("processes"), list) and "base" in st:
+            st["processes"] = [_restarted(p, Path(st["base"])) for p in st["processes"]]
+        return st
 
     # -- where Slurm's programs are: the host, or the release's chroot ----------------------------------
     def _inside(self, path: str) -> Path:

@@ -117,3 +117,29 @@ def test_the_lab_uses_only_a_directory_of_its_own(tmp_path: Path) -> None:
     refuse_foreign_directory(site)  # a lab's state: one was up here
     with pytest.raises(RequestError, match="is not a directory"):
         refuse_foreign_directory(site / "lab.json")
+
+
+def test_a_daemon_slurm_restarted_is_found_by_its_pid_file(tmp_path: Path) -> None:
+    """`scontrol reconfigure` on 24.05+ restarts slurmctld and slurmd under new pids: `down` must stop the
+    new ones (before 2026-12-07 they were left running, 33 processes per lab). The pid file's process is
+    taken only when the recorded one has ended and the new one names this lab's slurm.conf."""
+    import sys
+
+    from plugins.lab import _restarted
+
+    (tmp_path / "run").mkdir()
+    conf = tmp_path / "etc" / "slurm.conf"
+    new = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(conf)])
+    try:
+        gone = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1  # no process has this pid
+        proc = {"name": "slurmd:gpu001", "program": "python", "pid": gone}
+        (tmp_path / "run" / "slurmd-gpu001.pid").write_text(f"{new.pid}\n")
+        assert _restarted(proc, tmp_path)["pid"] == new.pid
+        assert _restarted(proc, tmp_path / "other")["pid"] == gone  # no pid file there
+        (tmp_path / "run" / "slurmd-gpu001.pid").write_text(f"{os.getpid()}\n")  # not this lab's daemon
+        assert _restarted(proc, tmp_path)["pid"] == gone
+        alive = {**proc, "pid": os.getpid()}
+        assert _restarted(alive, tmp_path) is alive  # the recorded one still runs
+    finally:
+        new.kill()
+        new.wait()

@@ -815,7 +815,7 @@ def test_jobs_hidden_by_private_data_are_said_and_their_nodes_taken_busy(lab: La
     before = conf.read_text()
     conf.write_text(before + "PrivateData=jobs\n")
     try:
-        lab.run("scontrol", "reconfigure")
+        _reconfigure(lab)
         wait_until("squeue hides root's job from nobody", lambda: "private" not in lab.as_user(
             "nobody", "squeue", "--noheader", "--format=%j").stdout or None)
         for who, hidden in (("nobody", True), ("root", False)):
@@ -833,7 +833,16 @@ def test_jobs_hidden_by_private_data_are_said_and_their_nodes_taken_busy(lab: La
                 assert ", ".join(sorted(nodes)) in out.stderr, (nodes, out.stderr)
     finally:
         conf.write_text(before)
-        lab.run("scontrol", "reconfigure")
+        _reconfigure(lab)
+
+
+def _reconfigure(lab: LabHandle) -> None:
+    """slurmctld rereads slurm.conf; 24.11 and 26.05 restart it, and their nodes show UNKNOWN until each
+    slurmd has registered again."""
+    lab.run("scontrol", "reconfigure")
+    wait_until("every node registered again", lambda: all(
+        s in ("idle", "allocated", "mixed") for s in lab.run("sinfo", "-h", "-N", "-o", "%T", check=False).stdout.split())
+        or None, timeout_s=90, every_s=1)
 
 
 def test_a_job_that_cannot_start_at_once_is_not_advised(lab: LabHandle, daemon_factory) -> None:
