@@ -120,7 +120,7 @@ class LabHandle:
             if not [j for j in self.squeue() if j.state in live]:
                 break
             time.sleep(0.3)
-        # Slurm's reservations (kept in the lab's state between runs; one with jobs cannot be deleted till they end)
+        # Slurm's reservations (kept from test to test; one with jobs cannot be deleted till they end)
         for line in self.run("scontrol", "show", "reservation", "--oneliner").stdout.splitlines():
             if line.startswith("ReservationName="):
                 self.run("scontrol", "delete", line.split()[0], check=False)
