@@ -103,7 +103,8 @@ def eligibility(ix: FabricIndex, state: ClusterState, job: JobRequest, spares: n
     remaining = np.ones(f.n_nodes, dtype=bool)
     outside = ~in_part if in_part is not None else None
     for reason, bad in (("down or drained", ~in_service), ("kept as hot spares", spares),
-                        ("outside the job's partition", outside), ("excluded by the job", ~not_excl),
+                        ("outside the job's partition", outside),
+                        ("excluded by the job (--exclude) or a Slurm reservation it would run into", ~not_excl),
                         ("lacking features or GPU model", ~feat_ok),
                         (f"not {size}-GPU nodes" if multi else "too few GPUs", ~size_ok),
                         ("busy", busy)):
