@@ -37,6 +37,7 @@ class SlurmNode:
     gpu_model: str | None = None  # the model in Gres=gpu:MODEL:N, when named
     partitions: tuple[str, ...] | None = None  # partitions holding the node (None: the backend did not say)
     busy: bool = False  # Slurm's base state is ALLOCATED or MIXED: some job runs on it
+    full: bool = False  # ALLOCATED: every CPU is taken, so no job starts on it whatever its GPUs
 
 
 @dataclass(frozen=True)
@@ -392,7 +393,7 @@ def to_cluster_state(fabric: Fabric, snap: SlurmSnapshot) -> StateReport:
                 for kind, names in mismatch.items()]
     running = [job for job in snap.jobs if job.running]
     warnings += _allocate(fabric, state, running)
-    warnings += _hidden_jobs(fabric, state, snap.nodes, running)
+    warnings += _taken_by_slurm(fabric, state, snap.nodes, running)
     return StateReport(state, warnings, running, mismatch)
 
 
@@ -401,20 +402,24 @@ def to_cluster_state(fabric: Fabric, snap: SlurmSnapshot) -> StateReport:
 HIDDEN_SHARE = 0.1
 
 
-def _hidden_jobs(fabric: Fabric, state: ClusterState, nodes: Iterable[SlurmNode], running: list[SlurmJob]
-                 ) -> list[str]:
-    """Nodes Slurm shows allocated or mixed with no running job seen on them are taken whole (what is free
-    of them): with `PrivateData=jobs` in slurm.conf, squeue shows a user who is not root or SlurmUser only
-    their own jobs, and every other job's GPUs would read as free."""
+def _taken_by_slurm(fabric: Fabric, state: ClusterState, nodes: Iterable[SlurmNode], running: list[SlurmJob]
+                    ) -> list[str]:
+    """Nodes Slurm shows ALLOCATED (every CPU taken: a job given its free GPUs would wait, say behind a
+    CPU-only job holding all its cores), and nodes shown allocated or mixed with no running job seen on
+    them, are taken whole (what is free of them). The second are said when many: with `PrivateData=jobs`
+    in slurm.conf, squeue shows a user who is not root or SlurmUser only their own jobs, and every other
+    job's GPUs would read as free."""
+    nodes = list(nodes)
     seen = {n for j in running for n in j.nodes}
     busy = {n.name for n in nodes if n.busy}
     hidden = sorted(n for n in busy - seen if n in fabric.node_index)
-    if not hidden:
+    take = sorted({n.name for n in nodes if n.full and n.name in fabric.node_index} | set(hidden))
+    if not take:
         return []
-    idx = np.asarray([fabric.node_index[n] for n in hidden], dtype=np.int64)
+    idx = np.asarray([fabric.node_index[n] for n in take], dtype=np.int64)
     free = state.free_mask[idx].astype(np.uint64)
     state.allocate_masks(idx[free != 0], free[free != 0])
-    if len(hidden) < max(1.0, HIDDEN_SHARE * len(busy)):
+    if not hidden or len(hidden) < max(1.0, HIDDEN_SHARE * len(busy)):
         return []
     return [f"{len(hidden)} of the {len(busy)} node(s) Slurm shows allocated carry no running job placer can see "
             f"({_some(hidden)}): taken as busy. Does slurm.conf set PrivateData=jobs? Then run placer as root or "

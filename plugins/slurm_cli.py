@@ -193,10 +193,11 @@ def _name(v: Any) -> str:
     return v
 
 
-def _busy(state: Any) -> bool:
-    """Some job runs on the node: Slurm's base state (a word, or the first of a list) is ALLOCATED or MIXED."""
-    base = state[0] if isinstance(state, list) and state else state
-    return str(base or "").upper() in ("ALLOCATED", "MIXED")
+def _busy(state: Any) -> tuple[bool, bool]:
+    """(some job runs on the node, every CPU of it is taken): Slurm's base state (a word, or the first of a
+    list) is ALLOCATED or MIXED, and ALLOCATED."""
+    base = str((state[0] if isinstance(state, list) and state else state) or "").upper()
+    return base in ("ALLOCATED", "MIXED"), base == "ALLOCATED"
 
 
 def _sinfo_node(n: dict[str, Any]) -> SlurmNode:
@@ -204,7 +205,7 @@ def _sinfo_node(n: dict[str, Any]) -> SlurmNode:
     parts = n.get("partitions")
     return SlurmNode(_name(n.get("name")), _state(n.get("state", ""), n.get("state_flags")), _reason(n.get("reason")),
                      _features(n.get("active_features", n.get("features"))), gpus, model,
-                     tuple(str(p) for p in parts) if isinstance(parts, list) else None, _busy(n.get("state")))
+                     tuple(str(p) for p in parts) if isinstance(parts, list) else None, *_busy(n.get("state")))
 
 
 def _sinfo_group(g: dict[str, Any]) -> list[SlurmNode]:
@@ -217,8 +218,8 @@ def _sinfo_group(g: dict[str, Any]) -> list[SlurmNode]:
     part = (g.get("partition") or {}).get("name")
     partitions = (str(part),) if part else None
     names = [name for entry in nodes.get("nodes", []) for name in expand_nodes(_name(entry))]
-    busy = _busy(node.get("state"))
-    return [SlurmNode(name, state, reason, features, gpus, model, partitions, busy) for name in names]
+    busy, full = _busy(node.get("state"))
+    return [SlurmNode(name, state, reason, features, gpus, model, partitions, busy, full) for name in names]
 
 
 # `sinfo --Node --format=%N|%T` words (Slurm's node_state_string, long form) and the suffix marks it adds:

@@ -671,3 +671,17 @@ def test_a_node_slurm_shows_allocated_with_no_job_seen_is_never_advised() -> Non
     assert a["action"] == "advise" and a["req_nodes"] in {"gpu014", "gpu015", "gpu016"}, a
     report = to_cluster_state(FABRIC, slurm.snapshot())
     assert not report.warnings and int(report.state.free_gpus[FABRIC.node_index["gpu013"]]) == 0
+
+
+def test_a_node_whose_cpus_slurm_shows_all_taken_is_never_advised() -> None:
+    """gpu001 runs a CPU-only job holding every core: its 8 GPUs are free, but Slurm shows it ALLOCATED and
+    would start nothing there. A 1-GPU job is advised gpu002, not gpu001 (before 2026-12-07 it was advised
+    gpu001 and waited). Seen as MIXED (some cores left), gpu001 stays usable."""
+    for full, expect in ((True, "gpu002"), (False, "gpu001")):
+        d, slurm = daemon()
+        slurm.jobs = [SlurmJob(job_id=1, name="cpu", state="RUNNING", node_count=1, nodes=("gpu001",))]
+        slurm.nodes = [replace(n, busy=n.name == "gpu001", full=full and n.name == "gpu001") for n in slurm.nodes]
+        d.refresh()
+        a = d.decide(req("one", tres_per_job="gres:gpu:1"))
+        assert a["action"] == "advise" and a["req_nodes"] == expect, (full, a)
+        assert not to_cluster_state(FABRIC, slurm.snapshot()).warnings

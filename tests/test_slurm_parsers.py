@@ -268,3 +268,10 @@ def test_stalled_knows_both_shapes_of_a_controller_that_did_not_answer(rc: int, 
     from plugins.slurm_cli import stalled
 
     assert stalled(subprocess.CompletedProcess(["sinfo"], rc, out, err)) is is_stall
+
+
+def test_allocated_and_mixed_nodes_are_read() -> None:
+    """22.05's words (allocated, mixed) as newer Slurm's lists are (tests/test_slurm_versions.py)."""
+    nodes = {n.name: n for n in parse_sinfo_json((DATA / "sinfo.json").read_text())}
+    assert [(nodes[n].busy, nodes[n].full) for n in ("gpu013", "gpu014", "gpu015", "gpu001")] == [
+        (True, True), (True, True), (True, False), (False, False)]

@@ -59,6 +59,8 @@ def test_real_grouped_sinfo_and_squeue(version: str) -> None:
     # the same nodes as a user Slurm shows only their own jobs (PrivateData=jobs) sees them: no job runs
     # anywhere, yet 4 nodes are ALLOCATED or MIXED; each is taken whole, and that is said
     assert sorted(n for n, node in nodes.items() if node.busy) == sorted({n for j in r.running for n in j.nodes})
+    full = [n for n, node in nodes.items() if node.full]  # ALLOCATED: here each runs an 8-GPU job
+    assert len(full) == 2 and all(int(r.state.free_gpus[idx[n]]) == 0 for n in full)
     hidden = to_cluster_state(FABRIC, SlurmSnapshot(tuple(nodes.values()), ()))
     assert int(FABRIC.total_gpus - hidden.state.free_gpus.sum()) == 8 * 4
     assert len(hidden.warnings) == 1 and hidden.warnings[0].startswith(
