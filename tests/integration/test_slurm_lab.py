@@ -845,6 +845,21 @@ def _reconfigure(lab: LabHandle) -> None:
         or None, timeout_s=90, every_s=1)
 
 
+def test_a_node_whose_cores_a_cpu_job_holds_is_never_advised(lab: LabHandle, daemon_factory) -> None:
+    """A CPU-only job holds all 16 cores of gpu001 (its 8 GPUs free; Slurm shows it ALLOCATED): a 1-GPU
+    job is advised elsewhere and runs. Before 2026-12-07 it was advised gpu001 and waited there."""
+    d = daemon_factory()
+    cpu = lab.sbatch("-J", "all-cores", "-w", "gpu001", "-n", "16", "--comment=placer:off")
+    assert running_nodes(lab, cpu) == ["gpu001"]
+    wait_until("Slurm shows gpu001 allocated", lambda: lab.run("sinfo", "-h", "-n", "gpu001", "-o", "%T").stdout.split()
+               == ["allocated"] or None)
+    asked = time.time()
+    d.sees("a refresh since", lambda st: st["state_time"] > asked + 1)
+    one = lab.sbatch("-J", "one-gpu", "--gres=gpu:1")
+    assert d.decisions()["one-gpu"]["req_nodes"] != "gpu001"
+    assert running_nodes(lab, one) != ["gpu001"]
+
+
 def test_a_job_that_cannot_start_at_once_is_not_advised(lab: LabHandle, daemon_factory) -> None:
     """Advise mode: the hook passes a job's dependency and begin time (job_desc.dependency, begin_time), and
     the daemon advises no nodes to a job that would start later on nodes chosen now; it goes in as given."""
