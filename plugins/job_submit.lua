@@ -246,6 +246,8 @@ function slurm_job_submit(job_desc, part_list, submit_uid)
 		reservation = str(job_desc.reservation),
 		-- the user's own --switches (0 or NO_VAL: none): never overwritten
 		req_switch = num(job_desc.req_switch),
+		-- salloc/srun --immediate: starts now or fails, so it is never held
+		immediate = num(job_desc.immediate),
 		fail_open = placer_fail_open,
 	}
 	local started = now()

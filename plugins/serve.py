@@ -372,9 +372,9 @@ class Daemon:
             job, why = None, f"it waits for {waits}: no advice (nodes chosen now would be stale when it starts)"
         if job is None:
             answer: dict[str, Any] = {"action": "none", "reason": why}
-        elif self.cfg.mode == "steer":
+        elif self.cfg.mode == "steer" and not req.get("immediate"):
             answer = {"action": "steer", "reason": f"held for `placer apply` ({job.gpus} GPUs)"}
-        else:
+        else:  # (--immediate in steer mode too: a held job would fail at once, as its user asked)
             answer, held = self._advise(job)
         elapsed = time.perf_counter() - t0
         self.metrics.decisions.labels(answer["action"]).inc()

@@ -685,3 +685,13 @@ def test_a_node_whose_cpus_slurm_shows_all_taken_is_never_advised() -> None:
         a = d.decide(req("one", tres_per_job="gres:gpu:1"))
         assert a["action"] == "advise" and a["req_nodes"] == expect, (full, a)
         assert not to_cluster_state(FABRIC, slurm.snapshot()).warnings
+
+
+def test_an_immediate_job_is_advised_never_held() -> None:
+    """Steer mode holds a job for `placer apply`; a job with --immediate (salloc/srun -I) would then fail
+    at once, so it is advised nodes free now instead, as in advise mode."""
+    d, _ = daemon(mode="steer")
+    assert d.decide(req("later", tres_per_job="gres:gpu:1"))["action"] == "steer"
+    a = d.decide(req("now", tres_per_job="gres:gpu:1", immediate=1))
+    assert a["action"] == "advise" and "req_nodes" in a, a
+    assert d.decide(req("zero", tres_per_job="gres:gpu:1", immediate=0))["action"] == "steer"

@@ -860,6 +860,18 @@ def test_a_node_whose_cores_a_cpu_job_holds_is_never_advised(lab: LabHandle, dae
     assert running_nodes(lab, one) != ["gpu001"]
 
 
+def test_an_immediate_allocation_is_never_held(lab: LabHandle, daemon_factory) -> None:
+    """Steer mode: `salloc --immediate` gets its allocation (advised nodes free now); held for `placer
+    apply`, as before 2026-12-07, Slurm would refuse it at once."""
+    d = daemon_factory("--mode", "steer")
+    got = lab.run("salloc", "--immediate=10", "--no-shell", "-J", "imm", "--gres=gpu:1", check=False)
+    assert got.returncode == 0 and "Granted job allocation" in got.stderr, got.stderr
+    said = d.decisions()["imm"]
+    assert said["action"] == "advise", said
+    job = int(re.search(r"Granted job allocation (\d+)", got.stderr)[1])
+    assert running_nodes(lab, job) == [said["req_nodes"]]
+
+
 def test_a_job_that_cannot_start_at_once_is_not_advised(lab: LabHandle, daemon_factory) -> None:
     """Advise mode: the hook passes a job's dependency and begin time (job_desc.dependency, begin_time), and
     the daemon advises no nodes to a job that would start later on nodes chosen now; it goes in as given."""
