@@ -248,6 +248,8 @@ function slurm_job_submit(job_desc, part_list, submit_uid)
 		req_switch = num(job_desc.req_switch),
 		-- salloc/srun --immediate: starts now or fails, so it is never held
 		immediate = num(job_desc.immediate),
+		-- --contiguous (1; NO_VAL16 when not asked): placer does not choose by node names: left to Slurm
+		contiguous = num(job_desc.contiguous),
 		fail_open = placer_fail_open,
 	}
 	local started = now()

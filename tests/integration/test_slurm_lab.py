@@ -872,6 +872,18 @@ def test_an_immediate_allocation_is_never_held(lab: LabHandle, daemon_factory) -
     assert running_nodes(lab, job) == [said["req_nodes"]]
 
 
+def test_a_contiguous_job_is_left_to_slurm(lab: LabHandle, daemon_factory) -> None:
+    """`--contiguous` (job_desc.contiguous 1; a job without it shows Slurm's NO_VAL16 and is advised)."""
+    d = daemon_factory()
+    together = lab.sbatch("-J", "contiguous", "--contiguous", "-N", "2", "--exclusive", "--gres=gpu:8")
+    plain = lab.sbatch("-J", "plain", "-N", "2", "--exclusive", "--gres=gpu:8")
+    said = d.decisions()
+    assert said["contiguous"]["action"] == "none" and said["contiguous"]["reason"] == "--contiguous is left to Slurm"
+    assert said["plain"]["action"] == "advise", said
+    running_nodes(lab, together)
+    running_nodes(lab, plain)
+
+
 def test_a_job_that_cannot_start_at_once_is_not_advised(lab: LabHandle, daemon_factory) -> None:
     """Advise mode: the hook passes a job's dependency and begin time (job_desc.dependency, begin_time), and
     the daemon advises no nodes to a job that would start later on nodes chosen now; it goes in as given."""
