@@ -246,9 +246,10 @@ function slurm_job_submit(job_desc, part_list, submit_uid)
 		reservation = str(job_desc.reservation),
 		-- the user's own --switches (0 or NO_VAL: none): never overwritten
 		req_switch = num(job_desc.req_switch),
-		-- salloc/srun --immediate: starts now or fails, so it is never held
-		immediate = num(job_desc.immediate),
-		-- --contiguous (1; NO_VAL16 when not asked): placer does not choose by node names: left to Slurm
+		-- salloc/srun (no batch script): someone waits at a terminal, maybe with --immediate (its wait is
+		-- the client's own: job_desc.immediate reads 0), so steer mode does not hold it
+		interactive = job_desc.script == nil or job_desc.script == "",
+		-- --contiguous (1 when asked): placer does not choose by node names: left to Slurm
 		contiguous = num(job_desc.contiguous),
 		fail_open = placer_fail_open,
 	}

@@ -116,7 +116,7 @@ def job_from_hook(req: dict[str, Any], partition_nodes: tuple[str, ...] | None =
         return None, resv
     if (_int(req, "req_switch") or 0) > 0:  # advice would replace it, or pin nodes over more switches than it allows
         return None, f"its own --switches={_int(req, 'req_switch')} is left to Slurm"
-    if _int(req, "contiguous") == 1:  # placer chooses by the fabric, not by consecutive names (NO_VAL16: not asked)
+    if _int(req, "contiguous") == 1:  # placer chooses by the fabric, not by consecutive names
         return None, "--contiguous is left to Slurm"
     job, why = _hook_job(req, partition_nodes)
     return (off_reservations(job, reservations, now) if job is not None else None), why

@@ -372,9 +372,9 @@ class Daemon:
             job, why = None, f"it waits for {waits}: no advice (nodes chosen now would be stale when it starts)"
         if job is None:
             answer: dict[str, Any] = {"action": "none", "reason": why}
-        elif self.cfg.mode == "steer" and not req.get("immediate"):
+        elif self.cfg.mode == "steer" and req.get("interactive") is not True:
             answer = {"action": "steer", "reason": f"held for `placer apply` ({job.gpus} GPUs)"}
-        else:  # (--immediate in steer mode too: a held job would fail at once, as its user asked)
+        else:  # (salloc/srun in steer mode too: held, its user would wait for apply's pass, and --immediate fail)
             answer, held = self._advise(job)
         elapsed = time.perf_counter() - t0
         self.metrics.decisions.labels(answer["action"]).inc()

@@ -687,11 +687,12 @@ def test_a_node_whose_cpus_slurm_shows_all_taken_is_never_advised() -> None:
         assert not to_cluster_state(FABRIC, slurm.snapshot()).warnings
 
 
-def test_an_immediate_job_is_advised_never_held() -> None:
-    """Steer mode holds a job for `placer apply`; a job with --immediate (salloc/srun -I) would then fail
-    at once, so it is advised nodes free now instead, as in advise mode."""
+def test_an_interactive_job_is_advised_never_held() -> None:
+    """Steer mode holds a batch job for `placer apply`; an interactive one (salloc/srun: no batch script)
+    is advised nodes free now instead, as in advise mode: held, its user would wait at a terminal for
+    apply's pass, and `--immediate=N` would fail when the pass came later than N seconds."""
     d, _ = daemon(mode="steer")
     assert d.decide(req("later", tres_per_job="gres:gpu:1"))["action"] == "steer"
-    a = d.decide(req("now", tres_per_job="gres:gpu:1", immediate=1))
+    a = d.decide(req("now", tres_per_job="gres:gpu:1", interactive=True))
     assert a["action"] == "advise" and "req_nodes" in a, a
-    assert d.decide(req("zero", tres_per_job="gres:gpu:1", immediate=0))["action"] == "steer"
+    assert d.decide(req("batch", tres_per_job="gres:gpu:1", interactive=False))["action"] == "steer"
