@@ -129,5 +129,4 @@ def test_a_jobs_own_switches_are_left_to_slurm() -> None:
 def test_a_contiguous_job_is_left_to_slurm() -> None:
     base = {"v": 1, "name": "a", "min_nodes": 2, "tres_per_node": "gres/gpu:8"}
     assert job_from_hook({**base, "contiguous": 0})[0] is not None
-    assert job_from_hook({**base, "contiguous": 65534})[0] is not None  # Slurm's NO_VAL16: not asked
     assert job_from_hook({**base, "contiguous": 1}) == (None, "--contiguous is left to Slurm")
