@@ -560,6 +560,44 @@ def test_the_refresh_worker_process_gives_the_same_picture() -> None:
         broken.close()
 
 
+class _Hangs(FakeSlurm):
+    def snapshot(self) -> SlurmSnapshot:
+        time.sleep(60)  # a squeue that a restarting slurmctld keeps waiting
+        return super().snapshot()
+
+
+def test_closing_the_refresh_worker_ends_a_read_in_flight() -> None:
+    """`placer serve` stops at once on SIGTERM: closing its refresh worker ends a read in flight instead of
+    waiting for it (before, the daemon's exit waited for the read), and nothing new is started after."""
+    import threading
+
+    from plugins.refresh_worker import ProcessRefresher
+
+    worker = ProcessRefresher(_tiny, "tiny", _Hangs)
+    said: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            worker()
+        except BackendError as exc:
+            said.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 30
+    while not worker.pool._processes and time.monotonic() < deadline:  # the read has reached its worker
+        time.sleep(0.05)
+    procs = list(worker.pool._processes.values())
+    assert procs and all(p.is_alive() for p in procs)
+    started = time.monotonic()
+    worker.close()
+    reader.join(10)
+    assert time.monotonic() - started < 10 and not any(p.is_alive() for p in procs)
+    assert said and "stopped" in str(said[0]), said
+    with pytest.raises(BackendError, match="stopped"):
+        worker()
+
+
 def test_the_refresh_worker_ends_when_its_daemon_is_killed(tmp_path) -> None:
     """A SIGKILLed daemon leaves no refresh worker behind (nor multiprocessing's resource tracker)."""
     import os

@@ -218,10 +218,12 @@ class DaemonProc:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self.fh.close()
                 raise AssertionError(f"placer serve exited: {self.log.read_text()}")
             if self.socket.exists() and "placer serve:" in self.log.read_text():
                 return
             time.sleep(0.1)
+        self.stop()
         raise AssertionError(f"placer serve did not start: {self.log.read_text()}")
 
     def ask(self, req: dict) -> dict:
@@ -259,14 +261,19 @@ class DaemonProc:
     def decisions(self) -> dict[str, dict]:
         return {d["name"]: d for d in self.ask({"v": 1, "op": "decisions"})["decisions"]}
 
-    def stop(self) -> None:
+    def stop(self) -> str | None:
+        """Stopped and reaped (else its Popen warns when collected, failing a later test); what went wrong."""
+        said = None
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+                self.proc.wait(10)
+                said = f"placer serve ignored SIGTERM for 10 s; its log ends:\n{self.log.read_text()[-2000:]}"
         self.fh.close()
+        return said
 
 
 @pytest.fixture
@@ -280,7 +287,7 @@ def daemon_factory(lab: LabHandle):
 
     lab.clean()
     yield start
-    for d in started:
-        d.stop()
+    said = [e for e in (d.stop() for d in started) if e]
     lab.socket.unlink(missing_ok=True)
     lab.clean()
+    assert not said, said[0]

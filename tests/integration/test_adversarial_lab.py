@@ -203,7 +203,10 @@ class Phase:
                                  "--refresh-s", "1"], stdout=log, stderr=subprocess.STDOUT, env=self.env)
         deadline = time.monotonic() + 30
         while not (self.sock.exists() and "placer serve:" in (self.base / "log" / f"serve-{self.name}.log").read_text()):
-            assert proc.poll() is None and time.monotonic() < deadline, f"placer serve ({self.name}) did not start"
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()  # reaped, so its Popen does not warn later (a failure of another test)
+                raise AssertionError(f"placer serve ({self.name}) did not start")
             time.sleep(0.1)
         return proc
 

@@ -63,8 +63,14 @@ def test_hook_install_and_the_units_serve_advise_a_job_and_uninstall_restores_it
         assert check.returncode == 0 and "ok: the daemon answered the hook" in check.stdout, check.stdout + check.stderr
     finally:
         proc.terminate()
-        proc.wait(15)
-        log.close()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            log.close()
     done = lab.run(*placer, "hook", "uninstall", "--config", str(site))
     assert (conf.read_bytes(), script.read_bytes()) == before
     time.sleep(0.1)
