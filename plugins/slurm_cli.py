@@ -385,6 +385,9 @@ def parse_reservations_text(text: str) -> tuple[list[SlurmReservation], list[str
     node list placer cannot read is an error: a reservation missed would send jobs where Slurm starts none."""
     out: list[SlurmReservation] = []
     problems: list[str] = []
+    if not text.strip():  # Slurm says when there are none: nothing at all is a client or wrapper that failed
+        raise BackendError(f"scontrol show reservation printed nothing (with no reservations Slurm prints "
+                           f"{NO_RESERVATIONS!r})")
     for k, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.strip() == NO_RESERVATIONS:
             continue

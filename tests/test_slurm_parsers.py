@@ -106,7 +106,7 @@ def test_backend_runs_the_right_commands_and_reports_errors() -> None:
             return (DATA / "sinfo.json").read_text()
         if cmd[0] == "squeue":
             return (DATA / "squeue.json").read_text()
-        return ""
+        return "No reservations in the system\n" if cmd[:3] == ["scontrol", "show", "reservation"] else ""
 
     be = SlurmCliBackend(runner)
     snap = be.snapshot()

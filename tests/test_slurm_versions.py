@@ -243,7 +243,7 @@ def test_reservations_are_read_and_kept_off_by_time() -> None:
     assert reserved_nodes([r1, f1], r1.end + 1, 600) == ()  # r1 over, f1 not yet
 
 
-@pytest.mark.parametrize("text,names", [("No reservations in the system\n", []), ("", []),
+@pytest.mark.parametrize("text,names", [("No reservations in the system\n", []),
                                         ("ReservationName=lic StartTime=2026-12-07T17:59:13 "
                                          "EndTime=2026-12-07T18:59:13 Nodes=(null) Licenses=fs:1\n", ["lic"])])
 def test_no_reservations_or_one_without_nodes(text: str, names: list[str]) -> None:
@@ -253,12 +253,14 @@ def test_no_reservations_or_one_without_nodes(text: str, names: list[str]) -> No
 
 def test_a_reservation_placer_cannot_read_is_kept_off_or_is_an_error() -> None:
     """A time it cannot read: said, and the nodes kept off always. No name or node list, or a node list
-    that is not one: an error naming the line (a reservation missed would send jobs where none start)."""
+    that is not one: an error naming the line (a reservation missed would send jobs where none start).
+    Nothing at all is an error too: with none, Slurm says so."""
     (r,), problems = parse_reservations_text(RESV_LINES.splitlines()[0].replace("EndTime=2026-12-07T18:59:13",
                                                                                 "EndTime=Unknown"))
     assert (r.start, r.end) == (0.0, float("inf")) and problems and "cannot read its StartTime/EndTime" in problems[0]
     for bad, said in (("Nodes=gpu[001-004]\n", "line 1: no ReservationName"),
                       ("ReservationName=x StartTime=2026-12-07T17:59:13\n", "no ReservationName or Nodes"),
-                      ("No reservations in the system\nReservationName=x Nodes=gpu[004-001]\n", "line 2 (x)")):
+                      ("No reservations in the system\nReservationName=x Nodes=gpu[004-001]\n", "line 2 (x)"),
+                      ("", "printed nothing"), (" \n\n", "printed nothing")):
         with pytest.raises(BackendError, match=re.escape(said)):
             parse_reservations_text(bad)
