@@ -10,6 +10,7 @@ from placer.plan_doc import apply_plan_document
 from placer.why import Running
 from plugins.backend import SlurmJob, SlurmReservation, running_of, to_cluster_state
 from plugins.pyslurm_backend import choose_backend
+from plugins.snapshot import reservations_of
 from topology import ClusterState, Fabric, RequestError
 from topology.hostlists import HostlistError, expand
 
@@ -26,7 +27,7 @@ class ClusterView:
     partitions: dict[str, tuple[str, ...]] | None = None  # name -> nodes, when known
     jobs: list[SlurmJob] = field(default_factory=list)  # live only: every job Slurm listed
     doc: dict | None = None  # offline: the --state document
-    reservations: tuple[SlurmReservation, ...] = ()  # live only: Slurm's reservations
+    reservations: tuple[SlurmReservation, ...] = ()  # Slurm's reservations (offline: a snapshot's)
 
 
 def cluster_view(inventory: str | None, state_path: str | None, config_path: str | None, backend: str | None,
@@ -40,7 +41,8 @@ def cluster_view(inventory: str | None, state_path: str | None, config_path: str
     if state_path:
         doc = read_document(state_path, "json")
         apply_plan_document(fabric, state, doc, state_path)
-        return ClusterView(fabric, state, state_path, _partitions(doc, state_path), doc=doc)
+        return ClusterView(fabric, state, state_path, _partitions(doc, state_path), doc=doc,
+                           reservations=reservations_of(doc, state_path))
     be = choose_backend(backend or site.backend, slurm_conf or site.slurm_conf)
     snap = be.snapshot()
     report = to_cluster_state(fabric, snap)

@@ -1,6 +1,7 @@
 """`placer plan`: a dry run on an inventory, no Slurm needed."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import cast
 
@@ -10,6 +11,8 @@ from placer import PlannerConfig, plan
 from placer.jobs import jobs_from_csv, jobs_from_list
 from placer.plan_doc import apply_plan_document, plan_document
 from placer.types import DegradedLinks
+from plugins.requests import off_reservations
+from plugins.snapshot import reservations_of
 from topology import ClusterState, Problem, RequestError
 from topology.hostlists import HostlistError, compress, expand
 from topology.inputs import parse_yaml
@@ -102,6 +105,8 @@ def plan_cmd(inventory: str, jobs_path: str, state_path: str | None, down: str |
     if state_path:
         doc = read_document(state_path, "json")
         apply_plan_document(fabric, state, doc, state_path)
+        resv, now = reservations_of(doc, state_path), time.time()  # a snapshot's: kept off, as apply would
+        jobs = [off_reservations(j, resv, now) for j in jobs] if resv else jobs
     if down:
         try:
             names = expand(down)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jsonschema
+import numpy as np
 
 from topology import ClusterState, Fabric, Problem, RequestError
 
@@ -107,7 +108,8 @@ def schema_problems(doc: Any) -> list[Problem]:
 
 # -- reading a plan back ------------------------------------------------------------------------------------
 def apply_plan_document(fabric: Fabric, state: ClusterState, doc: Any, source: str = "plan") -> int:
-    """Occupy the GPUs of every placed job of an earlier plan; returns how many jobs. Checks everything first."""
+    """Occupy the GPUs of every placed job of an earlier plan, and every GPU of a snapshot's busy nodes; down
+    nodes unusable. Returns how many jobs. Checks everything first."""
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         got = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
         raise RequestError(problems=[Problem("schema", f"expected a {SCHEMA} document, got {got!r}")], source=source)
@@ -133,6 +135,12 @@ def apply_plan_document(fabric: Fabric, state: ClusterState, doc: Any, source: s
             problems.append(Problem(f"down_nodes[{i}]", f"node {d['node']!r} is not in fabric {fabric.name!r}"))
         else:
             work.set_usable(n, False)
+    for i, d in enumerate(doc.get("busy_nodes") or []):  # Slurm's, with no job placer saw: taken whole
+        n = fabric.node_index.get(d["node"])
+        if n is None:
+            problems.append(Problem(f"busy_nodes[{i}]", f"node {d['node']!r} is not in fabric {fabric.name!r}"))
+        elif int(work.free_mask[n]):
+            work.allocate_masks(np.asarray([n], dtype=np.int64), work.free_mask[[n]].astype(np.uint64))
     if problems:
         raise RequestError(problems=problems, source=source)
     state.__dict__.update(work.__dict__)

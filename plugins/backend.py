@@ -369,6 +369,8 @@ class StateReport:
     # what the inventory gets wrong about this cluster, by kind ("not in Slurm", "GPU count", "GPU model",
     # "features") -> node names: advice from a wrong inventory can put jobs where they cannot run
     mismatch: dict[str, list[str]] = field(default_factory=dict)
+    # nodes taken whole though no running job seen holds their GPUs: node -> why (see _taken_by_slurm)
+    taken: dict[str, str] = field(default_factory=dict)
 
     def mismatch_text(self) -> str:
         return mismatch_text(self.mismatch)
@@ -393,8 +395,8 @@ def to_cluster_state(fabric: Fabric, snap: SlurmSnapshot) -> StateReport:
                 for kind, names in mismatch.items()]
     running = [job for job in snap.jobs if job.running]
     warnings += _allocate(fabric, state, running)
-    warnings += _taken_by_slurm(fabric, state, snap.nodes, running)
-    return StateReport(state, warnings, running, mismatch)
+    taken, said = _taken_by_slurm(fabric, state, snap.nodes, running)
+    return StateReport(state, warnings + said, running, mismatch, taken)
 
 
 # past this share of Slurm's allocated nodes, nodes with no job seen on them are said: a few are a job that
@@ -403,27 +405,32 @@ HIDDEN_SHARE = 0.1
 
 
 def _taken_by_slurm(fabric: Fabric, state: ClusterState, nodes: Iterable[SlurmNode], running: list[SlurmJob]
-                    ) -> list[str]:
+                    ) -> tuple[dict[str, str], list[str]]:
     """Nodes Slurm shows ALLOCATED (every CPU taken: a job given its free GPUs would wait, say behind a
     CPU-only job holding all its cores), and nodes shown allocated or mixed with no running job seen on
     them, are taken whole (what is free of them). The second are said when many: with `PrivateData=jobs`
     in slurm.conf, squeue shows a user who is not root or SlurmUser only their own jobs, and every other
-    job's GPUs would read as free."""
+    job's GPUs would read as free. Returns (node -> why taken, what to say)."""
     nodes = list(nodes)
     seen = {n for j in running for n in j.nodes}
     busy = {n.name for n in nodes if n.busy}
     hidden = sorted(n for n in busy - seen if n in fabric.node_index)
-    take = sorted({n.name for n in nodes if n.full and n.name in fabric.node_index} | set(hidden))
-    if not take:
-        return []
-    idx = np.asarray([fabric.node_index[n] for n in take], dtype=np.int64)
+    taken = {n: TAKEN_HIDDEN for n in hidden}
+    taken.update({n.name: TAKEN_FULL for n in nodes if n.full and n.name in fabric.node_index})
+    if not taken:
+        return {}, []
+    idx = np.asarray([fabric.node_index[n] for n in taken], dtype=np.int64)
     free = state.free_mask[idx].astype(np.uint64)
     state.allocate_masks(idx[free != 0], free[free != 0])
     if not hidden or len(hidden) < max(1.0, HIDDEN_SHARE * len(busy)):
-        return []
-    return [f"{len(hidden)} of the {len(busy)} node(s) Slurm shows allocated carry no running job placer can see "
-            f"({_some(hidden)}): taken as busy. Does slurm.conf set PrivateData=jobs? Then run placer as root or "
-            "SlurmUser, which see every job"]
+        return taken, []
+    return taken, [f"{len(hidden)} of the {len(busy)} node(s) Slurm shows allocated carry no running job placer "
+                   f"can see ({_some(hidden)}): taken as busy. Does slurm.conf set PrivateData=jobs? Then run placer "
+                   "as root or SlurmUser, which see every job"]
+
+
+TAKEN_FULL = "Slurm shows it ALLOCATED: every CPU taken"
+TAKEN_HIDDEN = "Slurm shows it allocated, with no running job placer can see"
 
 
 def _node_states(fabric: Fabric, snap: SlurmSnapshot, state: ClusterState) -> dict[str, list[str]]:

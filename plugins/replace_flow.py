@@ -19,8 +19,9 @@ from placer.replace import ReplacePlan, allowed_nodes, choose_replacements
 from topology import ClusterState, Fabric, RequestError
 from topology.hostlists import HostlistError, compress, expand
 
-from .backend import Backend, SlurmJob, SlurmReservation, to_cluster_state
+from .backend import Backend, SlurmJob, SlurmReservation, reserved_nodes, to_cluster_state
 from .requests import placeable_from_slurm
+from .snapshot import reservations_of
 
 
 @dataclass
@@ -35,7 +36,7 @@ class JobView:
     slurm_job: SlurmJob | None = None
     partitions: dict[str, tuple[str, ...]] | None = None  # Slurm's partitions' nodes (live)
     spoken: np.ndarray | None = None  # nodes other pending jobs will start on (live)
-    reservations: tuple[SlurmReservation, ...] = ()  # Slurm's (live): a replacement keeps off them
+    reservations: tuple[SlurmReservation, ...] = ()  # Slurm's (live, or a snapshot's): a replacement keeps off them
 
 
 def job_in_plan(fabric: Fabric, doc: Any, job: str, source: str) -> JobView:
@@ -45,7 +46,7 @@ def job_in_plan(fabric: Fabric, doc: Any, job: str, source: str) -> JobView:
     for p in doc.get("placements", []):
         if str(p.get("job")) == job and p.get("status") == "placed":
             ids = {n: list(v) for n, v in p["gpu_ids"].items()}
-            return JobView(job, list(p.get("nodes") or ids), ids, state)
+            return JobView(job, list(p.get("nodes") or ids), ids, state, reservations=reservations_of(doc, source))
     raise RequestError(f"{source}: no placed job {job!r}")
 
 
@@ -118,8 +119,13 @@ def replace_nodes(fabric: Fabric, view: JobView, failed: list[str], spares_per_s
 def _constraints(fabric: Fabric, view: JobView, failed: list[str]) -> tuple[np.ndarray | None, str]:
     """The nodes a replacement may be, by the live job's constraints as Slurm shows them (its -w aside:
     the replacement changes its node list on purpose), or None and why they cannot be checked."""
-    if view.slurm_job is None:
-        return None, "a plan does not carry the job's constraints"
+    if view.slurm_job is None:  # a document: only a snapshot's reservations are known (a plan's job, no limit)
+        off = reserved_nodes(view.reservations, time.time(), None)
+        allowed = None
+        if off:
+            allowed = view.state.usable.copy()
+            allowed[[fabric.node_index[n] for n in off if n in fabric.node_index]] = False
+        return allowed, "a plan does not carry the job's constraints"
     job, why = placeable_from_slurm(view.slurm_job, view.partitions, own_pin=True, reservations=view.reservations,
                                     now=time.time())
     if job is None:

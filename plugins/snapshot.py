@@ -1,13 +1,15 @@
-"""Slurm's live state as a placer.plan/v1 document: running jobs as placements, down nodes listed."""
+"""Slurm's live state as a placer.plan/v1 document: running jobs as placements, down nodes, nodes busy
+with no job placer can see, and Slurm's reservations listed (`reservations_of` reads these back)."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from placer.plan_doc import document, plan_row
-from topology import Fabric
-from topology.hostlists import compress_ordered
+from topology import Fabric, Problem, RequestError
+from topology.hostlists import HostlistError, compress_ordered, expand
 
-from .backend import SlurmSnapshot, StateReport
+from .backend import SlurmReservation, SlurmSnapshot, StateReport
 
 
 def snapshot_document(fabric: Fabric, snap: SlurmSnapshot, report: StateReport, backend: str) -> dict[str, Any]:
@@ -24,9 +26,30 @@ def snapshot_document(fabric: Fabric, snap: SlurmSnapshot, report: StateReport, 
             **({"start": float(job.end_time - job.time_limit_s)} if job.end_time and job.time_limit_s else {})))
     down = [{"node": n.name, "state": n.state, "reason": n.reason} for n in snap.nodes
             if n.state != "up" and n.name in fabric.node_index]
+    busy = [{"node": n, "reason": why} for n, why in sorted(report.taken.items())]
     summary = {"running_jobs": len(rows), "pending_jobs": sum(j.state == "PENDING" for j in snap.jobs),
-               "down_nodes": len(down), "gpus_in_use": int(fabric.total_gpus - report.state.free_gpus.sum())}
+               "down_nodes": len(down), "busy_nodes": len(busy), "reservations": len(snap.reservations),
+               "gpus_in_use": int(fabric.total_gpus - report.state.free_gpus.sum())}
     parts = snap.partition_nodes()
-    extra = {"partitions": {p: compress_ordered(list(names)) for p, names in parts.items()}} if parts else {}
+    extra: dict[str, Any] = {"busy_nodes": busy} if busy else {}
+    if snap.reservations:
+        extra["reservations"] = [{"name": r.name, "nodes": compress_ordered(list(r.nodes)), "start": r.start,
+                                  "end": r.end if math.isfinite(r.end) else None} for r in snap.reservations]
+    if parts:
+        extra["partitions"] = {p: compress_ordered(list(names)) for p, names in parts.items()}
     return document(fabric, rows, summary, source=f"slurm snapshot ({backend})", down_nodes=down,
                     **extra, warnings=report.warnings)
+
+
+def reservations_of(doc: dict[str, Any], source: str) -> tuple[SlurmReservation, ...]:
+    """The reservations a snapshot document lists (none: a plan, or Slurm had none). The document has
+    passed the schema (apply_plan_document); a node list that is not a hostlist is an error naming it."""
+    out = []
+    for i, r in enumerate(doc.get("reservations") or []):
+        try:
+            nodes = tuple(expand(r["nodes"])) if r["nodes"] else ()
+        except HostlistError as exc:
+            raise RequestError(problems=[Problem(f"reservations[{i}].nodes", str(exc))], source=source) from None
+        end = float("inf") if r["end"] is None else float(r["end"])
+        out.append(SlurmReservation(str(r["name"]), nodes, float(r["start"]), end))
+    return tuple(out)

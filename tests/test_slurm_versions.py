@@ -264,3 +264,72 @@ def test_a_reservation_placer_cannot_read_is_kept_off_or_is_an_error() -> None:
                       ("", "printed nothing"), (" \n\n", "printed nothing")):
         with pytest.raises(BackendError, match=re.escape(said)):
             parse_reservations_text(bad)
+
+
+def _saved_cluster(base: Path) -> None:
+    """Saved outputs of a 24.11-shaped cluster: n003 MIXED with no job placer can see (PrivateData=jobs),
+    n004 ALLOCATED, every other node idle; reservation r1 on n[009-010], active now."""
+    def group(state: str, names: str) -> dict:
+        return {"node": {"state": [state]}, "nodes": {"nodes": [names]}, "features": {"active": "h100"},
+                "gres": {"total": "gpu:h100:8"}, "reason": {"description": ""}, "partition": {"name": "gpu"}}
+
+    groups = [group("IDLE", "n[001-002]"), group("MIXED", "n003"), group("ALLOCATED", "n004"),
+              group("IDLE", "n[005-128]")]
+    (base / "sinfo.json").write_text(json.dumps({"sinfo": groups}))
+    (base / "squeue.json").write_text(json.dumps({"jobs": []}))
+    stamp = lambda t: time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t))  # noqa: E731
+    now = time.time()
+    (base / "reservations.txt").write_text(
+        f"ReservationName=r1 StartTime={stamp(now - 600)} EndTime={stamp(now + 86400)} Duration=1-00:00:00 "
+        "Nodes=n[009-010] NodeCnt=2 Users=nobody State=ACTIVE\n")
+
+
+def test_a_snapshot_document_keeps_busy_nodes_and_reservations(tmp_path: Path, capsys) -> None:
+    """`placer slurm snapshot` lists nodes Slurm shows busy with no job placer can see, and Slurm's
+    reservations; `plan --state`, `status --state` and `replace --plan` keep off both. Before 2026-12-07
+    the document carried neither, and a plan from it used all four nodes."""
+    from cli.main import main
+    from topology import dump_inventory
+
+    _saved_cluster(tmp_path)
+    inv, snap = tmp_path / "inv.yaml", tmp_path / "snap.json"
+    inv.write_text(dump_inventory(FABRIC))
+    assert main(["slurm", "snapshot", "--inventory", str(inv), "--from-dir", str(tmp_path), "-o", str(snap)]) == 0
+    doc = json.loads(snap.read_text())
+    assert [(b["node"], b["reason"][:22]) for b in doc["busy_nodes"]] == [
+        ("n003", "Slurm shows it allocat"), ("n004", "Slurm shows it ALLOCAT")]
+    (r,) = doc["reservations"]
+    assert (r["name"], r["nodes"]) == ("r1", "n[009-010]") and r["start"] < time.time() < r["end"]
+    off = {"n003", "n004", "n009", "n010"}
+    jobs = tmp_path / "jobs.yaml"
+    for nodes, placed in ((124, True), (125, False)):
+        jobs.write_text(f"- {{job_id: big, gpus: {8 * nodes}}}\n")
+        capsys.readouterr()
+        assert main(["plan", "--inventory", str(inv), "--state", str(snap), "--jobs", str(jobs), "--solver",
+                     "greedy", "--format", "json"]) == 0
+        (p,) = json.loads(capsys.readouterr().out)["placements"]
+        assert (p["status"] == "placed") == placed, p["reason"]
+        assert not off & set(p["nodes"])
+    capsys.readouterr()
+    assert main(["status", "--inventory", str(inv), "--state", str(snap)]) == 0
+    text = capsys.readouterr().out
+    assert "in Slurm reservations now (not counted free): r1 n[009-010]" in text, text
+
+
+def test_a_replacement_from_a_snapshot_document_keeps_off_its_reservations() -> None:
+    """`placer replace --plan` on a snapshot: a job on n001-n008 loses n008; its leaf's free nodes are
+    n009-n016, and n009-n015 are in a reservation: the replacement is n016."""
+    from placer.plan_doc import document, plan_row
+    from plugins.replace_flow import job_in_plan, replace_nodes
+
+    nodes = [f"n{k:03d}" for k in range(1, 9)]
+    row = plan_row(job="7", status="placed", gpus=64, nodes=nodes, gpu_ids={n: list(range(8)) for n in nodes},
+                   leaves=1, leaf_lower_bound=None, pods=None, pod_lower_bound=None, cost=None, reason="running")
+    now = time.time()
+    for resv, off in (([], set()), ([{"name": "r1", "nodes": "n[009-015]", "start": now - 60, "end": None}],
+                                    {f"n{k:03d}" for k in range(9, 16)})):
+        doc = document(FABRIC, [row], {}, reservations=resv) if resv else document(FABRIC, [row], {})
+        view = job_in_plan(FABRIC, doc, "7", "snap.json")
+        (r,) = replace_nodes(FABRIC, view, ["n008"], 0, None).plan.replacements
+        assert r.node is not None and r.node not in off and 9 <= int(r.node[1:]) <= 16, r  # its own leaf
+        assert r.node == "n016" or not off, r

@@ -28,6 +28,7 @@ from plugins.slurm_cli import (
     parse_squeue_json,
     text_node_state,
 )
+from plugins.snapshot import reservations_of
 from topology import ClusterState, PlacerError, Problem, dump_inventory, load_inventory_text
 from topology.exporters import export, parse_slurm_version
 from topology.generate import design_for, generate
@@ -132,7 +133,10 @@ def _plan_doc() -> str:
 
 PLAN_DOC = _plan_doc()
 SNAPSHOT_DOC = json.dumps({**json.loads(PLAN_DOC), "partitions": {"a": "gpu[001-008]", "b": "gpu[009-016]"},
-                           "down_nodes": [{"node": "gpu016", "state": "drain", "reason": "fan"}]}, indent=1)
+                           "down_nodes": [{"node": "gpu016", "state": "drain", "reason": "fan"}],
+                           "busy_nodes": [{"node": "gpu015", "reason": "hidden"}],
+                           "reservations": [{"name": "r1", "nodes": "gpu[013-014]", "start": 0, "end": None}]},
+                          indent=1)
 
 
 @given(mutated([PLAN_DOC, SNAPSHOT_DOC]))
@@ -145,10 +149,13 @@ def test_plan_document(text: str) -> None:
     state = ClusterState(TINY)
     if _own_errors_only(lambda: apply_plan_document(TINY, state, doc)) is None:
         return
-    # accepted: every GPU it lists is taken once, no other
+    # accepted: every GPU it lists is taken once, and every GPU of its busy nodes, no other
     listed = {(n, g) for p in doc["placements"] if p.get("status") == "placed"
               for n, gs in p["gpu_ids"].items() for g in gs}
+    busy = {b["node"] for b in doc.get("busy_nodes") or []}
+    listed |= {(n, g) for n in busy for g in range(int(TINY.node_gpus[TINY.node_index[n]]))}
     assert int(TINY.total_gpus - state.free_gpus.sum()) == len(listed)
+    _own_errors_only(lambda: reservations_of(doc, "fuzz"))
 
 
 # -- fabric dumps and Slurm's files ---------------------------------------------------------------------
