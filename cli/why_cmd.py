@@ -17,7 +17,7 @@ from placer.types import PlannerConfig
 from placer.why import Running, not_startable_yet, why
 from plugins.backend import STEER_TAG, HoldClock, PendingDemand, hold_clock_start, ineligible
 from plugins.hold_clock_file import load_clock
-from plugins.requests import placeable_from_slurm
+from plugins.requests import off_reservations, placeable_from_slurm
 from topology import ClusterState, RequestError
 
 from .cluster_view import ClusterView, cluster_view, running_jobs
@@ -118,6 +118,7 @@ def why_cmd(job_id: str, inventory: str | None, state_path: str | None, jobs_pat
     cfg = site.planner()  # as apply would
     if state_path:
         job, running, queued = _offline_job(view, jobs_path, job_id, cfg)
+        job = off_reservations(job, view.reservations, now)  # a snapshot's, as live
     else:
         job, pinned, running, waits = _live_job(view, job_id, now, _apply_clock(site.apply_state_file))
         queued = PendingDemand.of((j for j in view.jobs if str(j.job_id) != job_id), view.fabric, view.partitions,

@@ -333,3 +333,25 @@ def test_a_replacement_from_a_snapshot_document_keeps_off_its_reservations() -> 
         (r,) = replace_nodes(FABRIC, view, ["n008"], 0, None).plan.replacements
         assert r.node is not None and r.node not in off and 9 <= int(r.node[1:]) <= 16, r  # its own leaf
         assert r.node == "n016" or not off, r
+
+
+def test_why_from_a_snapshot_document_keeps_off_its_reservations(tmp_path: Path, capsys) -> None:
+    """Offline `why` on a snapshot with busy nodes and a reservation: a 125-node job cannot fit now (124
+    nodes are outside them), a 124-node one can, at --now; the reservation is over at --now + 2 days."""
+    from cli.main import main
+    from topology import dump_inventory
+
+    _saved_cluster(tmp_path)
+    inv, snap = tmp_path / "inv.yaml", tmp_path / "snap.json"
+    inv.write_text(dump_inventory(FABRIC))
+    assert main(["slurm", "snapshot", "--inventory", str(inv), "--from-dir", str(tmp_path), "-o", str(snap)]) == 0
+    jobs = tmp_path / "jobs.yaml"
+    jobs.write_text("- {job_id: fits, gpus: 992}\n- {job_id: big, gpus: 1000}\n")
+    said = {}
+    for job, at in (("fits", time.time()), ("big", time.time()), ("big", time.time() + 2 * 86400)):
+        capsys.readouterr()
+        assert main(["why", job, "--inventory", str(inv), "--state", str(snap), "--jobs", str(jobs), "--now",
+                     str(at), "--format", "json"]) == 0
+        said[(job, at > time.time() + 3600)] = json.loads(capsys.readouterr().out)
+    verdicts = {k: v["verdict"] for k, v in said.items()}
+    assert verdicts == {("fits", False): "fits-now", ("big", False): "waits", ("big", True): "fits-now"}, said
