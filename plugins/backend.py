@@ -415,8 +415,8 @@ def _taken_by_slurm(fabric: Fabric, state: ClusterState, nodes: Iterable[SlurmNo
     seen = {n for j in running for n in j.nodes}
     busy = {n.name for n in nodes if n.busy}
     hidden = sorted(n for n in busy - seen if n in fabric.node_index)
-    taken = {n: TAKEN_HIDDEN for n in hidden}
-    taken.update({n.name: TAKEN_FULL for n in nodes if n.full and n.name in fabric.node_index})
+    taken = {n.name: TAKEN_FULL for n in nodes if n.full and n.name in fabric.node_index}
+    taken.update({n: TAKEN_HIDDEN for n in hidden})  # the likelier cause when both: no job seen at all
     if not taken:
         return {}, []
     idx = np.asarray([fabric.node_index[n] for n in taken], dtype=np.int64)

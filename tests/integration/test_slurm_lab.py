@@ -20,7 +20,7 @@ import pytest
 
 from placer import PlannerConfig
 from plugins.apply import apply_once
-from plugins.backend import SlurmJob, to_cluster_state
+from plugins.backend import TAKEN_FULL, TAKEN_HIDDEN, SlurmJob, to_cluster_state
 from plugins.pyslurm_backend import available as pyslurm_available
 from plugins.slurm_cli import SlurmCliBackend
 from topology.hostlists import expand
@@ -804,6 +804,15 @@ def test_advice_and_apply_keep_off_slurms_reservations(lab: LabHandle, daemon_fa
     out = lab.placer("apply", "--inventory", str(lab.inventory), "--once")
     assert f"job {held}: pinned to" in out.stdout, out.stdout + out.stderr
     assert not set(running_nodes(lab, held)) & (first | maint)
+    # a snapshot document carries the reservations, and a plan from it keeps off them (no time limit: all)
+    snap, jobs = lab.base / "resv-snap.json", lab.base / "resv-jobs.yaml"
+    lab.placer("slurm", "snapshot", "--inventory", str(lab.inventory), "-o", str(snap))
+    listed = {r["name"]: set(expand(r["nodes"])) for r in json.loads(snap.read_text())["reservations"]}
+    assert listed == {"other-users": first, "maint-later": maint, "mine": set(expand("gpu[029-032]"))}, listed
+    jobs.write_text("- {job_id: next, gpus: 32}\n")
+    plan = json.loads(lab.placer("plan", "--inventory", str(lab.inventory), "--state", str(snap), "--jobs",
+                                 str(jobs), "--format", "json").stdout)["placements"][0]
+    assert plan["status"] == "placed" and not set(plan["nodes"]) & set().union(*listed.values()), plan
 
 
 def test_a_jobs_own_switches_are_never_overwritten(lab: LabHandle, daemon_factory) -> None:
@@ -855,6 +864,9 @@ def test_jobs_hidden_by_private_data_are_said_and_their_nodes_taken_busy(lab: La
             assert (said in out.stderr) == hidden and ("PrivateData=jobs" in out.stderr) == hidden, out.stderr
             if hidden:
                 assert ", ".join(sorted(nodes)) in out.stderr, (nodes, out.stderr)
+            # the document lists them busy: hidden, or (root sees the job) ALLOCATED by an --exclusive job
+            busy = {b["node"]: b["reason"] for b in json.loads((saved / "snap.json").read_text())["busy_nodes"]}
+            assert busy == {n: TAKEN_HIDDEN if hidden else TAKEN_FULL for n in nodes}, busy
     finally:
         conf.write_text(before)
         _reconfigure(lab)
