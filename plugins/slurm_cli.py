@@ -424,9 +424,12 @@ def _saved_reservations(base: Path) -> str:
                     " ".join(RESERVATION_COMMAND), SAVED_RESERVATIONS)
         return NO_RESERVATIONS
     try:
-        return saved.read_bytes().decode("utf-8", "replace")
+        text = saved.read_bytes().decode("utf-8", "replace")
     except OSError as exc:
         raise BackendError(f"saved output {saved}: {exc.strerror}") from None
+    if not text.strip():
+        raise BackendError(f"saved output {saved} is empty (with no reservations Slurm prints {NO_RESERVATIONS!r})")
+    return text
 
 
 def saved_outputs_runner(directory: str) -> Runner:

@@ -132,6 +132,9 @@ def test_saved_outputs_are_read_only_and_name_what_is_missing(tmp_path) -> None:
         be.snapshot()
     with pytest.raises(BackendError, match="read-only"):
         be.release(3)
+    (tmp_path / "reservations.txt").write_text("\n")
+    with pytest.raises(BackendError, match=r"reservations.txt is empty \(with no reservations Slurm prints"):
+        be.reservations()
 
 
 def test_a_job_name_that_is_not_utf8_does_not_stop_reading_the_queue(tmp_path: Path) -> None:
