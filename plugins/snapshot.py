@@ -14,8 +14,13 @@ from .backend import SlurmReservation, SlurmSnapshot, StateReport
 
 def snapshot_document(fabric: Fabric, snap: SlurmSnapshot, report: StateReport, backend: str) -> dict[str, Any]:
     rows = []
+    given: set[tuple[str, int]] = set()  # as to_cluster_state took them: a GPU once, and only one that exists
     for job in report.running:
-        ids = {n: list(job.gpu_ids.get(n, ())) for n in job.nodes if n in fabric.node_index}
+        ids = {n: [g for g in job.gpu_ids.get(n, ()) if 0 <= g < int(fabric.node_gpus[fabric.node_index[n]])
+                   and (n, g) not in given] for n in job.nodes if n in fabric.node_index}
+        given |= {(n, g) for n, gs in ids.items() for g in gs}
+        if not any(ids.values()):
+            continue  # no GPU of the fabric (a CPU-only job): not a placement; its node, if ALLOCATED, is busy
         rows.append(plan_row(
             job=str(job.job_id), status="placed", gpus=sum(len(v) for v in ids.values()), nodes=list(job.nodes),
             gpu_ids={n: v for n, v in ids.items() if v},
@@ -26,8 +31,10 @@ def snapshot_document(fabric: Fabric, snap: SlurmSnapshot, report: StateReport, 
             **({"start": float(job.end_time - job.time_limit_s)} if job.end_time and job.time_limit_s else {})))
     down = [{"node": n.name, "state": n.state, "reason": n.reason} for n in snap.nodes
             if n.state != "up" and n.name in fabric.node_index]
+    down += [{"node": n, "state": "down", "reason": NOT_IN_SLURM} for n in report.mismatch.get("not in Slurm", ())]
     busy = [{"node": n, "reason": why} for n, why in sorted(report.taken.items())]
-    summary = {"running_jobs": len(rows), "pending_jobs": sum(j.state == "PENDING" for j in snap.jobs),
+    summary = {"running_jobs": len(rows), "running_without_gpus": len(report.running) - len(rows),
+               "pending_jobs": sum(j.state == "PENDING" for j in snap.jobs),
                "down_nodes": len(down), "busy_nodes": len(busy), "reservations": len(snap.reservations),
                "gpus_in_use": int(fabric.total_gpus - report.state.free_gpus.sum())}
     parts = snap.partition_nodes()
@@ -39,6 +46,9 @@ def snapshot_document(fabric: Fabric, snap: SlurmSnapshot, report: StateReport, 
         extra["partitions"] = {p: compress_ordered(list(names)) for p, names in parts.items()}
     return document(fabric, rows, summary, source=f"slurm snapshot ({backend})", down_nodes=down,
                     **extra, warnings=report.warnings)
+
+
+NOT_IN_SLURM = "not in Slurm: the inventory has it, Slurm does not list it"
 
 
 def reservations_of(doc: dict[str, Any], source: str) -> tuple[SlurmReservation, ...]:

@@ -894,6 +894,17 @@ def test_a_node_whose_cores_a_cpu_job_holds_is_never_advised(lab: LabHandle, dae
     one = lab.sbatch("-J", "one-gpu", "--gres=gpu:1")
     assert d.decisions()["one-gpu"]["req_nodes"] != "gpu001"
     assert running_nodes(lab, one) != ["gpu001"]
+    # a snapshot lists gpu001 busy, not the CPU job as a placement (before 2026-12-07 its GPU-less row made
+    # the document unreadable as --state: "a placed job needs gpu_ids"), and a plan from it keeps off gpu001
+    snap, jobs = lab.base / "cores-snap.json", lab.base / "cores-jobs.yaml"
+    lab.placer("slurm", "snapshot", "--inventory", str(lab.inventory), "-o", str(snap))
+    doc = json.loads(snap.read_text())
+    assert {b["node"]: b["reason"] for b in doc["busy_nodes"]} == {"gpu001": TAKEN_FULL}, doc["busy_nodes"]
+    assert [p["job"] for p in doc["placements"]] == [str(one)] and doc["summary"]["running_without_gpus"] == 1
+    jobs.write_text("".join(f"- {{job_id: p{k}, gpus: 8}}\n" for k in range(31)))
+    plan = json.loads(lab.placer("plan", "--inventory", str(lab.inventory), "--state", str(snap), "--jobs",
+                                 str(jobs), "--format", "json").stdout)["placements"]
+    assert not [p for p in plan if "gpu001" in p["nodes"]], plan
 
 
 def test_an_interactive_allocation_is_never_held(lab: LabHandle, daemon_factory) -> None:
