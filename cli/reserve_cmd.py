@@ -15,6 +15,7 @@ from placer.index import FabricIndex, index_for
 from placer.jobs import JobRequest, split_constraint
 from placer.reserve import HeroChoice, ReservePlan, hero_size, plan_hero
 from placer.validate import validate_reservation
+from plugins.backend import reserved_nodes
 from plugins.requests import partition_nodes
 from plugins.reservations import ReservationSpec, create_reservation, requeue_argv
 from plugins.slurm_cli import subprocess_runner
@@ -136,13 +137,20 @@ def reserve_cmd(gpus: int, within: str, start_after: float | None, duration_s: f
     running = running_jobs(view)
     ix, level = index_for(view.fabric), _level(view, within)
     hero = _hero(view, gpus, partition, constraint, gpu_model, exclude)
-    constrained = bool(partition or constraint or gpu_model or exclude)
+    # Slurm refuses a reservation on nodes another one holds at the same time; when this one starts is what
+    # the plan finds, so every reservation not over yet is kept off (a late one too: cautious)
+    kept_off = [r for r in view.reservations if r.end > now and r.nodes]
+    off = reserved_nodes(kept_off, now, None)
+    hero = replace(hero, exclude=tuple(dict.fromkeys((*hero.exclude, *off))))
+    constrained = bool(partition or constraint or gpu_model or exclude or off)
     choices = _choices(ix, view.state, hero, gpus_per_node, constrained)
     plans = plan_hero(ix, view.state, running, gpus, now, level, start_after, alternatives, choices)
     if not plans:
         sizes = "- or ".join(str(n) for n in sorted({c.size for c in choices}))
         raise RequestError(f"no block of tier {within!r} can ever hold {gpus:,} GPUs of usable {sizes}-GPU nodes"
-                           + (" the job may use" if constrained else ""))
+                           + (" the job may use" if constrained else "")
+                           + (f" (kept off Slurm's reservations {', '.join(r.name for r in kept_off)})" if off
+                              else ""))
     rows = []
     for k, plan in enumerate(plans):
         nodes = [view.fabric.node_names[n] for n in plan.nodes]
@@ -160,7 +168,8 @@ def reserve_cmd(gpus: int, within: str, start_after: float | None, duration_s: f
         site = load_config(config_path)
         spec = ReservationSpec(name or f"placer-hero-{gpus}", plans[0].start, duration_s, rows[0]["nodes"], users)
         rows[0]["created"] = create_reservation(subprocess_runner(slurm_conf or site.slurm_conf), spec, now)
-    doc = {"gpus": gpus, "within": within, "source": view.source, "now": now, "plans": rows}
+    doc = {"gpus": gpus, "within": within, "source": view.source, "now": now, "plans": rows,
+           "kept_off_reservations": [{"name": r.name, "nodes": compress_ordered(list(r.nodes))} for r in kept_off]}
     click.echo(json_text(doc, indent=1) if fmt == "json" else _render(doc))
 
 
@@ -183,6 +192,9 @@ def _render(doc: dict[str, Any]) -> str:
         out.append(f"   {r['scontrol']}")
         if "created" in r:
             out.append(f"   applied: {r['created']}")
+    if doc["kept_off_reservations"]:
+        out.append("Kept off Slurm's reservations (not over yet): "
+                   + "; ".join(f"{r['name']} {r['nodes']}" for r in doc["kept_off_reservations"]))
     out.append("Slurm keeps every job that would still run at the start time off these nodes (the drain); jobs "
                "ending before it backfill there.")
     return "\n".join(out)

@@ -223,7 +223,8 @@ def plan_requeue(ix: FabricIndex, state: ClusterState, running: Sequence[Running
                  gpus_per_node: int | None = None, allowed: np.ndarray | None = None) -> ReservePlan | None:
     """The hero run at once (or at `start_after`), within its bound, by requeuing the running jobs on the
     block whose requeue loses the least work (each job's GPUs times how long it has run); nodes of a job
-    whose start is unknown are left alone, and so are nodes not `allowed` (None: all)."""
+    whose start is unknown are left alone, and so are nodes busy with GPUs no running job holds, and nodes
+    not `allowed` (None: all)."""
     f = ix.fabric
     size = gpus_per_node or hero_size(ix, state, allowed)
     need = -(-gpus // size)
@@ -232,13 +233,18 @@ def plan_requeue(ix: FabricIndex, state: ClusterState, running: Sequence[Running
     node_cost = np.zeros(f.n_nodes)
     jobs_on: dict[int, list[str]] = {}
     untold = np.zeros(f.n_nodes, dtype=bool)
+    held = np.zeros(f.n_nodes, dtype=np.int64)
     for r in running:
+        for n, ids in r.alloc:
+            held[n] += len(ids)
         if r.start is None:
             untold[[n for n, _ in r.alloc]] = True
             continue
         for n, _ in r.alloc:
             node_cost[n] += loss[r.job_id]
             jobs_on.setdefault(n, []).append(r.job_id)
+    # GPUs taken that no running job holds (Slurm shows the node busy, its job unseen): nothing to requeue
+    untold |= f.node_gpus.astype(np.int64) - state.free_gpus.astype(np.int64) > held
     block_of = (ix.leaf_tree if within is None else ix.anc[within])[f.node_leaf]
     best: ReservePlan | None = None
     for b in np.unique(block_of[block_of >= 0]).tolist():

@@ -132,6 +132,14 @@ def test_requeuing_the_cheapest_block_starts_now() -> None:
     unknown = [dc_replace(r, start=None) if r.job_id == "r3" else r for r in running]
     q = plan_requeue(IX, s, unknown, 32, NOW, within=0)
     assert q is not None and "r3" not in [j for j, _ in q.requeue] and q.block == "p02-su01 (requeuing)"
+    # nor is a node whose GPUs no running job holds (busy in Slurm, its job unseen): gpu008 taken whole
+    # leaves p01-su02 three nodes, so the plan is another unit's (before 2026-12-07 it took gpu008, and
+    # the validator refused the plan: exit 3)
+    s.allocate(FABRIC.node_index["gpu008"], list(range(8)))
+    b = plan_requeue(IX, s, running, 32, NOW, within=0)
+    assert b is not None and "gpu008" not in [FABRIC.node_names[n] for n in b.nodes], b
+    assert validate_reservation(FABRIC, s, hero, rows, [FABRIC.node_names[n] for n in b.nodes], b.start, NOW, 0.0,
+                                b.requeue) == []
 
 
 def test_the_cli_prints_the_requeue_alternative(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -32,6 +32,7 @@ from plugins.backend import (
 )
 from plugins.slurm_cli import parse_reservations_text, parse_sinfo_json, parse_squeue_json
 from topology import BackendError, load_inventory_text
+from topology.hostlists import expand
 
 from .conftest import dedent, shared_file
 
@@ -409,3 +410,27 @@ def test_a_snapshot_document_reads_back_as_the_live_state(snap: SlurmSnapshot) -
     apply_plan_document(FABRIC, again, doc, "snap.json")
     assert (again.free_mask == report.state.free_mask).all() and (again.usable == report.state.usable).all()
     assert reservations_of(doc, "snap.json") == snap.reservations
+
+
+def test_a_hero_reservation_keeps_off_slurms_reservations(tmp_path: Path, capsys) -> None:
+    """`placer reserve` on a snapshot with reservation r1 on n[009-010] (and n003, n004 busy for good): 124
+    nodes are planned off all four and the text names r1; 126 cannot be, and the error says why. Before
+    2026-12-07 the plan took n009-n010, and Slurm would have refused its `scontrol create reservation`."""
+    from cli.main import main
+    from topology import dump_inventory
+
+    _saved_cluster(tmp_path)
+    inv, snap = tmp_path / "inv.yaml", tmp_path / "snap.json"
+    inv.write_text(dump_inventory(FABRIC))
+    assert main(["slurm", "snapshot", "--inventory", str(inv), "--from-dir", str(tmp_path), "-o", str(snap)]) == 0
+    base = ["reserve", "--inventory", str(inv), "--state", str(snap), "--within", "all"]
+    capsys.readouterr()
+    assert main([*base, "--gpus", "992", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["kept_off_reservations"] == [{"name": "r1", "nodes": "n[009-010]"}]
+    got = set(expand(doc["plans"][0]["nodes"]))
+    assert len(got) == 124 and not got & {"n003", "n004", "n009", "n010"} and doc["plans"][0]["starts_in_s"] == 0
+    assert main([*base, "--gpus", "992"]) == 0
+    assert "Kept off Slurm's reservations (not over yet): r1 n[009-010]" in capsys.readouterr().out
+    assert main([*base, "--gpus", "1008"]) == 2
+    assert "(kept off Slurm's reservations r1)" in capsys.readouterr().err
