@@ -91,6 +91,11 @@ def test_reserve_apply_creates_the_reservation_small_jobs_go_around_and_the_hero
         assert "created" in plan, plan
         shown = lab.run("scontrol", "show", "reservation", name).stdout
         assert f"ReservationName={name}" in shown and "Nodes=gpu[001-008]" in shown, shown
+        # a second hero run keeps off it (Slurm would refuse a reservation on its nodes at the same time)
+        again = json.loads(lab.placer("reserve", "--gpus", "64", "--within", "su", "--inventory", str(lab.inventory),
+                                      "--config", _config(tmp_path), "--format", "json").stdout)
+        assert again["kept_off_reservations"] == [{"name": name, "nodes": "gpu[001-008]"}], again
+        assert again["plans"] and all(not set(expand(p["nodes"])) & set(LEAF1) for p in again["plans"]), again
         # later jobs that would still run at the reservation's start go around it
         smalls = [lab.sbatch("-J", f"small-{k}", "--exclusive", "--gres=gpu:8", "--time=5", "--comment=placer:off")
                   for k in range(3)]
