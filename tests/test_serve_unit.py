@@ -562,17 +562,23 @@ def test_the_refresh_worker_process_gives_the_same_picture() -> None:
 
 class _Hangs(FakeSlurm):
     def snapshot(self) -> SlurmSnapshot:
+        import os
+
+        Path(os.environ["PLACER_TEST_HANG_PID"]).write_text(str(os.getpid()))  # the read has reached the worker
         time.sleep(60)  # a squeue that a restarting slurmctld keeps waiting
         return super().snapshot()
 
 
-def test_closing_the_refresh_worker_ends_a_read_in_flight() -> None:
+def test_closing_the_refresh_worker_ends_a_read_in_flight(tmp_path: Path, monkeypatch) -> None:
     """`placer serve` stops at once on SIGTERM: closing its refresh worker ends a read in flight instead of
     waiting for it (before, the daemon's exit waited for the read), and nothing new is started after."""
+    import os
     import threading
 
     from plugins.refresh_worker import ProcessRefresher
 
+    pid_file = tmp_path / "worker.pid"
+    monkeypatch.setenv("PLACER_TEST_HANG_PID", str(pid_file))  # the worker is spawned with this environment
     worker = ProcessRefresher(_tiny, "tiny", _Hangs)
     said: list[BaseException] = []
 
@@ -584,18 +590,30 @@ def test_closing_the_refresh_worker_ends_a_read_in_flight() -> None:
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    deadline = time.monotonic() + 30
-    while not worker.pool._processes and time.monotonic() < deadline:  # the read has reached its worker
+    deadline = time.monotonic() + 60
+    while not (pid_file.exists() and pid_file.read_text().isdigit()) and time.monotonic() < deadline and not said:
         time.sleep(0.05)
-    procs = list(worker.pool._processes.values())
-    assert procs and all(p.is_alive() for p in procs)
+    assert pid_file.exists() and pid_file.read_text().isdigit(), f"the read never reached a worker: {said}"
+    pid = int(pid_file.read_text())
     started = time.monotonic()
     worker.close()
     reader.join(10)
-    assert time.monotonic() - started < 10 and not any(p.is_alive() for p in procs)
+    while Path(f"/proc/{pid}").exists() and "zombie" not in _proc_state(pid) and time.monotonic() < started + 10:
+        time.sleep(0.05)
+    gone = not Path(f"/proc/{pid}").exists() or "zombie" in _proc_state(pid)
+    if not gone:
+        os.kill(pid, 9)
+    assert gone, f"the refresh worker {pid} outlived close() by 10 s"
     assert said and "stopped" in str(said[0]), said
     with pytest.raises(BackendError, match="stopped"):
         worker()
+
+
+def _proc_state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:", 1)[1].split("\n", 1)[0].lower()
+    except (OSError, IndexError):
+        return "gone"
 
 
 def test_the_refresh_worker_ends_when_its_daemon_is_killed(tmp_path) -> None:
