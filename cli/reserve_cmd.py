@@ -15,7 +15,7 @@ from placer.index import FabricIndex, index_for
 from placer.jobs import JobRequest, split_constraint
 from placer.reserve import HeroChoice, ReservePlan, hero_size, plan_hero
 from placer.validate import validate_reservation
-from plugins.backend import reserved_nodes
+from plugins.backend import SlurmReservation, reserved_nodes
 from plugins.requests import partition_nodes
 from plugins.reservations import ReservationSpec, create_reservation, requeue_argv
 from plugins.slurm_cli import subprocess_runner
@@ -60,6 +60,15 @@ def _hero(view: ClusterView, gpus: int, partition: str | None, constraint: str |
     if unhonoured := job.not_yet_honoured():
         raise RequestError(f"--constraint: {unhonoured} (placer does not honour it)")
     return job
+
+
+def _off_reservations(view: ClusterView, hero: JobRequest, now: float) -> tuple[JobRequest, list[SlurmReservation]]:
+    """The hero kept off every Slurm reservation not over yet, and those. Slurm refuses a reservation on nodes
+    another holds at the same time; when this one starts is what the plan finds, so a late one is kept off
+    too (cautious)."""
+    kept_off = [r for r in view.reservations if r.end > now and r.nodes]
+    off = reserved_nodes(kept_off, now, None)
+    return replace(hero, exclude=tuple(dict.fromkeys((*hero.exclude, *off)))), kept_off
 
 
 def _choices(ix: FabricIndex, state: ClusterState, hero: JobRequest, gpus_per_node: int | None,
@@ -136,12 +145,8 @@ def reserve_cmd(gpus: int, within: str, start_after: float | None, duration_s: f
     now = now_s if now_s is not None else time.time()
     running = running_jobs(view)
     ix, level = index_for(view.fabric), _level(view, within)
-    hero = _hero(view, gpus, partition, constraint, gpu_model, exclude)
-    # Slurm refuses a reservation on nodes another one holds at the same time; when this one starts is what
-    # the plan finds, so every reservation not over yet is kept off (a late one too: cautious)
-    kept_off = [r for r in view.reservations if r.end > now and r.nodes]
-    off = reserved_nodes(kept_off, now, None)
-    hero = replace(hero, exclude=tuple(dict.fromkeys((*hero.exclude, *off))))
+    hero, kept_off = _off_reservations(view, _hero(view, gpus, partition, constraint, gpu_model, exclude), now)
+    off = bool(kept_off)
     constrained = bool(partition or constraint or gpu_model or exclude or off)
     choices = _choices(ix, view.state, hero, gpus_per_node, constrained)
     plans = plan_hero(ix, view.state, running, gpus, now, level, start_after, alternatives, choices)
