@@ -15,8 +15,8 @@ from placer.index import FabricIndex, index_for
 from placer.jobs import JobRequest, split_constraint
 from placer.reserve import HeroChoice, ReservePlan, hero_size, plan_hero
 from placer.validate import validate_reservation
-from plugins.backend import SlurmReservation, reserved_nodes
-from plugins.requests import partition_nodes
+from plugins.backend import SlurmReservation
+from plugins.requests import off_reservations, partition_nodes
 from plugins.reservations import ReservationSpec, create_reservation, requeue_argv
 from plugins.slurm_cli import subprocess_runner
 from topology import BackendError, ClusterState, RequestError
@@ -66,9 +66,8 @@ def _off_reservations(view: ClusterView, hero: JobRequest, now: float) -> tuple[
     """The hero kept off every Slurm reservation not over yet, and those. Slurm refuses a reservation on nodes
     another holds at the same time; when this one starts is what the plan finds, so a late one is kept off
     too (cautious)."""
-    kept_off = [r for r in view.reservations if r.end > now and r.nodes]
-    off = reserved_nodes(kept_off, now, None)
-    return replace(hero, exclude=tuple(dict.fromkeys((*hero.exclude, *off)))), kept_off
+    # the hero has no time limit (`_hero`): `off_reservations` keeps it off every reservation to come
+    return off_reservations(hero, view.reservations, now), [r for r in view.reservations if r.end > now and r.nodes]
 
 
 def _choices(ix: FabricIndex, state: ClusterState, hero: JobRequest, gpus_per_node: int | None,
