@@ -3,6 +3,7 @@ Slurm reservation that makes it so (`--apply` creates it)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -16,7 +17,7 @@ from placer.jobs import JobRequest, split_constraint
 from placer.reserve import HeroChoice, ReservePlan, hero_size, plan_hero
 from placer.validate import validate_reservation
 from plugins.backend import SlurmReservation
-from plugins.requests import off_reservations, partition_nodes
+from plugins.requests import partition_nodes
 from plugins.reservations import ReservationSpec, create_reservation, requeue_argv
 from plugins.slurm_cli import subprocess_runner
 from topology import BackendError, ClusterState, RequestError
@@ -62,12 +63,27 @@ def _hero(view: ClusterView, gpus: int, partition: str | None, constraint: str |
     return job
 
 
-def _off_reservations(view: ClusterView, hero: JobRequest, now: float) -> tuple[JobRequest, list[SlurmReservation]]:
-    """The hero kept off every Slurm reservation not over yet, and those. Slurm refuses a reservation on nodes
-    another holds at the same time; when this one starts is what the plan finds, so a late one is kept off
-    too (cautious)."""
-    # the hero has no time limit (`_hero`): `off_reservations` keeps it off every reservation to come
-    return off_reservations(hero, view.reservations, now), [r for r in view.reservations if r.end > now and r.nodes]
+def _off_reservations(view: ClusterView, hero: JobRequest, duration_s: float,
+                      plan: Callable[[JobRequest], list[ReservePlan]]
+                      ) -> tuple[JobRequest, list[ReservePlan], list[SlurmReservation]]:
+    """`plan`'s plans for the hero kept off each Slurm reservation one of them would overlap (nodes and time,
+    from its start for `duration_s`): the hero as kept off, its plans, and the reservations kept off. Slurm
+    refuses a reservation on nodes another holds at the same time; when the hero starts is what the plan
+    finds, so the plans are made, checked, and made again off the reservations they ran into (each round
+    keeps off at least one more: it ends). One kept off is kept off whenever the hero would start (cautious)."""
+    resv = [r for r in view.reservations if r.nodes]
+    kept: list[SlurmReservation] = []
+    for _ in range(len(resv) + 1):
+        plans = plan(hero)
+        names = [{view.fabric.node_names[n] for n in p.nodes} for p in plans]
+        clash = [r for r in resv if r not in kept and any(
+            r.start < p.start + duration_s and r.end > p.start and not on.isdisjoint(r.nodes)
+            for p, on in zip(plans, names))]
+        if not clash:
+            return hero, plans, kept
+        kept += clash
+        hero = replace(hero, exclude=tuple(dict.fromkeys((*hero.exclude, *(n for r in clash for n in r.nodes)))))
+    return hero, [], kept
 
 
 def _choices(ix: FabricIndex, state: ClusterState, hero: JobRequest, gpus_per_node: int | None,
@@ -82,6 +98,15 @@ def _choices(ix: FabricIndex, state: ClusterState, hero: JobRequest, gpus_per_no
         label = None if alt is None or c is None else c.alternative_text(alt)
         out.append(HeroChoice(label, allowed, gpus_per_node or hero_size(ix, state, allowed)))
     return out
+
+
+def _nothing_fits(within: str, gpus: int, choices: list[HeroChoice], constrained: bool,
+                  kept_off: list[SlurmReservation]) -> RequestError:
+    sizes = "- or ".join(str(n) for n in sorted({c.size for c in choices}))
+    return RequestError(f"no block of tier {within!r} can ever hold {gpus:,} GPUs of usable {sizes}-GPU nodes"
+                        + (" the job may use" if constrained else "")
+                        + (f" (kept off Slurm's reservations {', '.join(r.name for r in kept_off)})" if kept_off
+                           else ""))
 
 
 def _row(view: ClusterView, plan: ReservePlan, spec: ReservationSpec, now: float) -> dict[str, Any]:
@@ -144,17 +169,16 @@ def reserve_cmd(gpus: int, within: str, start_after: float | None, duration_s: f
     now = now_s if now_s is not None else time.time()
     running = running_jobs(view)
     ix, level = index_for(view.fabric), _level(view, within)
-    hero, kept_off = _off_reservations(view, _hero(view, gpus, partition, constraint, gpu_model, exclude), now)
-    off = bool(kept_off)
-    constrained = bool(partition or constraint or gpu_model or exclude or off)
-    choices = _choices(ix, view.state, hero, gpus_per_node, constrained)
-    plans = plan_hero(ix, view.state, running, gpus, now, level, start_after, alternatives, choices)
+    constrained = bool(partition or constraint or gpu_model or exclude)
+
+    def choices(job: JobRequest) -> list[HeroChoice]:
+        return _choices(ix, view.state, job, gpus_per_node, constrained or bool(job.exclude))
+
+    hero, plans, kept_off = _off_reservations(
+        view, _hero(view, gpus, partition, constraint, gpu_model, exclude), duration_s,
+        lambda job: plan_hero(ix, view.state, running, gpus, now, level, start_after, alternatives, choices(job)))
     if not plans:
-        sizes = "- or ".join(str(n) for n in sorted({c.size for c in choices}))
-        raise RequestError(f"no block of tier {within!r} can ever hold {gpus:,} GPUs of usable {sizes}-GPU nodes"
-                           + (" the job may use" if constrained else "")
-                           + (f" (kept off Slurm's reservations {', '.join(r.name for r in kept_off)})" if off
-                              else ""))
+        raise _nothing_fits(within, gpus, choices(hero), constrained, kept_off)
     rows = []
     for k, plan in enumerate(plans):
         nodes = [view.fabric.node_names[n] for n in plan.nodes]
@@ -197,7 +221,7 @@ def _render(doc: dict[str, Any]) -> str:
         if "created" in r:
             out.append(f"   applied: {r['created']}")
     if doc["kept_off_reservations"]:
-        out.append("Kept off Slurm's reservations (not over yet): "
+        out.append("Kept off Slurm's reservations the plans would overlap: "
                    + "; ".join(f"{r['name']} {r['nodes']}" for r in doc["kept_off_reservations"]))
     out.append("Slurm keeps every job that would still run at the start time off these nodes (the drain); jobs "
                "ending before it backfill there.")

@@ -12,12 +12,12 @@ import numpy as np
 from placer.index import FabricIndex, index_for
 from placer.jobs import JobRequest
 from placer.reserve import node_free_times
-from placer.timeline import HoldRule, room_for
+from placer.timeline import HoldRule, OffAt, room_for
 from placer.types import PlannerConfig
 from placer.why import Running, not_startable_yet, why
 from plugins.backend import STEER_TAG, HoldClock, PendingDemand, hold_clock_start, ineligible
 from plugins.hold_clock_file import load_clock
-from plugins.requests import off_reservations, placeable_from_slurm
+from plugins.requests import off_reservations, off_reservations_at, placeable_from_slurm
 from topology import ClusterState, RequestError
 
 from .cluster_view import ClusterView, cluster_view, running_jobs
@@ -124,19 +124,21 @@ def why_cmd(job_id: str, inventory: str | None, state_path: str | None, jobs_pat
         queued = PendingDemand.of((j for j in view.jobs if str(j.job_id) != job_id), view.fabric, view.partitions,
                                   now).asking
     answer = not_startable_yet(answer_for(index_for(view.fabric), view.state, job, cfg, running, now, site.hold(),
-                                          pinned, queued), waits)
+                                          pinned, queued, off_reservations_at(view.reservations)), waits)
     click.echo(json_text(answer, indent=1) if fmt == "json" else _render(answer))
 
 
 def answer_for(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfig,
                running: Sequence[Running], now: float, hold: HoldRule, pinned: Sequence[str] = (),
-               queued_others: Others | None = None) -> dict:
+               queued_others: Others | None = None, off_at: OffAt | None = None) -> dict:
     """`placer why`'s answer from the cluster now (bench/admin.py times this, as the command runs it);
-    `queued_others`: what the other pending jobs ask for (placer/why.py)."""
+    `queued_others`: what the other pending jobs ask for, `off_at`: what a later start keeps off
+    (placer/why.py)."""
     free_at = node_free_times(ix, state, running, now)  # also lets the look ahead skip ends, as apply's
     if cfg.small_jobs_by_end:  # as apply places a small job: by when each node frees (Slurm's EndTimes)
         state.set_ends(free_at.copy(), now)
-    return why(ix, state, job, cfg, running, now, hold, pinned, free_at=free_at, queued_others=queued_others)
+    return why(ix, state, job, cfg, running, now, hold, pinned, free_at=free_at, queued_others=queued_others,
+               off_at=off_at)
 
 
 def _render(a: dict) -> str:

@@ -135,12 +135,16 @@ def apply_plan_document(fabric: Fabric, state: ClusterState, doc: Any, source: s
             problems.append(Problem(f"down_nodes[{i}]", f"node {d['node']!r} is not in fabric {fabric.name!r}"))
         else:
             work.set_usable(n, False)
+    busy: set[int] = set()
     for i, d in enumerate(doc.get("busy_nodes") or []):  # Slurm's, with no job placer saw: taken whole
         n = fabric.node_index.get(d["node"])
         if n is None:
             problems.append(Problem(f"busy_nodes[{i}]", f"node {d['node']!r} is not in fabric {fabric.name!r}"))
-        elif int(work.free_mask[n]):
-            work.allocate_masks(np.asarray([n], dtype=np.int64), work.free_mask[[n]].astype(np.uint64))
+        else:
+            busy.add(n)
+    idx = np.fromiter(sorted(busy), dtype=np.int64, count=len(busy))
+    idx = idx[work.free_mask[idx] != 0]
+    work.allocate_masks(idx, work.free_mask[idx].astype(np.uint64))  # one call: thousands at 27,648 nodes
     if problems:
         raise RequestError(problems=problems, source=source)
     state.__dict__.update(work.__dict__)

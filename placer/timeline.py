@@ -228,6 +228,29 @@ def first_within_bound(ix: FabricIndex, state: ClusterState, job: JobRequest, cf
     return None
 
 
+Later = tuple[float, Placement, ClusterState]  # when a block frees, the placement there, the state it was made on
+OffAt = Callable[[JobRequest, float], JobRequest]  # the job kept off what it would run into if started then
+
+
+def first_kept_off(job: JobRequest, now: float, search: Callable[[JobRequest], Later | None], off_at: OffAt | None
+                   ) -> tuple[JobRequest, Later | None]:
+    """`search`'s first block for `job` (first_within_bound) that nothing claims while the job would run there,
+    with the job as placed there. `job` comes kept off what it would run into if started now (live: Slurm's
+    reservations, `off_at` of now); a block that frees later is run on from then to the job's time limit,
+    and may run into more. Then the job is kept off those too (`off_at` of that time) and the search runs
+    again: each round adds a node of the block it found to the job's exclusions, so the rounds end."""
+    while True:
+        later = search(job)
+        if off_at is None or later is None or later[0] <= now:
+            return job, later
+        wider = off_at(job, later[0])
+        if set(wider.exclude).isdisjoint(later[1].nodes):
+            return job, later
+        if set(wider.exclude) <= set(job.exclude):  # the search ignored the exclusions: nothing to trust
+            return job, None
+        job = wider
+
+
 def _walk_on(state: ClusterState, releases: Timeline, now: float, until: float, touched: list[int],
              not_before: float) -> Iterator[tuple[float, ClusterState]]:
     """`walk` over the timeline's ends (each at `now` at the earliest) up to `until`, yielding from

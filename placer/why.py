@@ -22,8 +22,10 @@ from .index import FabricIndex
 from .jobs import JobRequest
 from .timeline import (
     HoldRule,
+    OffAt,
     Release,
     Timeline,
+    first_kept_off,
     first_room,
     first_within_bound,
     hold_deadline,
@@ -54,11 +56,12 @@ class Running:
 def why(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfig, running: Sequence[Running],
         now: float, hold: HoldRule = DEFAULT_HOLD, pinned_to: Sequence[str] = (),
         free_at: np.ndarray | None = None, releases: Timeline | None = None,
-        queued_others: Callable[[np.ndarray], int] | None = None) -> dict[str, Any]:
+        queued_others: Callable[[np.ndarray], int] | None = None, off_at: OffAt | None = None) -> dict[str, Any]:
     """The answer for one pending job (`state` is the cluster now, without it). `free_at`: as
     first_within_bound takes it, and `releases`: `running`'s ends in time order (placer apply has both
     for the pass). `queued_others`: what the other pending jobs that could use a node of the room given
-    (bool per node) ask for, this one left out (None: not known, and a hold is judged without hold_idles)."""
+    (bool per node) ask for, this one left out (None: not known, and a hold is judged without hold_idles).
+    `off_at`: as first_kept_off takes it (live: Slurm's reservations from a later start)."""
     f = ix.fabric
     p = place_one(ix, state, job, replace(cfg, explain=True))
     bound, multi = static_leaf_bound(ix, state, job, cfg)
@@ -83,7 +86,9 @@ def why(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfi
     }
     beyond = p.status != "placed" or (bound is not None and p.leaves > bound)
     if beyond and bound is not None and p.status != "unplaceable":
-        later = first_within_bound(ix, state, job, cfg, releases, now, float("inf"), bound, free_at=free_at)
+        _, later = first_kept_off(job, now, lambda jb: first_within_bound(ix, state, jb, cfg, releases, now,
+                                                                           float("inf"), bound, free_at=free_at),
+                                  off_at)
         if later is not None:
             at, q, _ = later
             nodes = {f.node_index[n] for n in q.nodes}

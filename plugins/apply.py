@@ -30,8 +30,10 @@ from placer.index import FabricIndex, index_for
 from placer.reserve import node_free_times
 from placer.timeline import (
     HoldRule,
+    Later,
     Release,
     Timeline,
+    first_kept_off,
     first_room,
     first_within_bound,
     hold_deadline,
@@ -58,11 +60,12 @@ from .backend import (
     held_since,
     hold_for_pending,
     ineligible,
+    reserved_nodes,
     running_of,
     to_cluster_state,
 )
 from .hold_clock_file import clock_text, load_clock, one_apply, save_if_changed
-from .requests import placeable_from_slurm
+from .requests import off_reservations_at, placeable_from_slurm
 
 log = logging.getLogger(__name__)
 
@@ -84,20 +87,42 @@ def steered_held(snap: SlurmSnapshot) -> list[SlurmJob]:
     return sorted((j for j in snap.jobs if j.steered), key=lambda j: (j.submit_time, j.job_id))
 
 
-def stranded_pins(fabric: Fabric, snap: SlurmSnapshot, state: ClusterState) -> list[SlurmJob]:
+def stranded_pins(fabric: Fabric, snap: SlurmSnapshot, state: ClusterState, now: float) -> list[SlurmJob]:
     """Jobs placer pinned and released (steer tag, pending, not held) with a required node that is no
-    longer usable (drained or down since): Slurm would keep them pending there for good, so they are
-    planned again like held jobs (a reservation made on EndTimes meets drains that were not foreseen)."""
+    longer usable (drained or down since), or in a Slurm reservation the job would run into from when its
+    block frees (one made since, `placer reserve --apply`'s among them): Slurm would keep them pending there
+    for good, or until the reservation ends, so they are planned again like held jobs (a reservation made on
+    EndTimes meets drains that were not foreseen)."""
     out = []
+    ends = _node_ends(snap) if snap.reservations else {}
     for j in snap.jobs:
         if j.state != "PENDING" or j.held or STEER_TAG not in j.admin_comment or not j.required_nodes:
             continue
         idx = [fabric.node_index.get(n) for n in j.required_nodes]
         bad = [n for n, i in zip(j.required_nodes, idx) if i is None or not state.usable[i]]
-        if bad:
-            log.warning("job %d is pinned to %s, now unusable: planning it again", j.job_id, ",".join(bad))
+        frees = frees_at(ends, j.required_nodes, now)
+        reserved = set(reserved_nodes(snap.reservations, frees, j.time_limit_s)).intersection(j.required_nodes)
+        if bad or reserved:
+            why = f"now unusable: {','.join(bad)}" if bad else f"in a Slurm reservation: {compress(sorted(reserved))}"
+            log.warning("job %d is pinned to %s, %s: planning it again", j.job_id, compress(j.required_nodes), why)
             out.append(j)
     return sorted(out, key=lambda j: (j.submit_time, j.job_id))
+
+
+def frees_at(ends: dict[str, float], nodes: tuple[str, ...], now: float) -> float:
+    """When `nodes` are all free by Slurm's EndTimes (`_node_ends`; inf: a job on one has none)."""
+    return max([now, *(ends.get(n, now) for n in nodes)])
+
+
+def _node_ends(snap: SlurmSnapshot) -> dict[str, float]:
+    """Per busy node, when its last running job ends by Slurm's EndTimes (inf: one has none)."""
+    out: dict[str, float] = {}
+    for r in snap.jobs:
+        if r.running:
+            end = float(r.end_time) if r.end_time > 0 else np.inf
+            for n in r.nodes:
+                out[n] = max(out.get(n, end), end)
+    return out
 
 
 def waiting_reservations(snap: SlurmSnapshot) -> list[SlurmJob]:
@@ -135,7 +160,7 @@ def apply_once(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s:
     report = to_cluster_state(fabric, snap)
     if report.mismatch:
         return _release_on_mismatch(backend, snap, report, out)
-    stuck = stranded_pins(fabric, snap, report.state)
+    stuck = stranded_pins(fabric, snap, report.state, now)
     snap = replace(snap, jobs=tuple(j for j in snap.jobs if j not in stuck))
     movable = waiting_reservations(snap)
     hold_for_pending(fabric, report.state, snap, now)
@@ -215,6 +240,7 @@ class Pass:
     _running: list[Running] | None = None
     _free_at: np.ndarray | None = None
     _demand: PendingDemand | None = None
+    _node_ends: dict[str, float] | None = None
 
     def running(self) -> list[Running]:
         """The running jobs as `why` reads them, built once a pass (only when a waiting job is explained)."""
@@ -229,6 +255,12 @@ class Pass:
             self._free_at = node_free_times(index_for(self.fabric), self.report.state, self.running(), self.now)
         return self._free_at
 
+
+    def node_ends(self) -> dict[str, float]:
+        """Per busy node, when its running jobs end by Slurm's EndTimes (built once a pass)."""
+        if self._node_ends is None:
+            self._node_ends = _node_ends(self.snap)
+        return self._node_ends
 
     def demand(self) -> PendingDemand:
         """What the pending jobs ask for (the idle rule), built once a pass when first needed (rarely: only
@@ -276,10 +308,11 @@ def _schedule(ps: Pass, gpu_jobs: list[tuple[SlurmJob, JobRequest]]) -> None:
             _move_if_sooner(ps, ix, state, releases, keep_off, j, job)
             continue
         p = place_one(ix, state, job, ps.cfg)
-        later = _later_within_bound(ps, ix, state, releases, keep_off, j, job, p)
+        later_job, later = _later_within_bound(ps, ix, state, releases, keep_off, j, job, p)
         if later is not None and later[0] > ps.now and not _idle_hold(ps, ix, state, later[0], j, job, p):
             at, q, projected = later
-            if _reserve(ps, state, keep_off, j, job, later, f"reserved: its block frees in about {at - ps.now:.0f} s"):
+            if _reserve(ps, state, keep_off, j, later_job, later,
+                        f"reserved: its block frees in about {at - ps.now:.0f} s"):
                 ps.out.reserved.append((j.job_id, compress(q.nodes), at))
             continue
         if p.status != "placed":
@@ -305,20 +338,29 @@ def _idle_hold(ps: Pass, ix: FabricIndex, state: ClusterState, at: float, j: Slu
 
 def _later_within_bound(ps: Pass, ix: FabricIndex, state: ClusterState, releases: Timeline,
                         keep_off: np.ndarray, j: SlurmJob, job: JobRequest, p: Placement
-                        ) -> tuple[float, Placement, ClusterState] | None:
+                        ) -> tuple[JobRequest, Later | None]:
     """For a multi-node job placed beyond its leaf bound now (or not at all), still within its hold: the
-    first block within the bound by Slurm's EndTimes, and when it frees (None: no such block in time)."""
+    first block within the bound by Slurm's EndTimes, and when it frees (None: no such block in time),
+    with the job as placed there (`_off_reservations_then`)."""
     placed = p.status == "placed"
     limit = ps.hold.limit(j.time_limit_s)
     if (j.submit_time + limit <= ps.now and (placed or not ps.hold.from_room)) or (placed and p.leaves <= 1):
-        return None  # past its hold, or one leaf (within any bound): no need for the bound's eligibility pass
+        return job, None  # past its hold, or one leaf (within any bound): no need for the bound's eligibility pass
     bound, multi = static_leaf_bound(ix, state, job, ps.cfg)
     if not multi or bound is None or (placed and p.leaves <= bound):
-        return None
+        return job, None
     from_room = ps.hold.from_room and not placed
     room = first_room(ix, state, job, ps.cfg, releases, ps.now, keep_off, ps.free_at()) if from_room else ps.now
     until = hold_deadline(j.submit_time, limit, room, ps.now)
-    return first_within_bound(ix, state, job, ps.cfg, releases, ps.now, until, bound, keep_off, ps.free_at())
+    return _off_reservations_then(ps, job, lambda jb: first_within_bound(ix, state, jb, ps.cfg, releases, ps.now,
+                                                                         until, bound, keep_off, ps.free_at()))
+
+
+def _off_reservations_then(ps: Pass, job: JobRequest, search: Callable[[JobRequest], Later | None]
+                           ) -> tuple[JobRequest, Later | None]:
+    """`search`'s first block for `job` that no Slurm reservation claims from when it frees to the job's
+    time limit, with the job as placed there (`first_kept_off`)."""
+    return first_kept_off(job, ps.now, search, off_reservations_at(ps.snap.reservations))
 
 
 def _take(ps: Pass, state: ClusterState, job: JobRequest, p: Placement) -> None:
@@ -344,13 +386,6 @@ def _reserve(ps: Pass, state: ClusterState, keep_off: np.ndarray, j: SlurmJob, j
 MOVE_MARGIN_S = 60.0  # another block must free at least this much sooner for a reservation to move
 
 
-def _block_frees_at(ps: Pass, nodes: tuple[str, ...]) -> float:
-    """When the running jobs on `nodes` end by Slurm's EndTimes (inf: one has none)."""
-    ends = [float(r.end_time) if r.end_time > 0 else np.inf for r in ps.report.running
-            if not set(r.nodes).isdisjoint(nodes)]
-    return max([ps.now, *ends])
-
-
 def _move_if_sooner(ps: Pass, ix: FabricIndex, state: ClusterState, releases: Timeline,
                     keep_off: np.ndarray, j: SlurmJob, job: JobRequest) -> None:
     """A waiting reservation moves to a block within its leaf bound that frees sooner than its own by
@@ -360,9 +395,9 @@ def _move_if_sooner(ps: Pass, ix: FabricIndex, state: ClusterState, releases: Ti
     bound, multi = static_leaf_bound(ix, state, job, ps.cfg)
     if not multi or bound is None:
         return
-    own = _block_frees_at(ps, j.required_nodes)
-    sooner = first_within_bound(ix, state, job, ps.cfg, releases, ps.now, own - MOVE_MARGIN_S, bound, keep_off,
-                                ps.free_at())
+    own = frees_at(ps.node_ends(), j.required_nodes, ps.now)
+    job, sooner = _off_reservations_then(ps, job, lambda jb: first_within_bound(
+        ix, state, jb, ps.cfg, releases, ps.now, own - MOVE_MARGIN_S, bound, keep_off, ps.free_at()))
     if sooner is None:
         return
     at, q, _ = sooner
@@ -384,7 +419,7 @@ def _why_waiting(ps: Pass, ix: FabricIndex, state: ClusterState, releases: Timel
     if len(ps.out.waiting) >= WHY_PER_PASS:
         return reason
     return str(why(ix, state, job, ps.cfg, ps.running(), ps.now, ps.hold, free_at=ps.free_at(),
-                   releases=releases)["sentence"])
+                   releases=releases, off_at=off_reservations_at(ps.snap.reservations))["sentence"])
 
 
 def _pin(ps: Pass, j: SlurmJob, job: JobRequest, p: Placement, on: ClusterState, why: str) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 
 from placer import JobRequest
 from placer.jobs import split_constraint
+from placer.timeline import OffAt
 from topology.hostlists import HostlistError, expand
 
 from .backend import (
@@ -60,6 +61,11 @@ def off_reservations(job: JobRequest, reservations: Sequence[SlurmReservation], 
     Slurm would not start it there, and a job advised or pinned to them would wait for the reservation's end."""
     off = reserved_nodes(reservations, now, job.time_limit_s)
     return replace(job, exclude=tuple(dict.fromkeys((*job.exclude, *off)))) if off else job
+
+
+def off_reservations_at(reservations: Sequence[SlurmReservation]) -> OffAt | None:
+    """`off_reservations` from any start time, as the look ahead asks it (first_kept_off; None: none)."""
+    return (lambda job, at: off_reservations(job, reservations, at)) if reservations else None
 
 
 def waits_at_submit(req: dict[str, Any], now: float) -> str:

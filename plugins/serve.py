@@ -53,7 +53,7 @@ from .backend import (
 )
 from .hold_clock_file import load_clock
 from .refresh_worker import Picture, picture
-from .requests import job_from_hook, partition_nodes, placeable_from_slurm, waits_at_submit
+from .requests import job_from_hook, off_reservations_at, partition_nodes, placeable_from_slurm, waits_at_submit
 
 log = logging.getLogger(__name__)
 MAX_LINE = 64 * 1024
@@ -329,7 +329,8 @@ class Daemon:
         answer = not_startable_yet(why(
             self.ix, state, job, self.cfg.planner, self.running, now, self.cfg.hold, pinned,
             queued_others=PendingDemand.of((p for p in self.pending.values() if p.job_id != job_id), self.fabric,
-                                           self.partitions, now).asking), ineligible(j, now))
+                                           self.partitions, now).asking,
+            off_at=off_reservations_at(self.slurm_reservations)), ineligible(j, now))
         return {"action": "none", "why": answer}
 
     def decide(self, req: Any) -> dict[str, Any]:

@@ -423,3 +423,70 @@ def test_held_jobs_keep_off_slurms_reservations_and_a_job_in_one_is_released_as_
         out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=HoldRule(1800))
         assert (set(expand(pins[5])) <= set(leaf3)) == on_leaf_3, (resv, limit_s, pins)
         assert dict(out.released_unpinned) == {6: "a job in reservation m is left to Slurm"}, out
+
+
+def test_a_block_reserved_for_later_keeps_off_a_slurm_reservation_the_job_would_run_into_from_then() -> None:
+    """Job 7 (32 GPUs, 30-minute limit) would be reserved on leaf 1, whole at now+100. A Slurm reservation
+    on leaf 1 from now+1,850 does not touch the job started now (it would end at now+1,800) but does from
+    now+100 (until now+1,900): Slurm would keep it pending there until the reservation ends. So its block is
+    the first within its bound that no reservation claims from when it frees (leaf 2, 3 or 4 at now+5,000).
+    A reservation from now+2,000 leaves leaf 1 as it was. (The idle rule is off: it would start the job now.)"""
+    leaf1 = ("gpu001", "gpu002", "gpu003", "gpu004")
+    for start, on_leaf_1 in ((NOW + 1850, False), (NOW + 2000, True)):
+        slurm, pins = cluster()
+        slurm.reservations = [SlurmReservation("m", leaf1, start, NOW + 9000)]
+        slurm.jobs.append(replace(held(7, 32), time_limit_s=1800.0))
+        hold = HoldRule(7200, idle_s=float("inf"))
+        out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=hold)
+        assert not out.errors and not out.pinned, (start, out)
+        at = NOW + 100 if on_leaf_1 else NOW + 5000
+        assert out.reserved == [(7, pins[7], at)], (start, out)
+        assert (set(expand(pins[7])) == set(leaf1)) == on_leaf_1, (start, pins)
+        leaves = {int(FABRIC.node_leaf[FABRIC.node_index[n]]) for n in expand(pins[7])}
+        assert len(leaves) == 1, pins
+
+
+def test_a_waiting_reservation_moves_only_to_a_block_no_slurm_reservation_claims_from_when_it_frees() -> None:
+    """Reserved on leaf 1 at r1's EndTime (now+100); r1's limit grows to now+6,000, so leaf 2, 3 or 4
+    (now+5,000) would free sooner. With a Slurm reservation on leaves 2 and 4 from now+5,500 (the job's
+    30-minute limit would run into it from now+5,000) only leaf 3 is a place to move to."""
+    slurm, pins = reserved_on_leaf_1()
+    slurm.jobs[0] = replace(slurm.jobs[0], end_time=int(NOW + 6000))
+    slurm.jobs[-1] = replace(slurm.jobs[-1], time_limit_s=1800.0)
+    slurm.reservations = [SlurmReservation("m", ("gpu005", "gpu006", "gpu007", "gpu008", "gpu013", "gpu014",
+                                                 "gpu015", "gpu016"), NOW + 5500, NOW + 9000)]
+    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW + 1, hold=HoldRule(1800))
+    assert not out.errors and [m[2] for m in out.moved] == ["gpu[009-012]"], out
+
+
+def test_a_waiting_reservation_a_slurm_reservation_now_claims_is_planned_again() -> None:
+    """Job 7 waits on leaf 1 (r1's EndTime now+100; 30-minute limit). A Slurm reservation made since on
+    gpu002 from now+1,000 (as `placer reserve --apply` makes) would keep it pending until that ends: the
+    next pass plans it again, off the reservation. One from now+2,000 leaves it where it is."""
+    for start, moved in ((NOW + 1000, True), (NOW + 2000, False)):
+        slurm, pins = reserved_on_leaf_1()
+        slurm.jobs[-1] = replace(slurm.jobs[-1], time_limit_s=1800.0)
+        slurm.reservations = [SlurmReservation("hero", ("gpu002",), start, NOW + 9000)]
+        slurm.calls.clear()
+        out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW + 1, hold=HoldRule(7200))
+        assert not out.errors, out
+        assert (slurm.calls == [("pin", 7)]) == moved and ("gpu002" in expand(pins[7])) != moved, (start, pins, out)
+
+
+def test_why_names_the_later_block_no_slurm_reservation_claims_from_when_it_frees() -> None:
+    """`placer why` (CLI, daemon, apply's log) looks ahead as apply pins: with the reservation on leaf 1 from
+    now+1,850, job 7's block within its bound is not leaf 1 at now+100 but one freeing at now+5,000."""
+    from placer import JobRequest
+    from placer.index import index_for
+    from placer.why import why
+    from plugins.backend import running_of, to_cluster_state
+    from plugins.requests import off_reservations_at
+
+    slurm, _ = cluster()
+    report = to_cluster_state(FABRIC, slurm.snapshot())
+    job = JobRequest("7", 32, time_limit_s=1800.0)
+    resv = [SlurmReservation("m", ("gpu001", "gpu002", "gpu003", "gpu004"), NOW + 1850, NOW + 9000)]
+    for off_at, at in ((None, NOW + 100), (off_reservations_at(resv), NOW + 5000)):
+        answer = why(index_for(FABRIC), report.state.copy(), job, PlannerConfig(),
+                     running_of(FABRIC, report.running), NOW, off_at=off_at)
+        assert answer["within_bound"]["at"] == at, answer["within_bound"]

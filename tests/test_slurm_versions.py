@@ -431,6 +431,32 @@ def test_a_hero_reservation_keeps_off_slurms_reservations(tmp_path: Path, capsys
     got = set(expand(doc["plans"][0]["nodes"]))
     assert len(got) == 124 and not got & {"n003", "n004", "n009", "n010"} and doc["plans"][0]["starts_in_s"] == 0
     assert main([*base, "--gpus", "992"]) == 0
-    assert "Kept off Slurm's reservations (not over yet): r1 n[009-010]" in capsys.readouterr().out
+    assert "Kept off Slurm's reservations the plans would overlap: r1 n[009-010]" in capsys.readouterr().out
     assert main([*base, "--gpus", "1008"]) == 2
     assert "(kept off Slurm's reservations r1)" in capsys.readouterr().err
+
+
+def test_a_hero_reservation_keeps_off_only_the_reservations_it_would_overlap(tmp_path: Path, capsys) -> None:
+    """Reservation r1 on n[009-010] starts in 5 days. A hero run of a day starting now (the default
+    --duration-s) ends before it: it may use n009-n010, and 1,008 GPUs (126 nodes: all but n003, n004) fit.
+    One of 6 days would overlap it: kept off r1. Before 2026-12-08 every reservation not over was kept off."""
+    from cli.main import main
+    from topology import dump_inventory
+
+    _saved_cluster(tmp_path)
+    stamp = lambda t: time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t))  # noqa: E731
+    now = time.time()
+    (tmp_path / "reservations.txt").write_text(
+        f"ReservationName=r1 StartTime={stamp(now + 5 * 86400)} EndTime={stamp(now + 6 * 86400)} "
+        "Duration=1-00:00:00 Nodes=n[009-010] NodeCnt=2 Users=nobody State=INACTIVE\n")
+    inv, snap = tmp_path / "inv.yaml", tmp_path / "snap.json"
+    inv.write_text(dump_inventory(FABRIC))
+    assert main(["slurm", "snapshot", "--inventory", str(inv), "--from-dir", str(tmp_path), "-o", str(snap)]) == 0
+    base = ["reserve", "--inventory", str(inv), "--state", str(snap), "--within", "all", "--format", "json"]
+    for gpus, days, kept in ((1008, 1, False), (992, 6, True)):
+        capsys.readouterr()
+        assert main([*base, "--gpus", str(gpus), "--duration-s", str(days * 86400)]) == 0
+        doc = json.loads(capsys.readouterr().out)
+        assert bool(doc["kept_off_reservations"]) == kept, doc
+        got = set(expand(doc["plans"][0]["nodes"]))
+        assert ({"n009", "n010"} <= got) != kept and doc["plans"][0]["starts_in_s"] == 0, doc
