@@ -606,6 +606,33 @@ def test_a_reserved_job_moves_to_a_leaf_that_frees_before_its_block(lab: LabHand
     assert lab.jobs_by_id()[short].running
 
 
+def test_a_reserved_job_keeps_off_a_slurm_reservation_it_would_run_into_once_its_block_frees(
+        lab: LabHandle, daemon_factory) -> None:
+    """An 8-node 10-minute job is pinned to leaf 1, whose busy node frees at 5 min. Then a reservation on
+    gpu002 from 12 min: started now the job would end before it, started at 5 min it would run into it, and
+    Slurm would keep it pending until the reservation ends. The next pass plans it again, on a leaf that
+    frees at 10 min (its run to 20 min is off the reservation), and a second such job, submitted now, is
+    pinned to a leaf off it as well. Before 2026-12-08 placer checked reservations only from now, and the
+    first job stayed on leaf 1, the second was pinned there."""
+    short, _ = _one_busy_node_in_leaf_1(lab, daemon_factory, short_min=5)
+    leaf1 = [f"gpu{i:03d}" for i in range(1, 9)]
+    big = lab.sbatch("-J", "big-resv", "-N", "8", "--exclusive", "--gres=gpu:8", "--time=10")
+    out = lab.placer("apply", "--inventory", str(lab.inventory), "--once")
+    assert f"job {big}: pinned to gpu[001-008], released" in out.stdout, out.stdout + out.stderr
+    lab.run("scontrol", "create", "reservation", "ReservationName=later", "StartTime=now+12minutes",
+            "Duration=60", "Nodes=gpu002", "Users=root")
+    out = lab.placer("apply", "--inventory", str(lab.inventory), "--once")
+    leaves = [[f"gpu{i:03d}" for i in range(first, first + 8)] for first in (9, 17, 25)]
+    moved = sorted(lab.jobs_by_id()[big].required_nodes)
+    assert moved in leaves, out.stdout + out.stderr  # a whole leaf that frees at 10 min
+    second = lab.sbatch("-J", "big-resv-2", "-N", "8", "--exclusive", "--gres=gpu:8", "--time=10")
+    out = lab.placer("apply", "--inventory", str(lab.inventory), "--once")
+    assert f"job {second}: pinned to" in out.stdout, out.stdout + out.stderr
+    pinned = sorted(lab.jobs_by_id()[second].required_nodes)
+    assert pinned in leaves and pinned != moved and not set(pinned) & set(leaf1), out.stdout
+    assert lab.jobs_by_id()[short].running
+
+
 def _why(lab: LabHandle, job: int, config: Path) -> dict:
     out = lab.placer("why", str(job), "--inventory", str(lab.inventory), "--config", str(config), "--format", "json")
     return json.loads(out.stdout)
