@@ -9,6 +9,7 @@ import click
 from placer.plan_doc import apply_plan_document
 from placer.why import Running
 from plugins.backend import SlurmJob, SlurmReservation, running_of, to_cluster_state
+from plugins.cpus import CpuRoom, cpu_room
 from plugins.pyslurm_backend import choose_backend
 from plugins.snapshot import reservations_of
 from topology import ClusterState, Fabric, RequestError
@@ -28,6 +29,7 @@ class ClusterView:
     jobs: list[SlurmJob] = field(default_factory=list)  # live only: every job Slurm listed
     doc: dict | None = None  # offline: the --state document
     reservations: tuple[SlurmReservation, ...] = ()  # Slurm's reservations (offline: a snapshot's)
+    cpu_room: CpuRoom | None = None  # live only: nodes with too few CPUs left for some jobs (plugins/cpus.py)
 
 
 def cluster_view(inventory: str | None, state_path: str | None, config_path: str | None, backend: str | None,
@@ -49,7 +51,7 @@ def cluster_view(inventory: str | None, state_path: str | None, config_path: str
     for w in report.warnings:
         click.echo(f"placer: warning: {w}", err=True)
     return ClusterView(fabric, report.state, f"slurm ({be.name})", snap.partition_nodes(), list(snap.jobs),
-                       reservations=snap.reservations)
+                       reservations=snap.reservations, cpu_room=cpu_room(snap.nodes, snap.jobs))
 
 
 def running_jobs(view: ClusterView) -> list[Running]:

@@ -38,7 +38,8 @@ def _live_job(view: ClusterView, job_id: str, now: float,
         raise RequestError(f"job {job_id} is {j.state.lower()}, not pending: nothing to explain")
     j = replace(j, submit_time=hold_clock_start(j, clock, now))
     own_pin = STEER_TAG in j.admin_comment
-    job, left = placeable_from_slurm(j, view.partitions, own_pin=own_pin, reservations=view.reservations, now=now)
+    job, left = placeable_from_slurm(j, view.partitions, own_pin=own_pin, reservations=view.reservations, now=now,
+                                     cpu_room=view.cpu_room)
     if job is None:
         raise RequestError(f"job {job_id} is left to Slurm unchanged: {left}")
     pinned = list(j.required_nodes) if own_pin and not j.held else []

@@ -64,6 +64,7 @@ from .backend import (
     running_of,
     to_cluster_state,
 )
+from .cpus import cpu_room
 from .hold_clock_file import clock_text, load_clock, one_apply, save_if_changed
 from .requests import off_reservations_at, placeable_from_slurm
 
@@ -167,10 +168,11 @@ def apply_once(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s:
     held = _held_to_place(backend, snap, now, max_hold_s, clock or HoldClock(), out)
     todo: list[SlurmJob] = [*stuck, *movable, *held]
     gpu_jobs: list[tuple[SlurmJob, JobRequest]] = []
-    partitions = snap.partition_nodes()
+    partitions, cpus = snap.partition_nodes(), cpu_room(snap.nodes, snap.jobs)
     for j in todo:
         # the hook steers only jobs without -w, so required nodes on a held job are our own earlier pin
-        job, why = placeable_from_slurm(j, partitions, own_pin=True, reservations=snap.reservations, now=now)
+        job, why = placeable_from_slurm(j, partitions, own_pin=True, reservations=snap.reservations, now=now,
+                                        cpu_room=cpus)
         if job is not None:
             gpu_jobs.append((j, job))
             continue

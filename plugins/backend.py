@@ -38,6 +38,8 @@ class SlurmNode:
     partitions: tuple[str, ...] | None = None  # partitions holding the node (None: the backend did not say)
     busy: bool = False  # Slurm's base state is ALLOCATED or MIXED: some job runs on it
     full: bool = False  # ALLOCATED: every CPU is taken, so no job starts on it whatever its GPUs
+    cpus: int | None = None  # CPUs configured, when the backend says (plugins/cpus.py)
+    alloc_cpus: int | None = None  # CPUs allocated, when the backend says it of this node alone
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ class SlurmJob:
     array_tasks: str = ""  # a pending array record's tasks as squeue shows them ("0-3", "1,5-9:2%4")
     het_job_id: int = 0  # the leader of the heterogeneous job it is a component of; 0: not one
     reservation: str = ""  # the Slurm reservation it runs in (--reservation), as squeue shows it
+    cpus_by_node: dict[str, int] = field(default_factory=dict)  # a running job's CPUs per node (at least)
+    cpus_per_node: int = 0  # a pending job's CPUs on each node, at least (plugins/cpus.py); 0: not said
 
     @property
     def running(self) -> bool:

@@ -228,6 +228,13 @@ function slurm_job_submit(job_desc, part_list, submit_uid)
 		tres_per_task = str(job_desc.tres_per_task),
 		tres_per_socket = str(job_desc.tres_per_socket),
 		num_tasks = num(job_desc.num_tasks),
+		-- CPUs it needs on each node (placer keeps it off nodes with fewer left: plugins/cpus.py); the 16-bit
+		-- fields read 65534 when not given, which the daemon knows
+		min_cpus = num(job_desc.min_cpus),
+		pn_min_cpus = num(job_desc.pn_min_cpus),
+		cpus_per_task = num(job_desc.cpus_per_task),
+		ntasks_per_node = num(job_desc.ntasks_per_node),
+		cpus_per_tres = str(job_desc.cpus_per_tres),
 		min_nodes = num(job_desc.min_nodes),
 		max_nodes = num(job_desc.max_nodes),
 		exc_nodes = str(job_desc.exc_nodes),

@@ -36,6 +36,7 @@ from .backend import (
     running_of,
     to_cluster_state,
 )
+from .cpus import CpuRoom, cpu_room
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Picture:
     running: list[Running] = field(default_factory=list)  # with Slurm's EndTimes: for `why`
     pending: dict[int, SlurmJob] = field(default_factory=dict)  # job id -> pending job: for `why`
     reservations: tuple[SlurmReservation, ...] = ()  # Slurm's: advice keeps off them
+    cpu_room: CpuRoom | None = None  # nodes with too few CPUs left for some jobs: advice keeps off them
 
     def state(self, like: ClusterState) -> ClusterState:
         """A ClusterState of this picture, shaped like `like` (its fabric's tables are shared, not rebuilt)."""
@@ -77,7 +79,7 @@ def picture(fabric: Fabric, snap: SlurmSnapshot) -> Picture:
                    snap.partition_nodes(), [(j.job_id, held_since(j), bool(ineligible(j, now))) for j in snap.jobs
                                             if j.steered],
                    running_of(fabric, report.running), {j.job_id: j for j in snap.jobs if j.state == "PENDING"},
-                   snap.reservations)
+                   snap.reservations, cpu_room(snap.nodes, snap.jobs))
 
 
 _WORKER: dict[str, Any] = {}

@@ -20,6 +20,7 @@ from topology import ClusterState, Fabric, RequestError
 from topology.hostlists import HostlistError, compress, expand
 
 from .backend import Backend, SlurmJob, SlurmReservation, reserved_nodes, to_cluster_state
+from .cpus import CpuRoom, cpu_room
 from .requests import placeable_from_slurm
 from .snapshot import reservations_of
 
@@ -37,6 +38,7 @@ class JobView:
     partitions: dict[str, tuple[str, ...]] | None = None  # Slurm's partitions' nodes (live)
     spoken: np.ndarray | None = None  # nodes other pending jobs will start on (live)
     reservations: tuple[SlurmReservation, ...] = ()  # Slurm's (live, or a snapshot's): a replacement keeps off them
+    cpu_room: CpuRoom | None = None  # live: nodes with too few CPUs left (plugins/cpus.py)
 
 
 def job_in_plan(fabric: Fabric, doc: Any, job: str, source: str) -> JobView:
@@ -71,7 +73,7 @@ def job_in_slurm(fabric: Fabric, be: Backend, job: str, nodes_opt: str | None = 
         raise RequestError(f"job {job} runs on nodes outside the fabric: {compress(bad)}")
     gpu_ids = {n: list(j.gpu_ids.get(n) or range(int(fabric.node_gpus[fabric.node_index[n]]))) for n in nodes}
     return JobView(job, nodes, gpu_ids, state, be, j, snap.partition_nodes(), snap.spoken_for(fabric, time.time()),
-                   snap.reservations)
+                   snap.reservations, cpu_room(snap.nodes, snap.jobs))
 
 
 def job_pending_again(fabric: Fabric, be: Backend, job: str, nodes_opt: str | None, timeout_s: float = 60
@@ -127,7 +129,7 @@ def _constraints(fabric: Fabric, view: JobView, failed: list[str]) -> tuple[np.n
             allowed[[fabric.node_index[n] for n in off if n in fabric.node_index]] = False
         return allowed, "a plan does not carry the job's constraints"
     job, why = placeable_from_slurm(view.slurm_job, view.partitions, own_pin=True, reservations=view.reservations,
-                                    now=time.time())
+                                    now=time.time(), cpu_room=view.cpu_room)
     if job is None:
         return None, why
     kept = [n for n in view.nodes if n not in failed]

@@ -26,6 +26,7 @@ from .backend import (
     parse_tres_gpus,
     reserved_nodes,
 )
+from .cpus import CpuRoom, cpus_per_node_needed
 
 
 def _text(req: dict[str, Any], key: str) -> str:
@@ -59,8 +60,19 @@ def in_reservation(name: str) -> str:
 def off_reservations(job: JobRequest, reservations: Sequence[SlurmReservation], now: float) -> JobRequest:
     """`job` kept off the nodes of every reservation it would run into if started now (`reserved_nodes`):
     Slurm would not start it there, and a job advised or pinned to them would wait for the reservation's end."""
-    off = reserved_nodes(reservations, now, job.time_limit_s)
-    return replace(job, exclude=tuple(dict.fromkeys((*job.exclude, *off)))) if off else job
+    return _kept_off(job, reserved_nodes(reservations, now, job.time_limit_s))
+
+
+def off_short_of_cpus(job: JobRequest, need: int, room: CpuRoom | None) -> JobRequest:
+    """`job` kept off the nodes that cannot give it `need` CPUs on each (plugins/cpus.py; an --exclusive job:
+    every node with a CPU taken). Slurm would not start it there, whatever GPUs are free."""
+    if room is None:
+        return job
+    return _kept_off(job, room.names if job.exclusive else room.short_of(need))
+
+
+def _kept_off(job: JobRequest, nodes: Sequence[str]) -> JobRequest:
+    return replace(job, exclude=tuple(dict.fromkeys((*job.exclude, *nodes)))) if nodes else job
 
 
 def off_reservations_at(reservations: Sequence[SlurmReservation]) -> OffAt | None:
@@ -113,9 +125,10 @@ def _hook_gpus(req: dict[str, Any]) -> tuple[int, int, str]:
 
 
 def job_from_hook(req: dict[str, Any], partition_nodes: tuple[str, ...] | None = None,
-                  reservations: Sequence[SlurmReservation] = (), now: float = 0.0) -> tuple[JobRequest | None, str]:
+                  reservations: Sequence[SlurmReservation] = (), now: float = 0.0, cpu_room: CpuRoom | None = None
+                  ) -> tuple[JobRequest | None, str]:
     """The hook's request -> (job, "") or (None, why not a GPU job placer can read), kept off Slurm's
-    `reservations` as a job started at `now`."""
+    `reservations` as a job started at `now`, and off nodes whose free CPUs (`cpu_room`) are too few."""
     if together := started_together(bool(_text(req, "array_inx")), _int(req, "het_job_offset") is not None):
         return None, together
     if resv := in_reservation(_text(req, "reservation")):
@@ -125,7 +138,18 @@ def job_from_hook(req: dict[str, Any], partition_nodes: tuple[str, ...] | None =
     if _int(req, "contiguous") == 1:  # placer chooses by the fabric, not by consecutive names
         return None, "--contiguous is left to Slurm"
     job, why = _hook_job(req, partition_nodes)
-    return (off_reservations(job, reservations, now) if job is not None else None), why
+    if job is None:
+        return None, why
+    return off_short_of_cpus(off_reservations(job, reservations, now), hook_cpus_per_node(req), cpu_room), ""
+
+
+def hook_cpus_per_node(req: dict[str, Any]) -> int:
+    """The fewest CPUs the hook's job gets on each node (plugins/cpus.py), from job_desc's fields."""
+    gpus, per_node, _ = _hook_gpus(req)
+    nodes = _int(req, "min_nodes") or 1
+    return cpus_per_node_needed(nodes, _int(req, "min_cpus"), _int(req, "pn_min_cpus"), _int(req, "cpus_per_task"),
+                                _int(req, "ntasks_per_node"), parse_tres_gpus(req.get("cpus_per_tres")),
+                                per_node or (gpus if nodes <= 1 else 0))
 
 
 def _hook_job(req: dict[str, Any], partition_nodes: tuple[str, ...] | None) -> tuple[JobRequest | None, str]:
@@ -168,10 +192,11 @@ def job_from_slurm(j: SlurmJob, partition_nodes: tuple[str, ...] | None = None) 
 
 
 def placeable_from_slurm(j: SlurmJob, partitions: dict[str, tuple[str, ...]] | None, *, own_pin: bool = False,
-                         reservations: Sequence[SlurmReservation] = (), now: float = 0.0
-                         ) -> tuple[JobRequest | None, str]:
+                         reservations: Sequence[SlurmReservation] = (), now: float = 0.0,
+                         cpu_room: CpuRoom | None = None) -> tuple[JobRequest | None, str]:
     """A pending Slurm job as placer may place it -> (job, "") or (None, why it is left to Slurm unchanged),
-    kept off Slurm's `reservations` as a job started at `now`. `own_pin`: the job's required nodes are
+    kept off Slurm's `reservations` as a job started at `now`, and off nodes whose free CPUs (`cpu_room`) are
+    too few. `own_pin`: the job's required nodes are
     placer's own earlier pin (a held job `placer apply` pinned but did not release before a crash), not the
     user's -w, and are planned afresh."""
     if together := started_together(j.array_job_id > 0, j.het_job_id > 0):
@@ -193,4 +218,4 @@ def placeable_from_slurm(j: SlurmJob, partitions: dict[str, tuple[str, ...]] | N
         job = replace(job, required_nodes=())
     if unhonoured := job.not_yet_honoured():
         return None, f"{unhonoured} is left to Slurm (placer does not honour it yet)"
-    return off_reservations(job, reservations, now), ""
+    return off_short_of_cpus(off_reservations(job, reservations, now), j.cpus_per_node, cpu_room), ""

@@ -51,6 +51,7 @@ from .backend import (
     hold_clock_start,
     ineligible,
 )
+from .cpus import CpuRoom
 from .hold_clock_file import load_clock
 from .refresh_worker import Picture, picture
 from .requests import job_from_hook, off_reservations_at, partition_nodes, placeable_from_slurm, waits_at_submit
@@ -138,6 +139,7 @@ class Daemon:
         self.mismatch = ""  # what the inventory gets wrong about the cluster ("": nothing)
         self.partitions: dict[str, tuple[str, ...]] | None = None  # partition -> nodes, as Slurm lists them
         self.slurm_reservations: tuple[SlurmReservation, ...] = ()  # Slurm's own (not the advice kept below)
+        self.cpu_room: CpuRoom | None = None  # nodes with too few CPUs left for some jobs (plugins/cpus.py)
         self.running: list[Running] = []  # from the last refresh, for `why`
         self.pending: dict[int, SlurmJob] = {}
         # the drain watch: nodes its last poll found unusable, and when that poll was asked
@@ -190,7 +192,7 @@ class Daemon:
             self.state_time = time.time()
             self.node_state_time = max(self.node_state_time, self.state_time - (now - asked))
             self.mismatch = mismatch
-            self.partitions, self.slurm_reservations = pic.partitions, pic.reservations
+            self.partitions, self.slurm_reservations, self.cpu_room = pic.partitions, pic.reservations, pic.cpu_room
             self.running, self.pending = pic.running, pic.pending
 
     def poll_nodes(self) -> None:
@@ -304,7 +306,7 @@ class Daemon:
         nodes, why = partition_nodes(self.partitions, partition if isinstance(partition, str) else None)
         if nodes is None:
             return None, why
-        job, why = job_from_hook(req, nodes, self.slurm_reservations, time.time())
+        job, why = job_from_hook(req, nodes, self.slurm_reservations, time.time(), self.cpu_room)
         if job is None and why == "no GPUs requested" and not self.cfg.gpu_only:
             return None, "CPU-only jobs are left to Slurm"
         if job is not None and (unhonoured := job.not_yet_honoured()):
@@ -320,7 +322,7 @@ class Daemon:
         # the hold counted as apply counts it: from the begin time, or from when a dependency was seen met
         j = replace(j, submit_time=hold_clock_start(j, self.hold_clock, now))
         job, left = placeable_from_slurm(j, self.partitions, own_pin=STEER_TAG in j.admin_comment,
-                                         reservations=self.slurm_reservations, now=now)
+                                         reservations=self.slurm_reservations, now=now, cpu_room=self.cpu_room)
         if job is None:
             return {"action": "none", "reason": f"left to Slurm unchanged: {left}"}
         with self.lock:

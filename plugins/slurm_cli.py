@@ -29,6 +29,7 @@ from .backend import (
     parse_tres_gpu_model,
     parse_tres_gpus,
 )
+from .cpus import cpus_per_node_needed
 
 Runner = Callable[[list[str]], str]
 DEFAULT_SLURM_CONF = "/etc/slurm/slurm.conf"  # Debian's Slurm looks here when SLURM_CONF is unset
@@ -205,7 +206,27 @@ def _sinfo_node(n: dict[str, Any]) -> SlurmNode:
     parts = n.get("partitions")
     return SlurmNode(_name(n.get("name")), _state(n.get("state", ""), n.get("state_flags")), _reason(n.get("reason")),
                      _features(n.get("active_features", n.get("features"))), gpus, model,
-                     tuple(str(p) for p in parts) if isinstance(parts, list) else None, *_busy(n.get("state")))
+                     tuple(str(p) for p in parts) if isinstance(parts, list) else None, *_busy(n.get("state")),
+                     _count(n.get("cpus")), _count(n.get("alloc_cpus")))
+
+
+def _count(v: Any) -> int | None:
+    """A count Slurm gave (a number, or newer Slurm's {"set", "number"}); None when not given or not one."""
+    if v is None or isinstance(v, bool) or (isinstance(v, dict) and not v.get("set", True)):
+        return None
+    n = _num(v)
+    return n if n > 0 or v == 0 else None
+
+
+def _group_cpus(cpus: Any, nodes: int) -> tuple[int | None, int | None]:
+    """(each node's CPUs, each node's allocated CPUs) of a 23.x+ sinfo group: its sums are one node's only
+    when it holds one; each node's CPUs otherwise only when its minimum and maximum agree."""
+    if not isinstance(cpus, dict):
+        return None, None
+    if nodes == 1:
+        return _count(cpus.get("total")), _count(cpus.get("allocated"))
+    low, high = _count(cpus.get("minimum")), _count(cpus.get("maximum"))
+    return (low if low == high else None), None
 
 
 def _sinfo_group(g: dict[str, Any]) -> list[SlurmNode]:
@@ -219,7 +240,9 @@ def _sinfo_group(g: dict[str, Any]) -> list[SlurmNode]:
     partitions = (str(part),) if part else None
     names = [name for entry in nodes.get("nodes", []) for name in expand_nodes(_name(entry))]
     busy, full = _busy(node.get("state"))
-    return [SlurmNode(name, state, reason, features, gpus, model, partitions, busy, full) for name in names]
+    cpus, alloc = _group_cpus(g.get("cpus"), len(names))
+    return [SlurmNode(name, state, reason, features, gpus, model, partitions, busy, full, cpus, alloc)
+            for name in names]
 
 
 # `sinfo --Node --format=%N|%T` words (Slurm's node_state_string, long form) and the suffix marks it adds:
@@ -339,6 +362,7 @@ def _squeue_job(j: dict[str, Any]) -> SlurmJob:
         if node:
             gpu_ids[str(node)] = parse_gpu_idx(str(gres))
     job_id = j["job_id"]
+    running = state in RUNNING_STATES
     if isinstance(job_id, bool) or not isinstance(job_id, int) or job_id <= 0:
         raise ValueError(f"job_id {job_id!r} is not a job id")
     return SlurmJob(
@@ -358,10 +382,38 @@ def _squeue_job(j: dict[str, Any]) -> SlurmJob:
         gpu_model=next((m for k in ("tres_per_job", "tres_per_node", "tres_per_task", "tres_per_socket")
                         if (m := parse_tres_gpu_model(j.get(k)))), None),
         exclusive=_exclusive(j.get("shared")), time_limit_s=_minutes_s(j.get("time_limit")),
-        qos=_str(j, "qos"), end_time=_num(j.get("end_time")) if state in RUNNING_STATES else 0,
+        qos=_str(j, "qos"), end_time=_num(j.get("end_time")) if running else 0,
         dependency=_str(j, "dependency"), eligible_time=_num(j.get("eligible_time")), reservation=_str(j, "resv_name"),
         array_job_id=_num(j.get("array_job_id")), array_tasks=_str(j, "array_task_string") if state == "PENDING"
-        else "", het_job_id=_num(j.get("het_job_id")))
+        else "", het_job_id=_num(j.get("het_job_id")),
+        cpus_by_node=_cpus_by_node(res) if running else {}, cpus_per_node=0 if running else _cpus_needed(j))
+
+
+def _cpus_by_node(res: Any) -> dict[str, int]:
+    """A running job's CPUs on each node, at least: 23.x+'s `job_resources.nodes.allocation[].cpus.count`,
+    or 22.05's core map (`allocated_nodes[].sockets`: its allocated cores, each at least one CPU)."""
+    if not isinstance(res, dict):
+        return {}
+    out: dict[str, int] = {}
+    nodes = res.get("nodes")
+    for a in (nodes.get("allocation") if isinstance(nodes, dict) else None) or []:
+        if isinstance(a, dict) and a.get("name") and isinstance(a.get("cpus"), dict):
+            out[str(a["name"])] = out.get(str(a["name"]), 0) + max(_num(a["cpus"].get("count")), 0)
+    for a in res.get("allocated_nodes") or []:
+        if isinstance(a, dict) and a.get("nodename") and isinstance(a.get("sockets"), dict):
+            cores = sum(1 for s in a["sockets"].values() if isinstance(s, dict) and isinstance(s.get("cores"), dict)
+                        for c in s["cores"].values() if c == "allocated")
+            out[str(a["nodename"])] = out.get(str(a["nodename"]), 0) + cores
+    return out
+
+
+def _cpus_needed(j: dict[str, Any]) -> int:
+    """A pending job's CPUs on each node, at least (plugins/cpus.py), from squeue's request fields."""
+    nodes = _num(j.get("node_count"))
+    gpus = parse_tres_gpus(j.get("tres_per_node")) or (parse_tres_gpus(j.get("tres_per_job")) if nodes <= 1 else 0)
+    return cpus_per_node_needed(nodes, _num(j.get("cpus")), _num(j.get("minimum_cpus_per_node")),
+                                _num(j.get("cpus_per_task")), _num(j.get("tasks_per_node")),
+                                parse_tres_gpus(j.get("cpus_per_tres")), gpus)
 
 
 NO_RESERVATIONS = "No reservations in the system"

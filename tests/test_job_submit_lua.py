@@ -216,3 +216,14 @@ def test_a_hung_daemon_costs_one_budget_then_the_hook_backs_off(tmp_path: Path) 
     assert "j1 goes in unchanged (fail-open): no answer within 0.1 s" in done.stderr
     assert "j2 goes in unchanged (fail-open): placer did not answer a recent request in time" in done.stderr
     assert "j4 goes in unchanged (fail-open): no answer within 0.1 s" in done.stderr  # asked again after 0.5 s
+
+
+def test_the_request_carries_the_cpus_the_job_needs_on_each_node(hook) -> None:
+    """The daemon keeps a job off nodes with too few CPUs left (plugins/cpus.py): the hook sends job_desc's
+    CPU fields, the 16-bit ones as Slurm gives them (65534: not given)."""
+    job = {"name": "c", "tres_per_node": "gres/gpu:1", "min_cpus": 8, "pn_min_cpus": 65534, "cpus_per_task": 8,
+           "ntasks_per_node": 65534, "cpus_per_tres": "gres/gpu:4"}
+    sent = hook(job, {"action": "none"})["request"]
+    assert (sent["min_cpus"], sent["pn_min_cpus"], sent["cpus_per_task"], sent["ntasks_per_node"]) == (8, 65534, 8, 65534)
+    assert sent["cpus_per_tres"] == "gres/gpu:4"
+    assert "min_cpus" not in hook({"name": "n", "min_cpus": 4294967294}, {"action": "none"})["request"]

@@ -934,6 +934,39 @@ def test_a_node_whose_cores_a_cpu_job_holds_is_never_advised(lab: LabHandle, dae
     assert not [p for p in plan if "gpu001" in p["nodes"]], plan
 
 
+def test_a_node_with_too_few_cpus_left_is_never_advised_or_pinned(lab: LabHandle, daemon_factory) -> None:
+    """A job holds 6 GPUs and 12 of gpu001's 16 cores: 2 GPUs and 4 cores left (Slurm shows it MIXED).
+    Placer's small-job rule prefers that node for a 1-GPU job: one with -c 4 is advised there and runs, one
+    with -c 8 (and one with --cpus-per-gpu=8) is advised elsewhere and runs, and `placer apply` pins a held
+    -c 8 job elsewhere too. Before 2026-12-08 placer counted GPUs only, and a job that needed more cores
+    than the node had left was advised there and waited."""
+    d = daemon_factory()
+    big = lab.sbatch("-J", "six-gpus", "-w", "gpu001", "--gres=gpu:6", "-c", "12", "--comment=placer:off")
+    assert running_nodes(lab, big) == ["gpu001"]
+    asked = time.time()
+    d.sees("a refresh since", lambda st: st["state_time"] > asked + 1)
+    fits = lab.sbatch("-J", "c4", "--gres=gpu:1", "-c", "4")
+    said = d.decisions()
+    assert said["c4"]["req_nodes"] == "gpu001", said["c4"]
+    assert running_nodes(lab, fits) == ["gpu001"]
+    lab.run("scancel", str(fits))
+    wait_until("c4 gone", lambda: not ((j := lab.jobs_by_id().get(fits)) and j.running) or None)
+    asked = time.time()
+    d.sees("a refresh since", lambda st: st["state_time"] > asked + 1)
+    for name, ask in (("c8", ("-c", "8")), ("cpg8", ("--cpus-per-gpu=8",))):
+        job = lab.sbatch("-J", name, "--gres=gpu:1", *ask)
+        said = d.decisions()
+        assert said[name]["action"] == "advise" and said[name]["req_nodes"] != "gpu001", said[name]
+        assert running_nodes(lab, job) != ["gpu001"]
+    assert d.stop() is None
+    daemon_factory("--mode", "steer")
+    held = lab.sbatch("-J", "c8-held", "--gres=gpu:1", "-c", "8")
+    assert lab.jobs_by_id()[held].steered
+    out = lab.placer("apply", "--inventory", str(lab.inventory), "--once")
+    assert f"job {held}: pinned to" in out.stdout and f"job {held}: pinned to gpu001," not in out.stdout, out.stdout
+    assert running_nodes(lab, held) != ["gpu001"]
+
+
 def test_an_interactive_allocation_is_never_held(lab: LabHandle, daemon_factory) -> None:
     """Steer mode, no `placer apply` running: `salloc --immediate=10` gets its allocation (advised nodes
     free now). Before 2026-12-07 the hook held it for apply's pass, and salloc gave up after its 10 s
