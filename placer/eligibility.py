@@ -25,6 +25,10 @@ class Eligibility:
     use_last: np.ndarray | None = None  # bool per node: taken only when the cost is the same without it
 
 
+# what `JobRequest.exclude` holds: the job's own --exclude, and what plugins/requests.py adds
+EXCLUDED = "excluded by the job (--exclude), a Slurm reservation it would run into or too few CPUs left"
+
+
 def _static_mask(ix: FabricIndex, job: JobRequest, alternative: int | None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     f = ix.fabric
@@ -104,7 +108,7 @@ def eligibility(ix: FabricIndex, state: ClusterState, job: JobRequest, spares: n
     outside = ~in_part if in_part is not None else None
     for reason, bad in (("down or drained", ~in_service), ("kept as hot spares", spares),
                         ("outside the job's partition", outside),
-                        ("excluded by the job (--exclude) or a Slurm reservation it would run into", ~not_excl),
+                        (EXCLUDED, ~not_excl),
                         ("lacking features or GPU model", ~feat_ok),
                         (f"not {size}-GPU nodes" if multi else "too few GPUs", ~size_ok),
                         ("busy", busy)):
