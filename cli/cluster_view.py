@@ -2,6 +2,7 @@
 from an inventory and a snapshot or plan document (`--state`), exactly like `placer plan`."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import click
@@ -51,7 +52,7 @@ def cluster_view(inventory: str | None, state_path: str | None, config_path: str
     for w in report.warnings:
         click.echo(f"placer: warning: {w}", err=True)
     return ClusterView(fabric, report.state, f"slurm ({be.name})", snap.partition_nodes(), list(snap.jobs),
-                       reservations=snap.reservations, cpu_room=cpu_room(snap.nodes, snap.jobs))
+                       reservations=snap.reservations, cpu_room=cpu_room(snap.nodes, snap.jobs, time.time()))
 
 
 def running_jobs(view: ClusterView) -> list[Running]:

@@ -64,9 +64,9 @@ from .backend import (
     running_of,
     to_cluster_state,
 )
-from .cpus import cpu_room
+from .cpus import CpuRoom, cpu_room
 from .hold_clock_file import clock_text, load_clock, one_apply, save_if_changed
-from .requests import off_reservations_at, placeable_from_slurm
+from .requests import off_reservations_at, off_short_of_cpus, placeable_from_slurm
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ def apply_once(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s:
     held = _held_to_place(backend, snap, now, max_hold_s, clock or HoldClock(), out)
     todo: list[SlurmJob] = [*stuck, *movable, *held]
     gpu_jobs: list[tuple[SlurmJob, JobRequest]] = []
-    partitions, cpus = snap.partition_nodes(), cpu_room(snap.nodes, snap.jobs)
+    partitions, cpus = snap.partition_nodes(), cpu_room(snap.nodes, snap.jobs, now)
     for j in todo:
         # the hook steers only jobs without -w, so required nodes on a held job are our own earlier pin
         job, why = placeable_from_slurm(j, partitions, own_pin=True, reservations=snap.reservations, now=now,
@@ -188,7 +188,7 @@ def apply_once(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s:
             out.errors.append(f"job {j.job_id}: {exc}")
     if gpu_jobs:
         _schedule(Pass(fabric, backend, cfg, now, hold or HoldRule(), report, snap, out,
-                       {j.job_id for j in movable}), gpu_jobs)
+                       {j.job_id for j in movable}, cpus), gpu_jobs)
     return out
 
 
@@ -239,6 +239,8 @@ class Pass:
     snap: SlurmSnapshot
     out: ApplyReport
     movable: set[int] = field(default_factory=set)  # ids of waiting reservations (may move, never wait)
+    cpus: CpuRoom | None = None  # the snapshot's CPU room (plugins/cpus.py)
+    cpus_pinned: dict[str, int] = field(default_factory=dict)  # CPUs jobs pinned in this pass need, per node
     _running: list[Running] | None = None
     _free_at: np.ndarray | None = None
     _demand: PendingDemand | None = None
@@ -306,6 +308,8 @@ def _schedule(ps: Pass, gpu_jobs: list[tuple[SlurmJob, JobRequest]]) -> None:
     if ps.cfg.small_jobs_by_end:  # small jobs by end time (the default): Slurm's EndTimes per node
         state.set_ends(ps.free_at().copy(), ps.now)
     for j, job in gpu_jobs:
+        if ps.cpus_pinned:  # jobs pinned earlier in the pass take CPUs too: two must both fit a MIXED node
+            job = off_short_of_cpus(job, j.cpus_per_node, ps.cpus.with_taken(ps.cpus_pinned) if ps.cpus else None)
         if j.job_id in ps.movable:
             _move_if_sooner(ps, ix, state, releases, keep_off, j, job)
             continue
@@ -443,6 +447,8 @@ def _pin(ps: Pass, j: SlurmJob, job: JobRequest, p: Placement, on: ClusterState,
         return False
     log.info("job %d pinned to %s (%d leaf/leaves, bound %s) and released (%s)", j.job_id, nodes, p.leaves,
              p.leaf_lower_bound, why)
+    for name in p.nodes:
+        ps.cpus_pinned[name] = ps.cpus_pinned.get(name, 0) + max(j.cpus_per_node, 1)
     return True
 
 

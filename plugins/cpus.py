@@ -8,12 +8,12 @@ not say, jobs hidden by PrivateData) only makes it keep off fewer nodes, as befo
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .backend import SlurmJob, SlurmNode
+from .backend import SlurmJob, SlurmNode, ineligible
 
 # Slurm's "not given" markers for its 16- and 32-bit fields (NO_VAL16, NO_VAL, INFINITE...)
 _UNSET16, _UNSET32 = 65534, 4294967294
@@ -37,30 +37,62 @@ def cpus_per_node_needed(nodes: int, min_cpus: int | None = None, pn_min_cpus: i
 
 @dataclass(frozen=True)
 class CpuRoom:
-    """Nodes with some CPUs taken and some free (MIXED), by their free CPUs (an upper bound), fewest first."""
+    """Nodes with some CPUs taken and some free (MIXED), by their free CPUs (an upper bound), fewest first;
+    each node's CPUs, and what advice since the snapshot took (`with_taken`)."""
 
     names: tuple[str, ...] = ()
     free: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    cpus: Mapping[str, int] = field(default_factory=dict)  # every node whose CPUs the backend said
+    used: Mapping[str, int] = field(default_factory=dict)  # at least this many taken (nodes with any)
+    since: Mapping[str, int] = field(default_factory=dict)  # taken by advice since the snapshot
 
     def short_of(self, need: int) -> tuple[str, ...]:
         """The nodes that cannot give `need` CPUs: Slurm would not start a job that needs them there."""
-        return self.names[:int(np.searchsorted(self.free, need))] if need > 1 else ()
+        if need <= 1 and not self.since:
+            return ()
+        out = self.names[:int(np.searchsorted(self.free, need))] if need > 1 else ()
+        later = [n for n, c in self.since.items() if self.free_of(n) < need and n not in out]
+        return (*out, *later) if later else out
+
+    def free_of(self, name: str) -> int:
+        """A node's free CPUs at most, advice since the snapshot counted (a large number when not known)."""
+        if name not in self.cpus:
+            return 1 << 30
+        return self.cpus[name] - self.used.get(name, 0) - self.since.get(name, 0)
+
+    def taken(self, name: str) -> bool:
+        """Some CPU of the node is taken (an --exclusive job cannot start there)."""
+        return self.used.get(name, 0) + self.since.get(name, 0) > 0
+
+    def busy(self) -> tuple[str, ...]:
+        """Every node with a CPU taken that is not full (full ones are taken whole already)."""
+        return (*self.names, *(n for n in self.since if n not in self.used))
+
+    def with_taken(self, since: Mapping[str, int]) -> CpuRoom:
+        """This room with `since` CPUs per node taken by advice given after its snapshot."""
+        return replace(self, since=dict(since)) if since else self
 
 
-def cpu_room(nodes: Iterable[SlurmNode], jobs: Iterable[SlurmJob]) -> CpuRoom:
+def cpu_room(nodes: Iterable[SlurmNode], jobs: Iterable[SlurmJob], now: float) -> CpuRoom:
     """Each node's free CPUs at most: its CPUs less the most we know taken (the backend's count for the
-    node, or the running jobs' CPUs on it). Nodes whose CPUs the backend did not say are left out."""
+    node, or the running jobs' CPUs on it, and what a pending job Slurm will start on its required nodes
+    needs there, as `SlurmSnapshot.spoken_for` keeps their GPUs). Nodes whose CPUs the backend did not
+    say are left out."""
     taken: dict[str, int] = {}
     for j in jobs:
         if j.running:
             for name, c in j.cpus_by_node.items():
                 taken[name] = taken.get(name, 0) + max(c, 0)
-    free: dict[str, int] = {}
+        elif j.state == "PENDING" and j.required_nodes and not j.held and not ineligible(j, now):
+            for name in j.required_nodes:
+                taken[name] = taken.get(name, 0) + max(j.cpus_per_node, 1)
+    cpus: dict[str, int] = {}
+    used: dict[str, int] = {}
     for n in nodes:
-        if n.cpus is None or n.name in free:
+        if n.cpus is None or n.name in cpus:
             continue
-        used = max(n.alloc_cpus or 0, taken.get(n.name, 0))
-        if 0 < used < n.cpus:
-            free[n.name] = n.cpus - used
-    order = sorted(free, key=lambda name: free[name])
-    return CpuRoom(tuple(order), np.asarray([free[n] for n in order], dtype=np.int64))
+        cpus[n.name] = n.cpus
+        if (u := max(n.alloc_cpus or 0, taken.get(n.name, 0))) > 0:
+            used[n.name] = u
+    order = sorted((n for n, u in used.items() if u < cpus[n]), key=lambda n: cpus[n] - used[n])
+    return CpuRoom(tuple(order), np.asarray([cpus[n] - used[n] for n in order], dtype=np.int64), cpus, used)

@@ -68,7 +68,7 @@ def off_short_of_cpus(job: JobRequest, need: int, room: CpuRoom | None) -> JobRe
     every node with a CPU taken). Slurm would not start it there, whatever GPUs are free."""
     if room is None:
         return job
-    return _kept_off(job, room.names if job.exclusive else room.short_of(need))
+    return _kept_off(job, room.busy() if job.exclusive else room.short_of(need))
 
 
 def _kept_off(job: JobRequest, nodes: Sequence[str]) -> JobRequest:

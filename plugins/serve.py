@@ -54,7 +54,14 @@ from .backend import (
 from .cpus import CpuRoom
 from .hold_clock_file import load_clock
 from .refresh_worker import Picture, picture
-from .requests import job_from_hook, off_reservations_at, partition_nodes, placeable_from_slurm, waits_at_submit
+from .requests import (
+    hook_cpus_per_node,
+    job_from_hook,
+    off_reservations_at,
+    partition_nodes,
+    placeable_from_slurm,
+    waits_at_submit,
+)
 
 log = logging.getLogger(__name__)
 MAX_LINE = 64 * 1024
@@ -126,6 +133,7 @@ class Reservation:
     gpus: list[int]
     expires: float
     created: float = 0.0  # time.monotonic() of the advice
+    cpus: int = 0  # the CPUs the advised job needs there, at least (plugins/cpus.py)
 
 
 class Daemon:
@@ -306,12 +314,24 @@ class Daemon:
         nodes, why = partition_nodes(self.partitions, partition if isinstance(partition, str) else None)
         if nodes is None:
             return None, why
-        job, why = job_from_hook(req, nodes, self.slurm_reservations, time.time(), self.cpu_room)
+        job, why = job_from_hook(req, nodes, self.slurm_reservations, time.time(), self._cpus_left())
         if job is None and why == "no GPUs requested" and not self.cfg.gpu_only:
             return None, "CPU-only jobs are left to Slurm"
         if job is not None and (unhonoured := job.not_yet_honoured()):
             return None, f"{unhonoured} is left to Slurm (placer does not honour it yet)"
         return job, why
+
+    def _cpus_left(self) -> CpuRoom | None:
+        """The last refresh's CPU room with the CPUs of advice given since taken (two jobs advised to one
+        MIXED node before Slurm shows the first must both fit)."""
+        if self.cpu_room is None:
+            return None
+        since: dict[str, int] = {}
+        with self.lock:
+            for r in self.reservations:
+                name = self.fabric.node_names[r.node]
+                since[name] = since.get(name, 0) + r.cpus
+        return self.cpu_room.with_taken({n: c for n, c in since.items() if c})
 
     def why(self, job_id: Any) -> dict[str, Any]:
         """`placer why` through the daemon (the hook's socket): the same answer, from the last refresh."""
@@ -378,7 +398,7 @@ class Daemon:
         elif self.cfg.mode == "steer" and req.get("interactive") is not True:
             answer = {"action": "steer", "reason": f"held for `placer apply` ({job.gpus} GPUs)"}
         else:  # (salloc/srun in steer mode too: held, its user would wait for apply's pass, and --immediate fail)
-            answer, held = self._advise(job)
+            answer, held = self._advise(job, hook_cpus_per_node(req))
         elapsed = time.perf_counter() - t0
         self.metrics.decisions.labels(answer["action"]).inc()
         self.metrics.latency.observe(elapsed)
@@ -401,7 +421,8 @@ class Daemon:
                     self.reservations.remove(r)
                     self.state.release(r.node, r.gpus)
 
-    def _advise(self, job: JobRequest) -> tuple[dict[str, Any], list[Reservation]]:
+    def _advise(self, job: JobRequest, cpus: int = 0) -> tuple[dict[str, Any], list[Reservation]]:
+        """Advice for `job` (`cpus`: what it needs on each node, kept on the advised nodes until Slurm shows it)."""
         with self.lock:
             p = place_one(self.ix, self.state, job, self.cfg.planner)
             bad = self._refused(job, p)
@@ -411,7 +432,7 @@ class Daemon:
                 expires = time.monotonic() + self.cfg.reservation_ttl_s
                 items = [(self.fabric.node_index[name], list(ids)) for name, ids in p.gpu_ids.items()]
                 self.state.allocate_many(items)
-                held = [Reservation(n, ids, expires, time.monotonic()) for n, ids in items]
+                held = [Reservation(n, ids, expires, time.monotonic(), cpus) for n, ids in items]
                 self.reservations.extend(held)
                 return {"action": "advise", "req_nodes": compress(p.nodes), "min_nodes": len(p.nodes),
                         "leaves": p.leaves, "leaf_lower_bound": p.leaf_lower_bound,

@@ -56,9 +56,16 @@ def test_a_nodes_free_cpus_are_its_cpus_less_the_most_known_taken() -> None:
              SlurmNode("a", "up", cpus=16, alloc_cpus=0)]  # listed twice (two partitions): the first counts
     jobs = [SlurmJob(1, "j", "RUNNING", cpus_by_node={"a": 2, "b": 10, "d": 3}),
             SlurmJob(2, "k", "PENDING", cpus_by_node={"e": 8})]  # a pending job holds nothing
-    room = cpu_room(nodes, jobs)
+    room = cpu_room(nodes, jobs, 0.0)
     assert dict(zip(room.names, room.free.tolist())) == {"a": 4, "b": 6}  # c is full, d unknown, e idle
     assert room.short_of(5) == ("a",) and room.short_of(7) == ("a", "b") and room.short_of(1) == ()
+    # a pending job Slurm will start on its required nodes (placer's pin, advice, -w) takes its need there,
+    # as its GPUs are spoken for; a held one does not
+    pinned = SlurmJob(3, "p", "PENDING", priority=1, reason="Resources", required_nodes=("e",), cpus_per_node=3)
+    held_pin = replace(pinned, job_id=4, priority=0, reason="JobHeldUser", required_nodes=("b",))
+    room = cpu_room(nodes, [*jobs, pinned, held_pin], 0.0)
+    assert dict(zip(room.names, room.free.tolist())) == {"a": 4, "b": 6, "e": 13}
+    assert room.with_taken({"b": 5}).short_of(2) == ("b",) and room.with_taken({"b": 5}).busy() == room.names
 
 
 @settings(max_examples=200, deadline=None)
@@ -66,7 +73,7 @@ def test_a_nodes_free_cpus_are_its_cpus_less_the_most_known_taken() -> None:
                        st.tuples(st.integers(1, 64), st.integers(0, 80)), max_size=12), st.integers(0, 70))
 def test_short_of_is_every_node_with_fewer_cpus_left_than_asked(spec: dict[str, tuple[int, int]], need: int) -> None:
     nodes = [SlurmNode(n, "up", cpus=c, alloc_cpus=a) for n, (c, a) in spec.items()]
-    room = cpu_room(nodes, [])
+    room = cpu_room(nodes, [], 0.0)
     partial = {n: c - a for n, (c, a) in spec.items() if 0 < a < c}
     assert set(room.short_of(need)) == ({n for n, f in partial.items() if f < need} if need > 1 else set())
     assert list(room.free) == sorted(room.free)
@@ -125,7 +132,7 @@ def test_slurms_own_json_gives_each_nodes_free_cpus_and_each_jobs_need() -> None
     for version, base in sources:
         nodes = parse_sinfo_json((base / "sinfo.json").read_text())
         jobs = parse_squeue_json((base / "squeue.json").read_text())
-        room = cpu_room(nodes, jobs)
+        room = cpu_room(nodes, jobs, time.time())
         want = {"22.05": [14], "24.11.5": [14, 15], "26.05.5": [14, 15]}[version]
         assert room.free.tolist() == want, (version, room)
         assert {j.cpus_per_node for j in jobs if j.state == "PENDING"} == {1}, version
@@ -137,3 +144,32 @@ def test_the_daemon_refresh_reads_the_cpus_left() -> None:
     slurm.nodes, slurm.jobs = _mixed(), [_on_gpu001(time.time() + 86400)]
     d.refresh()
     assert d.cpu_room is not None and d.cpu_room.names == ("gpu001",) and d.cpu_room.free.tolist() == [4]
+
+
+def _half_on_gpu001(end: float) -> SlurmJob:
+    """4 GPUs and 8 CPUs of gpu001 taken: 4 GPUs and 8 CPUs left."""
+    return SlurmJob(job_id=1, name="r1", state="RUNNING", node_count=1, nodes=("gpu001",),
+                    gpu_ids={"gpu001": tuple(range(4))}, cpus_by_node={"gpu001": 8}, end_time=int(end))
+
+
+def test_advice_given_since_the_last_refresh_takes_its_cpus() -> None:
+    """Three 1-GPU jobs of 4 CPUs each, before any refresh: the first two fit gpu001's 8 CPUs left, the
+    third goes elsewhere though gpu001 still has 2 GPUs free."""
+    d, slurm = make_daemon()
+    slurm.nodes, slurm.jobs = _mixed(), [_half_on_gpu001(time.time() + 86400)]
+    d.refresh()
+    got = [d.decide(req(f"j{k}", tres_per_node="gres/gpu:1", cpus_per_task=4, time_limit=30))["req_nodes"]
+           for k in range(3)]
+    assert got[:2] == ["gpu001", "gpu001"] and got[2] != "gpu001", got
+
+
+def test_jobs_pinned_earlier_in_an_apply_pass_take_their_cpus() -> None:
+    slurm = RecordingSlurm()
+    pins = _recorded_pins(slurm)
+    now = time.time()
+    slurm.nodes = _mixed()
+    slurm.jobs = [_half_on_gpu001(now + 86400),
+                  *(replace(held(5 + k, 1, submitted=now - 10 + k), cpus_per_node=4) for k in range(3))]
+    out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=now, hold=HoldRule(1800))
+    assert [j for j, _ in out.pinned] == [5, 6, 7], out
+    assert [pins[5], pins[6]] == ["gpu001", "gpu001"] and pins[7] != "gpu001", pins
