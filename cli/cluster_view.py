@@ -52,7 +52,7 @@ def cluster_view(inventory: str | None, state_path: str | None, config_path: str
     for w in report.warnings:
         click.echo(f"placer: warning: {w}", err=True)
     return ClusterView(fabric, report.state, f"slurm ({be.name})", snap.partition_nodes(), list(snap.jobs),
-                       reservations=snap.reservations, cpu_room=cpu_room(snap.nodes, snap.jobs, time.time()))
+                       reservations=snap.reservations, cpu_room=cpu_room(fabric, snap.nodes, snap.jobs, time.time()))
 
 
 def running_jobs(view: ClusterView) -> list[Running]:

@@ -25,7 +25,7 @@ class Eligibility:
     use_last: np.ndarray | None = None  # bool per node: taken only when the cost is the same without it
 
 
-# what `JobRequest.exclude` holds: the job's own --exclude, and what plugins/requests.py adds
+# what `JobRequest.exclude` and `off_mask` hold: the job's own --exclude, and what plugins/requests.py adds
 EXCLUDED = "excluded by the job (--exclude), a Slurm reservation it would run into or too few CPUs left"
 
 
@@ -43,6 +43,8 @@ def _static_mask(ix: FabricIndex, job: JobRequest, alternative: int | None
         i = f.node_index.get(name)
         if i is not None:
             not_excl[i] = False
+    if job.off_mask is not None:
+        not_excl &= ~job.off_mask
     return feat_ok, not_excl, _in_partition(ix, job)
 
 

@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from topology import Problem
 from topology.hostlists import HostlistError, expand
 from topology.inputs import clean_text
@@ -45,6 +47,9 @@ class JobRequest:
     dp: int | None = None
     weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # traffic per edge: tp, pp, dp
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    # nodes kept off beside `exclude`, per node of the fabric (True: never): what a mask says faster than
+    # thousands of names (nodes with too few CPUs left, plugins/cpus.py); None: none
+    off_mask: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def expected_run_s(self) -> float | None:

@@ -131,6 +131,7 @@ class _Picture:
     def allowed(self, j: JobRequest, n: int, alternative: int | None = None) -> bool:
         """The node's type allows the job, and neither the job's exclusions nor its partition keep it off."""
         return (self._type_allows(j, int(self.f.node_type[n]), alternative) and not self.named(j.exclude)[n]
+                and not (j.off_mask is not None and j.off_mask[n])
                 and (j.partition_nodes is None or bool(self.named(j.partition_nodes)[n])))
 
     def allowed_mask(self, j: JobRequest, alternative: int | None = None) -> np.ndarray:
@@ -138,6 +139,8 @@ class _Picture:
         by_type = np.array([self._type_allows(j, t, alternative) for t in range(len(self.f.node_types))], dtype=bool)
         ok = by_type[self.f.node_type] if len(by_type) else np.zeros(self.f.n_nodes, dtype=bool)
         ok &= ~self.named(j.exclude)
+        if j.off_mask is not None:
+            ok &= ~j.off_mask
         if j.partition_nodes is not None:
             ok &= self.named(j.partition_nodes)
         return ok

@@ -168,7 +168,7 @@ def apply_once(fabric: Fabric, backend: Backend, cfg: PlannerConfig, max_hold_s:
     held = _held_to_place(backend, snap, now, max_hold_s, clock or HoldClock(), out)
     todo: list[SlurmJob] = [*stuck, *movable, *held]
     gpu_jobs: list[tuple[SlurmJob, JobRequest]] = []
-    partitions, cpus = snap.partition_nodes(), cpu_room(snap.nodes, snap.jobs, now)
+    partitions, cpus = snap.partition_nodes(), cpu_room(fabric, snap.nodes, snap.jobs, now)
     for j in todo:
         # the hook steers only jobs without -w, so required nodes on a held job are our own earlier pin
         job, why = placeable_from_slurm(j, partitions, own_pin=True, reservations=snap.reservations, now=now,
@@ -240,7 +240,7 @@ class Pass:
     out: ApplyReport
     movable: set[int] = field(default_factory=set)  # ids of waiting reservations (may move, never wait)
     cpus: CpuRoom | None = None  # the snapshot's CPU room (plugins/cpus.py)
-    cpus_pinned: dict[str, int] = field(default_factory=dict)  # CPUs jobs pinned in this pass need, per node
+    cpus_pinned: dict[int, int] = field(default_factory=dict)  # CPUs jobs pinned in this pass need, per node
     _running: list[Running] | None = None
     _free_at: np.ndarray | None = None
     _demand: PendingDemand | None = None
@@ -448,7 +448,8 @@ def _pin(ps: Pass, j: SlurmJob, job: JobRequest, p: Placement, on: ClusterState,
     log.info("job %d pinned to %s (%d leaf/leaves, bound %s) and released (%s)", j.job_id, nodes, p.leaves,
              p.leaf_lower_bound, why)
     for name in p.nodes:
-        ps.cpus_pinned[name] = ps.cpus_pinned.get(name, 0) + max(j.cpus_per_node, 1)
+        i = ps.fabric.node_index[name]
+        ps.cpus_pinned[i] = ps.cpus_pinned.get(i, 0) + max(j.cpus_per_node, 1)
     return True
 
 

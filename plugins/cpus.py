@@ -5,18 +5,24 @@ node: a task is never split, `--mincpus`, CPUs per GPU; a one-node job's whole C
 CPUs an upper bound (its CPUs less those known taken). A node is kept off only when even the upper bound is
 below the lower one: Slurm could not start the job there. What placer cannot read (a backend that does
 not say, jobs hidden by PrivateData) only makes it keep off fewer nodes, as before this existed.
+
+Per node of the fabric, as numpy arrays: a job's exclusion is a mask (`JobRequest.off_mask`), since on a
+busy 27,648-node cluster it can be most of the nodes (names cost the daemon 30 ms a decision).
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
+
+from topology import Fabric
 
 from .backend import SlurmJob, SlurmNode, ineligible
 
 # Slurm's "not given" markers for its 16- and 32-bit fields (NO_VAL16, NO_VAL, INFINITE...)
 _UNSET16, _UNSET32 = 65534, 4294967294
+UNKNOWN = 1 << 40  # the free CPUs of a node whose CPUs the backend did not say: never too few
 
 
 def _given(v: int | None, unset: int) -> int:
@@ -37,62 +43,60 @@ def cpus_per_node_needed(nodes: int, min_cpus: int | None = None, pn_min_cpus: i
 
 @dataclass(frozen=True)
 class CpuRoom:
-    """Nodes with some CPUs taken and some free (MIXED), by their free CPUs (an upper bound), fewest first;
-    each node's CPUs, and what advice since the snapshot took (`with_taken`)."""
+    """Per node of the fabric: its free CPUs at most (`UNKNOWN` when the backend did not say), and the CPUs
+    known taken; `with_taken` adds what advice or pins took since the snapshot."""
 
-    names: tuple[str, ...] = ()
-    free: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    cpus: Mapping[str, int] = field(default_factory=dict)  # every node whose CPUs the backend said
-    used: Mapping[str, int] = field(default_factory=dict)  # at least this many taken (nodes with any)
-    since: Mapping[str, int] = field(default_factory=dict)  # taken by advice since the snapshot
+    free: np.ndarray  # int64
+    used: np.ndarray  # int64
 
-    def short_of(self, need: int) -> tuple[str, ...]:
-        """The nodes that cannot give `need` CPUs: Slurm would not start a job that needs them there."""
-        if need <= 1 and not self.since:
-            return ()
-        out = self.names[:int(np.searchsorted(self.free, need))] if need > 1 else ()
-        later = [n for n, c in self.since.items() if self.free_of(n) < need and n not in out]
-        return (*out, *later) if later else out
+    def short_of(self, need: int) -> np.ndarray:
+        """The nodes that cannot give `need` CPUs (bool per node): Slurm would not start a job that needs
+        them there (with `need` 1: the nodes with no CPU left)."""
+        return self.free < max(need, 1)
 
-    def free_of(self, name: str) -> int:
-        """A node's free CPUs at most, advice since the snapshot counted (a large number when not known)."""
-        if name not in self.cpus:
-            return 1 << 30
-        return self.cpus[name] - self.used.get(name, 0) - self.since.get(name, 0)
+    def busy(self) -> np.ndarray:
+        """The nodes with a CPU taken (bool per node): an --exclusive job cannot start there."""
+        return self.used > 0
 
-    def taken(self, name: str) -> bool:
-        """Some CPU of the node is taken (an --exclusive job cannot start there)."""
-        return self.used.get(name, 0) + self.since.get(name, 0) > 0
+    def with_taken(self, since: Mapping[int, int]) -> CpuRoom:
+        """This room with `since` CPUs (node index -> CPUs) taken by advice or pins since its snapshot."""
+        if not since:
+            return self
+        idx = np.fromiter(since.keys(), dtype=np.int64, count=len(since))
+        add = np.fromiter(since.values(), dtype=np.int64, count=len(since))
+        free, used = self.free.copy(), self.used.copy()
+        np.subtract.at(free, idx, add)
+        np.add.at(used, idx, add)
+        return replace(self, free=free, used=used)
 
-    def busy(self) -> tuple[str, ...]:
-        """Every node with a CPU taken that is not full (full ones are taken whole already)."""
-        return (*self.names, *(n for n in self.since if n not in self.used))
-
-    def with_taken(self, since: Mapping[str, int]) -> CpuRoom:
-        """This room with `since` CPUs per node taken by advice given after its snapshot."""
-        return replace(self, since=dict(since)) if since else self
+    def mixed(self) -> int:
+        """How many nodes have some CPUs taken and some free."""
+        return int(((self.used > 0) & (self.free > 0) & (self.free < UNKNOWN)).sum())
 
 
-def cpu_room(nodes: Iterable[SlurmNode], jobs: Iterable[SlurmJob], now: float) -> CpuRoom:
+def cpu_room(fabric: Fabric, nodes: Iterable[SlurmNode], jobs: Iterable[SlurmJob], now: float) -> CpuRoom:
     """Each node's free CPUs at most: its CPUs less the most we know taken (the backend's count for the
     node, or the running jobs' CPUs on it, and what a pending job Slurm will start on its required nodes
     needs there, as `SlurmSnapshot.spoken_for` keeps their GPUs). Nodes whose CPUs the backend did not
-    say are left out."""
-    taken: dict[str, int] = {}
+    say are never short."""
+    ix = fabric.node_index
+    taken = np.zeros(fabric.n_nodes, dtype=np.int64)
     for j in jobs:
         if j.running:
             for name, c in j.cpus_by_node.items():
-                taken[name] = taken.get(name, 0) + max(c, 0)
+                if (i := ix.get(name)) is not None:
+                    taken[i] += max(c, 0)
         elif j.state == "PENDING" and j.required_nodes and not j.held and not ineligible(j, now):
             for name in j.required_nodes:
-                taken[name] = taken.get(name, 0) + max(j.cpus_per_node, 1)
-    cpus: dict[str, int] = {}
-    used: dict[str, int] = {}
+                if (i := ix.get(name)) is not None:
+                    taken[i] += max(j.cpus_per_node, 1)
+    free = np.full(fabric.n_nodes, UNKNOWN, dtype=np.int64)
+    seen = np.zeros(fabric.n_nodes, dtype=bool)
     for n in nodes:
-        if n.cpus is None or n.name in cpus:
+        i = ix.get(n.name)
+        if i is None or n.cpus is None or seen[i]:  # a node listed twice (two partitions): the first counts
             continue
-        cpus[n.name] = n.cpus
-        if (u := max(n.alloc_cpus or 0, taken.get(n.name, 0))) > 0:
-            used[n.name] = u
-    order = sorted((n for n, u in used.items() if u < cpus[n]), key=lambda n: cpus[n] - used[n])
-    return CpuRoom(tuple(order), np.asarray([cpus[n] - used[n] for n in order], dtype=np.int64), cpus, used)
+        seen[i] = True
+        taken[i] = max(int(taken[i]), n.alloc_cpus or 0)
+        free[i] = n.cpus - taken[i]
+    return CpuRoom(free, taken)

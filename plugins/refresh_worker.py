@@ -79,7 +79,7 @@ def picture(fabric: Fabric, snap: SlurmSnapshot) -> Picture:
                    snap.partition_nodes(), [(j.job_id, held_since(j), bool(ineligible(j, now))) for j in snap.jobs
                                             if j.steered],
                    running_of(fabric, report.running), {j.job_id: j for j in snap.jobs if j.state == "PENDING"},
-                   snap.reservations, cpu_room(snap.nodes, snap.jobs, now))
+                   snap.reservations, cpu_room(fabric, snap.nodes, snap.jobs, now))
 
 
 _WORKER: dict[str, Any] = {}

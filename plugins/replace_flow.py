@@ -73,7 +73,7 @@ def job_in_slurm(fabric: Fabric, be: Backend, job: str, nodes_opt: str | None = 
         raise RequestError(f"job {job} runs on nodes outside the fabric: {compress(bad)}")
     gpu_ids = {n: list(j.gpu_ids.get(n) or range(int(fabric.node_gpus[fabric.node_index[n]]))) for n in nodes}
     return JobView(job, nodes, gpu_ids, state, be, j, snap.partition_nodes(), snap.spoken_for(fabric, time.time()),
-                   snap.reservations, cpu_room(snap.nodes, snap.jobs, time.time()))
+                   snap.reservations, cpu_room(fabric, snap.nodes, snap.jobs, time.time()))
 
 
 def job_pending_again(fabric: Fabric, be: Backend, job: str, nodes_opt: str | None, timeout_s: float = 60

@@ -68,7 +68,10 @@ def off_short_of_cpus(job: JobRequest, need: int, room: CpuRoom | None) -> JobRe
     every node with a CPU taken). Slurm would not start it there, whatever GPUs are free."""
     if room is None:
         return job
-    return _kept_off(job, room.busy() if job.exclusive else room.short_of(need))
+    off = room.busy() if job.exclusive else room.short_of(need)
+    if not off.any():
+        return job
+    return replace(job, off_mask=off if job.off_mask is None else job.off_mask | off)
 
 
 def _kept_off(job: JobRequest, nodes: Sequence[str]) -> JobRequest:

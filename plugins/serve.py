@@ -326,12 +326,12 @@ class Daemon:
         MIXED node before Slurm shows the first must both fit)."""
         if self.cpu_room is None:
             return None
-        since: dict[str, int] = {}
+        since: dict[int, int] = {}
         with self.lock:
             for r in self.reservations:
-                name = self.fabric.node_names[r.node]
-                since[name] = since.get(name, 0) + r.cpus
-        return self.cpu_room.with_taken({n: c for n, c in since.items() if c})
+                if r.cpus:
+                    since[r.node] = since.get(r.node, 0) + r.cpus
+        return self.cpu_room.with_taken(since)
 
     def why(self, job_id: Any) -> dict[str, Any]:
         """`placer why` through the daemon (the hook's socket): the same answer, from the last refresh."""

@@ -11,6 +11,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,13 +19,16 @@ from placer import PlannerConfig
 from placer.timeline import HoldRule
 from plugins.apply import apply_once
 from plugins.backend import SlurmJob, SlurmNode
-from plugins.cpus import cpu_room, cpus_per_node_needed
+from plugins.cpus import UNKNOWN, cpu_room, cpus_per_node_needed
 from plugins.slurm_cli import parse_sinfo_json, parse_squeue_json
+from topology.generate import design_for, generate
 
 from .test_apply_scheduler import held
 from .test_serve_unit import FABRIC, RecordingSlurm, req
 from .test_serve_unit import daemon as make_daemon
 
+# the real 24.11 and 26.05 documents' cluster: n[001-128]
+N128 = generate(design_for("tiny", rails=0, node_prefix="n", pods=1, sus_per_pod=4, nodes_per_su=32))
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "slurm-json"
 
 
@@ -50,33 +54,40 @@ def _on_gpu001(end: float) -> SlurmJob:
                     gpu_ids={"gpu001": tuple(range(6))}, cpus_by_node={"gpu001": 12}, end_time=int(end))
 
 
+def _names(mask: np.ndarray) -> set[str]:
+    return {FABRIC.node_names[i] for i in np.flatnonzero(mask)}
+
+
 def test_a_nodes_free_cpus_are_its_cpus_less_the_most_known_taken() -> None:
-    nodes = [SlurmNode("a", "up", cpus=16, alloc_cpus=12), SlurmNode("b", "up", cpus=16),
-             SlurmNode("c", "up", cpus=16, alloc_cpus=16), SlurmNode("d", "up"), SlurmNode("e", "up", cpus=16),
-             SlurmNode("a", "up", cpus=16, alloc_cpus=0)]  # listed twice (two partitions): the first counts
-    jobs = [SlurmJob(1, "j", "RUNNING", cpus_by_node={"a": 2, "b": 10, "d": 3}),
-            SlurmJob(2, "k", "PENDING", cpus_by_node={"e": 8})]  # a pending job holds nothing
-    room = cpu_room(nodes, jobs, 0.0)
-    assert dict(zip(room.names, room.free.tolist())) == {"a": 4, "b": 6}  # c is full, d unknown, e idle
-    assert room.short_of(5) == ("a",) and room.short_of(7) == ("a", "b") and room.short_of(1) == ()
+    a, b, c, d, e = FABRIC.node_names[:5]
+    nodes = [SlurmNode(a, "up", cpus=16, alloc_cpus=12), SlurmNode(b, "up", cpus=16),
+             SlurmNode(c, "up", cpus=16, alloc_cpus=16), SlurmNode(d, "up"), SlurmNode(e, "up", cpus=16),
+             SlurmNode(a, "up", cpus=16, alloc_cpus=0), SlurmNode("elsewhere", "up", cpus=4, alloc_cpus=3)]
+    jobs = [SlurmJob(1, "j", "RUNNING", cpus_by_node={a: 2, b: 10, d: 3}),
+            SlurmJob(2, "k", "PENDING", cpus_by_node={e: 8})]  # a pending job holds nothing it runs on
+    room = cpu_room(FABRIC, nodes, jobs, 0.0)
+    assert room.free[:5].tolist() == [4, 6, 0, UNKNOWN, 16]  # d: its CPUs not said; a: listed twice, first wins
+    assert _names(room.short_of(5)) == {a, c} and _names(room.short_of(7)) == {a, b, c}
+    assert _names(room.short_of(1)) == {c} and _names(room.busy()) == {a, b, c, d}
     # a pending job Slurm will start on its required nodes (placer's pin, advice, -w) takes its need there,
     # as its GPUs are spoken for; a held one does not
-    pinned = SlurmJob(3, "p", "PENDING", priority=1, reason="Resources", required_nodes=("e",), cpus_per_node=3)
-    held_pin = replace(pinned, job_id=4, priority=0, reason="JobHeldUser", required_nodes=("b",))
-    room = cpu_room(nodes, [*jobs, pinned, held_pin], 0.0)
-    assert dict(zip(room.names, room.free.tolist())) == {"a": 4, "b": 6, "e": 13}
-    assert room.with_taken({"b": 5}).short_of(2) == ("b",) and room.with_taken({"b": 5}).busy() == room.names
+    pinned = SlurmJob(3, "p", "PENDING", priority=1, reason="Resources", required_nodes=(e,), cpus_per_node=3)
+    held_pin = replace(pinned, job_id=4, priority=0, reason="JobHeldUser", required_nodes=(b,))
+    room = cpu_room(FABRIC, nodes, [*jobs, pinned, held_pin], 0.0)
+    assert room.free[:5].tolist() == [4, 6, 0, UNKNOWN, 13]
+    later = room.with_taken({1: 5})  # advice or a pin since: 5 more of b's
+    assert _names(later.short_of(2)) == {b, c} and later.free[1] == 1 and room.free[1] == 6
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.sampled_from([f"n{i}" for i in range(12)]),
-                       st.tuples(st.integers(1, 64), st.integers(0, 80)), max_size=12), st.integers(0, 70))
-def test_short_of_is_every_node_with_fewer_cpus_left_than_asked(spec: dict[str, tuple[int, int]], need: int) -> None:
-    nodes = [SlurmNode(n, "up", cpus=c, alloc_cpus=a) for n, (c, a) in spec.items()]
-    room = cpu_room(nodes, [], 0.0)
-    partial = {n: c - a for n, (c, a) in spec.items() if 0 < a < c}
-    assert set(room.short_of(need)) == ({n for n, f in partial.items() if f < need} if need > 1 else set())
-    assert list(room.free) == sorted(room.free)
+@given(st.dictionaries(st.integers(0, FABRIC.n_nodes - 1), st.tuples(st.integers(1, 64), st.integers(0, 80)),
+                       max_size=12), st.integers(0, 70))
+def test_short_of_is_every_node_with_fewer_cpus_left_than_asked(spec: dict[int, tuple[int, int]], need: int) -> None:
+    nodes = [SlurmNode(FABRIC.node_names[i], "up", cpus=c, alloc_cpus=a) for i, (c, a) in spec.items()]
+    room = cpu_room(FABRIC, nodes, [], 0.0)
+    want = {FABRIC.node_names[i] for i, (c, a) in spec.items() if c - a < max(need, 1)}
+    assert _names(room.short_of(need)) == want
+    assert _names(room.busy()) == {FABRIC.node_names[i] for i, (_, a) in spec.items() if a > 0}
 
 
 def test_advice_keeps_off_a_node_with_too_few_cpus_left() -> None:
@@ -132,9 +143,11 @@ def test_slurms_own_json_gives_each_nodes_free_cpus_and_each_jobs_need() -> None
     for version, base in sources:
         nodes = parse_sinfo_json((base / "sinfo.json").read_text())
         jobs = parse_squeue_json((base / "squeue.json").read_text())
-        room = cpu_room(nodes, jobs, time.time())
+        fabric = FABRIC if version == "22.05" else N128
+        room = cpu_room(fabric, nodes, jobs, time.time())
+        mixed = sorted(int(f) for f in room.free if 0 < f < 16)
         want = {"22.05": [14], "24.11.5": [14, 15], "26.05.5": [14, 15]}[version]
-        assert room.free.tolist() == want, (version, room)
+        assert mixed == want, (version, room)
         assert {j.cpus_per_node for j in jobs if j.state == "PENDING"} == {1}, version
         assert all(n.cpus == 16 for n in nodes), version
 
@@ -143,7 +156,7 @@ def test_the_daemon_refresh_reads_the_cpus_left() -> None:
     d, slurm = make_daemon()
     slurm.nodes, slurm.jobs = _mixed(), [_on_gpu001(time.time() + 86400)]
     d.refresh()
-    assert d.cpu_room is not None and d.cpu_room.names == ("gpu001",) and d.cpu_room.free.tolist() == [4]
+    assert d.cpu_room is not None and _names(d.cpu_room.short_of(5)) == {"gpu001"} and d.cpu_room.free[0] == 4
 
 
 def _half_on_gpu001(end: float) -> SlurmJob:
