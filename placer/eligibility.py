@@ -25,8 +25,8 @@ class Eligibility:
     use_last: np.ndarray | None = None  # bool per node: taken only when the cost is the same without it
 
 
-# what `JobRequest.exclude` and `off_mask` hold: the job's own --exclude, and what plugins/requests.py adds
-EXCLUDED = "excluded by the job (--exclude), a Slurm reservation it would run into or too few CPUs left"
+# what `JobRequest.exclude` holds: the job's own --exclude, and what plugins/requests.py adds
+EXCLUDED = "excluded by the job (--exclude) or a Slurm reservation it would run into"
 
 
 def _static_mask(ix: FabricIndex, job: JobRequest, alternative: int | None
@@ -43,8 +43,6 @@ def _static_mask(ix: FabricIndex, job: JobRequest, alternative: int | None
         i = f.node_index.get(name)
         if i is not None:
             not_excl[i] = False
-    if job.off_mask is not None:
-        not_excl &= ~job.off_mask
     return feat_ok, not_excl, _in_partition(ix, job)
 
 
@@ -104,7 +102,8 @@ def eligibility(ix: FabricIndex, state: ClusterState, job: JobRequest, spares: n
         busy = ~_island_fits(ix, state, job.gpus)
     static = candidates & size_ok & (f.node_state == 0)
     ready = candidates & size_ok & in_service
-    now = ready & ~busy
+    off = job.off_mask  # kept off now only (too few CPUs left): not in `static` or `ready`
+    now = ready & ~busy if off is None else ready & ~busy & ~off
     excluded: dict[str, int] = {}
     remaining = np.ones(f.n_nodes, dtype=bool)
     outside = ~in_part if in_part is not None else None
@@ -113,7 +112,7 @@ def eligibility(ix: FabricIndex, state: ClusterState, job: JobRequest, spares: n
                         (EXCLUDED, ~not_excl),
                         ("lacking features or GPU model", ~feat_ok),
                         (f"not {size}-GPU nodes" if multi else "too few GPUs", ~size_ok),
-                        ("busy", busy)):
+                        ("busy", busy), ("too few CPUs left", off)):
         if bad is None:
             continue
         hit = int((bad & remaining).sum())

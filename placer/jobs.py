@@ -47,8 +47,9 @@ class JobRequest:
     dp: int | None = None
     weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # traffic per edge: tp, pp, dp
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
-    # nodes kept off beside `exclude`, per node of the fabric (True: never): what a mask says faster than
-    # thousands of names (nodes with too few CPUs left, plugins/cpus.py); None: none
+    # nodes kept off now beside `exclude`, per node of the fabric (True: kept off): what a mask says faster
+    # than thousands of names (nodes with too few CPUs left, plugins/cpus.py); a look ahead keeps off only
+    # those the timeline frees nothing on (placer/timeline.py kept_off_ahead); None: none
     off_mask: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -214,6 +214,10 @@ def first_within_bound(ix: FabricIndex, state: ClusterState, job: JobRequest, cf
     p = at_most_bound(state, el if len(alts) == 1 else None)
     if p is not None:
         return now, p, state
+    if job.off_mask is not None:  # the walk (and `one`, `at_most_bound` in it) places the job as kept off ahead
+        job = kept_off_ahead(state, job)
+        el = job_eligibility(ix, state, job, cfg)
+        gate = _LeafGate(ix, el, bound, keep_off) if el.multi_node else None
     not_before = (gate.first_possible(free_at, releases.by_free_time(free_at))
                   if gate is not None and free_at is not None else now)
     if not_before > until:
@@ -306,6 +310,17 @@ class _LeafGate:
         return self.last
 
 
+def kept_off_ahead(state: ClusterState, job: JobRequest) -> JobRequest:
+    """`job` as a look ahead places it: its `off_mask` (nodes kept off now, as too few CPUs left) holds on
+    only for nodes whose GPUs are all free now. On the others a running GPU job holds CPUs too and frees
+    them when it ends in the timeline; on these, what holds them (a CPU-only job, one placer cannot see)
+    is not in the timeline and never frees there."""
+    if job.off_mask is None:
+        return job
+    whole = state.free_gpus == state.fabric.node_gpus
+    return replace(job, off_mask=job.off_mask & whole)
+
+
 def first_room(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: PlannerConfig,
                releases: Timeline, now: float, keep_off: np.ndarray | None = None,
                free_at: np.ndarray | None = None) -> float | None:
@@ -316,6 +331,9 @@ def first_room(ix: FabricIndex, state: ClusterState, job: JobRequest, cfg: Plann
     gate = _LeafGate(ix, el, ix.fabric.n_leaves, keep_off)  # every leaf allowed: enough nodes anywhere
     if gate.last:
         return now
+    if job.off_mask is not None:
+        gate = _LeafGate(ix, job_eligibility(ix, state, kept_off_ahead(state, job), cfg), ix.fabric.n_leaves,
+                         keep_off)
     not_before = gate.first_possible(free_at, releases.by_free_time(free_at)) if free_at is not None else now
     if math.isinf(not_before):
         return None

@@ -39,6 +39,7 @@ from placer.timeline import (
     hold_deadline,
     hold_idles,
     in_time_order,
+    kept_off_ahead,
     room_for,
     static_leaf_bound,
 )
@@ -381,7 +382,7 @@ def _reserve(ps: Pass, state: ClusterState, keep_off: np.ndarray, j: SlurmJob, j
              later: tuple[float, Placement, ClusterState], why: str) -> bool:
     """Pin `j` to a block that frees at `later`'s time; its nodes are spoken for in the rest of the pass."""
     _, q, projected = later
-    if not _pin(ps, j, job, q, projected, why):
+    if not _pin(ps, j, kept_off_ahead(state, job), q, projected, why):
         return False
     for name in q.nodes:  # no later job this pass takes its free part
         keep_off[ps.fabric.node_index[name]] = True

@@ -186,3 +186,23 @@ def test_jobs_pinned_earlier_in_an_apply_pass_take_their_cpus() -> None:
     out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=now, hold=HoldRule(1800))
     assert [j for j, _ in out.pinned] == [5, 6, 7], out
     assert [pins[5], pins[6]] == ["gpu001", "gpu001"] and pins[7] != "gpu001", pins
+
+
+def test_a_block_for_later_is_not_kept_off_a_node_whose_cpus_free_when_its_jobs_end() -> None:
+    """The scheduler's look ahead (test_apply_scheduler's cluster, every node's 16 CPUs said and every
+    running job holding all of its nodes' CPUs): the exclusive 4-node job is still reserved on leaf 1, whose
+    busy node frees at now+100, CPUs and all. Kept off by CPUs now, a node is kept off ahead only when what
+    holds its CPUs is not in the timeline: with a CPU-only job on gpu002 as well, leaf 1 is not the block."""
+    from .test_apply_scheduler import NOW, cluster
+
+    for cpu_only, on_leaf_1 in ((False, True), (True, False)):
+        slurm, pins = cluster()
+        slurm.nodes = [SlurmNode(n, "up", partitions=("gpu",), cpus=16) for n in FABRIC.node_names]
+        slurm.jobs = [replace(j, cpus_by_node={n: 16 for n in j.nodes}) for j in slurm.jobs]
+        if cpu_only:
+            slurm.jobs.append(SlurmJob(job_id=20, name="cpu", state="RUNNING", node_count=1, nodes=("gpu002",),
+                                       cpus_by_node={"gpu002": 2}, end_time=int(NOW + 100)))
+        slurm.jobs.append(replace(held(7, 32), exclusive=True))
+        out = apply_once(FABRIC, slurm, PlannerConfig(), max_hold_s=600, now=NOW, hold=HoldRule(7200))
+        assert not out.errors, out
+        assert (pins.get(7) == "gpu[001-004]") == on_leaf_1, (cpu_only, pins, out)
