@@ -39,7 +39,6 @@ class SlurmNode:
     busy: bool = False  # Slurm's base state is ALLOCATED or MIXED: some job runs on it
     full: bool = False  # ALLOCATED: every CPU is taken, so no job starts on it whatever its GPUs
     cpus: int | None = None  # CPUs configured, when the backend says (plugins/cpus.py)
-    alloc_cpus: int | None = None  # CPUs allocated, when the backend says it of this node alone
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,10 @@ from .backend import SlurmJob, SlurmNode, ineligible
 # Slurm's "not given" markers for its 16- and 32-bit fields (NO_VAL16, NO_VAL, INFINITE...)
 _UNSET16, _UNSET32 = 65534, 4294967294
 UNKNOWN = 1 << 40  # the free CPUs of a node whose CPUs the backend did not say: never too few
+# the job states whose CPUs count as taken: not COMPLETING (its CPUs free within seconds, and squeue still
+# lists every node's CPUs while its GPUs read free: the lab's 22.05 and 24.11 both showed it), nor SUSPENDED
+# (gang scheduling lets others use them): counting them would keep off nodes a job could use
+HOLDS_CPUS = frozenset({"RUNNING", "CONFIGURING"})
 
 
 def _given(v: int | None, unset: int) -> int:
@@ -75,14 +79,15 @@ class CpuRoom:
 
 
 def cpu_room(fabric: Fabric, nodes: Iterable[SlurmNode], jobs: Iterable[SlurmJob], now: float) -> CpuRoom:
-    """Each node's free CPUs at most: its CPUs less the most we know taken (the backend's count for the
-    node, or the running jobs' CPUs on it, and what a pending job Slurm will start on its required nodes
-    needs there, as `SlurmSnapshot.spoken_for` keeps their GPUs). Nodes whose CPUs the backend did not
-    say are never short."""
+    """Each node's free CPUs at most: its CPUs less those known taken: the running jobs' CPUs on it, and
+    what a pending job Slurm will start on its required nodes needs there, as `SlurmSnapshot.spoken_for`
+    keeps their GPUs. From the jobs, as the GPUs are, not from sinfo's count: that one lags (a node whose
+    job just ended still shows its CPUs taken while squeue shows its GPUs free), and the two views must
+    agree on what is free now. Nodes whose CPUs the backend did not say are never short."""
     ix = fabric.node_index
     taken = np.zeros(fabric.n_nodes, dtype=np.int64)
     for j in jobs:
-        if j.running:
+        if j.state in HOLDS_CPUS:
             for name, c in j.cpus_by_node.items():
                 if (i := ix.get(name)) is not None:
                     taken[i] += max(c, 0)
@@ -97,6 +102,5 @@ def cpu_room(fabric: Fabric, nodes: Iterable[SlurmNode], jobs: Iterable[SlurmJob
         if i is None or n.cpus is None or seen[i]:  # a node listed twice (two partitions): the first counts
             continue
         seen[i] = True
-        taken[i] = max(int(taken[i]), n.alloc_cpus or 0)
         free[i] = n.cpus - taken[i]
     return CpuRoom(free, taken)

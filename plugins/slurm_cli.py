@@ -207,7 +207,7 @@ def _sinfo_node(n: dict[str, Any]) -> SlurmNode:
     return SlurmNode(_name(n.get("name")), _state(n.get("state", ""), n.get("state_flags")), _reason(n.get("reason")),
                      _features(n.get("active_features", n.get("features"))), gpus, model,
                      tuple(str(p) for p in parts) if isinstance(parts, list) else None, *_busy(n.get("state")),
-                     _count(n.get("cpus")), _count(n.get("alloc_cpus")))
+                     _count(n.get("cpus")))
 
 
 def _count(v: Any) -> int | None:
@@ -218,15 +218,13 @@ def _count(v: Any) -> int | None:
     return n if n > 0 or v == 0 else None
 
 
-def _group_cpus(cpus: Any, nodes: int) -> tuple[int | None, int | None]:
-    """(each node's CPUs, each node's allocated CPUs) of a 23.x+ sinfo group: its sums are one node's only
-    when it holds one; each node's CPUs otherwise only when its minimum and maximum agree."""
+def _group_cpus(cpus: Any) -> int | None:
+    """Each node's CPUs in a 23.x+ sinfo group (its `total` and `allocated` are the group's sums): known
+    when the group's minimum and maximum agree."""
     if not isinstance(cpus, dict):
-        return None, None
-    if nodes == 1:
-        return _count(cpus.get("total")), _count(cpus.get("allocated"))
+        return None
     low, high = _count(cpus.get("minimum")), _count(cpus.get("maximum"))
-    return (low if low == high else None), None
+    return low if low == high else None
 
 
 def _sinfo_group(g: dict[str, Any]) -> list[SlurmNode]:
@@ -240,9 +238,8 @@ def _sinfo_group(g: dict[str, Any]) -> list[SlurmNode]:
     partitions = (str(part),) if part else None
     names = [name for entry in nodes.get("nodes", []) for name in expand_nodes(_name(entry))]
     busy, full = _busy(node.get("state"))
-    cpus, alloc = _group_cpus(g.get("cpus"), len(names))
-    return [SlurmNode(name, state, reason, features, gpus, model, partitions, busy, full, cpus, alloc)
-            for name in names]
+    cpus = _group_cpus(g.get("cpus"))
+    return [SlurmNode(name, state, reason, features, gpus, model, partitions, busy, full, cpus) for name in names]
 
 
 # `sinfo --Node --format=%N|%T` words (Slurm's node_state_string, long form) and the suffix marks it adds:

@@ -60,10 +60,14 @@ def _names(mask: np.ndarray) -> set[str]:
 
 def test_a_nodes_free_cpus_are_its_cpus_less_the_most_known_taken() -> None:
     a, b, c, d, e = FABRIC.node_names[:5]
-    nodes = [SlurmNode(a, "up", cpus=16, alloc_cpus=12), SlurmNode(b, "up", cpus=16),
-             SlurmNode(c, "up", cpus=16, alloc_cpus=16), SlurmNode(d, "up"), SlurmNode(e, "up", cpus=16),
-             SlurmNode(a, "up", cpus=16, alloc_cpus=0), SlurmNode("elsewhere", "up", cpus=4, alloc_cpus=3)]
-    jobs = [SlurmJob(1, "j", "RUNNING", cpus_by_node={a: 2, b: 10, d: 3}),
+    nodes = [SlurmNode(a, "up", cpus=16), SlurmNode(b, "up", cpus=16), SlurmNode(c, "up", cpus=16),
+             SlurmNode(d, "up"), SlurmNode(e, "up", cpus=16), SlurmNode(a, "up", cpus=8),
+             SlurmNode("elsewhere", "up", cpus=4)]
+    jobs = [SlurmJob(1, "j", "RUNNING", nodes=(a, b, d, "elsewhere"),
+                     cpus_by_node={a: 2, b: 10, d: 3, "elsewhere": 3}),
+            SlurmJob(5, "m", "RUNNING", nodes=(a, c), cpus_by_node={a: 10, c: 16}),
+            # completing: its CPUs free within seconds (squeue lists them all while its GPUs read free)
+            SlurmJob(6, "done", "COMPLETING", nodes=(c,), cpus_by_node={c: 0, e: 16}),
             SlurmJob(2, "k", "PENDING", cpus_by_node={e: 8})]  # a pending job holds nothing it runs on
     room = cpu_room(FABRIC, nodes, jobs, 0.0)
     assert room.free[:5].tolist() == [4, 6, 0, UNKNOWN, 16]  # d: its CPUs not said; a: listed twice, first wins
@@ -83,8 +87,10 @@ def test_a_nodes_free_cpus_are_its_cpus_less_the_most_known_taken() -> None:
 @given(st.dictionaries(st.integers(0, FABRIC.n_nodes - 1), st.tuples(st.integers(1, 64), st.integers(0, 80)),
                        max_size=12), st.integers(0, 70))
 def test_short_of_is_every_node_with_fewer_cpus_left_than_asked(spec: dict[int, tuple[int, int]], need: int) -> None:
-    nodes = [SlurmNode(FABRIC.node_names[i], "up", cpus=c, alloc_cpus=a) for i, (c, a) in spec.items()]
-    room = cpu_room(FABRIC, nodes, [], 0.0)
+    nodes = [SlurmNode(FABRIC.node_names[i], "up", cpus=c) for i, (c, _) in spec.items()]
+    jobs = [SlurmJob(k + 1, "j", "RUNNING", nodes=(FABRIC.node_names[i],), cpus_by_node={FABRIC.node_names[i]: a})
+            for k, (i, (_, a)) in enumerate(spec.items())]
+    room = cpu_room(FABRIC, nodes, jobs, 0.0)
     want = {FABRIC.node_names[i] for i, (c, a) in spec.items() if c - a < max(need, 1)}
     assert _names(room.short_of(need)) == want
     assert _names(room.busy()) == {FABRIC.node_names[i] for i, (_, a) in spec.items() if a > 0}

@@ -45,10 +45,8 @@ def test_squeue_json_2205() -> None:
 
 def test_sinfo_json_2205() -> None:
     nodes = {n.name: n for n in parse_sinfo_json((DATA / "sinfo.json").read_text())}
-    assert nodes["gpu012"] == SlurmNode("gpu012", "down", "dead psu", ("h100",), 8, "h100", ("gpu",), cpus=16,
-                                        alloc_cpus=0)
-    assert nodes["gpu016"] == SlurmNode("gpu016", "drain", "test drain", ("h100",), 8, "h100", ("gpu",), cpus=16,
-                                        alloc_cpus=0)
+    assert nodes["gpu012"] == SlurmNode("gpu012", "down", "dead psu", ("h100",), 8, "h100", ("gpu",), cpus=16)
+    assert nodes["gpu016"] == SlurmNode("gpu016", "drain", "test drain", ("h100",), 8, "h100", ("gpu",), cpus=16)
     assert nodes["gpu015"].state == "up" and len(nodes) == 16
 
 
