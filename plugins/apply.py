@@ -260,7 +260,6 @@ class Pass:
             self._free_at = node_free_times(index_for(self.fabric), self.report.state, self.running(), self.now)
         return self._free_at
 
-
     def node_ends(self) -> dict[str, float]:
         """Per busy node, when its running jobs end by Slurm's EndTimes (built once a pass)."""
         if self._node_ends is None:

@@ -211,11 +211,11 @@ def _sinfo_node(n: dict[str, Any]) -> SlurmNode:
 
 
 def _count(v: Any) -> int | None:
-    """A count Slurm gave (a number, or newer Slurm's {"set", "number"}); None when not given or not one."""
+    """A positive count Slurm gave (a number, or newer Slurm's {"set", "number"}); None when not given."""
     if v is None or isinstance(v, bool) or (isinstance(v, dict) and not v.get("set", True)):
         return None
     n = _num(v)
-    return n if n > 0 or v == 0 else None
+    return n if n > 0 else None
 
 
 def _group_cpus(cpus: Any) -> int | None:
